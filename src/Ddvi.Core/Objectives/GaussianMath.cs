@@ -1,0 +1,32 @@
+using static TorchSharp.torch;
+
+namespace Ddvi.Objectives;
+
+/// <summary>Closed forms for diagonal Gaussians used by every objective.</summary>
+public static class GaussianMath
+{
+    private static readonly double LogTwoPi = Math.Log(2 * Math.PI);
+
+    /// <summary>log N(z; μ, diag σ²) summed over the last dimension: <c>[B, d]</c> → <c>[B]</c>.</summary>
+    public static Tensor LogDensity(Tensor z, Tensor mean, Tensor variance)
+    {
+        using var scope = NewDisposeScope();
+        var perDim = -0.5 * ((z - mean).square() / variance + variance.log() + LogTwoPi);
+        return perDim.sum(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ (σ² + μ² − 1 − log σ²): <c>[B, d]</c> → <c>[B]</c>.</summary>
+    public static Tensor KlToStandardNormal(Tensor mean, Tensor variance)
+    {
+        using var scope = NewDisposeScope();
+        return (0.5 * (variance + mean.square() - 1 - variance.log()).sum(-1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Σ over pixels of log Bernoulli(x | sigmoid(logits)) per example: <c>[B, D]</c> → <c>[B]</c>.</summary>
+    public static Tensor BernoulliLogLikelihood(Tensor logits, Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var negative = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction: nn.Reduction.None);
+        return (-negative.sum(-1)).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddvi.Training;
+
+/// <summary>How long to train and where to keep checkpoints.</summary>
+/// <param name="Stage">Name of what is trained (e.g. "vae", "prior-diffusion"); prefixes log lines.</param>
+/// <param name="Epochs">Total epochs of the stage.</param>
+/// <param name="Seed">Run seed; each epoch derives its own generator from it, so a resumed run repeats exactly.</param>
+/// <param name="CheckpointDirectory">Folder of this stage's checkpoints (and its losses.csv).</param>
+/// <param name="CheckpointEvery">Save every N epochs; the last epoch is always saved.</param>
+/// <param name="LogEvery">Read running losses every N steps (each read synchronises with the device).</param>
+/// <param name="KeepCheckpoints">How many of the newest checkpoints to keep.</param>
+public sealed record TrainerOptions(
+    string Stage,
+    int Epochs,
+    long Seed,
+    string CheckpointDirectory,
+    int CheckpointEvery = 5,
+    int LogEvery = 50,
+    int KeepCheckpoints = 2)
+{
+    public void Validate()
+    {
+        if (Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "epochs must be ≥ 0");
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "--checkpoint-every must be ≥ 1");
+        if (LogEvery < 1) throw new ArgumentOutOfRangeException(nameof(LogEvery), LogEvery, "log interval must be ≥ 1");
+        if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "must keep at least one checkpoint");
+    }
+}
+
+/// <summary>Training stopped because a loss became NaN or infinite; the last good checkpoint is kept.</summary>
+public sealed class NonFiniteLossException(string message) : Exception(message);
+
+/// <summary>
+/// Runs phases over epochs of batches: zero_grad / backward / step per phase, per-epoch seeding,
+/// running losses, atomic checkpoints and exact resume. It knows nothing of the model it trains
+/// beyond its parameters (through the phases) and its state dict (through <c>model</c>).
+/// </summary>
+public sealed class Trainer(ITrainingObserver observer)
+{
+    /// <summary>
+    /// Trains from the latest checkpoint in <see cref="TrainerOptions.CheckpointDirectory"/> when
+    /// <paramref name="resume"/> is set (from scratch otherwise), and returns the full loss history.
+    /// </summary>
+    public TrainerState Fit(nn.Module model, IReadOnlyList<TrainingPhase> phases, IBatchSource batches,
+        TrainerOptions options, string configurationJson, bool resume)
+    {
+        options.Validate();
+        if (phases.Count == 0) throw new ArgumentException("at least one training phase is needed", nameof(phases));
+        if (phases.Select(p => p.Name).Distinct().Count() != phases.Count)
+            throw new ArgumentException("training phase names must be distinct: " + string.Join(", ", phases.Select(p => p.Name)));
+
+        var optimizers = phases.ToDictionary(p => p.Name, p => (optim.Optimizer)optim.Adam(p.Parameters, lr: p.LearningRate));
+        try
+        {
+            var state = new TrainerState(options.Stage, 0, 0, []);
+            string? latest = resume ? Checkpoint.Latest(options.CheckpointDirectory) : null;
+            if (latest is not null)
+            {
+                state = Checkpoint.Load(latest, model, optimizers);
+                observer.Message($"{options.Stage}: resumed from {latest} after {state.EpochsCompleted} epoch(s)");
+            }
+            else if (!resume && Checkpoint.Latest(options.CheckpointDirectory) is { } existing)
+            {
+                throw new InvalidOperationException($"{options.CheckpointDirectory} already holds checkpoint {Path.GetFileName(existing)}: pass --resume to continue it, or choose another --out.");
+            }
+
+            var history = new List<EpochRecord>(state.History);
+            double elapsed = state.SecondsElapsed;
+            observer.StageStarted(options.Stage, state.EpochsCompleted, options.Epochs, batches.StepsPerEpoch);
+            for (int epoch = state.EpochsCompleted; epoch < options.Epochs; epoch++)
+            {
+                var record = RunEpoch(model, phases, optimizers, batches, options, epoch);
+                history.Add(record);
+                elapsed += record.Seconds;
+                observer.EpochCompleted(options.Stage, record, options.Epochs);
+                state = new TrainerState(options.Stage, epoch + 1, elapsed, history.ToList());
+                WriteLossTable(Path.Combine(options.CheckpointDirectory, "losses.csv"), history);
+                if ((epoch + 1) % options.CheckpointEvery == 0 || epoch + 1 == options.Epochs)
+                    SaveCheckpoint(model, optimizers, state, options, configurationJson);
+            }
+            return state;
+        }
+        finally
+        {
+            foreach (var optimizer in optimizers.Values) optimizer.Dispose();
+        }
+    }
+
+    /// <summary>The generator seed of one epoch: a fixed mix of the run seed, the stage and the epoch.</summary>
+    public static long EpochSeed(long seed, string stage, int epoch)
+    {
+        ulong x = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)StableHash(stage) ^ ((ulong)epoch + 1) * 0xBF58476D1CE4E5B9UL);
+        x ^= x >> 31; x *= 0x94D049BB133111EBUL; x ^= x >> 29;
+        return (long)(x & 0x7FFF_FFFF_FFFF_FFFFUL);
+    }
+
+    private EpochRecord RunEpoch(nn.Module model, IReadOnlyList<TrainingPhase> phases,
+        IReadOnlyDictionary<string, optim.Optimizer> optimizers, IBatchSource batches, TrainerOptions options, int epoch)
+    {
+        var clock = Stopwatch.StartNew();
+        long epochSeed = EpochSeed(options.Seed, options.Stage, epoch);
+        // Dropout draws from libtorch's global generator: reseeding it per epoch makes resume exact.
+        torch.manual_seed(epochSeed);
+        var device = phases.SelectMany(p => p.Parameters).Select(p => p.device).FirstOrDefault() ?? CPU;
+        using var generator = new Generator((ulong)epochSeed, device);
+        model.train();
+
+        var active = phases.Where(p => p.IsActive(epoch)).ToList();
+        foreach (var phase in active)
+            foreach (var group in optimizers[phase.Name].ParamGroups)
+                group.LearningRate = phase.LearningRate * phase.LearningRateFactor(epoch);
+
+        var sums = new Dictionary<string, Tensor>();
+        var counts = new Dictionary<string, int>();
+        try
+        {
+            int step = 0;
+            foreach (var batch in batches.Epoch(generator))
+            {
+                try
+                {
+                    foreach (var phase in active)
+                        RunPhase(phase, optimizers[phase.Name], batch, epoch, generator, sums, counts);
+                }
+                finally
+                {
+                    batch.X?.Dispose();
+                    batch.Labels?.Dispose();
+                }
+                step++;
+                bool logNow = step % options.LogEvery == 0;
+                var running = logNow ? ReadMeans(sums, counts, options, epoch, step) : null;
+                observer.StepCompleted(options.Stage, epoch, step, running);
+            }
+            var means = ReadMeans(sums, counts, options, epoch, step);
+            return new EpochRecord(epoch, clock.Elapsed.TotalSeconds, means);
+        }
+        finally
+        {
+            foreach (var sum in sums.Values) sum.Dispose();
+        }
+    }
+
+    private static void RunPhase(TrainingPhase phase, optim.Optimizer optimizer, TrainingBatch batch, int epoch,
+        Generator generator, Dictionary<string, Tensor> sums, Dictionary<string, int> counts)
+    {
+        var frozen = phase.FrozenParameters(epoch);
+        foreach (var p in frozen) p.requires_grad_(false);
+        try
+        {
+            for (int repeat = 0; repeat < phase.RepeatsPerBatch; repeat++)
+            {
+                using var scope = NewDisposeScope();
+                optimizer.zero_grad();
+                var terms = phase.Loss(new PhaseStep(batch, epoch, repeat, generator));
+                terms.Total.backward();
+                optimizer.step();
+                Accumulate(sums, counts, $"{phase.Name}/loss", terms.Total);
+                foreach (var (name, value) in terms.Terms) Accumulate(sums, counts, $"{phase.Name}/{name}", value);
+            }
+        }
+        finally
+        {
+            foreach (var p in frozen) p.requires_grad_(true);
+        }
+    }
+
+    private static void Accumulate(Dictionary<string, Tensor> sums, Dictionary<string, int> counts, string key, Tensor value)
+    {
+        if (!sums.TryGetValue(key, out var sum))
+        {
+            sum = zeros([], dtype: float64, device: value.device).DetachFromDisposeScope();
+            sums[key] = sum;
+            counts[key] = 0;
+        }
+        // In place, so the accumulator survives the step's dispose scope and no host sync happens here.
+        sum.add_(value.detach().to(float64));
+        counts[key]++;
+    }
+
+    private static Dictionary<string, double> ReadMeans(Dictionary<string, Tensor> sums, Dictionary<string, int> counts,
+        TrainerOptions options, int epoch, int step)
+    {
+        var means = new Dictionary<string, double>();
+        foreach (var (key, sum) in sums)
+        {
+            double mean = sum.item<double>() / counts[key];
+            if (!double.IsFinite(mean))
+                throw new NonFiniteLossException(
+                    $"{options.Stage}: loss term '{key}' became {mean} in epoch {epoch + 1}, by step {step}. Training stopped; " +
+                    $"the last good checkpoint (if any) is kept in {options.CheckpointDirectory}. Try a lower learning rate or another seed.");
+            means[key] = mean;
+        }
+        return means;
+    }
+
+    private void SaveCheckpoint(nn.Module model, IReadOnlyDictionary<string, optim.Optimizer> optimizers,
+        TrainerState state, TrainerOptions options, string configurationJson)
+    {
+        string path = Path.Combine(options.CheckpointDirectory, Checkpoint.FileName(state.EpochsCompleted));
+        Checkpoint.Save(path, model, optimizers, state, configurationJson);
+        var stale = Directory.EnumerateFiles(options.CheckpointDirectory, "epoch-*.ckpt")
+            .OrderByDescending(Path.GetFileName, StringComparer.Ordinal).Skip(options.KeepCheckpoints);
+        foreach (var old in stale) File.Delete(old);
+        observer.Message($"{options.Stage}: checkpoint {path}");
+    }
+
+    private static void WriteLossTable(string path, IReadOnlyList<EpochRecord> history)
+    {
+        var columns = history.SelectMany(r => r.Losses.Keys).Distinct().ToList();
+        var text = new StringBuilder("epoch,seconds," + string.Join(',', columns) + "\n");
+        foreach (var record in history)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"{record.Epoch + 1},{record.Seconds:F3}");
+            foreach (var column in columns)
+                text.Append(',').Append(record.Losses.TryGetValue(column, out var v) ? v.ToString("R", CultureInfo.InvariantCulture) : "");
+            text.Append('\n');
+        }
+        AtomicFile.WriteAllText(path, text.ToString());
+    }
+
+    private static int StableHash(string text)
+    {
+        unchecked
+        {
+            int hash = (int)2166136261;
+            foreach (char c in text) hash = (hash ^ c) * 16777619;
+            return hash;
+        }
+    }
+}
