@@ -1,0 +1,60 @@
+using static TorchSharp.torch;
+
+namespace Ddvi.Diffusion;
+
+/// <summary>One step of a reverse chain: the state y_t entering step t and the noise ε̂_t predicted there.</summary>
+/// <param name="Step">The timestep t (T down to 1).</param>
+/// <param name="Yt">y_t <c>[B, d]</c>.</param>
+/// <param name="EpsHat">ε̂_t = ε_φ(y_t, t) <c>[B, d]</c>.</param>
+public sealed record ReverseChainStep(int Step, Tensor Yt, Tensor EpsHat);
+
+/// <summary>The end of a reverse chain and, when asked for, the steps along it (ordered t = T, T − 1, …, 1).</summary>
+/// <param name="Z">y_0 = z <c>[B, d]</c>.</param>
+/// <param name="Steps">The chain's steps, or null when the trajectory was not kept.</param>
+public sealed record ReverseChainResult(Tensor Z, IReadOnlyList<ReverseChainStep>? Steps);
+
+/// <summary>
+/// Runs the deterministic DDIM chain y_T → y_{T−1} → … → y_0 = z with a noise predictor (REFERENCE.md §1):
+/// y_{t−1} = √ᾱ_{t−1} ŷ_0 + √(1 − ᾱ_{t−1}) ε̂_t, ŷ_0 = (y_t − √(1 − ᾱ_t) ε̂_t)/√ᾱ_t, for t = T..1.
+/// </summary>
+/// <remarks>
+/// The chain keeps the autograd graph (DDVI's wake step backpropagates through it); run it under <c>no_grad()</c> for
+/// sampling and evaluation. All rows share the same t at each step.
+/// </remarks>
+public static class ReverseChain
+{
+    /// <param name="denoiser">ε_φ(y_t <c>[B, d]</c>, t <c>[B]</c> int64) → ε̂ <c>[B, d]</c>; close over any context a_φ(x).</param>
+    /// <param name="yT">The chain's start y_T <c>[B, d]</c>.</param>
+    /// <param name="schedule">The schedule; its T is the chain's length, and it must live on yT's device.</param>
+    /// <param name="keepTrajectory">Also return every (t, y_t, ε̂_t) along the chain.</param>
+    public static ReverseChainResult Run(Func<Tensor, Tensor, Tensor> denoiser, Tensor yT, NoiseSchedule schedule, bool keepTrajectory = false)
+    {
+        ArgumentNullException.ThrowIfNull(denoiser);
+        ArgumentNullException.ThrowIfNull(schedule);
+        if (yT.dim() != 2)
+            throw new ArgumentException($"ReverseChain.Run: yT must be [B, d], got [{string.Join(", ", yT.shape)}].", nameof(yT));
+        if (!NoiseSchedule.SameDevice(yT.device, schedule.Device))
+            throw new ArgumentException($"ReverseChain.Run: yT is on {yT.device} but the schedule's tables are on {schedule.Device}; move the schedule with .to().", nameof(yT));
+
+        using var scope = NewDisposeScope();
+        var steps = keepTrajectory ? new List<ReverseChainStep>(schedule.Steps) : null;
+        var y = yT;
+        for (int step = schedule.Steps; step >= 1; step--)
+        {
+            var t = full(yT.shape[0], step, dtype: ScalarType.Int64, device: yT.device); // [B]
+            var epsHat = denoiser(y, t);
+            if (!epsHat.shape.SequenceEqual(yT.shape))
+                throw new InvalidOperationException($"ReverseChain.Run: the denoiser returned [{string.Join(", ", epsHat.shape)}] at t = {step}; expected [{string.Join(", ", yT.shape)}] like yT.");
+            steps?.Add(new ReverseChainStep(step, y, epsHat));
+            y = GaussianDiffusion.ReverseStepUnchecked(schedule, y, t, epsHat);
+        }
+
+        // Hand the results to the caller's scope; tensors the caller or the denoiser own elsewhere (yT, a cached ε̂) stay where they are.
+        IEnumerable<Tensor> results = steps is null ? [y] : steps.SelectMany(s => new[] { s.Yt, s.EpsHat }).Append(y);
+        foreach (var result in results.Distinct<Tensor>(ReferenceEqualityComparer.Instance))
+        {
+            if (scope.Contains(result)) scope.MoveToOuter(result);
+        }
+        return new ReverseChainResult(y, steps);
+    }
+}
