@@ -1,0 +1,66 @@
+using static TorchSharp.torch;
+
+namespace Ddvi.Priors;
+
+/// <summary>
+/// The isotropic Gaussian prior p(z) = N(z; 0, s²I) with its exact density
+/// log p(z) = −log(2π s²) − |z|²/(2 s²). Its 10 classes are the equal angular sectors
+/// [2πc/10, 2π(c+1)/10) of the polar angle of z (measured in [0, 2π)), each of mass 1/10.
+/// </summary>
+public sealed class GaussianPrior : IPrior
+{
+    public const int SectorCount = 10;
+
+    readonly Device _device;
+
+    /// <param name="device">Where samples live.</param>
+    /// <param name="std">Standard deviation s (&gt; 0).</param>
+    public GaussianPrior(Device device, double std = 1.0)
+    {
+        PriorChecks.Scale("gaussian", nameof(std), std, strictlyPositive: true);
+        Std = std;
+        _device = device;
+    }
+
+    public double Std { get; }
+    public string Name => "gaussian";
+    public int ClassCount => SectorCount;
+    public bool HasExactDensity => true;
+    public string DensityDescription => $"exact: N(z; 0, {Std}² I)";
+
+    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
+    {
+        PriorChecks.SampleCount(Name, n);
+        using var scope = NewDisposeScope();
+        var x = Std * PriorChecks.Normal(n, generator);
+        var y = Std * PriorChecks.Normal(n, generator);
+        var z = PriorChecks.Points(x, y, _device);
+        return (z.MoveToOuterDisposeScope(), SectorOf(x, y).to(_device).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>N(0, s²I) conditioned on sector c: Rayleigh radius s·√(−2 log(1 − U)), angle uniform in the sector.</summary>
+    public Tensor SampleClass(int classIndex, long n, Generator generator)
+    {
+        PriorChecks.ClassIndex(Name, classIndex, ClassCount);
+        PriorChecks.SampleCount(Name, n);
+        using var scope = NewDisposeScope();
+        var radius = Std * (-2 * (1 - PriorChecks.Uniform(n, generator)).log()).sqrt();
+        var angle = (classIndex + PriorChecks.Uniform(n, generator)) * (2 * Math.PI / SectorCount);
+        return PriorChecks.Points(radius * angle.cos(), radius * angle.sin(), _device).MoveToOuterDisposeScope();
+    }
+
+    public Tensor LogDensity(Tensor z)
+    {
+        PriorChecks.LatentBatch(Name, z, _device);
+        using var scope = NewDisposeScope();
+        var logP = z.to(float64).square().sum(1) / (-2 * Std * Std) - Math.Log(2 * Math.PI * Std * Std);
+        return logP.to(float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Sector index of each point <c>[n]</c> int64, from its polar angle in [0, 2π).</summary>
+    public static Tensor SectorOf(Tensor x, Tensor y)
+    {
+        var angle = atan2(y, x).remainder(2 * Math.PI);
+        return (angle * (SectorCount / (2 * Math.PI))).floor().clamp(0, SectorCount - 1).to(int64);
+    }
+}
