@@ -165,8 +165,8 @@ public static class DatasetCatalog
             ? $"{newLine}On Debian/Ubuntu, `apt-get install dataset-fashion-mnist` installs them in {DebianFashionMnistDirectory}."
             : "";
         string message =
-            $"Dataset '{name}' is not available: its four files {files} (gzipped or not) are not in {directory}, " +
-            $"and they could not be downloaded: {reason}{newLine}" +
+            $"Dataset '{name}' is not available. It needs four files, gzipped or not: {files}.{newLine}" +
+            $"They are not all in {directory}, and they could not be downloaded: {reason}{newLine}" +
             $"Put the four files in {directory}, or download them from:" +
             string.Concat(sources.Select(s => $"{newLine}    {s.BaseUri}")) + newLine +
             $"or pass --data-dir pointing at a folder that holds a '{name}' folder with them." + debian;

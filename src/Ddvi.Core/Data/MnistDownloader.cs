@@ -45,7 +45,7 @@ internal static class MnistDownloader
                 }
                 failures.Add($"{address}: {failure}");
             }
-            if (!done) return $"{fileName} could not be downloaded:" + string.Concat(failures.Select(f => Environment.NewLine + "    " + f));
+            if (!done) return $"no source could deliver {fileName}:" + string.Concat(failures.Select(f => Environment.NewLine + "    " + f));
         }
         return null;
     }
@@ -73,7 +73,7 @@ internal static class MnistDownloader
         }
         catch (Exception e) when (e is HttpRequestException or IOException)
         {
-            return e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message;
+            return e.InnerException is { } inner && !e.Message.Contains(inner.Message) ? $"{e.Message} ({inner.Message})" : e.Message;
         }
 
         string actualMd5 = Convert.ToHexStringLower(MD5.HashData(content));
