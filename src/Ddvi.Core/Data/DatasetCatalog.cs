@@ -1,0 +1,175 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddvi.Data;
+
+/// <summary>
+/// How <see cref="DatasetCatalog.Load"/> finds or makes a dataset.
+/// </summary>
+/// <param name="DataDirectory">Folder holding one sub-folder per dataset (<c>mnist/</c>, <c>fashion-mnist/</c>);
+/// null uses <see cref="DatasetCatalog.DefaultDataDirectory"/>.</param>
+/// <param name="Seed">Seed of the synthetic dataset (train and test come from different streams of it).</param>
+/// <param name="AllowDownload">Whether missing MNIST-format files may be fetched from the mirrors.</param>
+/// <param name="SyntheticTrainCount">Training images of the synthetic dataset.</param>
+/// <param name="SyntheticTestCount">Test images of the synthetic dataset.</param>
+/// <param name="DownloadSources">Mirrors to fetch from, in order; null uses the dataset's standard mirrors
+/// (<see cref="DownloadSource.MnistMirrors"/>, <see cref="DownloadSource.FashionMnistMirrors"/>).</param>
+public sealed record DatasetOptions(
+    string? DataDirectory,
+    long Seed,
+    bool AllowDownload = true,
+    int SyntheticTrainCount = 10000,
+    int SyntheticTestCount = 2000,
+    IReadOnlyList<DownloadSource>? DownloadSources = null)
+{
+    /// <summary>Longest time one file's download may take.</summary>
+    public TimeSpan DownloadTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Receives one line per download attempt (for a CLI to print); null prints nothing.</summary>
+    public Action<string>? Log { get; init; }
+}
+
+/// <summary>One row of <see cref="DatasetCatalog.Describe"/>: a dataset, whether it can be loaded without a
+/// download, where it is (or would be put) and what it holds.</summary>
+public sealed record DatasetDescription(string Name, bool Available, string Location, string Description);
+
+/// <summary>
+/// The datasets Ddvi knows by name: <c>synthetic</c> (built in, see <see cref="SyntheticShapes"/>), <c>mnist</c> and
+/// <c>fashion-mnist</c> (IDX files on disk, downloaded when missing and allowed). Every dataset is 28×28 with
+/// 10 classes and pixels in [0, 1].
+/// </summary>
+public static class DatasetCatalog
+{
+    public const string Synthetic = "synthetic";
+    public const string Mnist = "mnist";
+    public const string FashionMnist = "fashion-mnist";
+    const int ClassCount = 10;
+
+    /// <summary>Where Debian's <c>dataset-fashion-mnist</c> package installs the files.</summary>
+    public const string DebianFashionMnistDirectory = "/usr/share/datasets/fashion-mnist";
+
+    public static IReadOnlyList<string> Names { get; } = [Synthetic, Mnist, FashionMnist];
+
+    /// <summary><c>$XDG_CACHE_HOME/ddvi/datasets</c>, or <c>~/.cache/ddvi/datasets</c> when XDG_CACHE_HOME is unset.</summary>
+    public static string DefaultDataDirectory()
+    {
+        string? cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (string.IsNullOrWhiteSpace(cache) || !Path.IsPathRooted(cache))
+            cache = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(cache, "ddvi", "datasets");
+    }
+
+    /// <summary>
+    /// The train and test splits of <paramref name="name"/>. Local files are preferred; MNIST-format files that are
+    /// missing are downloaded when <see cref="DatasetOptions.AllowDownload"/> is set, else (or when every mirror
+    /// fails) a <see cref="DatasetUnavailableException"/> says what to fetch and where to put it.
+    /// </summary>
+    public static DatasetSplits Load(string name, DatasetOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return name switch
+        {
+            Synthetic => LoadSynthetic(options),
+            Mnist => LoadMnistFormat(Mnist, options, DownloadSource.MnistMirrors),
+            FashionMnist => LoadMnistFormat(FashionMnist, options, DownloadSource.FashionMnistMirrors),
+            _ => throw new ArgumentException($"Unknown dataset '{name}'. Valid datasets: {string.Join(", ", Names)}.", nameof(name)),
+        };
+    }
+
+    /// <summary>Every dataset with whether it is on disk (or built in) and where.</summary>
+    public static IReadOnlyList<DatasetDescription> Describe(string? dataDirectory)
+    {
+        string root = dataDirectory ?? DefaultDataDirectory();
+        var rows = new List<DatasetDescription>
+        {
+            new(Synthetic, true, "built in",
+                "10 line-drawing classes (ring, bars, plus, cross, L, triangle, square, T, crossed ring) with random pose and stroke width; generated from the seed."),
+        };
+        foreach (var (name, description) in new[]
+        {
+            (Mnist, "handwritten digits 0-9, 60,000 train / 10,000 test (LeCun et al.)."),
+            (FashionMnist, "Zalando clothing images in 10 classes, 60,000 train / 10,000 test."),
+        })
+        {
+            string? found = SearchDirectories(name, root).FirstOrDefault(MnistFormat.IsComplete);
+            rows.Add(found is not null
+                ? new DatasetDescription(name, true, found, description)
+                : new DatasetDescription(name, false, Path.Combine(root, name), description + " Not found; downloaded here on first use."));
+        }
+        return rows;
+    }
+
+    static DatasetSplits LoadSynthetic(DatasetOptions options)
+    {
+        if (options.SyntheticTrainCount <= 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.SyntheticTrainCount, "SyntheticTrainCount must be positive.");
+        if (options.SyntheticTestCount <= 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.SyntheticTestCount, "SyntheticTestCount must be positive.");
+        using var trainGenerator = new Generator(StreamSeed(options.Seed, 0));
+        using var testGenerator = new Generator(StreamSeed(options.Seed, 1));
+        var train = SyntheticShapes.Generate($"{Synthetic}/train", options.SyntheticTrainCount, trainGenerator);
+        var test = SyntheticShapes.Generate($"{Synthetic}/test", options.SyntheticTestCount, testGenerator);
+        return new DatasetSplits(train, test);
+    }
+
+    /// <summary>SplitMix64 of (seed, stream): independent-looking generator seeds for the splits of one seed.</summary>
+    static ulong StreamSeed(long seed, int stream)
+    {
+        ulong z = unchecked((ulong)seed + 0x9E3779B97F4A7C15UL * (ulong)(stream + 1));
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return z ^ (z >> 31);
+    }
+
+    static IEnumerable<string> SearchDirectories(string name, string root)
+    {
+        yield return Path.Combine(root, name);
+        if (name == FashionMnist) yield return DebianFashionMnistDirectory;
+    }
+
+    static DatasetSplits LoadMnistFormat(string name, DatasetOptions options, IReadOnlyList<DownloadSource> standardSources)
+    {
+        string root = options.DataDirectory ?? DefaultDataDirectory();
+        string target = Path.Combine(root, name);
+        string? directory = SearchDirectories(name, root).FirstOrDefault(MnistFormat.IsComplete);
+        if (directory is null)
+        {
+            var sources = options.DownloadSources ?? standardSources;
+            if (!options.AllowDownload)
+                throw Unavailable(name, target, sources, "downloading is turned off.");
+            string? failure = MnistDownloader.DownloadMissing(target, sources, options.DownloadTimeout, options.Log);
+            if (failure is not null) throw Unavailable(name, target, sources, failure);
+            directory = target;
+        }
+
+        string Locate(string baseName) => MnistFormat.Find(directory, baseName)!;
+        var (trainImages, trainLabels) = IdxReader.ReadPair(Locate(MnistFormat.TrainImages), Locate(MnistFormat.TrainLabels), ImageShape.Mnist, ClassCount);
+        var train = new ImageDataset($"{name}/train", trainImages, trainLabels, ImageShape.Mnist, ClassCount);
+        try
+        {
+            var (testImages, testLabels) = IdxReader.ReadPair(Locate(MnistFormat.TestImages), Locate(MnistFormat.TestLabels), ImageShape.Mnist, ClassCount);
+            return new DatasetSplits(train, new ImageDataset($"{name}/test", testImages, testLabels, ImageShape.Mnist, ClassCount));
+        }
+        catch
+        {
+            train.Dispose();
+            throw;
+        }
+    }
+
+    static DatasetUnavailableException Unavailable(string name, string directory, IReadOnlyList<DownloadSource> sources, string reason)
+    {
+        string newLine = Environment.NewLine;
+        string files = string.Join(", ", MnistFormat.GzipFileNames);
+        string debian = name == FashionMnist
+            ? $"{newLine}On Debian/Ubuntu, `apt-get install dataset-fashion-mnist` installs them in {DebianFashionMnistDirectory}."
+            : "";
+        string message =
+            $"Dataset '{name}' is not available. It needs four files, gzipped or not: {files}.{newLine}" +
+            $"They are not all in {directory}, and they could not be downloaded: {reason}{newLine}" +
+            $"Put the four files in {directory}, or download them from:" +
+            string.Concat(sources.Select(s => $"{newLine}    {s.BaseUri}")) + newLine +
+            $"or pass --data-dir pointing at a folder that holds a '{name}' folder with them." + debian;
+        return new DatasetUnavailableException(name, message);
+    }
+}

@@ -1,0 +1,135 @@
+using Ddvi.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddvi.Tests.Data;
+
+public class DatasetCatalogTests
+{
+    [Fact]
+    public void NamesAreTheThreeDatasets()
+    {
+        Assert.Equal(["synthetic", "mnist", "fashion-mnist"], DatasetCatalog.Names);
+    }
+
+    [Fact]
+    public void UnknownNameListsTheValidOnes()
+    {
+        var error = Assert.Throws<ArgumentException>(() => DatasetCatalog.Load("cifar", new DatasetOptions(null, 0)));
+
+        Assert.Contains("'cifar'", error.Message);
+        Assert.Contains("synthetic, mnist, fashion-mnist", error.Message);
+    }
+
+    [Fact]
+    public void DefaultDirectoryFollowsXdgCacheHome()
+    {
+        string? saved = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        try
+        {
+            Environment.SetEnvironmentVariable("XDG_CACHE_HOME", "/srv/cache");
+            Assert.Equal("/srv/cache/ddvi/datasets", DatasetCatalog.DefaultDataDirectory());
+            Environment.SetEnvironmentVariable("XDG_CACHE_HOME", null);
+            string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            Assert.Equal(Path.Combine(home, ".cache", "ddvi", "datasets"), DatasetCatalog.DefaultDataDirectory());
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("XDG_CACHE_HOME", saved);
+        }
+    }
+
+    [Fact]
+    public void DescribeSaysWhatIsOnDiskAndWhere()
+    {
+        using var files = new IdxTestFiles();
+
+        var before = DatasetCatalog.Describe(files.Root).ToDictionary(d => d.Name);
+        foreach (var (name, content) in IdxTestFiles.MnistFormatGzipFiles(10, 10, seed: 1)) files.Write("mnist/" + name, content);
+        var after = DatasetCatalog.Describe(files.Root).ToDictionary(d => d.Name);
+
+        Assert.Equal(DatasetCatalog.Names, DatasetCatalog.Describe(files.Root).Select(d => d.Name));
+        Assert.True(before["synthetic"].Available);
+        Assert.Equal("built in", before["synthetic"].Location);
+        Assert.False(before["mnist"].Available);
+        Assert.Equal(Path.Combine(files.Root, "mnist"), before["mnist"].Location);
+        Assert.True(after["mnist"].Available);
+        Assert.Equal(Path.Combine(files.Root, "mnist"), after["mnist"].Location);
+        Assert.All(after.Values, d => Assert.False(string.IsNullOrWhiteSpace(d.Description)));
+    }
+
+    [Fact]
+    public void CorruptLocalFilesAreReportedNotDownloadedOver()
+    {
+        using var files = new IdxTestFiles();
+        var set = IdxTestFiles.MnistFormatGzipFiles(10, 10, seed: 1);
+        set[MnistFormat.TestLabels + ".gz"] = IdxTestFiles.Gzip(IdxTestFiles.Idx(IdxReader.LabelMagic, [9], new byte[9]));
+        foreach (var (name, content) in set) files.Write("mnist/" + name, content);
+        string images = Path.Combine(files.Root, "mnist", MnistFormat.TestImages + ".gz");
+        string labels = Path.Combine(files.Root, "mnist", MnistFormat.TestLabels + ".gz");
+
+        var error = Assert.Throws<DataFormatException>(() => DatasetCatalog.Load(DatasetCatalog.Mnist, new DatasetOptions(files.Root, 0)));
+
+        Assert.Contains($"10 images in {images}", error.Message);
+        Assert.Contains($"9 labels in {labels}", error.Message);
+    }
+
+    [Fact]
+    public void LabelsOutsideTenClassesAreRejected()
+    {
+        using var files = new IdxTestFiles();
+        var set = IdxTestFiles.MnistFormatGzipFiles(10, 10, seed: 1);
+        var labels = new byte[10];
+        labels[3] = 10;
+        set[MnistFormat.TrainLabels + ".gz"] = IdxTestFiles.Gzip(IdxTestFiles.Idx(IdxReader.LabelMagic, [10], labels));
+        foreach (var (name, content) in set) files.Write("fashion-mnist/" + name, content);
+
+        var error = Assert.Throws<DataFormatException>(() => DatasetCatalog.Load(DatasetCatalog.FashionMnist, new DatasetOptions(files.Root, 0)));
+
+        Assert.Contains(Path.Combine(files.Root, "fashion-mnist", MnistFormat.TrainLabels + ".gz"), error.Message);
+        Assert.Contains("label 10 at index 3 is outside [0, 10)", error.Message);
+    }
+
+    [Fact]
+    public void FashionMnistInTheDataDirectoryComesBeforeTheSystemCopy()
+    {
+        using var files = new IdxTestFiles();
+        foreach (var (name, content) in IdxTestFiles.MnistFormatGzipFiles(30, 20, seed: 9)) files.Write("fashion-mnist/" + name, content);
+
+        using var splits = DatasetCatalog.Load(DatasetCatalog.FashionMnist, new DatasetOptions(files.Root, 0, AllowDownload: false));
+
+        Assert.Equal(30, splits.Train.Count);
+        Assert.Equal(20, splits.Test.Count);
+        Assert.Equal("fashion-mnist/test", splits.Test.Name);
+    }
+
+    /// <summary>The real Fashion-MNIST from Debian's package; CI installs it, so its absence is a failure, not a skip.</summary>
+    [Fact]
+    public void RealFashionMnistFromTheDebianPackage()
+    {
+        Assert.True(MnistFormat.IsComplete(DatasetCatalog.DebianFashionMnistDirectory),
+            $"Fashion-MNIST is not installed in {DatasetCatalog.DebianFashionMnistDirectory}: run " +
+            "`sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist` (CI does) and rerun the tests.");
+        using var files = new IdxTestFiles();
+
+        using var splits = DatasetCatalog.Load(DatasetCatalog.FashionMnist, new DatasetOptions(files.Root, 0, AllowDownload: false));
+        var described = DatasetCatalog.Describe(files.Root).Single(d => d.Name == DatasetCatalog.FashionMnist);
+
+        Assert.True(described.Available);
+        Assert.Equal(DatasetCatalog.DebianFashionMnistDirectory, described.Location);
+        foreach (var (split, count) in new[] { (splits.Train, 60000L), (splits.Test, 10000L) })
+        {
+            Assert.Equal(count, split.Count);
+            Assert.Equal(784, split.Dimension);
+            Assert.Equal(ImageShape.Mnist, split.Shape);
+            Assert.Equal(Enumerable.Repeat(count / 10, 10).ToArray(), split.Labels.bincount(null, 10).data<long>().ToArray());
+            Assert.Equal(0L, split.Labels.min().item<long>());
+            Assert.Equal(9L, split.Labels.max().item<long>());
+            Assert.Equal(0f, split.Images.min().item<float>());
+            Assert.Equal(1f, split.Images.max().item<float>());
+            Assert.Equal(ScalarType.Float32, split.Images.dtype);
+        }
+        // Fashion-MNIST's mean pixel is about 0.286 (72.9 / 255), a check that the bytes are read in order and scaled.
+        Assert.InRange(splits.Train.Images.mean().item<float>(), 0.28f, 0.29f);
+    }
+}
