@@ -34,14 +34,12 @@ public sealed class GaussianKernelDensity : IDisposable
         _centres = centres.detach().clone().DetachFromDisposeScope();
         long n = centres.shape[0];
         long d = centres.shape[1];
-        var h = tensor(Bandwidths.ToArray(), dtype: float64);
-        using (NewDisposeScope())
-        {
-            _inverseTwoH2 = (1.0 / (2 * h * h)).to(centres.dtype, centres.device).MoveToOuterDisposeScope();
-            _logNormaliser = (-(d / 2.0) * (2 * Math.PI * h * h).log() - Math.Log(Bandwidths.Count * (double)n))
-                .to(centres.dtype, centres.device).MoveToOuterDisposeScope();
-        }
-        h.Dispose();
+        using var h = tensor(Bandwidths.ToArray(), dtype: float64);
+        // Owned by this object, not by any dispose scope the caller may have open.
+        using var inverseTwoH2 = 1.0 / (2 * h * h);
+        using var logNormaliser = -(d / 2.0) * (2 * Math.PI * h * h).log() - Math.Log(Bandwidths.Count * (double)n);
+        _inverseTwoH2 = inverseTwoH2.to(centres.dtype, centres.device).DetachFromDisposeScope();
+        _logNormaliser = logNormaliser.to(centres.dtype, centres.device).DetachFromDisposeScope();
     }
 
     public IReadOnlyList<double> Bandwidths { get; }

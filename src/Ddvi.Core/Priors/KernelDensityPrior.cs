@@ -60,12 +60,7 @@ public sealed class KernelDensityPrior : IPrior, IDisposable
         }
         try
         {
-            // GaussianKernelDensity moves its constants to the enclosing dispose scope: give it a scope of its own and
-            // release them from it, so a prior built inside a caller's scope outlives that scope.
-            using var constants = NewDisposeScope();
-            var density = new GaussianKernelDensity(centres, bandwidths);
-            constants.Detach(constants.DisposablesView.ToArray());
-            return density;
+            return new GaussianKernelDensity(centres, bandwidths);
         }
         finally
         {
