@@ -45,7 +45,7 @@ public static class MaximumMeanDiscrepancy
         TensorArguments.RequireMatrix(Metric, nameof(y), yRows);
         TensorArguments.RequireSameDeviceAndType(Metric, nameof(x), xRows, nameof(y), yRows);
         if (xRows.shape[1] != yRows.shape[1])
-            throw new ArgumentException($"{Metric}: x rows have {xRows.shape[1]} features but y rows have {yRows.shape[1]}.", nameof(y));
+            throw new ArgumentException($"{Metric}: x rows have {xRows.shape[1]} features but y rows have {yRows.shape[1]} features.", nameof(y));
 
         var negativeInverseTwoSigma2 = sigmas.Select(s => -1.0 / (2 * s * s)).ToArray();
         var total = zeros(1, float64, xRows.device); // [1]
