@@ -34,8 +34,8 @@ public static class LatentScatter
         RequireImageSize(panelSize, panelSize);
         using var leftPlot = BuildPlot(left.Title, left.X, left.Y, left.Labels, markerSize);
         using var rightPlot = BuildPlot(right.Title, right.X, right.Y, right.Labels, markerSize);
-        var figure = new Multiplot { Layout = new ScottPlot.MultiplotLayouts.Columns() };
-        figure.AddPlot(leftPlot);
+        // The Multiplot(Plot) constructor: the parameterless one starts with an empty plot of its own.
+        var figure = new Multiplot(leftPlot) { Layout = new ScottPlot.MultiplotLayouts.Columns() };
         figure.AddPlot(rightPlot);
         using var image = figure.Render(2 * panelSize, panelSize);
         AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));
