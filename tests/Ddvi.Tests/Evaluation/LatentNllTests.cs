@@ -61,6 +61,18 @@ public class LatentNllTests
     }
 
     [Fact]
+    public void LeavesNoTensorsBehind()
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(13);
+        var latents = randn(100, 2, generator: generator);
+        var priorSamples = randn(90, 2, generator: generator);
+        long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        LatentNll.Compute(latents, priorSamples, blockRows: 16);
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void BadInputsGiveClearErrors()
     {
         using var scope = NewDisposeScope();

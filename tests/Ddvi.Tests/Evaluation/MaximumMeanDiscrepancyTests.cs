@@ -68,6 +68,18 @@ public class MaximumMeanDiscrepancyTests
     }
 
     [Fact]
+    public void LeavesNoTensorsBehind()
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(25);
+        var x = randn(40, 6, generator: generator);
+        var y = randn(30, 6, generator: generator);
+        long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        MaximumMeanDiscrepancy.Compute(x, y, blockRows: 8);
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void RootClampsSmallNegativeEstimates()
     {
         Assert.Equal(2.0, MaximumMeanDiscrepancy.Root(4.0));
