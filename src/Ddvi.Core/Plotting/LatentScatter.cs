@@ -1,0 +1,135 @@
+using ScottPlot;
+using Tensor = TorchSharp.torch.Tensor;
+
+namespace Ddvi.Plotting;
+
+/// <summary>
+/// Scatter plots of 2-D latents coloured by class, as the paper's latent-space figures show them
+/// (prior samples next to the encoded test set). Colours follow the Category10 palette (10 distinct
+/// colours, repeating beyond 10 labels); axes have equal units so shapes are not distorted; points with a
+/// non-finite coordinate are left out. Files are written atomically as PNG.
+/// </summary>
+public static class LatentScatter
+{
+    public const int DefaultPanelSize = 800;
+    public const float DefaultMarkerSize = 2;
+
+    /// <summary>One panel: points (x_i, y_i) with integer labels.</summary>
+    public static void Save(string path, float[] x, float[] y, int[] labels, string title,
+        int width = DefaultPanelSize, int height = DefaultPanelSize, float markerSize = DefaultMarkerSize)
+    {
+        AtomicFile.ValidatedFullPath(path);
+        RequireImageSize(width, height);
+        using var plot = BuildPlot(title, x, y, labels, markerSize);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
+    }
+
+    /// <summary>Two panels side by side in one PNG (e.g. prior samples left, learned latents right); each panel is <paramref name="panelSize"/> square.</summary>
+    public static void SaveSideBySide(string path,
+        (string Title, float[] X, float[] Y, int[] Labels) left,
+        (string Title, float[] X, float[] Y, int[] Labels) right,
+        int panelSize = DefaultPanelSize, float markerSize = DefaultMarkerSize)
+    {
+        AtomicFile.ValidatedFullPath(path);
+        RequireImageSize(panelSize, panelSize);
+        using var leftPlot = BuildPlot(left.Title, left.X, left.Y, left.Labels, markerSize);
+        using var rightPlot = BuildPlot(right.Title, right.X, right.Y, right.Labels, markerSize);
+        // The Multiplot(Plot) constructor: the parameterless one starts with an empty plot of its own.
+        var figure = new Multiplot(leftPlot) { Layout = new ScottPlot.MultiplotLayouts.Columns() };
+        figure.AddPlot(rightPlot);
+        using var image = figure.Render(2 * panelSize, panelSize);
+        AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));
+    }
+
+    /// <summary>Tensor overload: latents <c>[N, 2]</c> and labels <c>[N]</c>, copied to the CPU once.</summary>
+    public static void Save(string path, Tensor latents, Tensor labels, string title,
+        int width = DefaultPanelSize, int height = DefaultPanelSize, float markerSize = DefaultMarkerSize)
+    {
+        var (x, y, classes) = ToArrays(latents, labels);
+        Save(path, x, y, classes, title, width, height, markerSize);
+    }
+
+    /// <summary>Tensor overload of <see cref="SaveSideBySide(string, ValueTuple{string, float[], float[], int[]}, ValueTuple{string, float[], float[], int[]}, int, float)"/>: latents <c>[N, 2]</c>, labels <c>[N]</c>.</summary>
+    public static void SaveSideBySide(string path,
+        (string Title, Tensor Latents, Tensor Labels) left,
+        (string Title, Tensor Latents, Tensor Labels) right,
+        int panelSize = DefaultPanelSize, float markerSize = DefaultMarkerSize)
+    {
+        var (leftX, leftY, leftClasses) = ToArrays(left.Latents, left.Labels);
+        var (rightX, rightY, rightClasses) = ToArrays(right.Latents, right.Labels);
+        SaveSideBySide(path, (left.Title, leftX, leftY, leftClasses), (right.Title, rightX, rightY, rightClasses), panelSize, markerSize);
+    }
+
+    static Plot BuildPlot(string title, float[] x, float[] y, int[] labels, float markerSize)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(y);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (x.Length != y.Length || x.Length != labels.Length)
+            throw new ArgumentException(
+                $"Latent scatter '{title}': x, y and labels must have the same length, got {x.Length}, {y.Length} and {labels.Length}.");
+        if (!(markerSize > 0))
+            throw new ArgumentOutOfRangeException(nameof(markerSize), markerSize, "Latent scatter: marker size must be positive.");
+
+        var plot = new Plot();
+        plot.Title(title);
+        var legendItems = new List<LegendItem>();
+        foreach (var (label, index) in labels.Distinct().Order().Select((label, index) => (label, index)))
+        {
+            var xs = new List<double>();
+            var ys = new List<double>();
+            for (int i = 0; i < labels.Length; i++)
+            {
+                if (labels[i] != label || !float.IsFinite(x[i]) || !float.IsFinite(y[i]))
+                    continue;
+                xs.Add(x[i]);
+                ys.Add(y[i]);
+            }
+            var colour = Colors.Category10[index % Colors.Category10.Length];
+            if (xs.Count > 0)
+                plot.Add.Markers(xs.ToArray(), ys.ToArray(), MarkerShape.FilledCircle, markerSize, colour);
+            // Manual legend entries: the plotted markers are too small to read in a legend.
+            legendItems.Add(new LegendItem
+            {
+                LabelText = label.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                MarkerShape = MarkerShape.FilledCircle,
+                MarkerSize = 10,
+                MarkerFillColor = colour,
+                MarkerColor = colour,
+            });
+        }
+        if (legendItems.Count > 0)
+        {
+            plot.ShowLegend(Edge.Right);
+            plot.Legend.ManualItems.AddRange(legendItems);
+        }
+        plot.Axes.SquareUnits();
+        return plot;
+    }
+
+    static (float[] X, float[] Y, int[] Labels) ToArrays(Tensor latents, Tensor labels)
+    {
+        if (latents.dim() != 2 || latents.shape[1] != 2)
+            throw new ArgumentException($"Latent scatter: latents must be [N, 2], got [{string.Join(", ", latents.shape)}].", nameof(latents));
+        if (labels.dim() != 1 || labels.shape[0] != latents.shape[0])
+            throw new ArgumentException(
+                $"Latent scatter: labels must be [{latents.shape[0]}], got [{string.Join(", ", labels.shape)}].", nameof(labels));
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        float[] interleaved = latents.detach().cpu().to(TorchSharp.torch.float32).contiguous().data<float>().ToArray();
+        int[] classes = labels.detach().cpu().to(TorchSharp.torch.int32).contiguous().data<int>().ToArray();
+        var x = new float[classes.Length];
+        var y = new float[classes.Length];
+        for (int i = 0; i < classes.Length; i++)
+        {
+            x[i] = interleaved[2 * i];
+            y[i] = interleaved[2 * i + 1];
+        }
+        return (x, y, classes);
+    }
+
+    internal static void RequireImageSize(int width, int height)
+    {
+        if (width < 16 || height < 16 || width > 16_384 || height > 16_384)
+            throw new ArgumentOutOfRangeException(nameof(width), $"Plot size {width}×{height} px: each side must be between 16 and 16384.");
+    }
+}
