@@ -1,1 +1,18 @@
-return 0;
+using System.CommandLine;
+using Ddvi.Cli.Commands;
+
+var root = new RootCommand("Ddvi: denoising diffusion variational inference (Piriyakulkij, Wang, Kuleshov, AAAI 2025) and its baselines")
+{
+    TrainCommand.Create(),
+    EvaluateCommand.Create(),
+    DatasetsCommand.Create(),
+};
+
+var parse = root.Parse(args);
+if (parse.Errors.Count > 0)
+{
+    foreach (var error in parse.Errors) Console.Error.WriteLine($"error: {error.Message}");
+    Console.Error.WriteLine("Run 'ddvi --help' or 'ddvi COMMAND --help' for the valid options and values.");
+    return 2;
+}
+return parse.Invoke();

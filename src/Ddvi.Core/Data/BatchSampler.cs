@@ -12,7 +12,8 @@ public static class BatchSampler
     public static IEnumerable<Tensor> Shuffled(long count, int batchSize, Generator generator, Device device)
     {
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be positive");
-        using var order = randperm(count, device: generator.device, generator: generator).to(device);
+        using var drawn = randperm(count, device: generator.device, generator: generator);
+        using var order = drawn.to(device);
         for (long start = 0; start < count; start += batchSize)
         {
             long end = Math.Min(start + batchSize, count);

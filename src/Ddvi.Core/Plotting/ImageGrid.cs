@@ -27,7 +27,7 @@ public static class ImageGrid
     /// <param name="scale">Integer magnification.</param>
     public static void Save(string path, float[] pixels, int count, int channels, int height, int width, int columns, int scale = 2)
     {
-        AtomicFile.ValidatedFullPath(path);
+        PngPath.ValidatedFullPath(path);
         ArgumentNullException.ThrowIfNull(pixels);
         if (count < 1 || height < 1 || width < 1 || columns < 1 || scale < 1)
             throw new ArgumentException(
@@ -79,7 +79,7 @@ public static class ImageGrid
         var info = new SKImageInfo((int)gridWidth, (int)gridHeight, SKColorType.Rgba8888, SKAlphaType.Opaque);
         using var bitmap = SKImage.FromPixelCopy(info, rgba, rowBytes);
         using var png = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-        AtomicFile.WriteAllBytes(path, png.ToArray());
+        Ddvi.IO.AtomicFile.WriteAllBytes(path, png.ToArray());
     }
 
     /// <summary>Tensor overload: images <c>[count, channels, height, width]</c> in [0, 1], copied to the CPU once.</summary>

@@ -18,10 +18,10 @@ public static class LatentScatter
     public static void Save(string path, float[] x, float[] y, int[] labels, string title,
         int width = DefaultPanelSize, int height = DefaultPanelSize, float markerSize = DefaultMarkerSize)
     {
-        AtomicFile.ValidatedFullPath(path);
+        PngPath.ValidatedFullPath(path);
         RequireImageSize(width, height);
         using var plot = BuildPlot(title, x, y, labels, markerSize);
-        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
+        Ddvi.IO.AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
     }
 
     /// <summary>Two panels side by side in one PNG (e.g. prior samples left, learned latents right); each panel is <paramref name="panelSize"/> square.</summary>
@@ -30,7 +30,7 @@ public static class LatentScatter
         (string Title, float[] X, float[] Y, int[] Labels) right,
         int panelSize = DefaultPanelSize, float markerSize = DefaultMarkerSize)
     {
-        AtomicFile.ValidatedFullPath(path);
+        PngPath.ValidatedFullPath(path);
         RequireImageSize(panelSize, panelSize);
         using var leftPlot = BuildPlot(left.Title, left.X, left.Y, left.Labels, markerSize);
         using var rightPlot = BuildPlot(right.Title, right.X, right.Y, right.Labels, markerSize);
@@ -38,7 +38,7 @@ public static class LatentScatter
         var figure = new Multiplot(leftPlot) { Layout = new ScottPlot.MultiplotLayouts.Columns() };
         figure.AddPlot(rightPlot);
         using var image = figure.Render(2 * panelSize, panelSize);
-        AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));
+        Ddvi.IO.AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));
     }
 
     /// <summary>Tensor overload: latents <c>[N, 2]</c> and labels <c>[N]</c>, copied to the CPU once.</summary>

@@ -18,7 +18,7 @@ public static class LossCurves
     public static void Save(string path, IReadOnlyDictionary<string, IReadOnlyList<double>> seriesByName, string xLabel,
         string title = "Training losses", int width = 900, int height = 600)
     {
-        AtomicFile.ValidatedFullPath(path);
+        PngPath.ValidatedFullPath(path);
         ArgumentNullException.ThrowIfNull(seriesByName);
         if (seriesByName.Count == 0)
             throw new ArgumentException("Loss curves: no series given; need at least one loss term.", nameof(seriesByName));
@@ -51,6 +51,6 @@ public static class LossCurves
             line.LineWidth = 1.5f;
         }
         plot.ShowLegend(Edge.Right);
-        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
+        Ddvi.IO.AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
     }
 }

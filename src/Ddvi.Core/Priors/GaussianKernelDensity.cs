@@ -64,10 +64,12 @@ public sealed class GaussianKernelDensity : IDisposable
 
     Tensor BlockLogDensity(Tensor z) // [b, d] → [b]
     {
+        // Each block frees its [b, H, N] temporaries before the next one starts.
+        using var scope = NewDisposeScope();
         // Explicit differences rather than cdist: the gradient stays finite when z sits on a centre.
         var squaredDistance = (z.unsqueeze(1) - _centres.unsqueeze(0)).square().sum(-1); // [b, N]
         var logKernels = _logNormaliser.view(1, -1, 1) - squaredDistance.unsqueeze(1) * _inverseTwoH2.view(1, -1, 1); // [b, H, N]
-        return logKernels.flatten(1).logsumexp(1).clamp(MinLogDensity, MaxLogDensity);
+        return logKernels.flatten(1).logsumexp(1).clamp(MinLogDensity, MaxLogDensity).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

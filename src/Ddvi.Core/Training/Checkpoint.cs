@@ -1,3 +1,4 @@
+using Ddvi.IO;
 using System.Text.Json;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Ddvi.Training;
+namespace Ddvi.IO;
 
 /// <summary>
 /// Writes files so that a reader (or a crash) never sees half a file: the content goes to a temporary
@@ -27,6 +27,8 @@ public static class AtomicFile
             if (File.Exists(temporary)) File.Delete(temporary);
         }
     }
+
+    public static void WriteAllBytes(string path, byte[] bytes) => Write(path, stream => stream.Write(bytes));
 
     public static void WriteAllText(string path, string text) =>
         Write(path, stream =>

@@ -1,0 +1,47 @@
+using System.CommandLine;
+using Ddvi.Data;
+using Ddvi.Experiments;
+using Ddvi.Priors;
+
+namespace Ddvi.Cli.Commands;
+
+/// <summary>Options shared by several commands, with their accepted values listed in --help.</summary>
+internal static class CliOptions
+{
+    public static readonly string[] Devices = ["auto", "cpu", "cuda"];
+
+    public static Option<string> Dataset() => new Option<string>("--dataset")
+    {
+        Description = $"Dataset: {string.Join(", ", DatasetCatalog.Names)}",
+        DefaultValueFactory = _ => "synthetic",
+    }.AcceptOnlyFromAmong([.. DatasetCatalog.Names]);
+
+    public static Option<string> Model() => new Option<string>("--model")
+    {
+        Description = $"Model: {string.Join(", ", ModelCatalog.Names)}",
+        DefaultValueFactory = _ => "vae",
+    }.AcceptOnlyFromAmong([.. ModelCatalog.Names]);
+
+    public static Option<string> Prior() => new Option<string>("--prior")
+    {
+        Description = $"Latent prior: {string.Join(", ", PriorCatalog.Names)} (the release's spellings {string.Join(", ", PriorCatalog.Aliases.Keys)} also work)",
+        DefaultValueFactory = _ => "pinwheel",
+    }.AcceptOnlyFromAmong([.. PriorCatalog.Names, .. PriorCatalog.Aliases.Keys]);
+
+    public static Option<string> Device() => new Option<string>("--device")
+    {
+        Description = "Where to compute: auto (CUDA if available), cpu, cuda",
+        DefaultValueFactory = _ => "auto",
+    }.AcceptOnlyFromAmong(Devices);
+
+    public static Option<int> Threads() => new("--threads")
+    {
+        Description = "libtorch CPU threads (0 = libtorch's default)",
+        DefaultValueFactory = _ => 0,
+    };
+
+    public static Option<string?> DataDirectory() => new("--data-dir")
+    {
+        Description = "Folder with (or for downloading) dataset files; default: ~/.cache/ddvi/datasets",
+    };
+}

@@ -1,0 +1,168 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Ddvi.Runtime;
+
+namespace Ddvi.Experiments;
+
+/// <summary>
+/// Everything that defines a run, with the release's values as defaults (REFERENCE.md). Immutable;
+/// <see cref="Validate"/> checks it once, and the resolved copy is written as config.json next to
+/// the checkpoints and results.
+/// </summary>
+public sealed record ExperimentConfig
+{
+    /// <summary>Dataset name: synthetic, mnist, fashion-mnist.</summary>
+    public string Dataset { get; init; } = "synthetic";
+
+    /// <summary>Folder holding downloaded datasets; null = the user cache folder.</summary>
+    public string? DataDirectory { get; init; }
+
+    /// <summary>Model name (see <see cref="ModelCatalog.Names"/>).</summary>
+    public string Model { get; init; } = "vae";
+
+    /// <summary>Prior name (see the priors catalog); aliases of the release are accepted.</summary>
+    public string Prior { get; init; } = "pinwheel";
+
+    /// <summary>Swiss-roll noise or square noise level; null = the prior's default.</summary>
+    public double? PriorNoise { get; init; }
+
+    /// <summary>Use the release's kernel density estimate of log p(z) even where the exact density exists.</summary>
+    public bool PriorKde { get; init; }
+
+    /// <summary>Epochs of the (last) training stage; null = the model's paper default (see <see cref="ResolvedEpochs"/>).</summary>
+    public int? Epochs { get; init; }
+
+    public int BatchSize { get; init; } = 128;
+
+    /// <summary>Adam learning rate; null = the model's default (1e-4 for the VAE).</summary>
+    public double? LearningRate { get; init; }
+
+    public long Seed { get; init; }
+
+    [JsonConverter(typeof(JsonStringEnumConverter<DeviceChoice>))]
+    public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
+
+    /// <summary>libtorch intra-op threads; 0 = libtorch's default.</summary>
+    public int Threads { get; init; }
+
+    public int CheckpointEvery { get; init; } = 5;
+
+    /// <summary>Sizes of the built-in synthetic dataset (ignored for file datasets).</summary>
+    public int SyntheticTrainCount { get; init; } = 10_000;
+    public int SyntheticTestCount { get; init; } = 2_000;
+
+    public VaeSettings Vae { get; init; } = new();
+    public EvaluationSettings Evaluation { get; init; } = new();
+
+    /// <summary>The epochs to train: explicit, else a short run on the synthetic set, else the paper's length.</summary>
+    public int ResolvedEpochs => Epochs ?? (Dataset == "synthetic" ? ModelCatalog.QuickEpochs(Model) : ModelCatalog.PaperEpochs(Model));
+
+    public double ResolvedLearningRate => LearningRate ?? ModelCatalog.DefaultLearningRate(Model);
+
+    /// <summary>Checks names and ranges; every message names the option and what is expected.</summary>
+    public ExperimentConfig Validate()
+    {
+        Require(Data.DatasetCatalog.Names.Contains(Dataset), $"--dataset '{Dataset}' is not known; valid: {string.Join(", ", Data.DatasetCatalog.Names)}");
+        Require(ModelCatalog.Names.Contains(Model), $"--model '{Model}' is not known; valid: {string.Join(", ", ModelCatalog.Names)}");
+        // Resolving checks the name (aliases included) and that --prior-noise suits that prior.
+        Priors.PriorCatalog.Resolve(Prior, PriorNoise);
+        Require(Epochs is null || Epochs >= 1, $"--epochs must be ≥ 1, got {Epochs}");
+        Require(BatchSize >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
+        Require(LearningRate is null || (LearningRate > 0 && double.IsFinite(LearningRate.Value)), $"--lr must be > 0, got {LearningRate}");
+        Require(Threads >= 0, $"--threads must be ≥ 0 (0 = libtorch default), got {Threads}");
+        Require(CheckpointEvery >= 1, $"--checkpoint-every must be ≥ 1, got {CheckpointEvery}");
+        Require(SyntheticTrainCount >= 1 && SyntheticTestCount >= 1, "synthetic dataset sizes must be ≥ 1");
+        Vae.Validate();
+        Evaluation.Validate();
+        return this;
+    }
+
+    internal static void Require(bool condition, string message)
+    {
+        if (!condition) throw new ArgumentException(message);
+    }
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Parses a config.json; <paramref name="source"/> names the file in errors.</summary>
+    public static ExperimentConfig FromJson(string json, string source)
+    {
+        try
+        {
+            return (JsonSerializer.Deserialize<ExperimentConfig>(json, JsonOptions)
+                    ?? throw new InvalidDataException($"{source}: empty configuration")).Validate();
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{source}: not a valid Ddvi configuration ({e.Message})", e);
+        }
+    }
+}
+
+/// <summary>AEVB weights of the release (REFERENCE.md §6).</summary>
+public sealed record VaeSettings
+{
+    /// <summary>Final weight β of the latent terms.</summary>
+    public double KlWeight { get; init; } = 0.01;
+
+    /// <summary>Fraction of the epochs over which β ramps linearly from 0.</summary>
+    public double KlRampFraction { get; init; } = 0.8;
+
+    /// <summary>p_w, the weight of log p(z).</summary>
+    public double PriorWeight { get; init; } = 5;
+
+    public int Hidden { get; init; } = 1000;
+    public double Dropout { get; init; } = 0.2;
+
+    public void Validate()
+    {
+        ExperimentConfig.Require(KlWeight >= 0, $"vae.kl_weight must be ≥ 0, got {KlWeight}");
+        ExperimentConfig.Require(KlRampFraction is > 0 and <= 1, $"vae.kl_ramp_fraction must be in (0, 1], got {KlRampFraction}");
+        ExperimentConfig.Require(PriorWeight >= 0, $"vae.prior_weight must be ≥ 0, got {PriorWeight}");
+        ExperimentConfig.Require(Hidden >= 1, $"vae.hidden must be ≥ 1, got {Hidden}");
+        ExperimentConfig.Require(Dropout is >= 0 and < 1, $"vae.dropout must be in [0, 1), got {Dropout}");
+    }
+
+    /// <summary>β in a 0-based epoch: linear from 0 to <see cref="KlWeight"/> over the ramp, then constant.</summary>
+    public double KlWeightAt(int epoch, int epochs) =>
+        KlWeight * Math.Min(1.0, epoch / Math.Max(1e-9, KlRampFraction * epochs));
+}
+
+/// <summary>How metrics are computed (REFERENCE.md §7).</summary>
+public sealed record EvaluationSettings
+{
+    /// <summary>Neighbours of the KNN classifier on latents.</summary>
+    public int KnnNeighbours { get; init; } = 20;
+
+    /// <summary>Prior samples at which the latent NLL is averaged.</summary>
+    public int PriorSamples { get; init; } = 10_000;
+
+    /// <summary>Bandwidths of the KDE of test latents in the latent NLL.</summary>
+    public double[] NllBandwidths { get; init; } = [0.005, 0.008, 0.01, 0.03, 0.05];
+
+    /// <summary>Images on each side of the MMD (decoded prior samples vs test images), capped by the test set size.</summary>
+    public int MmdSamples { get; init; } = 10_000;
+
+    /// <summary>RBF kernel scales of the MMD.</summary>
+    public double[] MmdSigmas { get; init; } = [2, 5, 10, 20, 40, 80];
+
+    /// <summary>Rows per no-grad forward pass.</summary>
+    public int BatchSize { get; init; } = 2_000;
+
+    public void Validate()
+    {
+        ExperimentConfig.Require(KnnNeighbours >= 1, $"evaluation.knn_neighbours must be ≥ 1, got {KnnNeighbours}");
+        ExperimentConfig.Require(PriorSamples >= 1, $"evaluation.prior_samples must be ≥ 1, got {PriorSamples}");
+        ExperimentConfig.Require(NllBandwidths.Length > 0 && NllBandwidths.All(h => h > 0), "evaluation.nll_bandwidths must be positive numbers");
+        ExperimentConfig.Require(MmdSamples >= 1, $"evaluation.mmd_samples must be ≥ 1, got {MmdSamples}");
+        ExperimentConfig.Require(MmdSigmas.Length > 0 && MmdSigmas.All(s => s > 0), "evaluation.mmd_sigmas must be positive numbers");
+        ExperimentConfig.Require(BatchSize >= 1, $"evaluation.batch_size must be ≥ 1, got {BatchSize}");
+    }
+}

@@ -1,0 +1,205 @@
+using Ddvi.IO;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Ddvi.Data;
+using Ddvi.Plotting;
+using Ddvi.Priors;
+using Ddvi.Runtime;
+using Ddvi.Training;
+using static TorchSharp.torch;
+
+namespace Ddvi.Experiments;
+
+/// <summary>
+/// Runs an experiment end to end in one run folder: data, prior and method from the configuration,
+/// every training stage (skipping finished ones on resume), then evaluation, metrics and plots.
+/// </summary>
+public sealed class ExperimentRunner(ITrainingObserver observer)
+{
+    /// <summary>Trains (or resumes) the run in <paramref name="runFolder"/> and evaluates it.</summary>
+    /// <param name="config">The configuration of a new run; ignored on resume, where the run's config.json rules.</param>
+    public MetricsReport Train(ExperimentConfig config, string runFolder, bool resume)
+    {
+        var run = new RunDirectory(runFolder);
+        if (resume)
+        {
+            if (!File.Exists(run.Config))
+                throw new FileNotFoundException($"--resume: {run.Config} not found; there is no run to resume in {run.Root}.", run.Config);
+            config = ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config);
+        }
+        else
+        {
+            config.Validate();
+            if (File.Exists(run.Config))
+                throw new InvalidOperationException($"--out {run.Root} already holds a run: pass --resume to continue it, or choose another --out.");
+            AtomicFile.WriteAllText(run.Config, config.ToJson());
+        }
+
+        var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
+        log.Message($"{(resume ? "resuming" : "starting")} {config.Model} on {config.Dataset} with prior {config.Prior}, seed {config.Seed}, in {run.Root}");
+        using var session = Session.Open(config);
+        log.Message($"device {session.Device}, {get_num_threads()} threads, {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
+
+        var trainer = new Trainer(log);
+        string configJson = config.ToJson();
+        string? pendingWeights = null;
+        double trainingSeconds = 0;
+        var histories = new List<(string Stage, IReadOnlyList<EpochRecord> History)>();
+        foreach (var stage in session.Method.Stages)
+        {
+            var options = new TrainerOptions(stage.Name, stage.Epochs, config.Seed, run.Checkpoints(stage.Name), config.CheckpointEvery);
+            string? latest = Checkpoint.Latest(options.CheckpointDirectory);
+            if (resume && latest is not null && Checkpoint.ReadHeader(latest).State is { } done && done.EpochsCompleted >= stage.Epochs)
+            {
+                log.Message($"{stage.Name}: finished earlier ({done.EpochsCompleted} epochs), skipped");
+                pendingWeights = latest;
+                trainingSeconds += done.SecondsElapsed;
+                histories.Add((stage.Name, done.History));
+                continue;
+            }
+            if (pendingWeights is not null) Checkpoint.Load(pendingWeights, session.Method.Module);
+            pendingWeights = null;
+            var state = trainer.Fit(session.Method.Module, stage.Phases, stage.Batches, options, configJson, resume);
+            trainingSeconds += state.SecondsElapsed;
+            histories.Add((stage.Name, state.History));
+        }
+        if (pendingWeights is not null) Checkpoint.Load(pendingWeights, session.Method.Module);
+
+        return EvaluateAndWrite(session, run, histories, trainingSeconds, log);
+    }
+
+    /// <summary>Evaluates the finished run in <paramref name="runFolder"/> again, rewriting its metrics, latents and plots.</summary>
+    public MetricsReport Evaluate(string runFolder)
+    {
+        var run = new RunDirectory(runFolder);
+        if (!File.Exists(run.Config))
+            throw new FileNotFoundException($"{run.Config} not found: {run.Root} is not a Ddvi run folder (expected config.json and checkpoints/).", run.Config);
+        var config = ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config);
+        var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
+        using var session = Session.Open(config);
+
+        double trainingSeconds = 0;
+        var histories = new List<(string Stage, IReadOnlyList<EpochRecord> History)>();
+        string? last = null;
+        foreach (var stage in session.Method.Stages)
+        {
+            string? latest = Checkpoint.Latest(run.Checkpoints(stage.Name));
+            var state = latest is null ? null : Checkpoint.ReadHeader(latest).State;
+            if (state is null || state.EpochsCompleted < stage.Epochs)
+                throw new InvalidOperationException(
+                    $"{run.Root}: stage '{stage.Name}' has not finished ({state?.EpochsCompleted ?? 0}/{stage.Epochs} epochs); " +
+                    $"finish it with: ddvi train --resume --out {run.Root}");
+            trainingSeconds += state.SecondsElapsed;
+            histories.Add((stage.Name, state.History));
+            last = latest;
+        }
+        Checkpoint.Load(last!, session.Method.Module);
+        return EvaluateAndWrite(session, run, histories, trainingSeconds, log);
+    }
+
+    private static MetricsReport EvaluateAndWrite(Session session, RunDirectory run,
+        IReadOnlyList<(string Stage, IReadOnlyList<EpochRecord> History)> histories, double trainingSeconds, ITrainingObserver log)
+    {
+        log.Message("evaluating");
+        var (report, artifacts) = ModelEvaluator.Evaluate(session.Method, session.Data, session.Prior, session.Config, session.Device);
+        using (artifacts)
+        {
+            report = report with { TrainingSeconds = trainingSeconds };
+            AtomicFile.WriteAllText(run.Metrics, JsonSerializer.Serialize(report, ExperimentConfig.JsonOptions));
+            WriteLatents(run.TestLatents, artifacts.TestLatents, artifacts.TestLabels);
+            WritePlots(run, session, artifacts, histories);
+        }
+        log.Message(Summary(report));
+        return report;
+    }
+
+    /// <summary>One line of the headline metrics.</summary>
+    public static string Summary(MetricsReport r) =>
+        $"knn_accuracy={r.KnnAccuracy.Value:F4} latent_nll={r.LatentNll.Value:F4} " +
+        (r.Elbo.Available ? $"elbo={r.Elbo.NatsPerImage:F2} nats/image ({r.Elbo.ReleasePerPixelScale:F4} per-pixel scale) " : "elbo=n/a ") +
+        $"mmd={r.Mmd.Value:F4}";
+
+    private static void WriteLatents(string path, Tensor latents, Tensor labels)
+    {
+        var z = latents.to(float32).data<float>().ToArray();
+        var y = labels.to(int64).data<long>().ToArray();
+        var text = new StringBuilder("z1,z2,label\n");
+        for (int i = 0; i < y.Length; i++)
+            text.Append(CultureInfo.InvariantCulture, $"{z[2 * i]:R},{z[2 * i + 1]:R},{y[i]}\n");
+        AtomicFile.WriteAllText(path, text.ToString());
+    }
+
+    private static void WritePlots(RunDirectory run, Session session, EvaluationArtifacts a,
+        IReadOnlyList<(string Stage, IReadOnlyList<EpochRecord> History)> histories)
+    {
+        var (zx, zy) = Columns(a.TestLatents);
+        var labels = a.TestLabels.to(int32).data<int>().ToArray();
+        var (px, py) = Columns(a.PriorSamples);
+        var classes = a.PriorClasses.to(int32).data<int>().ToArray();
+        string model = session.Config.Model.ToUpperInvariant();
+        LatentScatter.Save(run.Plot("latents.png"), zx, zy, labels, $"{model} test latents ({session.Config.Dataset})");
+        LatentScatter.Save(run.Plot("prior.png"), px, py, classes, $"prior samples: {session.Prior.Name}");
+        LatentScatter.SaveSideBySide(run.Plot("prior-vs-latents.png"),
+            ($"prior: {session.Prior.Name}", px, py, classes), ($"{model} latents", zx, zy, labels));
+        var shape = session.Data.Test.Shape;
+        ImageGrid.Save(run.Plot("samples.png"), a.DecodedByClass.to(float32).data<float>().ToArray(), (int)a.DecodedByClass.shape[0],
+            shape.Channels, shape.Height, shape.Width, columns: ModelEvaluator.SamplesPerClass);
+        foreach (var (stage, history) in histories.Where(h => h.History.Count > 0))
+        {
+            var series = history.SelectMany(r => r.Losses.Keys).Distinct()
+                .ToDictionary(k => k, k => (IReadOnlyList<double>)history.Select(r => r.Losses.GetValueOrDefault(k, double.NaN)).ToList());
+            LossCurves.Save(run.Plot($"losses-{stage}.png"), series, "epoch");
+        }
+    }
+
+    private static (float[] X, float[] Y) Columns(Tensor points)
+    {
+        var flat = points.to(float32).data<float>().ToArray();
+        int n = flat.Length / 2;
+        var x = new float[n];
+        var y = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            x[i] = flat[2 * i];
+            y[i] = flat[2 * i + 1];
+        }
+        return (x, y);
+    }
+
+    /// <summary>The objects of one run on its device: data, prior, method. Disposes its tensors.</summary>
+    private sealed class Session : IDisposable
+    {
+        public required ExperimentConfig Config { get; init; }
+        public required Device Device { get; init; }
+        public required DatasetSplits Data { get; init; }
+        public required IPrior Prior { get; init; }
+        public required IExperimentMethod Method { get; init; }
+
+        public static Session Open(ExperimentConfig config)
+        {
+            ComputeDevice.SetThreads(config.Threads);
+            var device = ComputeDevice.Resolve(config.Device);
+            var loaded = DatasetCatalog.Load(config.Dataset,
+                new DatasetOptions(config.DataDirectory, config.Seed, SyntheticTrainCount: config.SyntheticTrainCount, SyntheticTestCount: config.SyntheticTestCount));
+            var data = device.type == TorchSharp.DeviceType.CPU ? loaded : MoveTo(loaded, device);
+            var prior = PriorCatalog.Create(config.Prior, config.PriorNoise, config.Seed, device, config.PriorKde);
+            // Weight initialisation draws from the global generator: seed it so a run is repeatable.
+            ComputeDevice.SeedGlobal(config.Seed);
+            var method = ModelCatalog.Create(new MethodContext(config, data.Train, prior, device));
+            return new Session { Config = config, Device = device, Data = data, Prior = prior, Method = method };
+        }
+
+        private static DatasetSplits MoveTo(DatasetSplits data, Device device)
+        {
+            using (data) return new DatasetSplits(data.Train.To(device), data.Test.To(device));
+        }
+
+        public void Dispose()
+        {
+            Method.Module.Dispose();
+            (Prior as IDisposable)?.Dispose();
+            Data.Dispose();
+        }
+    }
+}

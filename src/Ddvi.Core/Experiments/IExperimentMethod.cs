@@ -1,0 +1,37 @@
+using Ddvi.Data;
+using Ddvi.Models;
+using Ddvi.Objectives;
+using Ddvi.Priors;
+using Ddvi.Training;
+using static TorchSharp.torch;
+
+namespace Ddvi.Experiments;
+
+/// <summary>One stage of training: its own epochs, batches and phases, over the method's single module.</summary>
+public sealed record TrainingStage(string Name, int Epochs, IBatchSource Batches, IReadOnlyList<TrainingPhase> Phases);
+
+/// <summary>What a method needs to build itself: the configuration, the training data, the prior and the device.</summary>
+public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, IPrior Prior, Device Device);
+
+/// <summary>
+/// A model together with how it is trained: the glue between a model, its objectives and the trainer.
+/// All its weights live in <see cref="Module"/> (one checkpoint covers every stage).
+/// </summary>
+public interface IExperimentMethod
+{
+    nn.Module Module { get; }
+
+    ILatentVariableModel Model { get; }
+
+    /// <summary>Training stages in order (most methods have one).</summary>
+    IReadOnlyList<TrainingStage> Stages { get; }
+
+    /// <summary>Whether <see cref="EstimateElbo"/> gives a bound (an adversarial autoencoder has none).</summary>
+    bool HasElbo { get; }
+
+    /// <summary>How the ELBO is computed, for metrics.json.</summary>
+    string ElboDefinition { get; }
+
+    /// <summary>Per-example ELBO estimates for x <c>[B, D]</c>.</summary>
+    ElboEstimate EstimateElbo(Tensor x, Generator generator);
+}

@@ -1,0 +1,35 @@
+using System.Text.Json.Serialization;
+
+namespace Ddvi.Experiments;
+
+/// <summary>metrics.json: every number with what it means and how it was computed (REFERENCE.md §7).</summary>
+public sealed record MetricsReport
+{
+    public required string Model { get; init; }
+    public required string Dataset { get; init; }
+    public required string Prior { get; init; }
+    public required string PriorDensity { get; init; }
+    public required long Seed { get; init; }
+    public required int Epochs { get; init; }
+    public required long TrainExamples { get; init; }
+    public required long TestExamples { get; init; }
+    public required KnnMetric KnnAccuracy { get; init; }
+    public required LatentNllMetric LatentNll { get; init; }
+    public required ElboMetric Elbo { get; init; }
+    public required MmdMetric Mmd { get; init; }
+    public double TrainingSeconds { get; init; }
+    public double EvaluationSeconds { get; init; }
+    public string Device { get; init; } = "";
+}
+
+public sealed record KnnMetric(double Value, int Neighbours, string Definition);
+
+public sealed record LatentNllMetric(double Value, double[] Bandwidths, int PriorSamples, string Definition);
+
+public sealed record ElboMetric(
+    bool Available,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? NatsPerImage,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? ReleasePerPixelScale,
+    string Definition);
+
+public sealed record MmdMetric(double Value, double Squared, double[] Sigmas, int Samples, string Definition);

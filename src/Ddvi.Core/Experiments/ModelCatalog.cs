@@ -1,0 +1,38 @@
+using Ddvi.Experiments.Methods;
+
+namespace Ddvi.Experiments;
+
+/// <summary>The models Ddvi trains, by command-line name, with their paper defaults.</summary>
+public static class ModelCatalog
+{
+    public static IReadOnlyList<string> Names { get; } = ["vae"];
+
+    /// <summary>Epochs of the paper/release for the model.</summary>
+    public static int PaperEpochs(string model) => model switch
+    {
+        "vae" => 200,
+        _ => throw Unknown(model),
+    };
+
+    /// <summary>Epochs on the built-in synthetic dataset: enough to show structure in about two minutes on 2 cores.</summary>
+    public static int QuickEpochs(string model) => model switch
+    {
+        "vae" => 30,
+        _ => throw Unknown(model),
+    };
+
+    public static double DefaultLearningRate(string model) => model switch
+    {
+        "vae" => 1e-4,
+        _ => throw Unknown(model),
+    };
+
+    public static IExperimentMethod Create(MethodContext context) => context.Config.Model switch
+    {
+        "vae" => new VaeMethod(context),
+        var other => throw Unknown(other),
+    };
+
+    private static ArgumentException Unknown(string model) =>
+        new($"--model '{model}' is not known; valid: {string.Join(", ", Names)}");
+}

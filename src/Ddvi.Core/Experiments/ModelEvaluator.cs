@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using Ddvi.Data;
+using Ddvi.Evaluation;
+using Ddvi.Priors;
+using static TorchSharp.torch;
+
+namespace Ddvi.Experiments;
+
+/// <summary>Latents and images that the plots and the latent CSV are made from, on the CPU.</summary>
+public sealed record EvaluationArtifacts(
+    Tensor TestLatents, Tensor TestLabels, Tensor PriorSamples, Tensor PriorClasses, Tensor DecodedByClass) : IDisposable
+{
+    public void Dispose()
+    {
+        TestLatents.Dispose();
+        TestLabels.Dispose();
+        PriorSamples.Dispose();
+        PriorClasses.Dispose();
+        DecodedByClass.Dispose();
+    }
+}
+
+/// <summary>
+/// Computes the metrics of REFERENCE.md §7 for any trained method: KNN accuracy on latents, latent NLL,
+/// the test ELBO (when the method has one) and the MMD between decoded prior samples and test images.
+/// Runs under no_grad with the model in eval mode (dropout off), in large batches.
+/// </summary>
+public static class ModelEvaluator
+{
+    /// <summary>Images decoded per prior class for the sample grid.</summary>
+    public const int SamplesPerClass = 10;
+
+    public static (MetricsReport Report, EvaluationArtifacts Artifacts) Evaluate(
+        IExperimentMethod method, DatasetSplits data, IPrior prior, ExperimentConfig config, Device device)
+    {
+        var clock = Stopwatch.StartNew();
+        var settings = config.Evaluation;
+        method.Module.eval();
+        using var noGrad = no_grad();
+        using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation", 0), device);
+        using var scope = NewDisposeScope();
+
+        var trainLatents = Encode(method, data.Train.Images, settings.BatchSize, generator);
+        var testLatents = Encode(method, data.Test.Images, settings.BatchSize, generator);
+        double knn = KNearestNeighbours.Accuracy(trainLatents, data.Train.Labels, testLatents, data.Test.Labels,
+            data.Train.ClassCount, settings.KnnNeighbours);
+
+        var (priorSamples, priorClasses) = prior.Sample(settings.PriorSamples, generator);
+        var nll = LatentNll.Compute(testLatents, priorSamples, settings.NllBandwidths);
+
+        ElboMetric elbo;
+        if (method.HasElbo)
+        {
+            var perImage = zeros([], dtype: float64, device: device);
+            var perPixel = zeros([], dtype: float64, device: device);
+            for (long start = 0; start < data.Test.Count; start += settings.BatchSize)
+            {
+                long rows = Math.Min(settings.BatchSize, data.Test.Count - start);
+                var estimate = method.EstimateElbo(data.Test.Images.narrow(0, start, rows), generator);
+                perImage.add_(estimate.NatsPerImage.sum().to(float64));
+                perPixel.add_(estimate.ReleasePerPixelScale.sum().to(float64));
+            }
+            elbo = new ElboMetric(true, perImage.item<double>() / data.Test.Count, perPixel.item<double>() / data.Test.Count, method.ElboDefinition);
+        }
+        else
+        {
+            elbo = new ElboMetric(false, null, null, method.ElboDefinition);
+        }
+
+        int mmdCount = (int)Math.Min(Math.Min(settings.MmdSamples, data.Test.Count), priorSamples.shape[0]);
+        var decoded = Decode(method, priorSamples.narrow(0, 0, mmdCount), settings.BatchSize);
+        double mmdSquared = MaximumMeanDiscrepancy.Compute(decoded, data.Test.Images.narrow(0, 0, mmdCount), settings.MmdSigmas);
+
+        var byClass = cat(Enumerable.Range(0, prior.ClassCount)
+            .Select(c => method.Model.DecodeMeans(prior.SampleClass(c, SamplesPerClass, generator))).ToArray(), 0);
+
+        var report = new MetricsReport
+        {
+            Model = config.Model,
+            Dataset = config.Dataset,
+            Prior = prior.Name,
+            PriorDensity = prior.DensityDescription,
+            Seed = config.Seed,
+            Epochs = config.ResolvedEpochs,
+            TrainExamples = data.Train.Count,
+            TestExamples = data.Test.Count,
+            KnnAccuracy = new KnnMetric(knn, settings.KnnNeighbours,
+                $"{settings.KnnNeighbours}-nearest-neighbour majority vote on 2-D latents, fit on train latents with train labels, scored on test latents"),
+            LatentNll = new LatentNllMetric(nll.Value, settings.NllBandwidths, settings.PriorSamples,
+                "mean over prior samples z of −log q̂(z), q̂ a Gaussian KDE of the test latents (mixture over the bandwidths); lower means the latents cover the prior"),
+            Elbo = elbo,
+            Mmd = new MmdMetric(Math.Sqrt(Math.Max(0, mmdSquared)), mmdSquared, settings.MmdSigmas, mmdCount,
+                "√ of the biased squared MMD with a sum of RBF kernels exp(−‖a−b‖²/(2σ²)) between decoded prior samples (Bernoulli means) and test images"),
+            EvaluationSeconds = clock.Elapsed.TotalSeconds,
+            Device = device.ToString(),
+        };
+        var artifacts = new EvaluationArtifacts(
+            testLatents.cpu().DetachFromDisposeScope(), data.Test.Labels.cpu().DetachFromDisposeScope(),
+            priorSamples.cpu().DetachFromDisposeScope(), priorClasses.cpu().DetachFromDisposeScope(),
+            byClass.cpu().DetachFromDisposeScope());
+        return (report, artifacts);
+    }
+
+    /// <summary>Posterior latents of every row of <paramref name="images"/>, batch by batch: <c>[N, D]</c> → <c>[N, 2]</c>.</summary>
+    public static Tensor Encode(IExperimentMethod method, Tensor images, int batchSize, Generator generator)
+    {
+        var parts = new List<Tensor>();
+        for (long start = 0; start < images.shape[0]; start += batchSize)
+            parts.Add(method.Model.EncodeLatents(images.narrow(0, start, Math.Min(batchSize, images.shape[0] - start)), generator));
+        return cat(parts, 0);
+    }
+
+    private static Tensor Decode(IExperimentMethod method, Tensor z, int batchSize)
+    {
+        var parts = new List<Tensor>();
+        for (long start = 0; start < z.shape[0]; start += batchSize)
+            parts.Add(method.Model.DecodeMeans(z.narrow(0, start, Math.Min(batchSize, z.shape[0] - start))));
+        return cat(parts, 0);
+    }
+}

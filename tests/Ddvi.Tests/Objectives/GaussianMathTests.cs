@@ -1,0 +1,54 @@
+using Ddvi.Objectives;
+using static TorchSharp.torch;
+
+namespace Ddvi.Tests.Objectives;
+
+public class GaussianMathTests
+{
+    [Fact]
+    public void KlOfStandardNormalToItselfIsZero()
+    {
+        using var scope = NewDisposeScope();
+        var kl = GaussianMath.KlToStandardNormal(zeros(3, 2, dtype: float64), ones(3, 2, dtype: float64));
+        Assert.All(kl.data<double>().ToArray(), v => Assert.Equal(0, v, 12));
+    }
+
+    [Fact]
+    public void KlMatchesClosedFormAndMonteCarlo()
+    {
+        using var scope = NewDisposeScope();
+        var mean = tensor(new[] { 0.5, -1.0 }, dtype: float64).view(1, 2);
+        var variance = tensor(new[] { 0.25, 2.0 }, dtype: float64).view(1, 2);
+        double closed = 0.5 * ((0.25 + 0.25 - 1 - Math.Log(0.25)) + (2.0 + 1.0 - 1 - Math.Log(2.0)));
+        Assert.Equal(closed, GaussianMath.KlToStandardNormal(mean, variance).item<double>(), 12);
+
+        using var generator = new Generator(3);
+        var z = mean + variance.sqrt() * randn([400_000, 2], dtype: float64, generator: generator);
+        var logQ = GaussianMath.LogDensity(z, mean, variance);
+        var logP = GaussianMath.LogDensity(z, zeros_like(mean), ones_like(variance));
+        double monteCarlo = (logQ - logP).mean().item<double>();
+        Assert.Equal(closed, monteCarlo, 2);
+    }
+
+    [Fact]
+    public void LogDensityMatchesHandComputation()
+    {
+        using var scope = NewDisposeScope();
+        var z = tensor(new[] { 1.0, 2.0 }, dtype: float64).view(1, 2);
+        var mean = tensor(new[] { 0.0, 1.0 }, dtype: float64).view(1, 2);
+        var variance = tensor(new[] { 4.0, 0.5 }, dtype: float64).view(1, 2);
+        double expected = -0.5 * (1.0 / 4 + Math.Log(4) + Math.Log(2 * Math.PI)) - 0.5 * (1.0 / 0.5 + Math.Log(0.5) + Math.Log(2 * Math.PI));
+        Assert.Equal(expected, GaussianMath.LogDensity(z, mean, variance).item<double>(), 12);
+    }
+
+    [Fact]
+    public void BernoulliLogLikelihoodMatchesHandComputation()
+    {
+        using var scope = NewDisposeScope();
+        var logits = tensor(new[] { 0.0, 2.0, -1.0 }, dtype: float64).view(1, 3);
+        var x = tensor(new[] { 1.0, 0.25, 0.0 }, dtype: float64).view(1, 3);
+        double p1 = 0.5, p2 = 1 / (1 + Math.Exp(-2)), p3 = 1 / (1 + Math.Exp(1));
+        double expected = Math.Log(p1) + (0.25 * Math.Log(p2) + 0.75 * Math.Log(1 - p2)) + Math.Log(1 - p3);
+        Assert.Equal(expected, GaussianMath.BernoulliLogLikelihood(logits, x).item<double>(), 12);
+    }
+}

@@ -1,0 +1,208 @@
+using Ddvi.Objectives;
+using Ddvi.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ddvi.Tests.Training;
+
+public class TrainerTests
+{
+    /// <summary>y = x·w_true + noise, fitted by a linear layer with dropout (so the global generator matters).</summary>
+    private sealed class Regression : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear layer;
+        private readonly Dropout dropout;
+
+        public Regression() : base(nameof(Regression))
+        {
+            layer = nn.Linear(4, 1);
+            dropout = nn.Dropout(0.1);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => layer.call(dropout.call(x));
+    }
+
+    private static (Regression Model, TrainingPhase Phase, IBatchSource Batches, Ddvi.Data.ImageDataset Data) Setup(
+        Func<PhaseStep, Tensor, Tensor>? corrupt = null)
+    {
+        torch.manual_seed(7);
+        var generator = new Generator(11);
+        var x = randn([256, 4], generator: generator);
+        var y = x.matmul(tensor(new float[] { 1, -2, 0.5f, 3 }).view(4, 1)).squeeze(1);
+        // The dataset type wants [N, D] images and [N] labels; the regression target rides in a side tensor.
+        var data = new Ddvi.Data.ImageDataset("toy", x, arange(256L), new Ddvi.Data.ImageShape(1, 2, 2), 256);
+        var model = new Regression();
+        var phase = new TrainingPhase
+        {
+            Name = "fit",
+            Parameters = model.parameters().ToList(),
+            LearningRate = 0.05,
+            Loss = step =>
+            {
+                var idx = step.Batch.Labels!;
+                var prediction = model.call(step.Batch.RequireX()).squeeze(1);
+                var loss = (prediction - y.index_select(0, idx)).square().mean();
+                if (corrupt is not null) loss = corrupt(step, loss);
+                return new LossTerms(loss, [("mse", loss)]);
+            },
+        };
+        return (model, phase, new ImageBatches(data, 32), data);
+    }
+
+    private static float[] Weights(nn.Module model) =>
+        model.parameters().SelectMany(p => p.detach().cpu().data<float>().ToArray()).ToArray();
+
+    [Fact]
+    public void LossFallsAndHistoryIsRecorded()
+    {
+        using var folder = new TempFolder();
+        var (model, phase, batches, _) = Setup();
+        var state = new Trainer(SilentObserver.Instance).Fit(model, [phase], batches,
+            new TrainerOptions("toy", 6, 1, folder["ckpt"]), "{}", resume: false);
+        Assert.Equal(6, state.EpochsCompleted);
+        Assert.Equal(6, state.History.Count);
+        Assert.True(state.History[^1].Losses["fit/loss"] < 0.2 * state.History[0].Losses["fit/loss"]);
+        Assert.True(File.Exists(folder["ckpt/losses.csv"]));
+        Assert.Equal(7, File.ReadAllLines(folder["ckpt/losses.csv"]).Length);
+    }
+
+    [Fact]
+    public void ResumedRunEqualsUninterruptedRun()
+    {
+        using var straight = new TempFolder();
+        using var interrupted = new TempFolder();
+        var trainer = new Trainer(SilentObserver.Instance);
+
+        var (m1, p1, b1, _) = Setup();
+        trainer.Fit(m1, [p1], b1, new TrainerOptions("toy", 4, 3, straight.Path, CheckpointEvery: 1), "{}", resume: false);
+
+        var (m2, p2, b2, _) = Setup();
+        trainer.Fit(m2, [p2], b2, new TrainerOptions("toy", 2, 3, interrupted.Path, CheckpointEvery: 1), "{}", resume: false);
+        // A new process would rebuild the model from scratch: start from fresh (different) weights.
+        var (m3, p3, b3, _) = Setup();
+        using (no_grad()) foreach (var p in m3.parameters()) p.add_(1.0);
+        var state = trainer.Fit(m3, [p3], b3, new TrainerOptions("toy", 4, 3, interrupted.Path, CheckpointEvery: 1), "{}", resume: true);
+
+        Assert.Equal(4, state.EpochsCompleted);
+        Assert.Equal(Weights(m1), Weights(m3));
+    }
+
+    [Fact]
+    public void SameSeedGivesSameWeightsAndOtherSeedDiffers()
+    {
+        using var a = new TempFolder();
+        using var b = new TempFolder();
+        using var c = new TempFolder();
+        var trainer = new Trainer(SilentObserver.Instance);
+        var (m1, p1, b1, _) = Setup();
+        trainer.Fit(m1, [p1], b1, new TrainerOptions("toy", 2, 5, a.Path), "{}", false);
+        var (m2, p2, b2, _) = Setup();
+        trainer.Fit(m2, [p2], b2, new TrainerOptions("toy", 2, 5, b.Path), "{}", false);
+        var (m3, p3, b3, _) = Setup();
+        trainer.Fit(m3, [p3], b3, new TrainerOptions("toy", 2, 6, c.Path), "{}", false);
+        Assert.Equal(Weights(m1), Weights(m2));
+        Assert.NotEqual(Weights(m1), Weights(m3));
+    }
+
+    [Fact]
+    public void NonFiniteLossStopsAndKeepsLastGoodCheckpoint()
+    {
+        using var folder = new TempFolder();
+        var (model, phase, batches, _) = Setup((step, loss) => step.Epoch == 2 ? loss * double.NaN : loss);
+        var error = Assert.Throws<NonFiniteLossException>(() => new Trainer(SilentObserver.Instance).Fit(model, [phase], batches,
+            new TrainerOptions("toy", 5, 1, folder.Path, CheckpointEvery: 1, LogEvery: 3), "{}", false));
+        Assert.Contains("fit/loss", error.Message);
+        Assert.Contains("epoch 3", error.Message);
+        Assert.Equal(Checkpoint.FileName(2), Path.GetFileName(Checkpoint.Latest(folder.Path)));
+        Assert.Equal(2, Checkpoint.ReadHeader(Checkpoint.Latest(folder.Path)!).State.EpochsCompleted);
+    }
+
+    [Fact]
+    public void StartingOverAnExistingRunWithoutResumeIsRefused()
+    {
+        using var folder = new TempFolder();
+        var (model, phase, batches, _) = Setup();
+        var trainer = new Trainer(SilentObserver.Instance);
+        trainer.Fit(model, [phase], batches, new TrainerOptions("toy", 1, 1, folder.Path), "{}", false);
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            trainer.Fit(model, [phase], batches, new TrainerOptions("toy", 2, 1, folder.Path), "{}", false));
+        Assert.Contains("--resume", error.Message);
+    }
+
+    [Fact]
+    public void OnlyTheNewestCheckpointsAreKept()
+    {
+        using var folder = new TempFolder();
+        var (model, phase, batches, _) = Setup();
+        new Trainer(SilentObserver.Instance).Fit(model, [phase], batches,
+            new TrainerOptions("toy", 5, 1, folder.Path, CheckpointEvery: 1, KeepCheckpoints: 2), "{}", false);
+        var names = Directory.GetFiles(folder.Path, "*.ckpt").Select(Path.GetFileName).Order().ToArray();
+        Assert.Equal(new[] { Checkpoint.FileName(4), Checkpoint.FileName(5) }, names);
+        Assert.Empty(Directory.GetFiles(folder.Path, "*.tmp"));
+    }
+
+    [Fact]
+    public void FrozenParametersDoNotMoveAndInactivePhasesDoNotRun()
+    {
+        using var folder = new TempFolder();
+        var (model, phase, batches, _) = Setup();
+        var bias = model.parameters().Last();
+        float before = bias.detach().clone().item<float>();
+        bool sleptEver = false;
+        var frozenBias = new TrainingPhase
+        {
+            Name = phase.Name, Parameters = phase.Parameters, LearningRate = phase.LearningRate, Loss = phase.Loss,
+            FrozenParameters = epoch => epoch < 2 ? [bias] : [],
+        };
+        var never = new TrainingPhase
+        {
+            Name = "never", Parameters = phase.Parameters, LearningRate = 1, IsActive = _ => false,
+            Loss = step => { sleptEver = true; throw new InvalidOperationException("inactive phase ran"); },
+        };
+        var trainer = new Trainer(SilentObserver.Instance);
+        trainer.Fit(model, [frozenBias, never], batches, new TrainerOptions("toy", 2, 1, folder.Path), "{}", false);
+        Assert.Equal(before, bias.detach().item<float>());
+        Assert.False(sleptEver);
+        Assert.True(bias.requires_grad);
+        trainer.Fit(model, [frozenBias, never], batches, new TrainerOptions("toy", 3, 1, folder.Path), "{}", true);
+        Assert.NotEqual(before, bias.detach().item<float>());
+    }
+
+    [Fact]
+    public void RepeatsAndLearningRateScheduleAreApplied()
+    {
+        using var folder = new TempFolder();
+        var (model, phase, batches, _) = Setup();
+        int calls = 0;
+        var repeated = new TrainingPhase
+        {
+            Name = "fit", Parameters = phase.Parameters, LearningRate = phase.LearningRate, RepeatsPerBatch = 3,
+            LearningRateFactor = epoch => epoch == 0 ? 1 : 0,
+            Loss = step => { calls++; return phase.Loss(step); },
+        };
+        var trainer = new Trainer(SilentObserver.Instance);
+        trainer.Fit(model, [repeated], batches, new TrainerOptions("toy", 1, 1, folder.Path), "{}", false);
+        Assert.Equal(3 * batches.StepsPerEpoch, calls);
+        var after = Weights(model);
+        trainer.Fit(model, [repeated], batches, new TrainerOptions("toy", 2, 1, folder.Path), "{}", true);
+        Assert.Equal(after, Weights(model)); // learning rate × 0 in epoch 2
+    }
+
+    [Fact]
+    public void TrainingStepsLeakNoTensors()
+    {
+        using var folder = new TempFolder();
+        var (model, phase, batches, _) = Setup();
+        var trainer = new Trainer(SilentObserver.Instance);
+        trainer.Fit(model, [phase], batches, new TrainerOptions("toy", 1, 1, folder["a"]), "{}", false);
+        long start = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        trainer.Fit(model, [phase], batches, new TrainerOptions("toy", 2, 1, folder["a"], CheckpointEvery: 100), "{}", true);
+        long afterOneEpoch = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        trainer.Fit(model, [phase], batches, new TrainerOptions("toy", 5, 1, folder["a"], CheckpointEvery: 100), "{}", true);
+        long afterThreeEpochs = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        // One resumed epoch (8 steps) and three (24 steps) leave the same number of live tensors behind.
+        Assert.Equal(afterOneEpoch - start, afterThreeEpochs - afterOneEpoch);
+    }
+}
