@@ -1,0 +1,253 @@
+using Ddvi.Diffusion;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Ddvi.Models;
+
+/// <summary>Which posterior <see cref="DdviModel"/> uses when asked for latents without naming one.</summary>
+public enum DdviStage
+{
+    /// <summary>
+    /// Stage 2 of the pipeline (the release's <c>diff_vae</c>): y ~ N(μ(x), σ²(x)) → the unconditional DDIM chain of the
+    /// prior denoiser ε_θ(y_t, t) over T_prior steps → z.
+    /// </summary>
+    Warmup,
+
+    /// <summary>
+    /// Stage 3 (the release's <c>diff_vae_warmup</c>, i.e. DDVI): y_T ~ N(μ(x), σ²(x)) → the x-conditioned DDIM chain of
+    /// the posterior denoiser ε_φ(y_t, a_φ(x), t) over T_post steps → z.
+    /// </summary>
+    Ddvi,
+}
+
+/// <summary>
+/// One draw from a DDVI-style posterior: the start y_T ~ N(μ, diag σ²), the end z = y_0 of the deterministic DDIM chain,
+/// and what produced them.
+/// </summary>
+/// <param name="Z">z = y_0 <c>[B, d]</c>.</param>
+/// <param name="YT">y_T = μ + σ ⊙ ε <c>[B, d]</c> (reparameterised).</param>
+/// <param name="Mean">μ(x) <c>[B, d]</c>.</param>
+/// <param name="LogVariance">log σ²(x) <c>[B, d]</c>, the encoder's second head.</param>
+/// <param name="Variance">σ²(x) = exp(log σ²) <c>[B, d]</c>.</param>
+/// <param name="Context">a_φ(x) <c>[B, c]</c> for the DDVI posterior; null for the warm-up posterior.</param>
+/// <param name="Trajectory">The chain's steps t = T, …, 1 (y_t entering step t and ε̂_t), or null when not asked for.</param>
+public sealed record DdviPosteriorSample(
+    Tensor Z, Tensor YT, Tensor Mean, Tensor LogVariance, Tensor Variance, Tensor? Context, IReadOnlyList<ReverseChainStep>? Trajectory);
+
+/// <summary>
+/// Every weight of the three-stage unsupervised DDVI pipeline (REFERENCE.md §1, §3) in one module, so that one
+/// checkpoint serves every stage:
+/// <list type="bullet">
+/// <item><c>encoder</c>: q(y_T | x) = N(μ(x), diag σ²(x)), an <see cref="MlpEncoder"/> input → hidden → hidden → heads
+/// (μ, log σ²) — log-variance as in the release's diffusion models, not the sigmoid variance of its VAE baseline.</item>
+/// <item><c>decoder</c>: p_θ(x | z), Bernoulli with logits from an <see cref="MlpDecoder"/>.</item>
+/// <item><c>priorDenoiser</c>: ε_θ(y_t, t), the unconditional <see cref="TimeConditionedMlp"/> of stage 1 (T_prior = 20),
+/// also the warm-up posterior's chain in stage 2. Stage 3 neither uses nor trains it (the release mixes it into the
+/// posterior chain with weight 1 − g2_weight = 0).</item>
+/// <item><c>auxiliaryEncoder</c>: a_φ(x), an <see cref="AuxiliaryEncoder"/> input → hidden → hidden → c (dropout 0.4).</item>
+/// <item><c>posteriorDenoiser</c>: ε_φ(y_t, a_φ(x), t), the <see cref="ConditionalDenoiser"/> of stage 3 (T_post = 40).</item>
+/// <item><c>priorSchedule</c>, <c>posteriorSchedule</c>: the two <see cref="NoiseSchedule"/>s (non-persistent tables:
+/// no checkpoint keys).</item>
+/// </list>
+/// Each chain step is the deterministic DDIM update y_{t−1} = √ᾱ_{t−1} ŷ_0 + √(1 − ᾱ_{t−1}) ε̂,
+/// ŷ_0 = (y_t − √(1 − ᾱ_t) ε̂)/√ᾱ_t. Holds no optimiser and runs no loop; the objectives live in
+/// <c>Ddvi.Objectives.DdviObjectives</c>.
+/// </summary>
+/// <remarks>
+/// <para><see cref="Stage"/> selects the posterior behind <see cref="EncodeLatents"/>, <see cref="EncodeWithStart"/>,
+/// <see cref="Posterior"/> and the ELBO. It is plain state, not a checkpoint entry: the pipeline sets it when a stage
+/// starts, and whoever loads a checkpoint sets it to the stage that wrote it. It defaults to <see cref="DdviStage.Ddvi"/>,
+/// the final model's posterior. The training objectives name their posterior explicitly and ignore it.</para>
+/// <para>Dropout (encoder and decoder 0.2, auxiliary encoder 0.4) is active only in <c>train()</c> mode and draws from
+/// libtorch's global generator; every other draw takes the caller's generator.</para>
+/// </remarks>
+public sealed class DdviModel : Module, ILatentVariableModel
+{
+    private readonly MlpEncoder encoder;
+    private readonly MlpDecoder decoder;
+    private readonly TimeConditionedMlp priorDenoiser;
+    private readonly AuxiliaryEncoder auxiliaryEncoder;
+    private readonly ConditionalDenoiser posteriorDenoiser;
+    private readonly NoiseSchedule priorSchedule;
+    private readonly NoiseSchedule posteriorSchedule;
+
+    /// <param name="inputDim">D, the data width (784 for MNIST format).</param>
+    /// <param name="latentDim">d, the latent width (2 in every experiment).</param>
+    /// <param name="hidden">Width of the encoder, decoder and auxiliary encoder hidden layers (1000).</param>
+    /// <param name="priorSteps">T_prior, the prior diffusion's and the warm-up chain's length (20).</param>
+    /// <param name="posteriorSteps">T_post, the DDVI posterior chain's length (40).</param>
+    /// <param name="schedule">β schedule of both chains (linear 1e-4 → 0.02, as the release).</param>
+    /// <param name="dropout">Dropout of the encoder and decoder (0.2).</param>
+    /// <param name="auxiliaryDropout">Dropout of the auxiliary encoder (0.4, the release's MNIST value).</param>
+    /// <param name="contextDim">c, the width of a_φ(x) (2).</param>
+    /// <param name="denoiserHidden">Width of the denoisers' 4 hidden layers (128).</param>
+    public DdviModel(int inputDim = 784, int latentDim = 2, int hidden = 1000, int priorSteps = 20, int posteriorSteps = 40,
+        NoiseScheduleKind schedule = NoiseScheduleKind.Linear, double dropout = 0.2, double auxiliaryDropout = 0.4,
+        int contextDim = 2, int denoiserHidden = 128) : base(nameof(DdviModel))
+    {
+        if (inputDim < 1)
+            throw new ArgumentOutOfRangeException(nameof(inputDim), inputDim, "DdviModel: input width must be at least 1.");
+        if (latentDim < 1)
+            throw new ArgumentOutOfRangeException(nameof(latentDim), latentDim, "DdviModel: latent width must be at least 1.");
+        if (priorSteps < 1)
+            throw new ArgumentOutOfRangeException(nameof(priorSteps), priorSteps, "DdviModel: prior diffusion steps T_prior must be at least 1.");
+        if (posteriorSteps < 1)
+            throw new ArgumentOutOfRangeException(nameof(posteriorSteps), posteriorSteps, "DdviModel: posterior diffusion steps T_post must be at least 1.");
+        if (!(dropout >= 0 && dropout < 1))
+            throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "DdviModel: encoder/decoder dropout must lie in [0, 1).");
+
+        InputDim = inputDim;
+        LatentDim = latentDim;
+        encoder = new MlpEncoder(inputDim, [latentDim, latentDim], hidden, dropout);
+        decoder = new MlpDecoder(latentDim, inputDim, hidden, dropout);
+        priorDenoiser = new TimeConditionedMlp(priorSteps, latentDim, denoiserHidden);
+        auxiliaryEncoder = new AuxiliaryEncoder(inputDim, hidden, contextDim, auxiliaryDropout);
+        posteriorDenoiser = new ConditionalDenoiser(posteriorSteps, latentDim, contextDim, denoiserHidden);
+        priorSchedule = new NoiseSchedule(schedule, priorSteps);
+        posteriorSchedule = new NoiseSchedule(schedule, posteriorSteps);
+        RegisterComponents();
+    }
+
+    public int InputDim { get; }
+    public int LatentDim { get; }
+
+    /// <summary>The posterior used by <see cref="EncodeLatents"/>, <see cref="EncodeWithStart"/>, <see cref="Posterior"/>
+    /// and the ELBO; set by the pipeline (see the remarks on the class). Defaults to <see cref="DdviStage.Ddvi"/>.</summary>
+    public DdviStage Stage { get; set; } = DdviStage.Ddvi;
+
+    public MlpEncoder Encoder => encoder;
+    public MlpDecoder Decoder => decoder;
+    public TimeConditionedMlp PriorDenoiser => priorDenoiser;
+    public AuxiliaryEncoder AuxiliaryEncoder => auxiliaryEncoder;
+    public ConditionalDenoiser PosteriorDenoiser => posteriorDenoiser;
+    public NoiseSchedule PriorSchedule => priorSchedule;
+    public NoiseSchedule PosteriorSchedule => posteriorSchedule;
+
+    /// <summary>The schedule of the chain <see cref="Stage"/> selects.</summary>
+    public NoiseSchedule CurrentSchedule => Stage == DdviStage.Warmup ? priorSchedule : posteriorSchedule;
+
+    /// <summary>Stage 1: the prior denoiser alone.</summary>
+    public IReadOnlyList<Parameter> PriorDiffusionParameters() => [.. priorDenoiser.parameters()];
+
+    /// <summary>Stage 2, trained end to end as the release: encoder, decoder and prior denoiser.</summary>
+    public IReadOnlyList<Parameter> WarmupParameters()
+        => [.. encoder.parameters(), .. decoder.parameters(), .. priorDenoiser.parameters()];
+
+    /// <summary>
+    /// Stage 3's wake phase: encoder, auxiliary encoder, posterior denoiser and decoder (freeze
+    /// <see cref="DecoderParameters"/> for the first 30 epochs, as the release). The prior denoiser is not among them.
+    /// </summary>
+    public IReadOnlyList<Parameter> WakeParameters()
+        => [.. encoder.parameters(), .. auxiliaryEncoder.parameters(), .. posteriorDenoiser.parameters(), .. decoder.parameters()];
+
+    /// <summary>Stage 3's sleep phase: the only parameters the sleep loss reaches, auxiliary encoder and posterior denoiser.</summary>
+    public IReadOnlyList<Parameter> SleepParameters() => [.. auxiliaryEncoder.parameters(), .. posteriorDenoiser.parameters()];
+
+    /// <summary>The decoder p_θ(x|z), frozen in stage 3's early epochs.</summary>
+    public IReadOnlyList<Parameter> DecoderParameters() => [.. decoder.parameters()];
+
+    /// <summary>Parameters of q(y_T | x): μ and log σ², each <c>[B, d]</c>, for x <c>[B, D]</c>.</summary>
+    public (Tensor Mean, Tensor LogVariance) Encode(Tensor x)
+    {
+        CheckInput(x);
+        var heads = encoder.call(x);
+        return (heads[0], heads[1]);
+    }
+
+    /// <summary>
+    /// The warm-up posterior of stage 2: y ~ N(μ(x), σ²(x)) reparameterised with <paramref name="generator"/>, then the
+    /// unconditional DDIM chain of the prior denoiser over T_prior steps → z. Keeps the autograd graph.
+    /// </summary>
+    public DdviPosteriorSample WarmupPosterior(Tensor x, Generator generator, bool keepTrajectory = false) // [B, D]
+        => Sample(x, generator, keepTrajectory, conditioned: false);
+
+    /// <summary>
+    /// The DDVI posterior of stage 3: y_T ~ N(μ(x), σ²(x)) reparameterised with <paramref name="generator"/>, a = a_φ(x),
+    /// then the x-conditioned DDIM chain of ε_φ(y_t, a, t) over T_post steps → z. Keeps the autograd graph.
+    /// </summary>
+    public DdviPosteriorSample DdviPosterior(Tensor x, Generator generator, bool keepTrajectory = false) // [B, D]
+        => Sample(x, generator, keepTrajectory, conditioned: true);
+
+    /// <summary>The posterior <see cref="Stage"/> selects.</summary>
+    public DdviPosteriorSample Posterior(Tensor x, Generator generator, bool keepTrajectory = false) // [B, D]
+        => Sample(x, generator, keepTrajectory, conditioned: Stage == DdviStage.Ddvi);
+
+    /// <summary>The chain's start y_T and end z, each <c>[B, d]</c>, from the posterior <see cref="Stage"/> selects.</summary>
+    public (Tensor YT, Tensor Z) EncodeWithStart(Tensor x, Generator generator) // [B, D] → [B, d], [B, d]
+    {
+        using var scope = NewDisposeScope();
+        var sample = Posterior(x, generator);
+        return (sample.YT.MoveToOuterDisposeScope(), sample.Z.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>z ~ q(z|x) from the posterior <see cref="Stage"/> selects.</summary>
+    public Tensor EncodeLatents(Tensor x, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        return Posterior(x, generator).Z.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Draws from the learned prior diffusion (stage 1's result): y_T ~ N(0, I) with <paramref name="generator"/>, then the
+    /// prior denoiser's DDIM chain → <c>[n, d]</c>. As in the release, N(0, I) stands in for r(y_T).
+    /// </summary>
+    public Tensor SamplePriorDiffusion(long n, Generator generator)
+    {
+        if (n < 1)
+            throw new ArgumentOutOfRangeException(nameof(n), n, "DdviModel.SamplePriorDiffusion: the sample count must be at least 1.");
+        using var scope = NewDisposeScope();
+        var yT = randn([n, LatentDim], dtype: priorSchedule.DType, device: priorSchedule.Device, generator: generator);
+        return ReverseChain.Run(priorDenoiser.call, yT, priorSchedule).Z.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Bernoulli logits <c>[B, D]</c> of p_θ(x|z) for z <c>[B, d]</c>.</summary>
+    public Tensor DecodeLogits(Tensor z) => decoder.call(z);
+
+    /// <summary>Bernoulli means sigmoid(logits) <c>[B, D]</c> for z <c>[B, d]</c>.</summary>
+    public Tensor DecodeMeans(Tensor z)
+    {
+        using var logits = DecodeLogits(z);
+        return functional.sigmoid(logits);
+    }
+
+    private DdviPosteriorSample Sample(Tensor x, Generator generator, bool keepTrajectory, bool conditioned)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        using var scope = NewDisposeScope();
+        var (mean, logVariance) = Encode(x);
+        var variance = logVariance.exp();
+        var eps = randn(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator);
+        var yT = mean + (0.5 * logVariance).exp() * eps;
+
+        Tensor? context = null;
+        ReverseChainResult chain;
+        if (conditioned)
+        {
+            var a = auxiliaryEncoder.call(x);
+            context = a;
+            chain = ReverseChain.Run((y, t) => posteriorDenoiser.call(y, a, t), yT, posteriorSchedule, keepTrajectory);
+        }
+        else
+        {
+            chain = ReverseChain.Run(priorDenoiser.call, yT, priorSchedule, keepTrajectory);
+        }
+
+        var sample = new DdviPosteriorSample(chain.Z, yT, mean, logVariance, variance, context, chain.Steps);
+        IEnumerable<Tensor> results = [chain.Z, yT, mean, logVariance, variance];
+        if (context is not null) results = results.Append(context);
+        if (chain.Steps is not null) results = results.Concat(chain.Steps.SelectMany(s => new[] { s.Yt, s.EpsHat }));
+        foreach (var result in results.Distinct<Tensor>(ReferenceEqualityComparer.Instance))
+        {
+            if (scope.Contains(result)) scope.MoveToOuter(result);
+        }
+        return sample;
+    }
+
+    private void CheckInput(Tensor x)
+    {
+        if (x.dim() != 2 || x.shape[1] != InputDim)
+            throw new ArgumentException($"DdviModel: x must be [B, {InputDim}], got [{string.Join(", ", x.shape)}].", nameof(x));
+    }
+}
