@@ -19,7 +19,7 @@ internal static class CliOptions
     public static Option<string> Model() => new Option<string>("--model")
     {
         Description = $"Model: {string.Join(", ", ModelCatalog.Names)}",
-        DefaultValueFactory = _ => "vae",
+        DefaultValueFactory = _ => "ddvi",
     }.AcceptOnlyFromAmong([.. ModelCatalog.Names]);
 
     public static Option<string> Prior() => new Option<string>("--prior")

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ddvi.Diffusion;
 using Ddvi.Experiments;
 using Ddvi.Runtime;
 
@@ -14,7 +15,7 @@ internal static class TrainCommand
         var prior = CliOptions.Prior();
         var priorNoise = new Option<double?>("--prior-noise") { Description = "Swiss-roll noise (default 0; the release's less-noisy variant is 0.1) or square noise level (default 3, the paper's square; the release's plain square is 1)" };
         var priorKde = new Option<bool>("--prior-kde") { Description = "Use the release's kernel density estimate of log p(z) even where the exact density exists" };
-        var epochs = new Option<int?>("--epochs") { Description = "Training epochs (default: the paper's, e.g. 200 for vae; 30 on the synthetic dataset)" };
+        var epochs = new Option<int?>("--epochs") { Description = "Training epochs of the model (DDVI: of stage 3). Default: the paper's, 100 for ddvi and 200 for vae; 15 and 30 on the synthetic dataset" };
         var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
         var learningRate = new Option<double?>("--lr") { Description = "Adam learning rate (default: the model's, 1e-4)" };
         var seed = new Option<long>("--seed") { Description = "Random seed of everything in the run", DefaultValueFactory = _ => 0 };
@@ -25,9 +26,23 @@ internal static class TrainCommand
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
 
+        // DDVI pipeline (REFERENCE.md §3); defaults are the release's.
+        var priorIterations = new Option<int?>("--prior-diffusion-iterations") { Description = "DDVI stage 1: optimiser steps of the prior diffusion (default 100000; 3000 on synthetic)" };
+        var warmupEpochs = new Option<int?>("--warmup-epochs") { Description = "DDVI stage 2: epochs of the warm-up model (default 100; 8 on synthetic)" };
+        var priorSteps = new Option<int>("--prior-steps") { Description = "DDVI: T of the prior (warm-up) chain", DefaultValueFactory = _ => 20 };
+        var posteriorSteps = new Option<int>("--posterior-steps") { Description = "DDVI: T of the x-conditioned posterior chain", DefaultValueFactory = _ => 40 };
+        var klWeight = new Option<double>("--kl-weight") { Description = "DDVI: β_KL of the wake loss", DefaultValueFactory = _ => 0.003 };
+        var priorWeight = new Option<double>("--prior-weight") { Description = "DDVI: λ_z, weight of −log p(z) in the wake loss", DefaultValueFactory = _ => 1.0 };
+        var matchingWeight = new Option<double>("--matching-weight") { Description = "DDVI: w, weight of the wake mean matching and the sleep loss", DefaultValueFactory = _ => 1.0 };
+        var sleepSteps = new Option<int>("--sleep-steps") { Description = "DDVI: K sleep steps per wake step", DefaultValueFactory = _ => 3 };
+        var frozenDecoder = new Option<int?>("--frozen-decoder-epochs") { Description = "DDVI: stage-3 epochs with the decoder fixed (default 30% of --epochs, the release's 30 of 100)" };
+        var schedule = new Option<string>("--schedule") { Description = "DDVI: β schedule of the chains: linear (the release's) or cosine", DefaultValueFactory = _ => "linear" }.AcceptOnlyFromAmong("linear", "cosine");
+        var noiseLoss = new Option<string>("--noise-loss") { Description = "DDVI: noise-prediction loss: huber (the release's) or l2", DefaultValueFactory = _ => "huber" }.AcceptOnlyFromAmong("huber", "l2");
+
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
             dataset, model, prior, priorNoise, priorKde, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir,
+            priorIterations, warmupEpochs, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss,
         };
         command.SetAction(parse => CommandRunner.Run(() =>
         {
@@ -46,6 +61,20 @@ internal static class TrainCommand
                 Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
                 Threads = parse.GetValue(threads),
                 DataDirectory = parse.GetValue(dataDir),
+                Ddvi = new DdviSettings
+                {
+                    PriorDiffusionIterations = parse.GetValue(priorIterations),
+                    WarmupEpochs = parse.GetValue(warmupEpochs),
+                    PriorSteps = parse.GetValue(priorSteps),
+                    PosteriorSteps = parse.GetValue(posteriorSteps),
+                    KlWeight = parse.GetValue(klWeight),
+                    PriorWeight = parse.GetValue(priorWeight),
+                    MatchingWeight = parse.GetValue(matchingWeight),
+                    SleepSteps = parse.GetValue(sleepSteps),
+                    FrozenDecoderEpochs = parse.GetValue(frozenDecoder),
+                    Schedule = Enum.Parse<NoiseScheduleKind>(parse.GetValue(schedule)!, ignoreCase: true),
+                    NoiseLoss = Enum.Parse<NoiseLossKind>(parse.GetValue(noiseLoss)!, ignoreCase: true),
+                },
             };
             bool resuming = parse.GetValue(resume);
             string? folder = parse.GetValue(output);

@@ -18,7 +18,7 @@ public sealed record ExperimentConfig
     public string? DataDirectory { get; init; }
 
     /// <summary>Model name (see <see cref="ModelCatalog.Names"/>).</summary>
-    public string Model { get; init; } = "vae";
+    public string Model { get; init; } = "ddvi";
 
     /// <summary>Prior name (see the priors catalog); aliases of the release are accepted.</summary>
     public string Prior { get; init; } = "pinwheel";
@@ -48,16 +48,28 @@ public sealed record ExperimentConfig
     public int CheckpointEvery { get; init; } = 5;
 
     /// <summary>Sizes of the built-in synthetic dataset (ignored for file datasets).</summary>
-    public int SyntheticTrainCount { get; init; } = 10_000;
+    public int SyntheticTrainCount { get; init; } = 8_000;
     public int SyntheticTestCount { get; init; } = 2_000;
 
     public VaeSettings Vae { get; init; } = new();
+    public DdviSettings Ddvi { get; init; } = new();
     public EvaluationSettings Evaluation { get; init; } = new();
 
     /// <summary>The epochs to train: explicit, else a short run on the synthetic set, else the paper's length.</summary>
     public int ResolvedEpochs => Epochs ?? (Dataset == "synthetic" ? ModelCatalog.QuickEpochs(Model) : ModelCatalog.PaperEpochs(Model));
 
     public double ResolvedLearningRate => LearningRate ?? ModelCatalog.DefaultLearningRate(Model);
+
+    private bool Quick => Dataset == "synthetic";
+
+    /// <summary>DDVI stage 1 length: explicit, else 3,000 steps on the synthetic set, else the release's 100 × 1000.</summary>
+    public int ResolvedPriorDiffusionIterations => Ddvi.PriorDiffusionIterations ?? (Quick ? 3_000 : 100_000);
+
+    /// <summary>DDVI stage 2 length: explicit, else 8 epochs on the synthetic set, else the release's 100.</summary>
+    public int ResolvedWarmupEpochs => Ddvi.WarmupEpochs ?? (Quick ? 8 : 100);
+
+    /// <summary>DDVI stage 3 epochs with a frozen decoder: explicit, else 30% of the stage (the release's 30 of 100).</summary>
+    public int ResolvedFrozenDecoderEpochs => Ddvi.FrozenDecoderEpochs ?? (int)Math.Round(0.3 * ResolvedEpochs);
 
     /// <summary>Checks names and ranges; every message names the option and what is expected.</summary>
     public ExperimentConfig Validate()
@@ -73,6 +85,7 @@ public sealed record ExperimentConfig
         Require(CheckpointEvery >= 1, $"--checkpoint-every must be ≥ 1, got {CheckpointEvery}");
         Require(SyntheticTrainCount >= 1 && SyntheticTestCount >= 1, "synthetic dataset sizes must be ≥ 1");
         Vae.Validate();
+        Ddvi.Validate();
         Evaluation.Validate();
         return this;
     }

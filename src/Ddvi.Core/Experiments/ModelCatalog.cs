@@ -5,12 +5,13 @@ namespace Ddvi.Experiments;
 /// <summary>The models Ddvi trains, by command-line name, with their paper defaults.</summary>
 public static class ModelCatalog
 {
-    public static IReadOnlyList<string> Names { get; } = ["vae"];
+    public static IReadOnlyList<string> Names { get; } = ["ddvi", "vae"];
 
     /// <summary>Epochs of the paper/release for the model.</summary>
     public static int PaperEpochs(string model) => model switch
     {
         "vae" => 200,
+        "ddvi" => 100,
         _ => throw Unknown(model),
     };
 
@@ -18,18 +19,20 @@ public static class ModelCatalog
     public static int QuickEpochs(string model) => model switch
     {
         "vae" => 30,
+        "ddvi" => 15,
         _ => throw Unknown(model),
     };
 
     public static double DefaultLearningRate(string model) => model switch
     {
-        "vae" => 1e-4,
+        "vae" or "ddvi" => 1e-4,
         _ => throw Unknown(model),
     };
 
     public static IExperimentMethod Create(MethodContext context) => context.Config.Model switch
     {
         "vae" => new VaeMethod(context),
+        "ddvi" => new DdviMethod(context),
         var other => throw Unknown(other),
     };
 

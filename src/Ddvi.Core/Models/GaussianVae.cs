@@ -27,19 +27,21 @@ public sealed class GaussianVae : Module, ILatentVariableModel
     public MlpEncoder Encoder => encoder;
     public MlpDecoder Decoder => decoder;
 
-    /// <summary>Mean and variance of q(z|x), each <c>[B, LatentDim]</c>.</summary>
-    public (Tensor Mean, Tensor Variance) Posterior(Tensor x)
+    /// <summary>Mean and log-variance of q(z|x), each <c>[B, LatentDim]</c>; σ² = sigmoid(encoder output) as in the release.</summary>
+    public (Tensor Mean, Tensor LogVariance) Posterior(Tensor x)
     {
         var heads = encoder.call(x);
         using var varianceLogit = heads[1];
-        return (heads[0], functional.sigmoid(varianceLogit));
+        // log sigmoid stays finite where sigmoid underflows to 0, so log q(z|x) never becomes infinite.
+        return (heads[0], functional.logsigmoid(varianceLogit));
     }
 
-    /// <summary>Reparameterised z = μ + σ·ε with ε from <paramref name="generator"/>.</summary>
-    public static Tensor Reparameterise(Tensor mean, Tensor variance, Generator generator)
+    /// <summary>A reparameterised sample z = μ + σ·ε and its standard-normal noise ε (drawn from <paramref name="generator"/>).</summary>
+    public static (Tensor Z, Tensor Epsilon) Reparameterise(Tensor mean, Tensor logVariance, Generator generator)
     {
-        using var epsilon = randn(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator);
-        return mean + variance.sqrt() * epsilon;
+        var epsilon = randn(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator);
+        using var std = (0.5 * logVariance).exp();
+        return (mean + std * epsilon, epsilon);
     }
 
     public Tensor DecodeLogits(Tensor z) => decoder.call(z);
@@ -47,8 +49,8 @@ public sealed class GaussianVae : Module, ILatentVariableModel
     public Tensor EncodeLatents(Tensor x, Generator generator)
     {
         using var scope = NewDisposeScope();
-        var (mean, variance) = Posterior(x);
-        return Reparameterise(mean, variance, generator).MoveToOuterDisposeScope();
+        var (mean, logVariance) = Posterior(x);
+        return Reparameterise(mean, logVariance, generator).Z.MoveToOuterDisposeScope();
     }
 
     public Tensor DecodeMeans(Tensor z)

@@ -15,6 +15,16 @@ public static class GaussianMath
         return perDim.sum(-1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// log N(z; μ, diag σ²) for a reparameterised z = μ + σ·ε, from ε and log σ² alone:
+    /// −½ Σ (ε² + log σ² + log 2π). Exact, and finite even where σ² underflows.
+    /// </summary>
+    public static Tensor LogDensityOfReparameterised(Tensor epsilon, Tensor logVariance)
+    {
+        using var scope = NewDisposeScope();
+        return (-0.5 * (epsilon.square() + logVariance + LogTwoPi)).sum(-1).MoveToOuterDisposeScope();
+    }
+
     /// <summary>KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ (σ² + μ² − 1 − log σ²): <c>[B, d]</c> → <c>[B]</c>.</summary>
     public static Tensor KlToStandardNormal(Tensor mean, Tensor variance)
     {

@@ -19,11 +19,11 @@ public static class VaeObjective
     /// <summary>The training loss on a batch x <c>[B, D]</c>.</summary>
     public static LossTerms Loss(GaussianVae model, Tensor x, IPrior prior, VaeWeights weights, Generator generator)
     {
-        var (mean, variance) = model.Posterior(x);
-        var z = GaussianVae.Reparameterise(mean, variance, generator);
+        var (mean, logVariance) = model.Posterior(x);
+        var (z, epsilon) = GaussianVae.Reparameterise(mean, logVariance, generator);
         var logits = model.DecodeLogits(z);
         var reconstruction = nn.functional.binary_cross_entropy_with_logits(logits, x);
-        var logQ = GaussianMath.LogDensity(z, mean, variance).mean();
+        var logQ = GaussianMath.LogDensityOfReparameterised(epsilon, logVariance).mean();
         var logP = prior.LogDensity(z).mean();
         var total = reconstruction + weights.KlWeight * (logQ - weights.PriorWeight * logP);
         return new LossTerms(total, [("bce", reconstruction), ("log_q", logQ), ("log_p", logP)]);
@@ -36,10 +36,10 @@ public static class VaeObjective
     public static ElboEstimate Elbo(GaussianVae model, Tensor x, IPrior prior, Generator generator)
     {
         using var scope = NewDisposeScope();
-        var (mean, variance) = model.Posterior(x);
-        var z = GaussianVae.Reparameterise(mean, variance, generator);
-        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(z), x); // [B]
-        var latent = prior.LogDensity(z) - GaussianMath.LogDensity(z, mean, variance);     // [B]
+        var (mean, logVariance) = model.Posterior(x);
+        var (z, epsilon) = GaussianVae.Reparameterise(mean, logVariance, generator);
+        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(z), x);                     // [B]
+        var latent = prior.LogDensity(z) - GaussianMath.LogDensityOfReparameterised(epsilon, logVariance);      // [B]
         return new ElboEstimate(
             (logLikelihood + latent).MoveToOuterDisposeScope(),
             (logLikelihood / x.shape[1] + latent).MoveToOuterDisposeScope());

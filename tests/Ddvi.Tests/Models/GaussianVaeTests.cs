@@ -28,9 +28,9 @@ public class GaussianVaeTests
         using var vae = new GaussianVae(64, hidden: 32);
         using var generator = new Generator(1);
         var x = rand(5, 64, generator: generator);
-        var (mean, variance) = vae.Posterior(x);
+        var (mean, logVariance) = vae.Posterior(x);
         Assert.Equal(new long[] { 5, 2 }, mean.shape);
-        Assert.True((variance > 0).all().item<bool>() && (variance < 1).all().item<bool>());
+        Assert.True((logVariance < 0).all().item<bool>()); // σ² = sigmoid(·) < 1
         var images = vae.DecodeMeans(vae.EncodeLatents(x, generator));
         Assert.Equal(new long[] { 5, 64 }, images.shape);
         Assert.True((images >= 0).all().item<bool>() && (images <= 1).all().item<bool>());
@@ -132,10 +132,10 @@ public class GaussianVaeTests
         using var g2 = new Generator(3);
         var elbo = VaeObjective.Elbo(vae, data.Images, prior, g1);
         // Recompute by hand with the same noise.
-        var (mean, variance) = vae.Posterior(data.Images);
-        var z = GaussianVae.Reparameterise(mean, variance, g2);
+        var (mean, logVariance) = vae.Posterior(data.Images);
+        var (z, _) = GaussianVae.Reparameterise(mean, logVariance, g2);
         var logLikelihood = GaussianMath.BernoulliLogLikelihood(vae.DecodeLogits(z), data.Images);
-        var latent = prior.LogDensity(z) - GaussianMath.LogDensity(z, mean, variance);
+        var latent = prior.LogDensity(z) - GaussianMath.LogDensity(z, mean, logVariance.exp());
         Assert.True(elbo.NatsPerImage.allclose(logLikelihood + latent, rtol: 1e-5, atol: 1e-4));
         Assert.True(elbo.ReleasePerPixelScale.allclose(logLikelihood / 64 + latent, rtol: 1e-5, atol: 1e-5));
         Assert.True(elbo.NatsPerImage.isfinite().all().item<bool>());

@@ -51,4 +51,20 @@ public class GaussianMathTests
         double expected = Math.Log(p1) + (0.25 * Math.Log(p2) + 0.75 * Math.Log(1 - p2)) + Math.Log(1 - p3);
         Assert.Equal(expected, GaussianMath.BernoulliLogLikelihood(logits, x).item<double>(), 12);
     }
+
+    [Fact]
+    public void ReparameterisedLogDensityEqualsTheDirectFormAndStaysFinite()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(4);
+        var mean = randn([6, 2], dtype: float64, generator: generator);
+        var logVariance = randn([6, 2], dtype: float64, generator: generator);
+        var epsilon = randn([6, 2], dtype: float64, generator: generator);
+        var z = mean + (0.5 * logVariance).exp() * epsilon;
+        Assert.True(GaussianMath.LogDensityOfReparameterised(epsilon, logVariance)
+            .allclose(GaussianMath.LogDensity(z, mean, logVariance.exp()), rtol: 1e-10, atol: 1e-10));
+        // σ² = e^-200 underflows in float32; the reparameterised form still gives a finite value.
+        var tiny = full([1, 2], -200.0f);
+        Assert.True(GaussianMath.LogDensityOfReparameterised(zeros(1, 2), tiny).isfinite().all().item<bool>());
+    }
 }

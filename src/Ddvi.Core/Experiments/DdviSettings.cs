@@ -1,0 +1,78 @@
+using System.Text.Json.Serialization;
+using Ddvi.Diffusion;
+
+namespace Ddvi.Experiments;
+
+/// <summary>
+/// The three-stage DDVI pipeline's settings (REFERENCE.md §1–§3), the release's values as defaults.
+/// Stage lengths left null take the paper's values, or short ones on the built-in synthetic dataset.
+/// </summary>
+public sealed record DdviSettings
+{
+    /// <summary>Stage 1: total optimiser steps of the prior diffusion (100 × 1000 in the release); null = default.</summary>
+    public int? PriorDiffusionIterations { get; init; }
+
+    /// <summary>Stage 1 steps per logged epoch.</summary>
+    public int PriorDiffusionStepsPerEpoch { get; init; } = 1000;
+
+    public int PriorDiffusionBatchSize { get; init; } = 128;
+    public double PriorDiffusionLearningRate { get; init; } = 1e-3;
+
+    /// <summary>T of the prior (warm-up) chain.</summary>
+    public int PriorSteps { get; init; } = 20;
+
+    /// <summary>Stage 2 epochs (100 in the release); null = default.</summary>
+    public int? WarmupEpochs { get; init; }
+
+    public double WarmupLearningRate { get; init; } = 1e-4;
+    public double WarmupKlWeight { get; init; } = 0.01;
+
+    /// <summary>T of the x-conditioned posterior chain.</summary>
+    public int PosteriorSteps { get; init; } = 40;
+
+    /// <summary>β_KL of the wake loss.</summary>
+    public double KlWeight { get; init; } = 0.003;
+
+    /// <summary>λ_z, the weight of −log p(z) inside the wake loss's latent term.</summary>
+    public double PriorWeight { get; init; } = 1;
+
+    /// <summary>w, the weight of the mean-matching (wake) and noise-prediction (sleep) terms.</summary>
+    public double MatchingWeight { get; init; } = 1;
+
+    /// <summary>K, sleep steps per wake step.</summary>
+    public int SleepSteps { get; init; } = 3;
+
+    /// <summary>Epochs of stage 3 during which the decoder stays fixed; null = 30% of the stage (30 of the release's 100).</summary>
+    public int? FrozenDecoderEpochs { get; init; }
+
+    [JsonConverter(typeof(JsonStringEnumConverter<NoiseScheduleKind>))]
+    public NoiseScheduleKind Schedule { get; init; } = NoiseScheduleKind.Linear;
+
+    [JsonConverter(typeof(JsonStringEnumConverter<NoiseLossKind>))]
+    public NoiseLossKind NoiseLoss { get; init; } = NoiseLossKind.Huber;
+
+    public int Hidden { get; init; } = 1000;
+    public double Dropout { get; init; } = 0.2;
+    public double AuxiliaryDropout { get; init; } = 0.4;
+
+    public void Validate()
+    {
+        ExperimentConfig.Require(PriorDiffusionIterations is null or >= 1, $"--prior-diffusion-iterations must be ≥ 1, got {PriorDiffusionIterations}");
+        ExperimentConfig.Require(PriorDiffusionStepsPerEpoch >= 1, $"ddvi.prior_diffusion_steps_per_epoch must be ≥ 1, got {PriorDiffusionStepsPerEpoch}");
+        ExperimentConfig.Require(PriorDiffusionBatchSize >= 1, $"ddvi.prior_diffusion_batch_size must be ≥ 1, got {PriorDiffusionBatchSize}");
+        ExperimentConfig.Require(PriorDiffusionLearningRate > 0, $"ddvi.prior_diffusion_learning_rate must be > 0, got {PriorDiffusionLearningRate}");
+        ExperimentConfig.Require(PriorSteps >= 1, $"--prior-steps must be ≥ 1, got {PriorSteps}");
+        ExperimentConfig.Require(WarmupEpochs is null or >= 1, $"--warmup-epochs must be ≥ 1, got {WarmupEpochs}");
+        ExperimentConfig.Require(WarmupLearningRate > 0, $"ddvi.warmup_learning_rate must be > 0, got {WarmupLearningRate}");
+        ExperimentConfig.Require(WarmupKlWeight >= 0, $"ddvi.warmup_kl_weight must be ≥ 0, got {WarmupKlWeight}");
+        ExperimentConfig.Require(PosteriorSteps >= 1, $"--posterior-steps must be ≥ 1, got {PosteriorSteps}");
+        ExperimentConfig.Require(KlWeight >= 0, $"--kl-weight must be ≥ 0, got {KlWeight}");
+        ExperimentConfig.Require(PriorWeight >= 0, $"--prior-weight must be ≥ 0, got {PriorWeight}");
+        ExperimentConfig.Require(MatchingWeight >= 0, $"--matching-weight must be ≥ 0, got {MatchingWeight}");
+        ExperimentConfig.Require(SleepSteps >= 0, $"--sleep-steps must be ≥ 0, got {SleepSteps}");
+        ExperimentConfig.Require(FrozenDecoderEpochs is null or >= 0, $"--frozen-decoder-epochs must be ≥ 0, got {FrozenDecoderEpochs}");
+        ExperimentConfig.Require(Hidden >= 1, $"ddvi.hidden must be ≥ 1, got {Hidden}");
+        ExperimentConfig.Require(Dropout is >= 0 and < 1, $"ddvi.dropout must be in [0, 1), got {Dropout}");
+        ExperimentConfig.Require(AuxiliaryDropout is >= 0 and < 1, $"ddvi.auxiliary_dropout must be in [0, 1), got {AuxiliaryDropout}");
+    }
+}

@@ -1,0 +1,100 @@
+using Ddvi.Models;
+using Ddvi.Objectives;
+using Ddvi.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddvi.Experiments.Methods;
+
+/// <summary>
+/// Denoising diffusion variational inference as the release trains it, in three stages over one
+/// <see cref="DdviModel"/> (REFERENCE.md §3): (1) a diffusion model of the prior trained on prior samples,
+/// (2) the warm-up model whose posterior runs the prior's reverse chain, (3) DDVI proper with the
+/// x-conditioned posterior chain, trained by wake steps on data and K sleep steps on fantasy pairs,
+/// with the decoder frozen for the first epochs. Every stage continues from the previous one's weights
+/// in the same run folder, so no manual earlier run or checkpoint path is needed.
+/// </summary>
+public sealed class DdviMethod : IExperimentMethod
+{
+    public const string PriorDiffusionStage = "prior-diffusion";
+    public const string WarmupStage = "warmup";
+    public const string DdviStageName = "ddvi";
+
+    private readonly DdviModel _model;
+    private readonly MethodContext _context;
+
+    public DdviMethod(MethodContext context)
+    {
+        _context = context;
+        var config = context.Config;
+        var s = config.Ddvi;
+        _model = new DdviModel((int)context.Train.Dimension, latentDim: 2, s.Hidden, s.PriorSteps, s.PosteriorSteps, s.Schedule,
+            s.Dropout, s.AuxiliaryDropout);
+        // Move before any optimiser sees the parameters: .to() replaces parameter objects.
+        _model.to(context.Device);
+        // Evaluation and plots use the DDVI posterior; the training losses pick their chain themselves.
+        _model.Stage = Models.DdviStage.Ddvi;
+
+        var prior = context.Prior;
+        int iterations = config.ResolvedPriorDiffusionIterations;
+        int stepsPerEpoch = Math.Min(s.PriorDiffusionStepsPerEpoch, iterations);
+        var priorDiffusion = new TrainingPhase
+        {
+            Name = "prior",
+            Parameters = _model.PriorDiffusionParameters(),
+            LearningRate = s.PriorDiffusionLearningRate,
+            Loss = step => DdviObjectives.PriorDiffusionLoss(_model.PriorDenoiser, _model.PriorSchedule, prior,
+                s.PriorDiffusionBatchSize, s.NoiseLoss, step.Generator),
+        };
+
+        var warmupWeights = new DdviWarmupWeights(s.WarmupKlWeight, 1.0, s.NoiseLoss);
+        var warmup = new TrainingPhase
+        {
+            Name = "warmup",
+            Parameters = _model.WarmupParameters(),
+            LearningRate = s.WarmupLearningRate,
+            Loss = step => DdviObjectives.WarmupLoss(_model, step.Batch.RequireX(), prior, warmupWeights, step.Generator),
+        };
+
+        int epochs = config.ResolvedEpochs;
+        int frozen = config.ResolvedFrozenDecoderEpochs;
+        var weights = new DdviWeights(s.KlWeight, s.PriorWeight, s.MatchingWeight, s.NoiseLoss);
+        var wake = new TrainingPhase
+        {
+            Name = "wake",
+            Parameters = _model.WakeParameters(),
+            LearningRate = config.ResolvedLearningRate,
+            FrozenParameters = epoch => epoch < frozen ? _model.DecoderParameters() : [],
+            Loss = step => DdviObjectives.WakeLoss(_model, step.Batch.RequireX(), prior, weights, step.Generator),
+        };
+        var sleep = new TrainingPhase
+        {
+            Name = "sleep",
+            Parameters = _model.SleepParameters(),
+            LearningRate = config.ResolvedLearningRate,
+            RepeatsPerBatch = Math.Max(1, s.SleepSteps),
+            IsActive = _ => s.SleepSteps > 0,
+            Loss = step => DdviObjectives.SleepLoss(_model, prior, config.BatchSize, weights, step.Generator),
+        };
+
+        Stages =
+        [
+            new TrainingStage(PriorDiffusionStage, (iterations + stepsPerEpoch - 1) / stepsPerEpoch, new DataFreeSteps(stepsPerEpoch), [priorDiffusion]),
+            new TrainingStage(WarmupStage, config.ResolvedWarmupEpochs, new ImageBatches(context.Train, config.BatchSize), [warmup]),
+            new TrainingStage(DdviStageName, epochs, new ImageBatches(context.Train, config.BatchSize), [wake, sleep]),
+        ];
+    }
+
+    public nn.Module Module => _model;
+    public ILatentVariableModel Model => _model;
+    public DdviModel DdviModel => _model;
+    public IReadOnlyList<TrainingStage> Stages { get; }
+    public bool HasElbo => true;
+
+    public string ElboDefinition =>
+        "the release's DDVI evaluation formula (REFERENCE.md §2), one sample per test image: log p(x|z) − KL(N(μ,σ²) ‖ N(0,I)) + log p(z) " +
+        "− Σ_{t=2}^{T} ‖μ_φ,t − μ̃_t‖²/(2σ̃²_t) along the sampled chain; nats_per_image sums log p(x|z) over pixels, " +
+        "release_per_pixel_scale averages it over pixels (the release's BCE scale). It is not a strict bound (see docs/elbo.md)";
+
+    public ElboEstimate EstimateElbo(Tensor x, Generator generator) => DdviObjectives.Elbo(_model, x, _context.Prior, generator);
+}
