@@ -56,7 +56,7 @@ public static class PriorCatalog
         string canonical = Names.Contains(key) ? key
             : Aliases.TryGetValue(key, out var target) ? target
             : throw new ArgumentException(
-                $"Unknown prior '{name}'. Valid names: {string.Join(", ", Names)}; " +
+                $"--prior '{name}' is not known. Valid names: {string.Join(", ", Names)}; " +
                 $"aliases: {string.Join(", ", Aliases.Select(a => $"{a.Key} (= {Describe(a.Key, a.Value)})"))}.", nameof(name));
 
         if (noise is { } given && !(double.IsFinite(given) && given >= 0))

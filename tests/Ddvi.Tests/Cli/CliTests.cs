@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Ddvi.Tests.Cli;
+
+/// <summary>The real `ddvi` program, run as a separate process, as a user would.</summary>
+public class CliTests
+{
+    private static (int ExitCode, string Output, string Error) Ddvi(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ddvi.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)), "ddvi did not finish in 5 minutes");
+        return (process.ExitCode, output.Result, error.Result);
+    }
+
+    [Fact]
+    public void HelpListsCommandsAndValidValues()
+    {
+        var (code, output, _) = Ddvi("--help");
+        Assert.Equal(0, code);
+        foreach (var command in new[] { "train", "evaluate", "datasets" }) Assert.Contains(command, output);
+
+        (code, output, _) = Ddvi("train", "--help");
+        Assert.Equal(0, code);
+        foreach (var value in new[] { "ddvi", "vae", "pinwheel", "swiss-roll", "square", "gaussian-mixture", "fashion-mnist", "--resume", "--device" })
+            Assert.Contains(value, output);
+    }
+
+    [Theory]
+    [InlineData("--model", "gan", "vae")]
+    [InlineData("--prior", "banana", "pinwheel")]
+    [InlineData("--dataset", "imagenet", "fashion-mnist")]
+    [InlineData("--device", "tpu", "cuda")]
+    public void InvalidValuesExitWithTwoAndNameTheValidOnes(string option, string value, string valid)
+    {
+        var (code, _, error) = Ddvi("train", option, value);
+        Assert.Equal(2, code);
+        Assert.Contains(value, error);
+        Assert.Contains(valid, error);
+    }
+
+    [Fact]
+    public void BadNumbersAndMissingRunsGiveClearErrors()
+    {
+        var (code, _, error) = Ddvi("train", "--epochs", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("--epochs", error);
+
+        (code, _, error) = Ddvi("train", "--resume");
+        Assert.Equal(2, code);
+        Assert.Contains("--out", error);
+
+        using var empty = new TempFolder();
+        (code, _, error) = Ddvi("evaluate", empty.Path);
+        Assert.Equal(1, code);
+        Assert.Contains("config.json", error);
+    }
+
+    [Fact]
+    public void DatasetsCommandListsEveryDataset()
+    {
+        using var folder = new TempFolder();
+        var (code, output, _) = Ddvi("datasets", "--data-dir", folder.Path);
+        Assert.Equal(0, code);
+        foreach (var name in new[] { "synthetic", "mnist", "fashion-mnist" }) Assert.Contains(name, output);
+    }
+
+    [Fact]
+    public void TrainEvaluateAndResumeEndToEndOnTheSyntheticDataset()
+    {
+        using var folder = new TempFolder();
+        string run = folder["run"];
+        var (code, output, error) = Ddvi("train", "--model", "vae", "--epochs", "1", "--seed", "4", "--out", run, "--threads", "2");
+        Assert.True(code == 0, error);
+        Assert.Contains("vae epoch 1/1", output);
+        Assert.Contains("knn_accuracy=", output);
+        var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
+        Assert.InRange(metrics.GetProperty("knn_accuracy").GetProperty("value").GetDouble(), 0, 1);
+        Assert.True(File.Exists(Path.Combine(run, "plots", "prior-vs-latents.png")));
+
+        (code, output, error) = Ddvi("evaluate", run);
+        Assert.True(code == 0, error);
+        var again = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
+        Assert.Equal(metrics.GetProperty("latent_nll").GetProperty("value").GetDouble(), again.GetProperty("latent_nll").GetProperty("value").GetDouble());
+
+        (code, output, error) = Ddvi("train", "--resume", "--out", run);
+        Assert.True(code == 0, error);
+        Assert.Contains("finished earlier", output);
+
+        (code, _, error) = Ddvi("train", "--model", "vae", "--epochs", "1", "--out", run);
+        Assert.Equal(1, code);
+        Assert.Contains("--resume", error);
+    }
+}

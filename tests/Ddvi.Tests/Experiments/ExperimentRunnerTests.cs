@@ -1,0 +1,186 @@
+using System.Text.Json;
+using Ddvi.Experiments;
+using Ddvi.Training;
+
+namespace Ddvi.Tests.Experiments;
+
+public class ExperimentRunnerTests
+{
+    /// <summary>A configuration small enough to train in seconds: tiny synthetic set, narrow networks, few samples.</summary>
+    internal static ExperimentConfig Tiny(string model, int epochs = 2) => new()
+    {
+        Model = model,
+        Dataset = "synthetic",
+        Prior = "pinwheel",
+        Epochs = epochs,
+        BatchSize = 64,
+        Seed = 3,
+        CheckpointEvery = 1,
+        Threads = 2,
+        SyntheticTrainCount = 256,
+        SyntheticTestCount = 128,
+        Vae = new VaeSettings { Hidden = 32 },
+        Ddvi = new DdviSettings
+        {
+            Hidden = 32, PriorDiffusionIterations = 40, PriorDiffusionStepsPerEpoch = 20, WarmupEpochs = 2,
+            PriorSteps = 5, PosteriorSteps = 6, SleepSteps = 2, FrozenDecoderEpochs = 1,
+        },
+        Evaluation = new EvaluationSettings { PriorSamples = 300, MmdSamples = 100, KnnNeighbours = 5 },
+    };
+
+    private static JsonElement Metrics(string folder) => JsonDocument.Parse(File.ReadAllText(new RunDirectory(folder).Metrics)).RootElement;
+
+    private sealed class RecordingObserver : ITrainingObserver
+    {
+        public List<string> Lines { get; } = [];
+        public void StageStarted(string stage, int firstEpoch, int epochs, int stepsPerEpoch) => Lines.Add($"start {stage} {firstEpoch}");
+        public void StepCompleted(string stage, int epoch, int step, IReadOnlyDictionary<string, double>? runningLosses) { }
+        public void EpochCompleted(string stage, EpochRecord record, int epochs) => Lines.Add($"epoch {stage} {record.Epoch}");
+        public void Message(string text) => Lines.Add(text);
+    }
+
+    [Fact]
+    public void DdviPipelineRunsEveryStageAndWritesTheRunFolder()
+    {
+        using var folder = new TempFolder();
+        var observer = new RecordingObserver();
+        var report = new ExperimentRunner(observer).Train(Tiny("ddvi"), folder.Path, resume: false);
+
+        Assert.Contains("start prior-diffusion 0", observer.Lines);
+        Assert.Contains("start warmup 0", observer.Lines);
+        Assert.Contains("start ddvi 0", observer.Lines);
+        var run = new RunDirectory(folder.Path);
+        foreach (var file in new[] { run.Config, run.Log, run.Metrics, run.TestLatents })
+            Assert.True(File.Exists(file), file);
+        foreach (var plot in new[] { "latents.png", "prior.png", "prior-vs-latents.png", "samples.png", "losses-ddvi.png", "losses-warmup.png", "losses-prior-diffusion.png" })
+            Assert.True(File.Exists(run.Plot(plot)), plot);
+        foreach (var stage in new[] { "prior-diffusion", "warmup", "ddvi" })
+            Assert.NotNull(Checkpoint.Latest(run.Checkpoints(stage)));
+
+        Assert.True(report.Elbo.Available);
+        Assert.True(double.IsFinite(report.Elbo.NatsPerImage!.Value) && double.IsFinite(report.LatentNll.Value) && double.IsFinite(report.Mmd.Value));
+        Assert.InRange(report.KnnAccuracy.Value, 0, 1);
+        Assert.Equal(129, File.ReadAllLines(run.TestLatents).Length);
+        Assert.Equal("ddvi", Metrics(folder.Path).GetProperty("model").GetString());
+        Assert.Empty(Directory.GetFiles(folder.Path, "*.tmp", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void ResumeSkipsFinishedStagesAndRepeatsAnInterruptedOneExactly()
+    {
+        using var folder = new TempFolder();
+        var first = new ExperimentRunner(SilentObserver.Instance).Train(Tiny("ddvi"), folder.Path, resume: false);
+
+        // Simulate a run killed during its last DDVI epoch: only the checkpoint before it survives.
+        var run = new RunDirectory(folder.Path);
+        File.Delete(Checkpoint.Latest(run.Checkpoints("ddvi"))!);
+        File.Delete(run.Metrics);
+
+        var observer = new RecordingObserver();
+        var resumed = new ExperimentRunner(observer).Train(new ExperimentConfig { Epochs = 99 }, folder.Path, resume: true);
+        Assert.Contains(observer.Lines, l => l.StartsWith("prior-diffusion: finished earlier", StringComparison.Ordinal));
+        Assert.Contains(observer.Lines, l => l.StartsWith("warmup: finished earlier", StringComparison.Ordinal));
+        Assert.Contains("start ddvi 1", observer.Lines);
+        Assert.DoesNotContain("epoch ddvi 0", observer.Lines);
+        Assert.Equal(first.KnnAccuracy.Value, resumed.KnnAccuracy.Value);
+        Assert.Equal(first.LatentNll.Value, resumed.LatentNll.Value);
+        Assert.Equal(first.Elbo.NatsPerImage, resumed.Elbo.NatsPerImage);
+        Assert.Equal(first.Mmd.Value, resumed.Mmd.Value);
+    }
+
+    [Fact]
+    public void VaeRunEvaluatesTheSameWayTwice()
+    {
+        using var folder = new TempFolder();
+        var trained = new ExperimentRunner(SilentObserver.Instance).Train(Tiny("vae"), folder.Path, resume: false);
+        var again = new ExperimentRunner(SilentObserver.Instance).Evaluate(folder.Path);
+        Assert.Equal(trained.KnnAccuracy.Value, again.KnnAccuracy.Value);
+        Assert.Equal(trained.LatentNll.Value, again.LatentNll.Value);
+        Assert.Equal(trained.Elbo.NatsPerImage, again.Elbo.NatsPerImage);
+        Assert.Equal(trained.Mmd.Value, again.Mmd.Value);
+        Assert.Equal(2, again.Epochs);
+    }
+
+    [Fact]
+    public void SameSeedSameMetrics()
+    {
+        using var a = new TempFolder();
+        using var b = new TempFolder();
+        var first = new ExperimentRunner(SilentObserver.Instance).Train(Tiny("vae", 1), a.Path, false);
+        var second = new ExperimentRunner(SilentObserver.Instance).Train(Tiny("vae", 1), b.Path, false);
+        Assert.Equal(first.LatentNll.Value, second.LatentNll.Value);
+        Assert.Equal(first.Elbo.NatsPerImage, second.Elbo.NatsPerImage);
+    }
+
+    [Fact]
+    public void ExistingRunIsNotOverwrittenAndUnfinishedRunIsNotEvaluated()
+    {
+        using var folder = new TempFolder();
+        var runner = new ExperimentRunner(SilentObserver.Instance);
+        runner.Train(Tiny("vae", 1), folder.Path, false);
+        Assert.Contains("--resume", Assert.Throws<InvalidOperationException>(() => runner.Train(Tiny("vae", 1), folder.Path, false)).Message);
+
+        var run = new RunDirectory(folder.Path);
+        var longer = Tiny("vae", 3);
+        File.WriteAllText(run.Config, longer.ToJson());
+        var error = Assert.Throws<InvalidOperationException>(() => runner.Evaluate(folder.Path));
+        Assert.Contains("1/3", error.Message);
+        Assert.Contains("--resume", error.Message);
+    }
+
+    [Fact]
+    public void MissingOrBrokenRunFoldersGiveClearErrors()
+    {
+        using var folder = new TempFolder();
+        var runner = new ExperimentRunner(SilentObserver.Instance);
+        Assert.Contains("config.json", Assert.Throws<FileNotFoundException>(() => runner.Evaluate(folder.Path)).Message);
+        Assert.Contains("--resume", Assert.Throws<FileNotFoundException>(() => runner.Train(new ExperimentConfig(), folder.Path, true)).Message);
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), "{\"model\": \"vae\", \"no_such_option\": 1}");
+        Assert.Contains("config.json", Assert.Throws<InvalidDataException>(() => runner.Evaluate(folder.Path)).Message);
+    }
+
+    [Theory]
+    [InlineData("dataset", "imagenet", "--dataset")]
+    [InlineData("model", "gan", "--model")]
+    [InlineData("prior", "banana", "--prior")]
+    [InlineData("epochs", "0", "--epochs")]
+    [InlineData("batch", "0", "--batch-size")]
+    [InlineData("noise", "-1", "--prior-noise")]
+    [InlineData("pinwheel-noise", "0.1", "pinwheel")]
+    public void BadConfigurationsNameTheOption(string field, string value, string expected)
+    {
+        var config = field switch
+        {
+            "dataset" => new ExperimentConfig { Dataset = value },
+            "model" => new ExperimentConfig { Model = value },
+            "prior" => new ExperimentConfig { Prior = value },
+            "epochs" => new ExperimentConfig { Epochs = int.Parse(value) },
+            "batch" => new ExperimentConfig { BatchSize = int.Parse(value) },
+            "noise" => new ExperimentConfig { Prior = "swiss-roll", PriorNoise = double.Parse(value) },
+            _ => new ExperimentConfig { Prior = "pinwheel", PriorNoise = double.Parse(value) },
+        };
+        var error = Assert.ThrowsAny<ArgumentException>(() => config.Validate());
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void ConfigJsonRoundTrips()
+    {
+        var config = Tiny("ddvi") with { PriorNoise = null, Prior = "swiss-roll", LearningRate = 3e-4 };
+        var back = ExperimentConfig.FromJson(config.ToJson(), "test");
+        Assert.Equal(config.ToJson(), back.ToJson());
+    }
+
+    [Fact]
+    public void SyntheticDefaultsAreShortAndFileDatasetsUseThePapersLengths()
+    {
+        var quick = new ExperimentConfig { Dataset = "synthetic", Model = "ddvi" };
+        var paper = new ExperimentConfig { Dataset = "fashion-mnist", Model = "ddvi" };
+        Assert.Equal(100, paper.ResolvedEpochs);
+        Assert.Equal(100, paper.ResolvedWarmupEpochs);
+        Assert.Equal(100_000, paper.ResolvedPriorDiffusionIterations);
+        Assert.Equal(30, paper.ResolvedFrozenDecoderEpochs);
+        Assert.True(quick.ResolvedEpochs < paper.ResolvedEpochs && quick.ResolvedWarmupEpochs < paper.ResolvedWarmupEpochs);
+        Assert.Equal(200, new ExperimentConfig { Dataset = "mnist", Model = "vae" }.ResolvedEpochs);
+    }
+}
