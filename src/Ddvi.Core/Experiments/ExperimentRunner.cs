@@ -63,6 +63,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             var state = trainer.Fit(session.Method.Module, stage.Phases, stage.Batches, options, configJson, resume);
             trainingSeconds += state.SecondsElapsed;
             histories.Add((stage.Name, state.History));
+            if (stage.UsePosterior is not null) TakeSnapshot(session, run, stage, log);
         }
         if (pendingWeights is not null) Checkpoint.Load(pendingWeights, session.Method.Module);
 
@@ -105,13 +106,31 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         var (report, artifacts) = ModelEvaluator.Evaluate(session.Method, session.Data, session.Prior, session.Config, session.Device);
         using (artifacts)
         {
-            report = report with { TrainingSeconds = trainingSeconds };
+            var snapshots = session.Method.Stages.Select(s => run.StageSnapshot(s.Name)).Where(File.Exists)
+                .Select(path => JsonSerializer.Deserialize<StageSnapshot>(File.ReadAllText(path), ExperimentConfig.JsonOptions)!).ToList();
+            report = report with { TrainingSeconds = trainingSeconds, StageSnapshots = snapshots };
             AtomicFile.WriteAllText(run.Metrics, JsonSerializer.Serialize(report, ExperimentConfig.JsonOptions));
-            WriteLatents(run.TestLatents, artifacts.TestLatents, artifacts.TestLabels);
+            WriteLatents(run.TestLatents, artifacts.TestLatents, artifacts.TestLabels, artifacts.TestChainStarts);
             WritePlots(run, session, artifacts, histories);
         }
         log.Message(Summary(report));
         return report;
+    }
+
+    /// <summary>Measures the posterior a stage ended with and keeps it beside the stage's checkpoints.</summary>
+    private static void TakeSnapshot(Session session, RunDirectory run, TrainingStage stage, ITrainingObserver log)
+    {
+        var restore = stage.UsePosterior!();
+        try
+        {
+            var snapshot = ModelEvaluator.Snapshot(stage.Name, session.Method, session.Data, session.Prior, session.Config, session.Device);
+            AtomicFile.WriteAllText(run.StageSnapshot(stage.Name), JsonSerializer.Serialize(snapshot, ExperimentConfig.JsonOptions));
+            log.Message($"{stage.Name}: knn_accuracy={snapshot.KnnAccuracy:F4} latent_nll={snapshot.LatentNll:F4} (posterior at the end of this stage)");
+        }
+        finally
+        {
+            restore();
+        }
     }
 
     /// <summary>One line of the headline metrics.</summary>
@@ -120,13 +139,19 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         (r.Elbo.Available ? $"elbo={r.Elbo.NatsPerImage:F2} nats/image ({r.Elbo.ReleasePerPixelScale:F4} per-pixel scale) " : "elbo=n/a ") +
         $"mmd={r.Mmd.Value:F4}";
 
-    private static void WriteLatents(string path, Tensor latents, Tensor labels)
+    /// <summary>latents-test.csv: z1, z2, label, and y_T (yT1, yT2) for diffusion posteriors.</summary>
+    private static void WriteLatents(string path, Tensor latents, Tensor labels, Tensor? chainStarts)
     {
         var z = latents.to(float32).data<float>().ToArray();
         var y = labels.to(int64).data<long>().ToArray();
-        var text = new StringBuilder("z1,z2,label\n");
+        var start = chainStarts?.to(float32).data<float>().ToArray();
+        var text = new StringBuilder(start is null ? "z1,z2,label\n" : "z1,z2,label,yT1,yT2\n");
         for (int i = 0; i < y.Length; i++)
-            text.Append(CultureInfo.InvariantCulture, $"{z[2 * i]:R},{z[2 * i + 1]:R},{y[i]}\n");
+        {
+            text.Append(CultureInfo.InvariantCulture, $"{z[2 * i]:R},{z[2 * i + 1]:R},{y[i]}");
+            if (start is not null) text.Append(CultureInfo.InvariantCulture, $",{start[2 * i]:R},{start[2 * i + 1]:R}");
+            text.Append('\n');
+        }
         AtomicFile.WriteAllText(path, text.ToString());
     }
 
@@ -142,6 +167,12 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         LatentScatter.Save(run.Plot("prior.png"), px, py, classes, $"prior samples: {session.Prior.Name}");
         LatentScatter.SaveSideBySide(run.Plot("prior-vs-latents.png"),
             ($"prior: {session.Prior.Name}", px, py, classes), ($"{model} latents", zx, zy, labels));
+        if (a.TestChainStarts is not null)
+        {
+            var (sx, sy) = Columns(a.TestChainStarts);
+            LatentScatter.SaveSideBySide(run.Plot("chain-start-vs-latents.png"),
+                ("chain start y_T ~ q(y_T|x)", sx, sy, labels), ($"{model} latents z = y_0", zx, zy, labels));
+        }
         var shape = session.Data.Test.Shape;
         ImageGrid.Save(run.Plot("samples.png"), a.DecodedByClass.to(float32).data<float>().ToArray(), (int)a.DecodedByClass.shape[0],
             shape.Channels, shape.Height, shape.Width, columns: ModelEvaluator.SamplesPerClass);

@@ -8,7 +8,15 @@ using static TorchSharp.torch;
 namespace Ddvi.Experiments;
 
 /// <summary>One stage of training: its own epochs, batches and phases, over the method's single module.</summary>
-public sealed record TrainingStage(string Name, int Epochs, IBatchSource Batches, IReadOnlyList<TrainingPhase> Phases);
+/// <param name="UsePosterior">
+/// When set, the stage has a posterior of its own worth measuring when it ends (DDVI's warm-up chain):
+/// calling it switches the model to that posterior and returns an action that switches back.
+/// </param>
+public sealed record TrainingStage(string Name, int Epochs, IBatchSource Batches, IReadOnlyList<TrainingPhase> Phases,
+    Func<Action>? UsePosterior = null);
+
+/// <summary>Latent metrics of the posterior a stage ended with (e.g. DDVI's warm-up), to compare with the final model.</summary>
+public sealed record StageSnapshot(string Stage, double KnnAccuracy, double LatentNll);
 
 /// <summary>What a method needs to build itself: the configuration, the training data, the prior and the device.</summary>
 public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, IPrior Prior, Device Device);

@@ -17,6 +17,8 @@ public sealed record MetricsReport
     public required LatentNllMetric LatentNll { get; init; }
     public required ElboMetric Elbo { get; init; }
     public required MmdMetric Mmd { get; init; }
+    /// <summary>Latent metrics of intermediate posteriors (DDVI's warm-up), measured when their stage ended.</summary>
+    public IReadOnlyList<StageSnapshot> StageSnapshots { get; init; } = [];
     public double TrainingSeconds { get; init; }
     public double EvaluationSeconds { get; init; }
     public string Device { get; init; } = "";

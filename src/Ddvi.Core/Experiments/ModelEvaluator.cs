@@ -1,17 +1,20 @@
 using System.Diagnostics;
 using Ddvi.Data;
 using Ddvi.Evaluation;
+using Ddvi.Models;
 using Ddvi.Priors;
 using static TorchSharp.torch;
 
 namespace Ddvi.Experiments;
 
 /// <summary>Latents and images that the plots and the latent CSV are made from, on the CPU.</summary>
+/// <param name="TestChainStarts">y_T of each test latent for diffusion posteriors, else null.</param>
 public sealed record EvaluationArtifacts(
-    Tensor TestLatents, Tensor TestLabels, Tensor PriorSamples, Tensor PriorClasses, Tensor DecodedByClass) : IDisposable
+    Tensor TestLatents, Tensor TestLabels, Tensor PriorSamples, Tensor PriorClasses, Tensor DecodedByClass, Tensor? TestChainStarts) : IDisposable
 {
     public void Dispose()
     {
+        TestChainStarts?.Dispose();
         TestLatents.Dispose();
         TestLabels.Dispose();
         PriorSamples.Dispose();
@@ -41,7 +44,12 @@ public static class ModelEvaluator
         using var scope = NewDisposeScope();
 
         var trainLatents = Encode(method, data.Train.Images, settings.BatchSize, generator);
-        var testLatents = Encode(method, data.Test.Images, settings.BatchSize, generator);
+        Tensor testLatents;
+        Tensor? testChainStarts = null;
+        if (method.Model is IDiffusionPosterior diffusion)
+            (testChainStarts, testLatents) = EncodeWithStart(diffusion, data.Test.Images, settings.BatchSize, generator);
+        else
+            testLatents = Encode(method, data.Test.Images, settings.BatchSize, generator);
         double knn = KNearestNeighbours.Accuracy(trainLatents, data.Train.Labels, testLatents, data.Test.Labels,
             data.Train.ClassCount, settings.KnnNeighbours);
 
@@ -97,8 +105,32 @@ public static class ModelEvaluator
         var artifacts = new EvaluationArtifacts(
             testLatents.cpu().DetachFromDisposeScope(), data.Test.Labels.cpu().DetachFromDisposeScope(),
             priorSamples.cpu().DetachFromDisposeScope(), priorClasses.cpu().DetachFromDisposeScope(),
-            byClass.cpu().DetachFromDisposeScope());
+            byClass.cpu().DetachFromDisposeScope(), testChainStarts?.cpu().DetachFromDisposeScope());
         return (report, artifacts);
+    }
+
+    /// <summary>KNN accuracy and latent NLL of the model's current posterior: a cheap measurement taken as a stage ends.</summary>
+    public static StageSnapshot Snapshot(string stage, IExperimentMethod method, DatasetSplits data, IPrior prior, ExperimentConfig config, Device device)
+    {
+        var settings = config.Evaluation;
+        bool wasTraining = method.Module.training;
+        method.Module.eval();
+        try
+        {
+            using var noGrad = no_grad();
+            using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation", 0), device);
+            using var scope = NewDisposeScope();
+            var trainLatents = Encode(method, data.Train.Images, settings.BatchSize, generator);
+            var testLatents = Encode(method, data.Test.Images, settings.BatchSize, generator);
+            double knn = KNearestNeighbours.Accuracy(trainLatents, data.Train.Labels, testLatents, data.Test.Labels,
+                data.Train.ClassCount, settings.KnnNeighbours);
+            var (priorSamples, _) = prior.Sample(settings.PriorSamples, generator);
+            return new StageSnapshot(stage, knn, LatentNll.Compute(testLatents, priorSamples, settings.NllBandwidths).Value);
+        }
+        finally
+        {
+            method.Module.train(wasTraining);
+        }
     }
 
     /// <summary>Posterior latents of every row of <paramref name="images"/>, batch by batch: <c>[N, D]</c> → <c>[N, 2]</c>.</summary>
@@ -108,6 +140,19 @@ public static class ModelEvaluator
         for (long start = 0; start < images.shape[0]; start += batchSize)
             parts.Add(method.Model.EncodeLatents(images.narrow(0, start, Math.Min(batchSize, images.shape[0] - start)), generator));
         return cat(parts, 0);
+    }
+
+    private static (Tensor YT, Tensor Z) EncodeWithStart(IDiffusionPosterior model, Tensor images, int batchSize, Generator generator)
+    {
+        var starts = new List<Tensor>();
+        var outputs = new List<Tensor>();
+        for (long start = 0; start < images.shape[0]; start += batchSize)
+        {
+            var (yT, z) = model.EncodeWithStart(images.narrow(0, start, Math.Min(batchSize, images.shape[0] - start)), generator);
+            starts.Add(yT);
+            outputs.Add(z);
+        }
+        return (cat(starts, 0), cat(outputs, 0));
     }
 
     private static Tensor Decode(IExperimentMethod method, Tensor z, int batchSize)

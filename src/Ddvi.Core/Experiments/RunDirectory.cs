@@ -10,6 +10,7 @@ public sealed class RunDirectory(string root)
     public string TestLatents => Path.Combine(Root, "latents-test.csv");
     public string Plots => Path.Combine(Root, "plots");
     public string Checkpoints(string stage) => Path.Combine(Root, "checkpoints", stage);
+    public string StageSnapshot(string stage) => Path.Combine(Root, "checkpoints", stage, "snapshot.json");
     public string Plot(string name) => Path.Combine(Plots, name);
 
     /// <summary>Default folder of a run: runs/MODEL-DATASET-PRIOR-sSEED.</summary>

@@ -63,7 +63,7 @@ public sealed record DdviPosteriorSample(
 /// <para>Dropout (encoder and decoder 0.2, auxiliary encoder 0.4) is active only in <c>train()</c> mode and draws from
 /// libtorch's global generator; every other draw takes the caller's generator.</para>
 /// </remarks>
-public sealed class DdviModel : Module, ILatentVariableModel
+public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterior
 {
     private readonly MlpEncoder encoder;
     private readonly MlpDecoder decoder;

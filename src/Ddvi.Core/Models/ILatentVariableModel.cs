@@ -17,3 +17,13 @@ public interface ILatentVariableModel
     /// <summary>Decoder means (pixel intensities in [0, 1]) for z <c>[B, LatentDim]</c> → <c>[B, D]</c>.</summary>
     Tensor DecodeMeans(Tensor z);
 }
+
+/// <summary>
+/// A model whose posterior is a reverse diffusion chain y_T → … → y_0 = z: evaluation also keeps the chain's
+/// starting point y_T ~ q(y_T|x), to show what the chain adds.
+/// </summary>
+public interface IDiffusionPosterior
+{
+    /// <summary>The chain's start y_T and its output z for x <c>[B, D]</c>, each <c>[B, LatentDim]</c>, from one draw.</summary>
+    (Tensor YT, Tensor Z) EncodeWithStart(Tensor x, Generator generator);
+}

@@ -52,7 +52,7 @@ public class ExperimentRunnerTests
         var run = new RunDirectory(folder.Path);
         foreach (var file in new[] { run.Config, run.Log, run.Metrics, run.TestLatents })
             Assert.True(File.Exists(file), file);
-        foreach (var plot in new[] { "latents.png", "prior.png", "prior-vs-latents.png", "samples.png", "losses-ddvi.png", "losses-warmup.png", "losses-prior-diffusion.png" })
+        foreach (var plot in new[] { "latents.png", "prior.png", "prior-vs-latents.png", "samples.png", "losses-ddvi.png", "losses-warmup.png", "losses-prior-diffusion.png", "chain-start-vs-latents.png" })
             Assert.True(File.Exists(run.Plot(plot)), plot);
         foreach (var stage in new[] { "prior-diffusion", "warmup", "ddvi" })
             Assert.NotNull(Checkpoint.Latest(run.Checkpoints(stage)));
@@ -60,7 +60,12 @@ public class ExperimentRunnerTests
         Assert.True(report.Elbo.Available);
         Assert.True(double.IsFinite(report.Elbo.NatsPerImage!.Value) && double.IsFinite(report.LatentNll.Value) && double.IsFinite(report.Mmd.Value));
         Assert.InRange(report.KnnAccuracy.Value, 0, 1);
-        Assert.Equal(129, File.ReadAllLines(run.TestLatents).Length);
+        var latentLines = File.ReadAllLines(run.TestLatents);
+        Assert.Equal(129, latentLines.Length);
+        Assert.Equal("z1,z2,label,yT1,yT2", latentLines[0]);
+        var warmup = Assert.Single(report.StageSnapshots);
+        Assert.Equal("warmup", warmup.Stage);
+        Assert.True(double.IsFinite(warmup.LatentNll));
         Assert.Equal("ddvi", Metrics(folder.Path).GetProperty("model").GetString());
         Assert.Empty(Directory.GetFiles(folder.Path, "*.tmp", SearchOption.AllDirectories));
     }

@@ -80,7 +80,12 @@ public sealed class DdviMethod : IExperimentMethod
         Stages =
         [
             new TrainingStage(PriorDiffusionStage, (iterations + stepsPerEpoch - 1) / stepsPerEpoch, new DataFreeSteps(stepsPerEpoch), [priorDiffusion]),
-            new TrainingStage(WarmupStage, config.ResolvedWarmupEpochs, new ImageBatches(context.Train, config.BatchSize), [warmup]),
+            new TrainingStage(WarmupStage, config.ResolvedWarmupEpochs, new ImageBatches(context.Train, config.BatchSize), [warmup],
+                UsePosterior: () =>
+                {
+                    _model.Stage = Models.DdviStage.Warmup;
+                    return () => _model.Stage = Models.DdviStage.Ddvi;
+                }),
             new TrainingStage(DdviStageName, epochs, new ImageBatches(context.Train, config.BatchSize), [wake, sleep]),
         ];
     }
