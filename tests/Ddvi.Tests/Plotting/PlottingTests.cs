@@ -140,7 +140,12 @@ public sealed class PlottingTests : IDisposable
         };
         string path = PathOf("losses.png");
         LossCurves.Save(path, series, "epoch", width: 500, height: 300);
-        using var bitmap = AssertOnlyPng(path, 500, 300);
+        // One 500×300 panel per term, three to a row.
+        using var bitmap = AssertOnlyPng(path, 3 * 500, 300);
+
+        var five = Enumerable.Range(0, 5).ToDictionary(i => $"term{i}", i => (IReadOnlyList<double>)[1.0 + i, 0.5 + i]);
+        LossCurves.Save(path, five, "epoch", width: 200, height: 100);
+        using var grid = AssertOnlyPng(path, 3 * 200, 2 * 100);
     }
 
     [Fact]
