@@ -9,57 +9,38 @@ namespace Ddvi.Priors;
 /// log p(z) = logsumexp_c [−log(2π·0.5·0.1) − a_c²/(2·0.5²) − b_c²/(2·0.1²)] − log 10, with (a_c, b_c) the radial and
 /// tangential coordinates of z − mean_c. Class c is component c.
 /// </summary>
-public sealed class GaussianMixturePrior : IPrior
+public sealed class GaussianMixturePrior : SegmentedPrior
 {
     public const int ComponentCount = 10;
     public const double RingRadius = 1.4;
     public const double RadialStd = 0.5;
     public const double TangentialStd = 0.1;
 
-    readonly Device _device;
 
-    public GaussianMixturePrior(Device device)
+    public GaussianMixturePrior(Device device) : base(device)
     {
-        _device = device;
     }
 
-    public string Name => "gaussian-mixture";
-    public int ClassCount => ComponentCount;
-    public bool HasExactDensity => true;
+    public override string Name => "gaussian-mixture";
+    public override int ClassCount => ComponentCount;
+    public override bool HasExactDensity => true;
 
-    public string DensityDescription =>
+    public override string DensityDescription =>
         $"exact: (1/10) Σ_c N(z; {RingRadius}·(cos 2πc/10, sin 2πc/10), R_c diag({RadialStd}², {TangentialStd}²) R_cᵀ)";
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
-    {
-        PriorChecks.SampleCount(Name, n);
-        using var scope = NewDisposeScope();
-        var classes = PriorChecks.UniformClasses(n, ClassCount, generator);
-        var z = Generate(classes, generator);
-        return (z.MoveToOuterDisposeScope(), classes.to(_device).MoveToOuterDisposeScope());
-    }
-
-    public Tensor SampleClass(int classIndex, long n, Generator generator)
-    {
-        PriorChecks.ClassIndex(Name, classIndex, ClassCount);
-        PriorChecks.SampleCount(Name, n);
-        using var scope = NewDisposeScope();
-        return Generate(PriorChecks.OneClass(n, classIndex, generator), generator).MoveToOuterDisposeScope();
-    }
-
-    Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
+    protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
         var radial = RingRadius + RadialStd * PriorChecks.Normal(n, generator);
         var tangential = TangentialStd * PriorChecks.Normal(n, generator);
         var phi = classes.to(float64) * (2 * Math.PI / ComponentCount);
         var (cos, sin) = (phi.cos(), phi.sin());
-        return PriorChecks.Points(radial * cos - tangential * sin, radial * sin + tangential * cos, _device);
+        return PriorChecks.Points(radial * cos - tangential * sin, radial * sin + tangential * cos, Device);
     }
 
-    public Tensor LogDensity(Tensor z)
+    public override Tensor LogDensity(Tensor z)
     {
-        PriorChecks.LatentBatch(Name, z, _device);
+        PriorChecks.LatentBatch(Name, z, Device);
         using var scope = NewDisposeScope();
         var z64 = z.to(float64);
         var x = z64.select(1, 0).unsqueeze(1); // [B, 1]

@@ -28,7 +28,7 @@ namespace Ddvi.Priors;
 /// −F²/(2·0.005²), so the arm's term stays finite, smooth and negligible.
 /// </para>
 /// </summary>
-public sealed class PinwheelPrior : IPrior
+public sealed class PinwheelPrior : SegmentedPrior
 {
     public const int ArmCount = 10;
     public const double RadialMean = 1.0;
@@ -41,51 +41,32 @@ public sealed class PinwheelPrior : IPrior
     const double MinNewtonSlope = 0.5;
     const double MinAbsJacobian = 1e-12;
 
-    readonly Device _device;
 
-    public PinwheelPrior(Device device)
+    public PinwheelPrior(Device device) : base(device)
     {
-        _device = device;
     }
 
-    public string Name => "pinwheel";
-    public int ClassCount => ArmCount;
-    public bool HasExactDensity => true;
+    public override string Name => "pinwheel";
+    public override int ClassCount => ArmCount;
+    public override bool HasExactDensity => true;
 
-    public string DensityDescription =>
+    public override string DensityDescription =>
         "exact: p(z) = (1/10) Σ_c N(r_c; 1, 0.15²) N(s_c; 0, 0.005²) / |1 − 0.25 e^{r_c} s_c|, " +
         $"(r_c, s_c) = arm-c preimage of z by float64 Newton ({NewtonIterations} steps + 1 differentiable step)";
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
-    {
-        PriorChecks.SampleCount(Name, n);
-        using var scope = NewDisposeScope();
-        var classes = PriorChecks.UniformClasses(n, ClassCount, generator);
-        var z = Generate(classes, generator);
-        return (z.MoveToOuterDisposeScope(), classes.to(_device).MoveToOuterDisposeScope());
-    }
-
-    public Tensor SampleClass(int classIndex, long n, Generator generator)
-    {
-        PriorChecks.ClassIndex(Name, classIndex, ClassCount);
-        PriorChecks.SampleCount(Name, n);
-        using var scope = NewDisposeScope();
-        return Generate(PriorChecks.OneClass(n, classIndex, generator), generator).MoveToOuterDisposeScope();
-    }
-
-    Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
+    protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
         var r = RadialMean + RadialStd * PriorChecks.Normal(n, generator);
         var s = TangentialStd * PriorChecks.Normal(n, generator);
         var angle = classes.to(float64) * (2 * Math.PI / ArmCount) + Rate * r.exp();
         var (cos, sin) = (angle.cos(), angle.sin());
-        return PriorChecks.Points(r * cos - s * sin, r * sin + s * cos, _device);
+        return PriorChecks.Points(r * cos - s * sin, r * sin + s * cos, Device);
     }
 
-    public Tensor LogDensity(Tensor z)
+    public override Tensor LogDensity(Tensor z)
     {
-        PriorChecks.LatentBatch(Name, z, _device);
+        PriorChecks.LatentBatch(Name, z, Device);
         using var scope = NewDisposeScope();
         var z64 = z.to(float64);
         var x = z64.select(1, 0).unsqueeze(1); // [B, 1]

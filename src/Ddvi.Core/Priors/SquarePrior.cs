@@ -11,24 +11,22 @@ namespace Ddvi.Priors;
 /// The density has no tidy closed form at the corners, so log p(z) is the release's Gaussian KDE
 /// (<see cref="KernelDensityPrior"/>) over 10,000 samples drawn with the construction seed.
 /// </summary>
-public sealed class SquarePrior : IPrior, IDisposable
+public sealed class SquarePrior : SegmentedPrior, IDisposable
 {
     public const int SegmentCount = 10;
     public const double DefaultNoiseLevel = 3.0;
     public const double NoiseLevelUnit = 1.0 / 50; // across-edge std = noiseLevel / 50
 
-    readonly Device _device;
     readonly GaussianKernelDensity _density;
 
     /// <param name="noiseLevel">Across-edge noise in units of 1/50 (≥ 0).</param>
     /// <param name="seed">Seed of the generator that draws the KDE's 10,000 centres.</param>
     /// <param name="device">Where samples and the KDE live.</param>
     /// <param name="bandwidths">KDE bandwidths; the release's by default.</param>
-    public SquarePrior(double noiseLevel, long seed, Device device, IReadOnlyList<double>? bandwidths = null)
+    public SquarePrior(double noiseLevel, long seed, Device device, IReadOnlyList<double>? bandwidths = null) : base(device)
     {
         PriorChecks.Scale("square", nameof(noiseLevel), noiseLevel, strictlyPositive: false);
         NoiseLevel = noiseLevel;
-        _device = device;
         _density = KernelDensityPrior.KernelDensityOf(this, seed, device, KernelDensityPrior.DefaultSampleCount, bandwidths);
         DensityDescription = KernelDensityPrior.Describe(_density, $"{Name} (noise level {noiseLevel})", seed);
     }
@@ -38,30 +36,13 @@ public sealed class SquarePrior : IPrior, IDisposable
     /// <summary>Standard deviation of the across-edge noise, <see cref="NoiseLevel"/>/50.</summary>
     public double AcrossEdgeStd => NoiseLevel * NoiseLevelUnit;
 
-    public string Name => "square";
-    public int ClassCount => SegmentCount;
-    public bool HasExactDensity => false;
-    public string DensityDescription { get; }
+    public override string Name => "square";
+    public override int ClassCount => SegmentCount;
+    public override bool HasExactDensity => false;
+    public override string DensityDescription { get; }
     public IReadOnlyList<double> Bandwidths => _density.Bandwidths;
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
-    {
-        PriorChecks.SampleCount(Name, n);
-        using var scope = NewDisposeScope();
-        var classes = PriorChecks.UniformClasses(n, ClassCount, generator);
-        var z = Generate(classes, generator);
-        return (z.MoveToOuterDisposeScope(), classes.to(_device).MoveToOuterDisposeScope());
-    }
-
-    public Tensor SampleClass(int classIndex, long n, Generator generator)
-    {
-        PriorChecks.ClassIndex(Name, classIndex, ClassCount);
-        PriorChecks.SampleCount(Name, n);
-        using var scope = NewDisposeScope();
-        return Generate(PriorChecks.OneClass(n, classIndex, generator), generator).MoveToOuterDisposeScope();
-    }
-
-    Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
+    protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
         var position = (classes.to(float64) + PriorChecks.Uniform(n, generator)) * (4.0 / SegmentCount); // [0, 4): edge + fraction
@@ -75,10 +56,10 @@ public sealed class SquarePrior : IPrior, IDisposable
         var bottom = edge.eq(2);
         var x = where(top, alongForward, where(right, 1 + across, where(bottom, -alongForward, -1 + across)));
         var y = where(top, 1 + across, where(right, -alongForward, where(bottom, -1 + across, alongForward)));
-        return PriorChecks.Points(x, y, _device);
+        return PriorChecks.Points(x, y, Device);
     }
 
-    public Tensor LogDensity(Tensor z) => KernelDensityPrior.LogDensityOf(_density, Name, _device, z);
+    public override Tensor LogDensity(Tensor z) => KernelDensityPrior.LogDensityOf(_density, Name, Device, z);
 
     public void Dispose() => _density.Dispose();
 }

@@ -9,53 +9,34 @@ namespace Ddvi.Priors;
 /// log p(z) is the release's Gaussian KDE (<see cref="KernelDensityPrior"/>) over 10,000 samples drawn with the
 /// construction seed; <see cref="DensityDescription"/> records its bandwidths.
 /// </summary>
-public sealed class SwissRollPrior : IPrior, IDisposable
+public sealed class SwissRollPrior : SegmentedPrior, IDisposable
 {
     public const int SegmentCount = 10;
     public const double MaxRadius = 3.0;
     public const double Turns = 4.5 * Math.PI / MaxRadius; // angle = Turns · r = 4.5π√u
 
-    readonly Device _device;
     readonly GaussianKernelDensity _density;
 
     /// <param name="noise">Standard deviation of the isotropic Gaussian noise added to each point (≥ 0).</param>
     /// <param name="seed">Seed of the generator that draws the KDE's 10,000 centres.</param>
     /// <param name="device">Where samples and the KDE live.</param>
     /// <param name="bandwidths">KDE bandwidths; the release's by default.</param>
-    public SwissRollPrior(double noise, long seed, Device device, IReadOnlyList<double>? bandwidths = null)
+    public SwissRollPrior(double noise, long seed, Device device, IReadOnlyList<double>? bandwidths = null) : base(device)
     {
         PriorChecks.Scale("swiss-roll", nameof(noise), noise, strictlyPositive: false);
         Noise = noise;
-        _device = device;
         _density = KernelDensityPrior.KernelDensityOf(this, seed, device, KernelDensityPrior.DefaultSampleCount, bandwidths);
         DensityDescription = KernelDensityPrior.Describe(_density, $"{Name} (noise {noise})", seed);
     }
 
     public double Noise { get; }
-    public string Name => "swiss-roll";
-    public int ClassCount => SegmentCount;
-    public bool HasExactDensity => false;
-    public string DensityDescription { get; }
+    public override string Name => "swiss-roll";
+    public override int ClassCount => SegmentCount;
+    public override bool HasExactDensity => false;
+    public override string DensityDescription { get; }
     public IReadOnlyList<double> Bandwidths => _density.Bandwidths;
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
-    {
-        PriorChecks.SampleCount(Name, n);
-        using var scope = NewDisposeScope();
-        var classes = PriorChecks.UniformClasses(n, ClassCount, generator);
-        var z = Generate(classes, generator);
-        return (z.MoveToOuterDisposeScope(), classes.to(_device).MoveToOuterDisposeScope());
-    }
-
-    public Tensor SampleClass(int classIndex, long n, Generator generator)
-    {
-        PriorChecks.ClassIndex(Name, classIndex, ClassCount);
-        PriorChecks.SampleCount(Name, n);
-        using var scope = NewDisposeScope();
-        return Generate(PriorChecks.OneClass(n, classIndex, generator), generator).MoveToOuterDisposeScope();
-    }
-
-    Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
+    protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
         var u = (classes.to(float64) + PriorChecks.Uniform(n, generator)) / SegmentCount;
@@ -68,10 +49,10 @@ public sealed class SwissRollPrior : IPrior, IDisposable
             x = x + Noise * PriorChecks.Normal(n, generator);
             y = y + Noise * PriorChecks.Normal(n, generator);
         }
-        return PriorChecks.Points(x, y, _device);
+        return PriorChecks.Points(x, y, Device);
     }
 
-    public Tensor LogDensity(Tensor z) => KernelDensityPrior.LogDensityOf(_density, Name, _device, z);
+    public override Tensor LogDensity(Tensor z) => KernelDensityPrior.LogDensityOf(_density, Name, Device, z);
 
     public void Dispose() => _density.Dispose();
 }
