@@ -6,6 +6,8 @@ var root = new RootCommand("Ddvi: denoising diffusion variational inference (Pir
     TrainCommand.Create(),
     EvaluateCommand.Create(),
     DatasetsCommand.Create(),
+    CompareCommand.Create(),
+    ReportCommand.Create(),
 };
 
 var parse = root.Parse(args);

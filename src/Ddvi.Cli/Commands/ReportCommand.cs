@@ -1,0 +1,40 @@
+using System.CommandLine;
+using Ddvi.Experiments.Comparison;
+
+namespace Ddvi.Cli.Commands;
+
+/// <summary><c>ddvi report RUN_DIR...</c>: rebuilds the comparison tables and panel from finished runs' metrics.json files.</summary>
+internal static class ReportCommand
+{
+    public static Command Create()
+    {
+        var folders = new Argument<string[]>("RUN_DIR")
+        {
+            Description = "Run folders (with metrics.json), or comparison folders whose runs/ subfolders are scanned",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var output = new Option<string?>("--out")
+        {
+            Description = "Folder for results.md, results.csv and panel.png; default: the comparison folder when exactly one is given",
+        };
+        var command = new Command("report", "Rebuild the comparison tables (mean ± 95% t-interval over seeds) and the latent panel from existing runs")
+        {
+            folders, output,
+        };
+        command.SetAction(parse => CommandRunner.Run(() =>
+        {
+            var paths = parse.GetValue(folders)!;
+            string outputFolder = parse.GetValue(output)
+                ?? (paths.Length == 1 && Directory.Exists(Path.Combine(paths[0], "runs"))
+                    ? paths[0]
+                    : throw new ArgumentException("--out is required unless exactly one comparison folder (with runs/) is given."));
+            var discovery = RunResult.Discover(paths);
+            foreach (var folder in discovery.Unfinished)
+                Console.Error.WriteLine($"warning: {folder} has no metrics.json (unfinished or failed run): left out");
+            var files = ComparisonReport.Write(discovery.Runs, outputFolder);
+            Console.WriteLine($"{discovery.Runs.Count} runs; results: {files.Markdown}, {files.Csv}, {files.Panel}");
+            return 0;
+        }));
+        return command;
+    }
+}

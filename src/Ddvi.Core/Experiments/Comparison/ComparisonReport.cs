@@ -1,0 +1,120 @@
+using System.Globalization;
+using Ddvi.IO;
+using Ddvi.Plotting;
+using Ddvi.Priors;
+using static TorchSharp.torch;
+
+namespace Ddvi.Experiments.Comparison;
+
+/// <summary>The files a comparison report writes.</summary>
+public sealed record ReportFiles(string Markdown, string Csv, string Panel);
+
+/// <summary>
+/// Writes the result files of finished runs into one folder: results.md and results.csv (<see cref="ResultsTable"/>)
+/// and panel.png, the paper's latent-space figure: one row per prior, a first column of prior samples, then one
+/// column per model with the test latents of its seed-0 run (or its lowest seed), coloured by label.
+/// Every file is written atomically; the same runs always give the same files.
+/// </summary>
+public static class ComparisonReport
+{
+    public const string MarkdownFile = "results.md";
+    public const string CsvFile = "results.csv";
+    public const string PanelFile = "panel.png";
+
+    /// <summary>Points drawn from the prior in its panel column when no run gives a test-set size.</summary>
+    public const int DefaultPriorPoints = 2_000;
+
+    public static ReportFiles Write(IReadOnlyList<RunResult> runs, string outputFolder)
+    {
+        if (runs.Count == 0)
+            throw new InvalidOperationException($"no finished runs to report in {Path.GetFullPath(outputFolder)}: every run failed or none was given.");
+        var table = ResultsTable.Build(runs);
+        string folder = Path.GetFullPath(outputFolder);
+        var files = new ReportFiles(Path.Combine(folder, MarkdownFile), Path.Combine(folder, CsvFile), Path.Combine(folder, PanelFile));
+        AtomicFile.WriteAllText(files.Markdown, table.ToMarkdown());
+        AtomicFile.WriteAllText(files.Csv, table.ToCsv());
+        PanelFigure.Save(files.Panel, PanelRows(table, runs));
+        return files;
+    }
+
+    private static List<IReadOnlyList<PanelCell>> PanelRows(ResultsTable table, IReadOnlyList<RunResult> runs)
+    {
+        var models = table.Rows.Select(r => r.Model).Distinct().ToList();
+        bool severalDatasets = table.Rows.Select(r => r.Dataset).Distinct().Count() > 1;
+        var rows = new List<IReadOnlyList<PanelCell>>();
+        foreach (var section in table.Sections)
+        {
+            var sectionRuns = runs.Where(r => r.Dataset == section.Key.Dataset && r.PriorLabel == section.Key.Prior).ToList();
+            string rowName = severalDatasets ? $"{section.Key.Prior}, {section.Key.Dataset}" : section.Key.Prior;
+            var cells = new List<PanelCell> { PriorCell(rowName, sectionRuns) };
+            foreach (var model in models)
+            {
+                var shown = sectionRuns.Where(r => r.Model == model).OrderBy(r => r.Seed).FirstOrDefault();
+                cells.Add(shown is null ? PanelCell.Empty($"{model}: no run") : LatentCell(shown));
+            }
+            rows.Add(cells);
+        }
+        return rows;
+    }
+
+    private static PanelCell LatentCell(RunResult run)
+    {
+        string path = new RunDirectory(run.Folder).TestLatents;
+        string title = string.Create(CultureInfo.InvariantCulture, $"{run.Model} (seed {run.Seed})");
+        if (!File.Exists(path)) return PanelCell.Empty($"{title}: no latents-test.csv");
+        var (x, y, labels) = ReadLatents(path);
+        return new PanelCell(title, x, y, labels);
+    }
+
+    private static PanelCell PriorCell(string rowName, IReadOnlyList<RunResult> runs)
+    {
+        var config = runs.OrderBy(r => r.Seed).First().Config;
+        long points = runs.Select(r => r.Metrics.TestExamples).Where(n => n > 0).DefaultIfEmpty(DefaultPriorPoints).First();
+        var prior = PriorCatalog.Create(config.Prior, config.PriorNoise, config.Seed, CPU);
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var generator = new Generator(unchecked((ulong)config.Seed));
+            var (z, classes) = prior.Sample(points, generator);
+            float[] flat = z.to(float32).contiguous().data<float>().ToArray();
+            int[] labels = classes.to(int32).data<int>().ToArray();
+            var x = new float[labels.Length];
+            var y = new float[labels.Length];
+            for (int i = 0; i < labels.Length; i++)
+            {
+                x[i] = flat[2 * i];
+                y[i] = flat[2 * i + 1];
+            }
+            return new PanelCell($"prior: {rowName}", x, y, labels);
+        }
+        finally
+        {
+            (prior as IDisposable)?.Dispose();
+        }
+    }
+
+    /// <summary>Reads a run's latents-test.csv (header z1,z2,label); errors name the file and line.</summary>
+    public static (float[] X, float[] Y, int[] Labels) ReadLatents(string path)
+    {
+        var lines = File.ReadAllLines(path);
+        if (lines.Length == 0 || lines[0].Trim() != "z1,z2,label")
+            throw new InvalidDataException($"{path}: expected the header 'z1,z2,label' of a Ddvi latents file.");
+        var x = new List<float>();
+        var y = new List<float>();
+        var labels = new List<int>();
+        for (int i = 1; i < lines.Length; i++)
+        {
+            if (lines[i].Length == 0) continue;
+            var fields = lines[i].Split(',');
+            if (fields.Length != 3
+                || !float.TryParse(fields[0], NumberStyles.Float, CultureInfo.InvariantCulture, out float zx)
+                || !float.TryParse(fields[1], NumberStyles.Float, CultureInfo.InvariantCulture, out float zy)
+                || !int.TryParse(fields[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out int label))
+                throw new InvalidDataException($"{path}, line {i + 1}: expected 'z1,z2,label' numbers, got '{lines[i]}'.");
+            x.Add(zx);
+            y.Add(zy);
+            labels.Add(label);
+        }
+        return ([.. x], [.. y], [.. labels]);
+    }
+}

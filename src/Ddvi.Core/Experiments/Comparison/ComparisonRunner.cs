@@ -1,0 +1,219 @@
+using System.Text.Json.Nodes;
+using Ddvi.IO;
+using Ddvi.Runtime;
+using Ddvi.Training;
+
+namespace Ddvi.Experiments.Comparison;
+
+/// <summary>What happened to one run of a comparison.</summary>
+public enum RunStatus
+{
+    /// <summary>Finished earlier with the same configuration: its metrics were reused, nothing was trained.</summary>
+    Reused,
+    /// <summary>Trained from the start.</summary>
+    Trained,
+    /// <summary>Continued from its checkpoints.</summary>
+    Resumed,
+    /// <summary>Could not be trained or evaluated; <see cref="RunOutcome.Error"/> says why.</summary>
+    Failed,
+}
+
+public sealed record RunOutcome(PlannedRun Run, RunStatus Status, string? Error = null);
+
+/// <summary>Every run's outcome and the result files (null when no run finished).</summary>
+public sealed record ComparisonOutcome(IReadOnlyList<RunOutcome> Runs, ReportFiles? Files)
+{
+    public bool Succeeded => Files is not null && Runs.All(r => r.Status != RunStatus.Failed);
+}
+
+/// <summary>
+/// Trains the runs of a comparison that are not finished yet and writes its result files. A run folder whose
+/// metrics.json exists and whose config.json describes the same experiment is reused; one with config.json but no
+/// metrics is resumed from its checkpoints; a folder holding another experiment is reported as failed and left
+/// untouched. Settings that do not change what a run computes (threads, device, data folder, checkpoint interval)
+/// do not count as a different experiment; the current ones are written into a resumed run's config.json.
+/// With one job the runs train one after another in this process; with more, each run is a child
+/// <c>ddvi train --resume --out RUN</c> process (libtorch's state is process-wide) after its config.json has been
+/// written, at most <see cref="ComparisonOptions.Jobs"/> at a time. A failed run does not stop the others.
+/// </summary>
+public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLauncher? launcher = null)
+{
+    private readonly Lock _observerLock = new();
+
+    public ComparisonOutcome Run(ComparisonOptions options)
+    {
+        options.Validate();
+        var plan = options.Plan();
+        var inspected = plan.Select(run => (Run: run, State: Inspect(run))).ToList();
+        var outcomes = new RunOutcome?[plan.Count];
+        var pending = new List<(int Index, PlannedRun Run, bool Resume)>();
+        for (int i = 0; i < inspected.Count; i++)
+        {
+            var (run, state) = inspected[i];
+            switch (state.Kind)
+            {
+                case StateKind.Finished:
+                    outcomes[i] = new RunOutcome(run, RunStatus.Reused);
+                    break;
+                case StateKind.Conflict:
+                    outcomes[i] = new RunOutcome(run, RunStatus.Failed, state.Error);
+                    Say($"{run.Name}: {state.Error}");
+                    break;
+                default:
+                    pending.Add((i, run, state.Kind == StateKind.Unfinished));
+                    break;
+            }
+        }
+        Say($"comparison of {plan.Count} runs in {Path.GetFullPath(options.OutputFolder)}: " +
+            $"{outcomes.Count(o => o?.Status == RunStatus.Reused)} finished earlier (reused), " +
+            $"{pending.Count(p => p.Resume)} to resume, {pending.Count(p => !p.Resume)} to train" +
+            (options.Jobs > 1 ? $", {options.Jobs} at a time with {options.ThreadsPerRun} threads each" : ""));
+
+        if (options.Jobs == 1) RunInProcess(pending, outcomes);
+        else RunAsProcesses(pending, outcomes, options.Jobs);
+
+        var results = new List<RunResult>();
+        for (int i = 0; i < plan.Count; i++)
+        {
+            if (outcomes[i]!.Status == RunStatus.Failed) continue;
+            try
+            {
+                results.Add(RunResult.Load(plan[i].Folder));
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)
+            {
+                outcomes[i] = new RunOutcome(plan[i], RunStatus.Failed, e.Message);
+            }
+        }
+        foreach (var failed in outcomes.Where(o => o!.Status == RunStatus.Failed))
+            Say($"FAILED {failed!.Run.Name}: {failed.Error}");
+
+        ReportFiles? files = null;
+        if (results.Count > 0)
+        {
+            files = ComparisonReport.Write(results, options.OutputFolder);
+            Say($"results: {files.Markdown}, {files.Csv}, {files.Panel}");
+        }
+        else
+        {
+            Say("no run finished: no results written");
+        }
+        return new ComparisonOutcome([.. outcomes.Select(o => o!)], files);
+    }
+
+    private void RunInProcess(List<(int Index, PlannedRun Run, bool Resume)> pending, RunOutcome?[] outcomes)
+    {
+        foreach (var (position, (index, run, resume)) in pending.Index())
+        {
+            Say($"[{position + 1}/{pending.Count}] {(resume ? "resuming" : "training")} {run.Name}");
+            try
+            {
+                if (resume) UpdateExecutionSettings(run);
+                new ExperimentRunner(observer).Train(run.Config, run.Folder, resume);
+                outcomes[index] = new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained);
+            }
+            catch (Exception e)
+            {
+                // Any failure of one run (bad checkpoint, diverged loss, full disk) is reported; the others still train.
+                outcomes[index] = new RunOutcome(run, RunStatus.Failed, e.Message);
+                Say($"{run.Name} failed: {e.Message}");
+            }
+        }
+    }
+
+    private void RunAsProcesses(List<(int Index, PlannedRun Run, bool Resume)> pending, RunOutcome?[] outcomes, int jobs)
+    {
+        var processes = launcher ?? DdviProcessLauncher.ForCurrentProcess();
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = jobs };
+        Parallel.ForEachAsync(pending, parallel, async (item, _) =>
+        {
+            var (index, run, resume) = item;
+            try
+            {
+                // The child takes the whole configuration from config.json: every setting travels, not only those with a CLI option.
+                if (resume) UpdateExecutionSettings(run);
+                else AtomicFile.WriteAllText(new RunDirectory(run.Folder).Config, run.Config.ToJson());
+                Say($"{(resume ? "resuming" : "training")} {run.Name} in a child process");
+                var result = await processes.RunAsync(["train", "--resume", "--out", run.Folder], line => Say($"[{run.Name}] {line}")).ConfigureAwait(false);
+                bool finished = result.ExitCode == 0 && File.Exists(new RunDirectory(run.Folder).Metrics);
+                outcomes[index] = finished
+                    ? new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained)
+                    : new RunOutcome(run, RunStatus.Failed, ChildError(result, run));
+            }
+            catch (Exception e)
+            {
+                outcomes[index] = new RunOutcome(run, RunStatus.Failed, e.Message);
+            }
+            if (outcomes[index]!.Status == RunStatus.Failed) Say($"{run.Name} failed: {outcomes[index]!.Error}");
+        }).GetAwaiter().GetResult();
+    }
+
+    private static string ChildError(TrainProcessResult result, PlannedRun run)
+    {
+        var errors = result.ErrorLines.Where(l => l.StartsWith("error: ", StringComparison.Ordinal)).Select(l => l["error: ".Length..]).ToList();
+        if (errors.Count == 0) errors = [.. result.ErrorLines.Where(l => l.Trim().Length > 0).Take(3)];
+        string detail = errors.Count > 0 ? string.Join("; ", errors) : "no error message";
+        string ending = result.ExitCode == 0 ? "exited with code 0 but wrote no metrics.json" : $"exit code {result.ExitCode}";
+        return $"{detail} ({ending}; log: {new RunDirectory(run.Folder).Log})";
+    }
+
+    private enum StateKind
+    {
+        New,
+        Unfinished,
+        Finished,
+        Conflict,
+    }
+
+    private sealed record RunState(StateKind Kind, string? Error = null);
+
+    private static RunState Inspect(PlannedRun run)
+    {
+        var folder = new RunDirectory(run.Folder);
+        if (!File.Exists(folder.Config))
+            return File.Exists(folder.Metrics)
+                ? new RunState(StateKind.Conflict, $"{folder.Metrics} exists without config.json: not a run of this comparison; delete {folder.Root} or choose another --out.")
+                : new RunState(StateKind.New);
+        ExperimentConfig existing;
+        try
+        {
+            existing = ExperimentConfig.FromJson(File.ReadAllText(folder.Config), folder.Config);
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException)
+        {
+            return new RunState(StateKind.Conflict, e.Message);
+        }
+        var differences = Differences(existing, run.Config);
+        if (differences.Count > 0)
+            return new RunState(StateKind.Conflict,
+                $"{folder.Root} holds a run with another configuration (differs in {string.Join(", ", differences)}); delete it or choose another --out.");
+        return new RunState(File.Exists(folder.Metrics) ? StateKind.Finished : StateKind.Unfinished);
+    }
+
+    /// <summary>The config.json keys in which two configurations describe different experiments (execution settings aside).</summary>
+    public static IReadOnlyList<string> Differences(ExperimentConfig existing, ExperimentConfig planned)
+    {
+        var a = JsonNode.Parse(WithoutExecutionSettings(existing).ToJson())!.AsObject();
+        var b = JsonNode.Parse(WithoutExecutionSettings(planned).ToJson())!.AsObject();
+        var keys = a.Select(p => p.Key).Union(b.Select(p => p.Key)).Where(key => !JsonNode.DeepEquals(a[key], b[key])).ToList();
+        // Derived values (resolved_*) follow the settings they derive from; name them only when nothing else differs (changed model defaults).
+        var settings = keys.Where(key => !key.StartsWith("resolved_", StringComparison.Ordinal)).ToList();
+        return settings.Count > 0 ? settings : keys;
+    }
+
+    private static ExperimentConfig WithoutExecutionSettings(ExperimentConfig config) =>
+        config with { Threads = 0, Device = DeviceChoice.Auto, DataDirectory = null, CheckpointEvery = 1 };
+
+    /// <summary>A resumed run runs with this comparison's threads and device: its config.json is rewritten when they differ.</summary>
+    private static void UpdateExecutionSettings(PlannedRun run)
+    {
+        var folder = new RunDirectory(run.Folder);
+        string planned = run.Config.ToJson();
+        if (File.ReadAllText(folder.Config) != planned) AtomicFile.WriteAllText(folder.Config, planned);
+    }
+
+    private void Say(string text)
+    {
+        lock (_observerLock) observer.Message(text);
+    }
+}

@@ -1,0 +1,74 @@
+using ScottPlot;
+
+namespace Ddvi.Plotting;
+
+/// <summary>One cell of a panel figure: a title and labelled 2-D points; a cell without points draws only its title.</summary>
+public sealed record PanelCell(string Title, float[] X, float[] Y, int[] Labels)
+{
+    public static PanelCell Empty(string title) => new(title, [], [], []);
+}
+
+/// <summary>
+/// A grid of latent scatter plots in one PNG, like the paper's latent-space figure (rows = priors, columns = the
+/// prior itself and each method's test latents). A point's colour is its label's entry in the Category10 palette
+/// (label mod 10), the same in every cell so classes can be followed across the grid; axes have equal units;
+/// non-finite points are left out. Written atomically.
+/// </summary>
+public static class PanelFigure
+{
+    public const int DefaultCellSize = 360;
+    public const float DefaultMarkerSize = 1.5f;
+
+    /// <summary>Draws <paramref name="rows"/> (each with the same number of cells) as a grid of square cells of <paramref name="cellSize"/> pixels.</summary>
+    public static void Save(string path, IReadOnlyList<IReadOnlyList<PanelCell>> rows, int cellSize = DefaultCellSize, float markerSize = DefaultMarkerSize)
+    {
+        PngPath.ValidatedFullPath(path);
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.Count == 0 || rows[0].Count == 0)
+            throw new ArgumentException("Panel figure: no cells to draw; need at least one row with one cell.", nameof(rows));
+        int columns = rows[0].Count;
+        if (rows.FirstOrDefault(r => r.Count != columns) is { } ragged)
+            throw new ArgumentException($"Panel figure: every row must have {columns} cells, got a row with {ragged.Count}.", nameof(rows));
+        if (!(markerSize > 0))
+            throw new ArgumentOutOfRangeException(nameof(markerSize), markerSize, "Panel figure: marker size must be positive.");
+        LatentScatter.RequireImageSize(cellSize * columns, cellSize * rows.Count);
+
+        var plots = rows.SelectMany(r => r).Select(cell => BuildCell(cell, markerSize)).ToList();
+        try
+        {
+            var figure = new Multiplot(plots[0]) { Layout = new ScottPlot.MultiplotLayouts.Grid(rows.Count, columns) };
+            foreach (var plot in plots.Skip(1)) figure.AddPlot(plot);
+            using var image = figure.Render(cellSize * columns, cellSize * rows.Count);
+            Ddvi.IO.AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));
+        }
+        finally
+        {
+            foreach (var plot in plots) plot.Dispose();
+        }
+    }
+
+    private static Plot BuildCell(PanelCell cell, float markerSize)
+    {
+        if (cell.X.Length != cell.Y.Length || cell.X.Length != cell.Labels.Length)
+            throw new ArgumentException(
+                $"Panel cell '{cell.Title}': x, y and labels must have the same length, got {cell.X.Length}, {cell.Y.Length} and {cell.Labels.Length}.");
+        var plot = new Plot();
+        plot.Title(cell.Title, size: 14);
+        foreach (int label in cell.Labels.Distinct().Order())
+        {
+            var xs = new List<double>();
+            var ys = new List<double>();
+            for (int i = 0; i < cell.Labels.Length; i++)
+            {
+                if (cell.Labels[i] != label || !float.IsFinite(cell.X[i]) || !float.IsFinite(cell.Y[i])) continue;
+                xs.Add(cell.X[i]);
+                ys.Add(cell.Y[i]);
+            }
+            if (xs.Count == 0) continue;
+            var colour = Colors.Category10[((label % Colors.Category10.Length) + Colors.Category10.Length) % Colors.Category10.Length];
+            plot.Add.Markers(xs.ToArray(), ys.ToArray(), MarkerShape.FilledCircle, markerSize, colour);
+        }
+        plot.Axes.SquareUnits();
+        return plot;
+    }
+}

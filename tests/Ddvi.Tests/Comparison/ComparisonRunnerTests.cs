@@ -1,0 +1,230 @@
+using System.Text.Json;
+using Ddvi.Experiments;
+using Ddvi.Experiments.Comparison;
+using Ddvi.Runtime;
+using Ddvi.Tests.Experiments;
+using Ddvi.Training;
+using static Ddvi.Tests.Comparison.ComparisonFixtures;
+
+namespace Ddvi.Tests.Comparison;
+
+public class ComparisonRunnerTests
+{
+    private static ComparisonOptions TinyVaes(string folder, params long[] seeds) => new()
+    {
+        BaseConfig = ExperimentRunnerTests.Tiny("vae", epochs: 1),
+        Models = ["vae"],
+        Priors = ["pinwheel"],
+        Seeds = seeds,
+        OutputFolder = folder,
+        Threads = 2,
+    };
+
+    private sealed class RecordingObserver : ITrainingObserver
+    {
+        public List<string> Lines { get; } = [];
+        public void StageStarted(string stage, int firstEpoch, int epochs, int stepsPerEpoch) => Lines.Add($"start {stage} {firstEpoch}");
+        public void StepCompleted(string stage, int epoch, int step, IReadOnlyDictionary<string, double>? runningLosses) { }
+        public void EpochCompleted(string stage, EpochRecord record, int epochs) => Lines.Add($"epoch {stage} {record.Epoch}");
+        public void Message(string text) => Lines.Add(text);
+    }
+
+    /// <summary>Stands in for child <c>ddvi train</c> processes: writes a finished run's files, or fails for one seed.</summary>
+    private sealed class FakeLauncher(long failingSeed) : ITrainProcessLauncher
+    {
+        private int _running;
+        public int MostAtOnce;
+        public List<IReadOnlyList<string>> Calls { get; } = [];
+
+        public async Task<TrainProcessResult> RunAsync(IReadOnlyList<string> arguments, Action<string> output)
+        {
+            lock (Calls) Calls.Add(arguments);
+            int now = Interlocked.Increment(ref _running);
+            lock (Calls) MostAtOnce = Math.Max(MostAtOnce, now);
+            try
+            {
+                await Task.Delay(150);
+                string folder = arguments[^1];
+                var run = new RunDirectory(folder);
+                var config = ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config);
+                if (config.Seed == failingSeed) return new TrainProcessResult(1, ["error: boom: the loss is not finite"]);
+                output($"{config.Model} epoch 1/1");
+                double offset = config.Model == "ddvi" ? 10 : 0;
+                WriteFinishedRun(folder, config, Metrics(config.Model, config.Prior, config.Seed, -100 + offset + config.Seed, 2 - config.Seed, 0.8, 0.2, 5));
+                return new TrainProcessResult(0, []);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _running);
+            }
+        }
+    }
+
+    [Fact]
+    public void SecondCompareReusesFinishedRunsAndAReportOfTheRunFoldersRebuildsTheSameTables()
+    {
+        using var folder = new TempFolder();
+        var options = TinyVaes(folder.Path, 0, 1);
+        var firstObserver = new RecordingObserver();
+        var first = new ComparisonRunner(firstObserver).Run(options);
+        Assert.True(first.Succeeded);
+        Assert.All(first.Runs, r => Assert.Equal(RunStatus.Trained, r.Status));
+        Assert.Equal(2, firstObserver.Lines.Count(l => l == "start vae 0"));
+
+        var metricFiles = options.Plan().Select(r => new RunDirectory(r.Folder).Metrics).ToList();
+        var written = metricFiles.Select(File.GetLastWriteTimeUtc).ToList();
+        string markdown = File.ReadAllText(first.Files!.Markdown);
+        string csv = File.ReadAllText(first.Files.Csv);
+        Assert.Contains("| vae | 2 | 1 |", markdown);
+        Assert.Equal((2 * 360, 360), PngSize(first.Files.Panel));
+
+        var secondObserver = new RecordingObserver();
+        var second = new ComparisonRunner(secondObserver).Run(options);
+        Assert.True(second.Succeeded);
+        Assert.All(second.Runs, r => Assert.Equal(RunStatus.Reused, r.Status));
+        Assert.DoesNotContain(secondObserver.Lines, l => l.StartsWith("start ", StringComparison.Ordinal) || l.StartsWith("epoch ", StringComparison.Ordinal));
+        Assert.Contains(secondObserver.Lines, l => l.Contains("2 finished earlier (reused), 0 to resume, 0 to train", StringComparison.Ordinal));
+        Assert.Equal(written, metricFiles.Select(File.GetLastWriteTimeUtc));
+        Assert.Equal(markdown, File.ReadAllText(second.Files!.Markdown));
+
+        // `ddvi report` on the run folders: the same tables.
+        using var reportFolder = new TempFolder();
+        var discovered = RunResult.Discover(options.Plan().Select(r => r.Folder));
+        var report = ComparisonReport.Write(discovered.Runs, reportFolder.Path);
+        Assert.Equal(markdown, File.ReadAllText(report.Markdown));
+        Assert.Equal(csv, File.ReadAllText(report.Csv));
+        Assert.Empty(Directory.GetFiles(folder.Path, "*.tmp", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void AnUnfinishedRunIsResumedFromItsCheckpoints()
+    {
+        using var folder = new TempFolder();
+        var options = TinyVaes(folder.Path, 0, 1);
+        new ComparisonRunner(SilentObserver.Instance).Run(options);
+        File.Delete(new RunDirectory(options.Plan()[1].Folder).Metrics);
+
+        var observer = new RecordingObserver();
+        var outcome = new ComparisonRunner(observer).Run(options with { Threads = 1 });
+        Assert.Equal([RunStatus.Reused, RunStatus.Resumed], outcome.Runs.Select(r => r.Status));
+        Assert.Contains(observer.Lines, l => l.StartsWith("vae: finished earlier", StringComparison.Ordinal));
+        Assert.DoesNotContain(observer.Lines, l => l.StartsWith("epoch ", StringComparison.Ordinal));
+        Assert.True(File.Exists(new RunDirectory(options.Plan()[1].Folder).Metrics));
+        // The resumed run ran with this comparison's thread count.
+        var config = ExperimentConfig.FromJson(File.ReadAllText(new RunDirectory(options.Plan()[1].Folder).Config), "config.json");
+        Assert.Equal(1, config.Threads);
+    }
+
+    [Fact]
+    public void AFailedRunIsReportedAndTheOthersStillTrain()
+    {
+        using var folder = new TempFolder();
+        var options = TinyVaes(folder.Path, 0, 1);
+        // Seed 0 has a matching config.json and a corrupt checkpoint: resuming it fails.
+        var broken = new RunDirectory(options.Plan()[0].Folder);
+        Directory.CreateDirectory(broken.Checkpoints("vae"));
+        File.WriteAllText(broken.Config, options.Plan()[0].Config.ToJson());
+        File.WriteAllText(Path.Combine(broken.Checkpoints("vae"), Checkpoint.FileName(1)), "not a checkpoint");
+
+        var outcome = new ComparisonRunner(SilentObserver.Instance).Run(options);
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(RunStatus.Failed, outcome.Runs[0].Status);
+        Assert.Contains("epoch-0001.ckpt", outcome.Runs[0].Error);
+        Assert.Equal(RunStatus.Trained, outcome.Runs[1].Status);
+        Assert.Contains("| vae | 1 | 1 |", File.ReadAllText(outcome.Files!.Markdown));
+    }
+
+    [Fact]
+    public void AFolderHoldingAnotherExperimentIsLeftAloneButExecutionSettingsDoNotCount()
+    {
+        using var folder = new TempFolder();
+        var options = TinyVaes(folder.Path, 0, 1);
+        var plan = options.Plan();
+        // Seed 0: same experiment, other threads and device: reused without training.
+        var sameExperiment = plan[0].Config with { Threads = 7, Device = DeviceChoice.Cpu, CheckpointEvery = 3 };
+        WriteFinishedRun(plan[0].Folder, sameExperiment, Metrics("vae", "pinwheel", 0, -1, 1, 0.5, 0.1, 1));
+        // Seed 1: another number of epochs: a different experiment.
+        var other = plan[1].Config with { Epochs = 2 };
+        WriteFinishedRun(plan[1].Folder, other, Metrics("vae", "pinwheel", 1, -1, 1, 0.5, 0.1, 1));
+        string before = File.ReadAllText(new RunDirectory(plan[1].Folder).Config);
+
+        var observer = new RecordingObserver();
+        var outcome = new ComparisonRunner(observer).Run(options);
+        Assert.Equal([RunStatus.Reused, RunStatus.Failed], outcome.Runs.Select(r => r.Status));
+        Assert.Contains("differs in epochs", outcome.Runs[1].Error);
+        Assert.Contains("another --out", outcome.Runs[1].Error);
+        Assert.Equal(before, File.ReadAllText(new RunDirectory(plan[1].Folder).Config));
+        Assert.DoesNotContain(observer.Lines, l => l.StartsWith("start ", StringComparison.Ordinal));
+        Assert.Equal(["epochs"], ComparisonRunner.Differences(plan[1].Config, other));
+        Assert.Empty(ComparisonRunner.Differences(plan[0].Config, sameExperiment));
+    }
+
+    [Fact]
+    public void ParallelRunsAreChildProcessesWithDividedThreadsAndAFailedOneDoesNotStopTheOthers()
+    {
+        using var folder = new TempFolder();
+        var launcher = new FakeLauncher(failingSeed: 1);
+        var options = new ComparisonOptions
+        {
+            BaseConfig = ExperimentRunnerTests.Tiny("vae", epochs: 1),
+            Models = ["vae", "ddvi"],
+            Priors = ["pinwheel"],
+            Seeds = [0, 1, 2],
+            OutputFolder = folder.Path,
+            Jobs = 2,
+            Threads = 4,
+        };
+        var observer = new RecordingObserver();
+        var outcome = new ComparisonRunner(observer, launcher).Run(options);
+
+        Assert.Equal(6, launcher.Calls.Count);
+        Assert.Equal(2, launcher.MostAtOnce);
+        Assert.All(launcher.Calls, call => Assert.Equal(["train", "--resume", "--out"], call.Take(3)));
+        foreach (var run in options.Plan())
+        {
+            var config = ExperimentConfig.FromJson(File.ReadAllText(new RunDirectory(run.Folder).Config), "config.json");
+            Assert.Equal(2, config.Threads);
+            Assert.Equal(run.Config.ToJson(), config.ToJson());
+        }
+        Assert.False(outcome.Succeeded);
+        foreach (var run in outcome.Runs)
+        {
+            bool failing = run.Run.Config.Seed == 1;
+            Assert.Equal(failing ? RunStatus.Failed : RunStatus.Trained, run.Status);
+            if (failing) Assert.Contains("boom: the loss is not finite (exit code 1", run.Error);
+        }
+        Assert.Contains("[vae-pinwheel-s0] vae epoch 1/1", observer.Lines);
+        string markdown = File.ReadAllText(outcome.Files!.Markdown);
+        Assert.Contains("| ddvi | 2 | 1 | **-89.00 ± 12.71** |", markdown);
+        Assert.Contains("| vae | 2 | 1 | -99.00 ± 12.71 |", markdown);
+        Assert.Equal((3 * 360, 360), PngSize(outcome.Files.Panel));
+
+        // Run again: the finished runs are reused, only the failed ones are launched.
+        var again = new FakeLauncher(failingSeed: -1);
+        var second = new ComparisonRunner(SilentObserver.Instance, again).Run(options);
+        Assert.True(second.Succeeded);
+        Assert.Equal(2, again.Calls.Count);
+        Assert.All(again.Calls, call => Assert.EndsWith("-s1", call[^1], StringComparison.Ordinal));
+        Assert.Equal(4, second.Runs.Count(r => r.Status == RunStatus.Reused));
+    }
+
+    [Fact]
+    public void RealChildProcessesTrainRunsInParallel()
+    {
+        using var folder = new TempFolder();
+        var launcher = new DdviProcessLauncher("dotnet", [Path.Combine(AppContext.BaseDirectory, "ddvi.dll")]);
+        var options = TinyVaes(folder.Path, 0, 1) with { Jobs = 2 };
+        var observer = new RecordingObserver();
+        var outcome = new ComparisonRunner(observer, launcher).Run(options);
+
+        Assert.True(outcome.Succeeded, string.Join("\n", outcome.Runs.Select(r => r.Error)));
+        Assert.All(outcome.Runs, r => Assert.Equal(RunStatus.Trained, r.Status));
+        Assert.Contains(observer.Lines, l => l.StartsWith("[vae-pinwheel-s1] vae epoch 1/1", StringComparison.Ordinal));
+        foreach (var run in options.Plan())
+        {
+            var metrics = JsonDocument.Parse(File.ReadAllText(new RunDirectory(run.Folder).Metrics)).RootElement;
+            Assert.Equal(run.Config.Seed, metrics.GetProperty("seed").GetInt64());
+        }
+        Assert.Contains("| vae | 2 | 1 |", File.ReadAllText(outcome.Files!.Markdown));
+    }
+}

@@ -1,0 +1,96 @@
+using Ddvi.Experiments;
+using Ddvi.Experiments.Comparison;
+using static Ddvi.Tests.Comparison.ComparisonFixtures;
+
+namespace Ddvi.Tests.Comparison;
+
+public class ReportTests
+{
+    /// <summary>A comparison folder with vae and ddvi on two priors, seeds 0 and 1, except ddvi on square (seed 1 only), plus one unfinished run.</summary>
+    private static void WriteComparison(string folder)
+    {
+        foreach (var prior in new[] { "pinwheel", "square" })
+        foreach (var model in new[] { "vae", "ddvi" })
+        foreach (long seed in new long[] { 0, 1 })
+        {
+            if (model == "ddvi" && prior == "square" && seed == 0) continue;
+            var config = new ExperimentConfig { Model = model, Prior = prior, Seed = seed, Epochs = 1 };
+            WriteFinishedRun(Path.Combine(folder, "runs", ComparisonOptions.RunName(model, prior, seed)), config,
+                Metrics(model, prior, seed, -100 - seed, 1 + seed, 0.5, 0.1, 3));
+        }
+        var unfinished = new RunDirectory(Path.Combine(folder, "runs", "vae-pinwheel-s2"));
+        Directory.CreateDirectory(unfinished.Root);
+        File.WriteAllText(unfinished.Config, new ExperimentConfig { Model = "vae", Seed = 2 }.ToJson());
+    }
+
+    [Fact]
+    public void AComparisonFolderAndItsRunFoldersGiveTheSameFiles()
+    {
+        using var folder = new TempFolder();
+        WriteComparison(folder.Path);
+        var fromComparison = RunResult.Discover([folder.Path]);
+        Assert.Equal(7, fromComparison.Runs.Count);
+        Assert.Equal([Path.Combine(folder.Path, "runs", "vae-pinwheel-s2")], fromComparison.Unfinished);
+
+        var runFolders = Directory.GetDirectories(Path.Combine(folder.Path, "runs")).Where(d => !d.EndsWith("-s2", StringComparison.Ordinal)).Reverse();
+        var fromRuns = RunResult.Discover(runFolders);
+        using var a = new TempFolder();
+        using var b = new TempFolder();
+        var filesA = ComparisonReport.Write(fromComparison.Runs, a.Path);
+        var filesB = ComparisonReport.Write(fromRuns.Runs, b.Path);
+        Assert.Equal(File.ReadAllText(filesA.Markdown), File.ReadAllText(filesB.Markdown));
+        Assert.Equal(File.ReadAllText(filesA.Csv), File.ReadAllText(filesB.Csv));
+        Assert.Contains("| ddvi | 1 | 1 | -101.00 |", File.ReadAllText(filesA.Markdown));
+
+        // Panel: rows = 2 priors; columns = the prior and 2 models.
+        Assert.Equal((3 * 360, 2 * 360), PngSize(filesA.Panel));
+        Assert.Empty(Directory.GetFiles(a.Path, "*.tmp"));
+    }
+
+    [Fact]
+    public void RunsAreReadWithTheirConfigurationAndMetrics()
+    {
+        using var folder = new TempFolder();
+        var config = new ExperimentConfig { Model = "vae", Prior = "less_noisy_swiss_roll", Seed = 5 };
+        WriteFinishedRun(folder.Path, config, Metrics("vae", "swiss-roll", 5, null, 1.5, 0.75, 0.2, 42));
+        var run = RunResult.Load(folder.Path);
+        Assert.Equal(("vae", "synthetic", 5L, "swiss-roll (noise 0.1)"), (run.Model, run.Dataset, run.Seed, run.PriorLabel));
+        Assert.False(run.Metrics.Elbo.Available);
+        Assert.Equal(42, run.Metrics.TrainingSeconds);
+        var (x, y, labels) = ComparisonReport.ReadLatents(new RunDirectory(folder.Path).TestLatents);
+        Assert.Equal(40, x.Length);
+        Assert.Equal(6, x[0]);
+        Assert.Equal(0, y[0]);
+        Assert.Equal(4, labels[4]);
+    }
+
+    [Fact]
+    public void BadFoldersAndFilesGiveClearErrors()
+    {
+        using var folder = new TempFolder();
+        Assert.Contains("is not a folder", Assert.Throws<DirectoryNotFoundException>(() => RunResult.Discover([folder["missing"]])).Message);
+        Assert.Contains("neither a run folder", Assert.Throws<InvalidDataException>(() => RunResult.Discover([folder.Path])).Message);
+
+        var unfinished = new RunDirectory(folder["unfinished"]);
+        Directory.CreateDirectory(unfinished.Root);
+        File.WriteAllText(unfinished.Config, new ExperimentConfig().ToJson());
+        Assert.Contains("--resume", Assert.Throws<FileNotFoundException>(() => RunResult.Discover([unfinished.Root])).Message);
+
+        var config = new ExperimentConfig { Model = "vae", Seed = 1 };
+        var metrics = Metrics("vae", "pinwheel", 1, -1, 1, 0.5, 0.1, 1);
+        WriteFinishedRun(folder["a"], config, metrics);
+        WriteFinishedRun(folder["b"], config, metrics);
+        var duplicate = Assert.Throws<InvalidDataException>(() => RunResult.Discover([folder["a"], folder["b"]])).Message;
+        Assert.Contains("two runs of vae with prior pinwheel, seed 1", duplicate);
+        Assert.Contains(folder["b"], duplicate);
+
+        File.WriteAllText(new RunDirectory(folder["a"]).Metrics, "{\"model\": 3}");
+        Assert.Contains("metrics.json", Assert.Throws<InvalidDataException>(() => RunResult.Load(folder["a"])).Message);
+
+        File.WriteAllText(new RunDirectory(folder["b"]).TestLatents, "z1,z2,label\n0.5,1,2\n0.5,oops,1\n");
+        var latents = Assert.Throws<InvalidDataException>(() => ComparisonReport.ReadLatents(new RunDirectory(folder["b"]).TestLatents)).Message;
+        Assert.Contains("latents-test.csv, line 3", latents);
+
+        Assert.Contains("no finished runs", Assert.Throws<InvalidOperationException>(() => ComparisonReport.Write([], folder.Path)).Message);
+    }
+}
