@@ -21,7 +21,7 @@ public static class ModelCatalog
     {
         "vae" => 30,
         "ddvi" => 15,
-        "aae" => 20,
+        "aae" => 15,
         _ => throw Unknown(model),
     };
 
