@@ -17,7 +17,8 @@ namespace Ddvi.Objectives;
 /// the release adds 1e-15 inside the logs; the two agree until D saturates, where the release's loss stops
 /// growing at about 34.5 per term and its gradient vanishes while these keep a useful gradient.
 /// Each function sets the mode its step needs (the encoder in eval mode while it only supplies codes to D,
-/// D in eval mode, without input noise, while the encoder learns from it) and restores it afterwards.
+/// D in eval mode, without input noise, while the encoder learns from it) and restores it afterwards. The release
+/// asks for the same modes, but its dropout ignores them (REFERENCE.md §4 defect); here eval mode turns dropout off.
 /// </summary>
 public static class AaeObjectives
 {

@@ -67,6 +67,42 @@ public class AaeMethodTests
         Assert.All(aae.parameters(), p => Assert.True(p.requires_grad)); // frozen parameters are released after the phase
     }
 
+    [Fact]
+    public void StepsLeaveNoTensorsBehind()
+    {
+        using var method = new DisposableMethod(Create(Config(epochs: 1)));
+        var stage = method.Value.Stages.Single();
+        var optimizers = stage.Phases.Select(p => optim.Adam(p.Parameters, lr: p.LearningRate)).ToList();
+        using var generator = new Generator(4);
+        using var x = rand([64, 64], generator: generator);
+        var batch = new TrainingBatch(x, null);
+        method.Value.Module.train();
+
+        void Step()
+        {
+            for (int i = 0; i < stage.Phases.Count; i++)
+            {
+                var phase = stage.Phases[i];
+                var frozen = phase.FrozenParameters(0);
+                foreach (var p in frozen) p.requires_grad_(false);
+                using (NewDisposeScope())
+                {
+                    optimizers[i].zero_grad();
+                    phase.Loss(new PhaseStep(batch, 0, 0, generator)).Total.backward();
+                    optimizers[i].step();
+                }
+                foreach (var p in frozen) p.requires_grad_(true);
+            }
+        }
+
+        Step(); // the first step creates gradients and Adam's state, which live on
+        long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        Step();
+        Step();
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        foreach (var optimizer in optimizers) optimizer.Dispose();
+    }
+
     private static void AssertGradients(IEnumerable<Parameter> parameters, bool expected, string module)
     {
         foreach (var p in parameters)
