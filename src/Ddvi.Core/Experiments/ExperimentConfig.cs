@@ -53,6 +53,7 @@ public sealed record ExperimentConfig
 
     public VaeSettings Vae { get; init; } = new();
     public DdviSettings Ddvi { get; init; } = new();
+    public AaeSettings Aae { get; init; } = new();
     public EvaluationSettings Evaluation { get; init; } = new();
 
     /// <summary>The epochs to train: explicit, else a short run on the synthetic set, else the paper's length.</summary>
@@ -86,6 +87,7 @@ public sealed record ExperimentConfig
         Require(SyntheticTrainCount >= 1 && SyntheticTestCount >= 1, "synthetic dataset sizes must be ≥ 1");
         Vae.Validate();
         Ddvi.Validate();
+        Aae.Validate();
         Evaluation.Validate();
         return this;
     }
@@ -177,5 +179,40 @@ public sealed record EvaluationSettings
         ExperimentConfig.Require(MmdSamples >= 1, $"evaluation.mmd_samples must be ≥ 1, got {MmdSamples}");
         ExperimentConfig.Require(MmdSigmas.Length > 0 && MmdSigmas.All(s => s > 0), "evaluation.mmd_sigmas must be positive numbers");
         ExperimentConfig.Require(BatchSize >= 1, $"evaluation.batch_size must be ≥ 1, got {BatchSize}");
+    }
+}
+
+/// <summary>Adversarial autoencoder settings of the release (REFERENCE.md §6).</summary>
+public sealed record AaeSettings
+{
+    /// <summary>w, the weight of the discriminator and generator losses (6 in the release).</summary>
+    public double AdversarialWeight { get; init; } = 6;
+
+    /// <summary>σ₀ of the discriminator's input noise in the first quarter of training (σ₀/2 in the second, 0 after).</summary>
+    public double DiscriminatorNoise { get; init; } = 0.2;
+
+    /// <summary>0-based epoch from which every learning rate is multiplied by <see cref="LearningRateDecay"/>; null = 75% of the epochs (the release's 150 of 200).</summary>
+    public int? LearningRateDecayEpoch { get; init; }
+
+    public double LearningRateDecay { get; init; } = 0.1;
+
+    public int Hidden { get; init; } = 1000;
+    public double Dropout { get; init; } = 0.2;
+    public int DiscriminatorHidden { get; init; } = 1000;
+    public double DiscriminatorDropout { get; init; } = 0.2;
+
+    /// <summary>The epoch of the learning-rate step for a run of <paramref name="epochs"/> epochs.</summary>
+    public int DecayEpochFor(int epochs) => LearningRateDecayEpoch ?? (int)Math.Round(0.75 * epochs);
+
+    public void Validate()
+    {
+        ExperimentConfig.Require(AdversarialWeight > 0 && double.IsFinite(AdversarialWeight), $"aae.adversarial_weight must be > 0, got {AdversarialWeight}");
+        ExperimentConfig.Require(DiscriminatorNoise >= 0 && double.IsFinite(DiscriminatorNoise), $"aae.discriminator_noise must be ≥ 0, got {DiscriminatorNoise}");
+        ExperimentConfig.Require(LearningRateDecayEpoch is null or >= 0, $"aae.learning_rate_decay_epoch must be ≥ 0, got {LearningRateDecayEpoch}");
+        ExperimentConfig.Require(LearningRateDecay > 0 && LearningRateDecay <= 1, $"aae.learning_rate_decay must be in (0, 1], got {LearningRateDecay}");
+        ExperimentConfig.Require(Hidden >= 1, $"aae.hidden must be ≥ 1, got {Hidden}");
+        ExperimentConfig.Require(Dropout is >= 0 and < 1, $"aae.dropout must be in [0, 1), got {Dropout}");
+        ExperimentConfig.Require(DiscriminatorHidden >= 1, $"aae.discriminator_hidden must be ≥ 1, got {DiscriminatorHidden}");
+        ExperimentConfig.Require(DiscriminatorDropout is >= 0 and < 1, $"aae.discriminator_dropout must be in [0, 1), got {DiscriminatorDropout}");
     }
 }
