@@ -20,6 +20,7 @@ public class ExperimentRunnerTests
         SyntheticTrainCount = 256,
         SyntheticTestCount = 128,
         Vae = new VaeSettings { Hidden = 32 },
+        Aae = new AaeSettings { Hidden = 32, DiscriminatorHidden = 32 },
         Ddvi = new DdviSettings
         {
             Hidden = 32, PriorDiffusionIterations = 40, PriorDiffusionStepsPerEpoch = 20, WarmupEpochs = 2,
