@@ -60,7 +60,8 @@ public static class LatentScatter
         SaveSideBySide(path, (left.Title, leftX, leftY, leftClasses), (right.Title, rightX, rightY, rightClasses), panelSize, markerSize);
     }
 
-    static Plot BuildPlot(string title, float[] x, float[] y, int[] labels, float markerSize)
+    /// <summary>A scatter of latents coloured by label value (the same label has the same colour in every figure).</summary>
+    internal static Plot BuildPlot(string title, float[] x, float[] y, int[] labels, float markerSize, bool legend = true)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(y);
@@ -74,7 +75,7 @@ public static class LatentScatter
         var plot = new Plot();
         plot.Title(title);
         var legendItems = new List<LegendItem>();
-        foreach (var (label, index) in labels.Distinct().Order().Select((label, index) => (label, index)))
+        foreach (int label in labels.Distinct().Order())
         {
             var xs = new List<double>();
             var ys = new List<double>();
@@ -85,7 +86,7 @@ public static class LatentScatter
                 xs.Add(x[i]);
                 ys.Add(y[i]);
             }
-            var colour = Colors.Category10[index % Colors.Category10.Length];
+            var colour = ColourOf(label);
             if (xs.Count > 0)
                 plot.Add.Markers(xs.ToArray(), ys.ToArray(), MarkerShape.FilledCircle, markerSize, colour);
             // Manual legend entries: the plotted markers are too small to read in a legend.
@@ -98,7 +99,7 @@ public static class LatentScatter
                 MarkerColor = colour,
             });
         }
-        if (legendItems.Count > 0)
+        if (legend && legendItems.Count > 0)
         {
             plot.ShowLegend(Edge.Right);
             plot.Legend.ManualItems.AddRange(legendItems);
@@ -126,6 +127,10 @@ public static class LatentScatter
         }
         return (x, y, classes);
     }
+
+    /// <summary>Category10 colour of a class label (labels beyond 10 wrap around).</summary>
+    internal static Color ColourOf(int label) =>
+        Colors.Category10[((label % Colors.Category10.Length) + Colors.Category10.Length) % Colors.Category10.Length];
 
     internal static void RequireImageSize(int width, int height)
     {

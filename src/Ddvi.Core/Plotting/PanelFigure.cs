@@ -49,26 +49,8 @@ public static class PanelFigure
 
     private static Plot BuildCell(PanelCell cell, float markerSize)
     {
-        if (cell.X.Length != cell.Y.Length || cell.X.Length != cell.Labels.Length)
-            throw new ArgumentException(
-                $"Panel cell '{cell.Title}': x, y and labels must have the same length, got {cell.X.Length}, {cell.Y.Length} and {cell.Labels.Length}.");
-        var plot = new Plot();
+        var plot = LatentScatter.BuildPlot(cell.Title, cell.X, cell.Y, cell.Labels, markerSize, legend: false);
         plot.Title(cell.Title, size: 14);
-        foreach (int label in cell.Labels.Distinct().Order())
-        {
-            var xs = new List<double>();
-            var ys = new List<double>();
-            for (int i = 0; i < cell.Labels.Length; i++)
-            {
-                if (cell.Labels[i] != label || !float.IsFinite(cell.X[i]) || !float.IsFinite(cell.Y[i])) continue;
-                xs.Add(cell.X[i]);
-                ys.Add(cell.Y[i]);
-            }
-            if (xs.Count == 0) continue;
-            var colour = Colors.Category10[((label % Colors.Category10.Length) + Colors.Category10.Length) % Colors.Category10.Length];
-            plot.Add.Markers(xs.ToArray(), ys.ToArray(), MarkerShape.FilledCircle, markerSize, colour);
-        }
-        plot.Axes.SquareUnits();
         return plot;
     }
 }
