@@ -5,13 +5,14 @@ namespace Ddvi.Experiments;
 /// <summary>The models Ddvi trains, by command-line name, with their paper defaults.</summary>
 public static class ModelCatalog
 {
-    public static IReadOnlyList<string> Names { get; } = ["ddvi", "vae"];
+    public static IReadOnlyList<string> Names { get; } = ["ddvi", "vae", "iaf-vae", "h-iaf-vae"];
 
     /// <summary>Epochs of the paper/release for the model.</summary>
     public static int PaperEpochs(string model) => model switch
     {
         "vae" => 200,
         "ddvi" => 100,
+        "iaf-vae" or "h-iaf-vae" => 200,
         _ => throw Unknown(model),
     };
 
@@ -20,12 +21,14 @@ public static class ModelCatalog
     {
         "vae" => 30,
         "ddvi" => 15,
+        "iaf-vae" or "h-iaf-vae" => 30,
         _ => throw Unknown(model),
     };
 
     public static double DefaultLearningRate(string model) => model switch
     {
         "vae" or "ddvi" => 1e-4,
+        "iaf-vae" or "h-iaf-vae" => 1e-4,
         _ => throw Unknown(model),
     };
 
@@ -33,6 +36,8 @@ public static class ModelCatalog
     {
         "vae" => new VaeMethod(context),
         "ddvi" => new DdviMethod(context),
+        "iaf-vae" => new IafVaeMethod(context),
+        "h-iaf-vae" => new HierarchicalIafVaeMethod(context),
         var other => throw Unknown(other),
     };
 
