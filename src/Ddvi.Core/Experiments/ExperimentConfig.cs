@@ -54,6 +54,8 @@ public sealed record ExperimentConfig
     public VaeSettings Vae { get; init; } = new();
     public DdviSettings Ddvi { get; init; } = new();
     public AaeSettings Aae { get; init; } = new();
+    public IafSettings Iaf { get; init; } = new();
+    public HierarchicalIafSettings HierarchicalIaf { get; init; } = new();
     public EvaluationSettings Evaluation { get; init; } = new();
 
     /// <summary>The epochs to train: explicit, else a short run on the synthetic set, else the paper's length.</summary>
@@ -88,6 +90,8 @@ public sealed record ExperimentConfig
         Vae.Validate();
         Ddvi.Validate();
         Aae.Validate();
+        Iaf.Validate();
+        HierarchicalIaf.Validate();
         Evaluation.Validate();
         return this;
     }
@@ -214,5 +218,75 @@ public sealed record AaeSettings
         ExperimentConfig.Require(Dropout is >= 0 and < 1, $"aae.dropout must be in [0, 1), got {Dropout}");
         ExperimentConfig.Require(DiscriminatorHidden >= 1, $"aae.discriminator_hidden must be ≥ 1, got {DiscriminatorHidden}");
         ExperimentConfig.Require(DiscriminatorDropout is >= 0 and < 1, $"aae.discriminator_dropout must be in [0, 1), got {DiscriminatorDropout}");
+/// <summary>IAF-VAE weights and sizes of the release (REFERENCE.md §6, conf/model/iaf_vae.yaml).</summary>
+public record IafSettings
+{
+    /// <summary>Final weight β of the latent terms.</summary>
+    public double KlWeight { get; init; } = 0.01;
+
+    /// <summary>Fraction of the epochs over which β ramps linearly from 0.</summary>
+    public double KlRampFraction { get; init; } = 0.8;
+
+    /// <summary>p_w, the weight of log p(z).</summary>
+    public double PriorWeight { get; init; } = 1;
+
+    /// <summary>Width of the flow context h from the encoder.</summary>
+    public int ContextSize { get; init; } = 10;
+
+    /// <summary>IAF layers (per level in the hierarchical model).</summary>
+    public int FlowLayers { get; init; } = 4;
+
+    /// <summary>Units per hidden layer of each MADE.</summary>
+    public int MadeHidden { get; init; } = 128;
+
+    public int Hidden { get; init; } = 1000;
+    public double Dropout { get; init; } = 0.2;
+
+    /// <summary>The key of these settings in config.json, for error messages.</summary>
+    protected virtual string Key => "iaf";
+
+    public virtual void Validate()
+    {
+        ExperimentConfig.Require(KlWeight >= 0, $"{Key}.kl_weight must be ≥ 0, got {KlWeight}");
+        ExperimentConfig.Require(KlRampFraction is > 0 and <= 1, $"{Key}.kl_ramp_fraction must be in (0, 1], got {KlRampFraction}");
+        ExperimentConfig.Require(PriorWeight >= 0, $"{Key}.prior_weight must be ≥ 0, got {PriorWeight}");
+        ExperimentConfig.Require(ContextSize >= 1, $"{Key}.context_size must be ≥ 1, got {ContextSize}");
+        ExperimentConfig.Require(FlowLayers >= 1, $"{Key}.flow_layers must be ≥ 1, got {FlowLayers}");
+        ExperimentConfig.Require(MadeHidden >= 1, $"{Key}.made_hidden must be ≥ 1, got {MadeHidden}");
+        ExperimentConfig.Require(Hidden >= 1, $"{Key}.hidden must be ≥ 1, got {Hidden}");
+        ExperimentConfig.Require(Dropout is >= 0 and < 1, $"{Key}.dropout must be in [0, 1), got {Dropout}");
+    }
+
+    /// <summary>β in a 0-based epoch: linear from 0 to <see cref="KlWeight"/> over the ramp, then constant.</summary>
+    public double KlWeightAt(int epoch, int epochs) =>
+        KlWeight * Math.Min(1.0, epoch / Math.Max(1e-9, KlRampFraction * epochs));
+}
+
+/// <summary>
+/// Hierarchical IAF-VAE settings of the release (REFERENCE.md §6, conf/model/h_iaf_vae.yaml): the IAF-VAE's with
+/// β = 0.005, p_w = 0.5 and 64-unit MADEs, plus the level-2 network sizes.
+/// </summary>
+public sealed record HierarchicalIafSettings : IafSettings
+{
+    public HierarchicalIafSettings()
+    {
+        KlWeight = 0.005;
+        PriorWeight = 0.5;
+        MadeHidden = 64;
+    }
+
+    /// <summary>Width of the level-2 image features.</summary>
+    public int FeatureSize { get; init; } = 128;
+
+    /// <summary>Width of the two hidden layers of the level-2 encoder.</summary>
+    public int Level2Hidden { get; init; } = 24;
+
+    protected override string Key => "hierarchical_iaf";
+
+    public override void Validate()
+    {
+        base.Validate();
+        ExperimentConfig.Require(FeatureSize >= 1, $"{Key}.feature_size must be ≥ 1, got {FeatureSize}");
+        ExperimentConfig.Require(Level2Hidden >= 1, $"{Key}.level2_hidden must be ≥ 1, got {Level2Hidden}");
     }
 }

@@ -5,13 +5,14 @@ namespace Ddvi.Experiments;
 /// <summary>The models Ddvi trains, by command-line name, with their paper defaults.</summary>
 public static class ModelCatalog
 {
-    public static IReadOnlyList<string> Names { get; } = ["ddvi", "vae", "aae"];
+    public static IReadOnlyList<string> Names { get; } = ["ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae"];
 
     /// <summary>Epochs of the paper/release for the model.</summary>
     public static int PaperEpochs(string model) => model switch
     {
         "vae" => 200,
         "ddvi" => 100,
+        "iaf-vae" or "h-iaf-vae" => 200,
         "aae" => 200,
         _ => throw Unknown(model),
     };
@@ -21,6 +22,7 @@ public static class ModelCatalog
     {
         "vae" => 30,
         "ddvi" => 15,
+        "iaf-vae" or "h-iaf-vae" => 30,
         "aae" => 15,
         _ => throw Unknown(model),
     };
@@ -28,6 +30,7 @@ public static class ModelCatalog
     public static double DefaultLearningRate(string model) => model switch
     {
         "vae" or "ddvi" => 1e-4,
+        "iaf-vae" or "h-iaf-vae" => 1e-4,
         "aae" => 2e-4,
         _ => throw Unknown(model),
     };
@@ -36,6 +39,8 @@ public static class ModelCatalog
     {
         "vae" => new VaeMethod(context),
         "ddvi" => new DdviMethod(context),
+        "iaf-vae" => new IafVaeMethod(context),
+        "h-iaf-vae" => new HierarchicalIafVaeMethod(context),
         "aae" => new AaeMethod(context),
         var other => throw Unknown(other),
     };

@@ -27,7 +27,7 @@ public class CliTests
 
         (code, output, _) = Ddvi("train", "--help");
         Assert.Equal(0, code);
-        foreach (var value in new[] { "ddvi", "vae", "aae", "pinwheel", "swiss-roll", "square", "gaussian-mixture", "fashion-mnist", "--resume", "--device" })
+        foreach (var value in new[] { "ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae", "pinwheel", "swiss-roll", "square", "gaussian-mixture", "fashion-mnist", "--resume", "--device" })
             Assert.Contains(value, output);
     }
 

@@ -21,6 +21,8 @@ public class ExperimentRunnerTests
         SyntheticTestCount = 128,
         Vae = new VaeSettings { Hidden = 32 },
         Aae = new AaeSettings { Hidden = 32, DiscriminatorHidden = 32 },
+        Iaf = new IafSettings { Hidden = 32, MadeHidden = 16 },
+        HierarchicalIaf = new HierarchicalIafSettings { Hidden = 32, MadeHidden = 16 },
         Ddvi = new DdviSettings
         {
             Hidden = 32, PriorDiffusionIterations = 40, PriorDiffusionStepsPerEpoch = 20, WarmupEpochs = 2,

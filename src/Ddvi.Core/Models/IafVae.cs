@@ -1,0 +1,93 @@
+using Ddvi.Flows;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Ddvi.Models;
+
+/// <summary>
+/// One draw from a flow posterior: z_0 = μ + σ·ε with ε ~ N(0, I), then z = f(z_0) through an IAF stack.
+/// log q(z|x) = log N(z_0; μ, σ²) − log|det ∂z/∂z_0|, where log N(z_0; μ, σ²) follows from ε and log σ² alone.
+/// </summary>
+/// <param name="Z0">The base sample <c>[B, d]</c>.</param>
+/// <param name="Epsilon">Its standard-normal noise <c>[B, d]</c>.</param>
+/// <param name="LogVariance">log σ² of the base Gaussian <c>[B, d]</c>.</param>
+/// <param name="Z">The flow's output <c>[B, d]</c>, the latent.</param>
+/// <param name="LogDet">log|det ∂z/∂z_0| <c>[B]</c>.</param>
+public sealed record FlowPosteriorSample(Tensor Z0, Tensor Epsilon, Tensor LogVariance, Tensor Z, Tensor LogDet);
+
+/// <summary>
+/// The IAF-VAE baseline of the paper (REFERENCE.md §6; Kingma et al. 2016): the MNIST-format encoder gives
+/// μ(x), σ²(x) = sigmoid(·) (as the release's VAE) and a context h(x) of size 10; z_0 = μ + σ·ε is pushed through
+/// an <see cref="IafStack"/> conditioned on h, and the Bernoulli decoder reads z = z_K. Holds no optimiser and runs
+/// no loop; the prior and the weights of the loss belong to the objective.
+/// </summary>
+public sealed class IafVae : Module, ILatentVariableModel
+{
+    private readonly MlpEncoder encoder;
+    private readonly IafStack flow;
+    private readonly MlpDecoder decoder;
+
+    /// <param name="inputDim">Pixels per image.</param>
+    /// <param name="latentDim">Latent width d.</param>
+    /// <param name="hidden">Width of the encoder's and decoder's two hidden layers.</param>
+    /// <param name="dropoutRate">Dropout of the encoder and decoder (training mode only).</param>
+    /// <param name="contextSize">Width of the flow context h.</param>
+    /// <param name="flowLayers">Number of IAF layers.</param>
+    /// <param name="madeHidden">Units per hidden layer of each MADE.</param>
+    public IafVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
+        int contextSize = 10, int flowLayers = 4, int madeHidden = 128) : base(nameof(IafVae))
+    {
+        LatentDim = latentDim;
+        encoder = new MlpEncoder(inputDim, [latentDim, latentDim, contextSize], hidden, dropoutRate);
+        flow = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
+        decoder = new MlpDecoder(latentDim, inputDim, hidden, dropoutRate);
+        RegisterComponents();
+    }
+
+    public int LatentDim { get; }
+
+    public IafStack Flow => flow;
+
+    /// <summary>Draws z ~ q(z|x) for x <c>[B, D]</c> with every intermediate needed for log q(z|x).</summary>
+    public FlowPosteriorSample SamplePosterior(Tensor x, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var heads = encoder.call(x);
+        // log sigmoid stays finite where sigmoid underflows to 0, so log q(z_0|x) never becomes infinite.
+        var logVariance = functional.logsigmoid(heads[1]);
+        return FlowPosterior.Draw(heads[0], logVariance, heads[2], flow, generator).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Decoder logits <c>[B, D]</c> for z <c>[B, d]</c>.</summary>
+    public Tensor DecodeLogits(Tensor z) => decoder.call(z);
+
+    public Tensor EncodeLatents(Tensor x, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        return SamplePosterior(x, generator).Z.MoveToOuterDisposeScope();
+    }
+
+    public Tensor DecodeMeans(Tensor z)
+    {
+        using var logits = DecodeLogits(z);
+        return functional.sigmoid(logits);
+    }
+}
+
+/// <summary>The draw shared by the IAF models: reparameterise the base Gaussian, then run the flow.</summary>
+internal static class FlowPosterior
+{
+    public static FlowPosteriorSample Draw(Tensor mean, Tensor logVariance, Tensor context, IafStack flow, Generator generator)
+    {
+        var (z0, epsilon) = GaussianVae.Reparameterise(mean, logVariance, generator);
+        var (z, logDet) = flow.call(z0, context);
+        return new FlowPosteriorSample(z0, epsilon, logVariance, z, logDet);
+    }
+
+    /// <summary>Keeps every tensor of the sample alive after the caller's dispose scope closes.</summary>
+    public static FlowPosteriorSample MoveToOuterDisposeScope(this FlowPosteriorSample sample) => new(
+        sample.Z0.MoveToOuterDisposeScope(), sample.Epsilon.MoveToOuterDisposeScope(),
+        sample.LogVariance.MoveToOuterDisposeScope(), sample.Z.MoveToOuterDisposeScope(),
+        sample.LogDet.MoveToOuterDisposeScope());
+}
