@@ -218,6 +218,9 @@ public sealed record AaeSettings
         ExperimentConfig.Require(Dropout is >= 0 and < 1, $"aae.dropout must be in [0, 1), got {Dropout}");
         ExperimentConfig.Require(DiscriminatorHidden >= 1, $"aae.discriminator_hidden must be ≥ 1, got {DiscriminatorHidden}");
         ExperimentConfig.Require(DiscriminatorDropout is >= 0 and < 1, $"aae.discriminator_dropout must be in [0, 1), got {DiscriminatorDropout}");
+    }
+}
+
 /// <summary>IAF-VAE weights and sizes of the release (REFERENCE.md §6, conf/model/iaf_vae.yaml).</summary>
 public record IafSettings
 {
