@@ -37,10 +37,10 @@ public static class ModelCatalog
 
     public static IExperimentMethod Create(MethodContext context) => context.Config.Model switch
     {
-        "vae" => new VaeMethod(context),
+        "vae" => AevbMethods.Vae(context),
         "ddvi" => new DdviMethod(context),
-        "iaf-vae" => new IafVaeMethod(context),
-        "h-iaf-vae" => new HierarchicalIafVaeMethod(context),
+        "iaf-vae" => AevbMethods.IafVae(context),
+        "h-iaf-vae" => AevbMethods.HierarchicalIafVae(context),
         "aae" => new AaeMethod(context),
         var other => throw Unknown(other),
     };
