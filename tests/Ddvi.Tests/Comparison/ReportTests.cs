@@ -91,6 +91,13 @@ public class ReportTests
         var latents = Assert.Throws<InvalidDataException>(() => ComparisonReport.ReadLatents(new RunDirectory(folder["b"]).TestLatents)).Message;
         Assert.Contains("latents-test.csv, line 3", latents);
 
+        // DDVI's latents carry the chain start y_T after the label: the z columns and labels are read.
+        File.WriteAllText(new RunDirectory(folder["b"]).TestLatents, "z1,z2,label,yT1,yT2\n0.5,1,2,0.1,0.2\n-1,0.25,7,0.3,0.4\n");
+        var (x, y, labels) = ComparisonReport.ReadLatents(new RunDirectory(folder["b"]).TestLatents);
+        Assert.Equal(new[] { 0.5f, -1f }, x);
+        Assert.Equal(new[] { 1f, 0.25f }, y);
+        Assert.Equal(new[] { 2, 7 }, labels);
+
         Assert.Contains("no finished runs", Assert.Throws<InvalidOperationException>(() => ComparisonReport.Write([], folder.Path)).Message);
     }
 }

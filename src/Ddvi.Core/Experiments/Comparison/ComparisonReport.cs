@@ -93,12 +93,16 @@ public static class ComparisonReport
         }
     }
 
-    /// <summary>Reads a run's latents-test.csv (header z1,z2,label); errors name the file and line.</summary>
+    /// <summary>
+    /// Reads the z columns and labels of a run's latents-test.csv (header z1,z2,label, possibly followed by more
+    /// columns such as DDVI's chain start yT1,yT2); errors name the file and line.
+    /// </summary>
     public static (float[] X, float[] Y, int[] Labels) ReadLatents(string path)
     {
         var lines = File.ReadAllLines(path);
-        if (lines.Length == 0 || lines[0].Trim() != "z1,z2,label")
-            throw new InvalidDataException($"{path}: expected the header 'z1,z2,label' of a Ddvi latents file.");
+        var header = lines.Length == 0 ? [] : lines[0].Trim().Split(',');
+        if (header.Length < 3 || header[0] != "z1" || header[1] != "z2" || header[2] != "label")
+            throw new InvalidDataException($"{path}: expected a header starting 'z1,z2,label' (a Ddvi latents file).");
         var x = new List<float>();
         var y = new List<float>();
         var labels = new List<int>();
@@ -106,7 +110,7 @@ public static class ComparisonReport
         {
             if (lines[i].Length == 0) continue;
             var fields = lines[i].Split(',');
-            if (fields.Length != 3
+            if (fields.Length != header.Length
                 || !float.TryParse(fields[0], NumberStyles.Float, CultureInfo.InvariantCulture, out float zx)
                 || !float.TryParse(fields[1], NumberStyles.Float, CultureInfo.InvariantCulture, out float zy)
                 || !int.TryParse(fields[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out int label))
