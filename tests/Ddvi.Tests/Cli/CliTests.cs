@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 
 namespace Ddvi.Tests.Cli;
@@ -6,17 +5,7 @@ namespace Ddvi.Tests.Cli;
 /// <summary>The real `ddvi` program, run as a separate process, as a user would.</summary>
 public class CliTests
 {
-    private static (int ExitCode, string Output, string Error) Ddvi(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ddvi.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)), "ddvi did not finish in 5 minutes");
-        return (process.ExitCode, output.Result, error.Result);
-    }
+    private static (int ExitCode, string Output, string Error) Ddvi(params string[] args) => DdviProcess.Run(args);
 
     [Fact]
     public void HelpListsCommandsAndValidValues()

@@ -1,21 +1,10 @@
-using System.Diagnostics;
 
 namespace Ddvi.Tests.Comparison;
 
 /// <summary>`ddvi compare` and `ddvi report` run as a user would, as separate processes.</summary>
 public class CompareCliTests
 {
-    private static (int ExitCode, string Output, string Error) Ddvi(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ddvi.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)), "ddvi did not finish in 5 minutes");
-        return (process.ExitCode, output.Result, error.Result);
-    }
+    private static (int ExitCode, string Output, string Error) Ddvi(params string[] args) => DdviProcess.Run(args);
 
     [Fact]
     public void HelpListsTheCommandsAndTheDefaults()
