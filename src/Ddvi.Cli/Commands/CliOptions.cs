@@ -44,4 +44,14 @@ internal static class CliOptions
     {
         Description = "Folder with (or for downloading) dataset files; default: ~/.cache/ddvi/datasets",
     };
+
+    public static Option<int?> PriorDiffusionIterations() => new("--prior-diffusion-iterations")
+    {
+        Description = "DDVI stage 1: optimiser steps of the prior diffusion (default 100000; 3000 on synthetic)",
+    };
+
+    public static Option<int?> WarmupEpochs() => new("--warmup-epochs")
+    {
+        Description = "DDVI stage 2: epochs of the warm-up model (default 100; 8 on synthetic)",
+    };
 }

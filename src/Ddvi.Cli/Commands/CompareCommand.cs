@@ -27,11 +27,13 @@ internal static class CompareCommand
         var threads = new Option<int>("--threads") { Description = "libtorch CPU threads for all jobs together, divided among them (0 = libtorch's default; with --jobs, the cores divided among jobs)", DefaultValueFactory = _ => 0 };
         var device = CliOptions.Device();
         var dataDir = CliOptions.DataDirectory();
+        var priorIterations = CliOptions.PriorDiffusionIterations();
+        var warmupEpochs = CliOptions.WarmupEpochs();
 
         var command = new Command("compare",
             "Train several models on several priors and seeds (skipping finished runs, resuming unfinished ones), then write mean ± 95% t-interval tables and a latent panel figure")
         {
-            dataset, models, priors, seeds, epochs, output, jobs, threads, device, dataDir,
+            dataset, models, priors, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
         };
         command.SetAction(parse => CommandRunner.Run(() =>
         {
@@ -43,6 +45,11 @@ internal static class CompareCommand
                     Epochs = parse.GetValue(epochs),
                     Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
                     DataDirectory = parse.GetValue(dataDir),
+                    Ddvi = new DdviSettings
+                    {
+                        PriorDiffusionIterations = parse.GetValue(priorIterations),
+                        WarmupEpochs = parse.GetValue(warmupEpochs),
+                    },
                 },
                 Models = parse.GetValue(models) is { } m ? ComparisonOptions.ParseNames(m) : ComparisonOptions.DefaultModels,
                 Priors = parse.GetValue(priors) is { } p ? ComparisonOptions.ParseNames(p) : ComparisonOptions.DefaultPriors,

@@ -27,8 +27,8 @@ internal static class TrainCommand
         var dataDir = CliOptions.DataDirectory();
 
         // DDVI pipeline (REFERENCE.md §3); defaults are the release's.
-        var priorIterations = new Option<int?>("--prior-diffusion-iterations") { Description = "DDVI stage 1: optimiser steps of the prior diffusion (default 100000; 3000 on synthetic)" };
-        var warmupEpochs = new Option<int?>("--warmup-epochs") { Description = "DDVI stage 2: epochs of the warm-up model (default 100; 8 on synthetic)" };
+        var priorIterations = CliOptions.PriorDiffusionIterations();
+        var warmupEpochs = CliOptions.WarmupEpochs();
         var priorSteps = new Option<int>("--prior-steps") { Description = "DDVI: T of the prior (warm-up) chain", DefaultValueFactory = _ => 20 };
         var posteriorSteps = new Option<int>("--posterior-steps") { Description = "DDVI: T of the x-conditioned posterior chain", DefaultValueFactory = _ => 40 };
         var klWeight = new Option<double>("--kl-weight") { Description = "DDVI: β_KL of the wake loss", DefaultValueFactory = _ => 0.003 };

@@ -16,7 +16,7 @@ public class CompareCliTests
 
         (code, output, _) = Ddvi("compare", "--help");
         Assert.Equal(0, code);
-        foreach (var text in new[] { "all known models", "ddvi", "vae", "pinwheel,swiss-roll,square", "0,1,2", "--jobs", "--threads", "--device", "--epochs" })
+        foreach (var text in new[] { "all known models", "ddvi", "vae", "pinwheel,swiss-roll,square", "0,1,2", "--jobs", "--threads", "--device", "--epochs", "--warmup-epochs", "--prior-diffusion-iterations" })
             Assert.Contains(text, output);
     }
 
