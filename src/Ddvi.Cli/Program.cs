@@ -8,6 +8,7 @@ var root = new RootCommand("Ddvi: denoising diffusion variational inference (Pir
     DatasetsCommand.Create(),
     CompareCommand.Create(),
     ReportCommand.Create(),
+    BenchCommand.Create(),
 };
 
 var parse = root.Parse(args);

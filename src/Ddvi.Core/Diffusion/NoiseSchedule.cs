@@ -39,6 +39,8 @@ public sealed class NoiseSchedule : nn.Module
     public const double CosineMaxBeta = 0.999;
 
     // Field names are the buffer names: Module.to() finds the moved tensors' fields by these names.
+    readonly (double KeepY, double KeepEps)[] _ddimCoefficients; // host copy, index t
+    readonly Dictionary<string, double[]> _hostTables = new();     // every table's float64 values, by buffer name
     Tensor beta;                        // [T+1]
     Tensor alpha;                       // [T+1]
     Tensor alphaBar;                    // [T+1]
@@ -65,6 +67,7 @@ public sealed class NoiseSchedule : nn.Module
 
         Kind = kind;
         Steps = steps;
+        _ddimCoefficients = new (double, double)[steps + 1];
 
         var b = new double[steps + 1];
         var betasFromOne = kind == NoiseScheduleKind.Linear ? LinearBetas(steps) : CosineBetas(steps);
@@ -85,6 +88,8 @@ public sealed class NoiseSchedule : nn.Module
             w0[t] = b[t] * Math.Sqrt(abPrev[t]) / (1.0 - ab[t]);
             wt[t] = Math.Sqrt(a[t]) * (1.0 - abPrev[t]) / (1.0 - ab[t]);
             variance[t] = b[t] * (1.0 - abPrev[t]) / (1.0 - ab[t]);
+            double keepY = Math.Sqrt(abPrev[t] / ab[t]);
+            _ddimCoefficients[t] = (keepY, Math.Sqrt(1.0 - abPrev[t]) - keepY * Math.Sqrt(1.0 - ab[t]));
         }
 
         beta = Table(nameof(beta), b, dtype);
@@ -145,6 +150,18 @@ public sealed class NoiseSchedule : nn.Module
 
     /// <summary>σ̃²_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t), the forward posterior variance, <c>[T+1]</c>; σ̃²_1 = 0.</summary>
     public Tensor PosteriorVariance => posteriorVariance;
+
+    /// <summary>
+    /// The DDIM update of step <paramref name="t"/> written as y_{t−1} = KeepY·y_t + KeepEps·ε̂, with
+    /// KeepY = √(ᾱ_{t−1}/ᾱ_t) and KeepEps = √(1 − ᾱ_{t−1}) − KeepY·√(1 − ᾱ_t), computed in float64 on the host: a chain
+    /// whose rows share t needs no table lookups on the device.
+    /// </summary>
+    public (double KeepY, double KeepEps) DdimCoefficients(int t)
+    {
+        if (t < 1 || t > Steps)
+            throw new ArgumentOutOfRangeException(nameof(t), t, $"NoiseSchedule.DdimCoefficients: t must lie in 1..{Steps}.");
+        return _ddimCoefficients[t];
+    }
 
     /// <summary>
     /// Rows <paramref name="t"/> of a table as a column <c>[B, 1]</c>, ready to broadcast against <c>[B, d]</c>
@@ -220,7 +237,10 @@ public sealed class NoiseSchedule : nn.Module
         var targetType = dtype ?? table.dtype;
         var targetDevice = device ?? table.device;
         if (table.dtype == targetType && SameDevice(table.device, targetDevice)) return table;
-        var moved = table.to(targetType, targetDevice, disposeAfter: true).DetachFromDisposeScope();
+        // Rebuilt from the float64 host values, so a float32 schedule cast to float64 is exact, not float32-rounded.
+        using var float64Table = tensor(_hostTables[name], dtype: ScalarType.Float64);
+        var moved = float64Table.to(targetType, targetDevice).DetachFromDisposeScope();
+        table.Dispose();
         ConditionallyRegisterBuffer(name, moved, persistent: false);
         return moved;
     }
@@ -231,7 +251,8 @@ public sealed class NoiseSchedule : nn.Module
 
     Tensor Table(string name, IEnumerable<double> values, ScalarType dtype)
     {
-        using var float64Table = tensor(values.ToArray(), dtype: ScalarType.Float64);
+        _hostTables[name] = values.ToArray();
+        using var float64Table = tensor(_hostTables[name], dtype: ScalarType.Float64);
         var table = float64Table.to(dtype).DetachFromDisposeScope();
         register_buffer(name, table, persistent: false);
         return table;

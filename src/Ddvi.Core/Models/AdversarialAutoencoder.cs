@@ -73,7 +73,7 @@ public sealed class AaeDiscriminator : Module<Tensor, Tensor>
     private readonly Linear hidden2;
     private readonly Linear output;
     private readonly LeakyReLU activation;
-    private readonly Dropout dropout;
+    private readonly UniformMaskDropout dropout;
 
     public AaeDiscriminator(int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2) : base(nameof(AaeDiscriminator))
     {
@@ -83,7 +83,7 @@ public sealed class AaeDiscriminator : Module<Tensor, Tensor>
         hidden2 = Linear(hidden, hidden);
         output = Linear(hidden, 1);
         activation = LeakyReLU(0.2);
-        dropout = Dropout(dropoutRate);
+        dropout = new UniformMaskDropout(dropoutRate);
         RegisterComponents();
     }
 

@@ -117,6 +117,13 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     /// and the ELBO; set by the pipeline (see the remarks on the class). Defaults to <see cref="DdviStage.Ddvi"/>.</summary>
     public DdviStage Stage { get; set; } = DdviStage.Ddvi;
 
+    /// <summary>
+    /// Whether the chains run with prepared predictors (<see cref="ReverseChain.RunPrepared"/>, the default) or with a
+    /// module call per step (<see cref="ReverseChain.Run"/>). Both compute the same chain; the second is the
+    /// straightforward reference the tests compare the first with.
+    /// </summary>
+    public bool PreparedChains { get; set; } = Environment.GetEnvironmentVariable("DDVI_STRAIGHT") is null;
+
     public MlpEncoder Encoder => encoder;
     public MlpDecoder Decoder => decoder;
     public TimeConditionedMlp PriorDenoiser => priorDenoiser;
@@ -199,7 +206,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
             throw new ArgumentOutOfRangeException(nameof(n), n, "DdviModel.SamplePriorDiffusion: the sample count must be at least 1.");
         using var scope = NewDisposeScope();
         var yT = randn([n, LatentDim], dtype: priorSchedule.DType, device: priorSchedule.Device, generator: generator);
-        return ReverseChain.Run(priorDenoiser.call, yT, priorSchedule).Z.MoveToOuterDisposeScope();
+        return RunPriorChain(yT, keepTrajectory: false).Z.MoveToOuterDisposeScope();
     }
 
     /// <summary>Bernoulli logits <c>[B, D]</c> of p_θ(x|z) for z <c>[B, d]</c>.</summary>
@@ -227,11 +234,13 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         {
             var a = auxiliaryEncoder.call(x);
             context = a;
-            chain = ReverseChain.Run((y, t) => posteriorDenoiser.call(y, a, t), yT, posteriorSchedule, keepTrajectory);
+            chain = PreparedChains
+                ? ReverseChain.RunPrepared(posteriorDenoiser.PrepareChain(a), yT, posteriorSchedule, keepTrajectory)
+                : ReverseChain.Run((y, t) => posteriorDenoiser.call(y, a, t), yT, posteriorSchedule, keepTrajectory);
         }
         else
         {
-            chain = ReverseChain.Run(priorDenoiser.call, yT, priorSchedule, keepTrajectory);
+            chain = RunPriorChain(yT, keepTrajectory);
         }
 
         var sample = new DdviPosteriorSample(chain.Z, yT, mean, logVariance, variance, context, chain.Steps);
@@ -244,6 +253,10 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         }
         return sample;
     }
+
+    private ReverseChainResult RunPriorChain(Tensor yT, bool keepTrajectory) => PreparedChains
+        ? ReverseChain.RunPrepared(priorDenoiser.PrepareChain(), yT, priorSchedule, keepTrajectory)
+        : ReverseChain.Run(priorDenoiser.call, yT, priorSchedule, keepTrajectory);
 
     private void CheckInput(Tensor x)
     {

@@ -1,3 +1,4 @@
+using Ddvi.Diffusion;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -55,6 +56,46 @@ static class TimeConditionedLayers
     public static Tensor Hidden(Linear layer, Embedding embedding, Tensor h, Tensor rows) // [B, in], [B] → [B, hidden]
         => functional.relu(layer.forward(h) + embedding.forward(rows));
 
+    /// <summary>
+    /// The network as a <see cref="ChainNoisePredictor"/> for a chain whose rows share t: each layer's Wᵀ taken once and its
+    /// bias plus time embedding precomputed for every t as one <c>[T, hidden]</c> table, so a step is one addmm and one
+    /// ReLU per layer. <paramref name="firstLayerExtra"/> (<c>[B, hidden]</c> or null) is added to the first layer's
+    /// pre-activation (the context's share of it); the first layer then reads only the first <paramref name="stateWidth"/>
+    /// input columns. Computes exactly what the modules' forward computes, with the same parameters and gradients.
+    /// </summary>
+    public static ChainNoisePredictor Prepare(ModuleList<Linear> layers, ModuleList<Embedding> embeddings, Linear output,
+        long stateWidth, Tensor? firstLayerExtra, int residualFrom, int residualTo, int steps, string owner)
+    {
+        int count = layers.Count;
+        var weightsT = new Tensor[count];
+        var biasTables = new Tensor[count];
+        for (int k = 0; k < count; k++)
+        {
+            var weight = k == 0 ? layers[k].weight!.narrow(1, 0, stateWidth) : layers[k].weight!;
+            weightsT[k] = weight.t();
+            biasTables[k] = layers[k].bias!.unsqueeze(0) + embeddings[k].weight!; // [T, hidden]
+        }
+        var outputT = output.weight!.t();
+        var outputBias = output.bias!;
+        return (y, step) =>
+        {
+            if (step < 1 || step > steps)
+                throw new ArgumentOutOfRangeException(nameof(step), step, $"{owner}: timestep must lie in 1..{steps}.");
+            int row = step - 1;
+            var h = y;
+            Tensor? residual = null;
+            for (int k = 0; k < count; k++)
+            {
+                var pre = biasTables[k][row].addmm(h, weightsT[k]);
+                if (k == 0 && firstLayerExtra is not null) pre = pre.add_(firstLayerExtra);
+                h = functional.relu(pre);
+                if (k == residualFrom) residual = h;
+                if (k == residualTo) h = h + residual!;
+            }
+            return outputBias.addmm(h, outputT);
+        };
+    }
+
     public static void CheckInput(Tensor x, long width, string name, string owner)
     {
         if (x.dim() != 2 || x.shape[1] != width)
@@ -104,6 +145,13 @@ public sealed class TimeConditionedMlp : Module<Tensor, Tensor, Tensor>
             h = TimeConditionedLayers.Hidden(layers[k], timeEmbeddings[k], h, rows);
         return output.forward(h).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// ε_θ prepared for a reverse chain (all rows at the same t): the same function as <see cref="forward"/> with less
+    /// work per step (see <see cref="ReverseChain.RunPrepared"/>). Its tensors live in the caller's dispose scope.
+    /// </summary>
+    public ChainNoisePredictor PrepareChain() =>
+        TimeConditionedLayers.Prepare(layers, timeEmbeddings, output, DataDim, null, residualFrom: -1, residualTo: -1, Steps, nameof(TimeConditionedMlp));
 }
 
 /// <summary>
@@ -164,6 +212,25 @@ public sealed class ConditionalDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         }
         return output.forward(h).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// ε_φ(·, a, ·) prepared for a reverse chain conditioned on <paramref name="context"/> (all rows at the same t): the
+    /// same function as <see cref="forward"/>, with the context's share of the first layer, W_aᵀ a, computed once per
+    /// chain instead of at every step. Its tensors live in the caller's dispose scope.
+    /// </summary>
+    /// <param name="context">a_φ(x) <c>[B, c]</c>.</param>
+    public ChainNoisePredictor PrepareChain(Tensor context)
+    {
+        TimeConditionedLayers.CheckInput(context, ContextDim, nameof(context), nameof(ConditionalDenoiser));
+        var contextShare = context.matmul(layers[0].weight!.narrow(1, DataDim, ContextDim).t()); // [B, hidden]
+        var predict = TimeConditionedLayers.Prepare(layers, timeEmbeddings, output, DataDim, contextShare, ResidualFrom, ResidualTo, Steps, nameof(ConditionalDenoiser));
+        return (y, step) =>
+        {
+            if (y.dim() != 2 || y.shape[0] != context.shape[0] || y.shape[1] != DataDim)
+                throw new ArgumentException($"ConditionalDenoiser: y must be [{context.shape[0]}, {DataDim}] like its context rows, got [{string.Join(", ", y.shape)}].", nameof(y));
+            return predict(y, step);
+        };
+    }
 }
 
 /// <summary>
@@ -178,7 +245,7 @@ public sealed class AuxiliaryEncoder : Module<Tensor, Tensor>
     readonly Linear hidden1;
     readonly Linear hidden2;
     readonly Linear output;
-    readonly Dropout dropout;
+    readonly UniformMaskDropout dropout;
 
     public AuxiliaryEncoder(int inputDim = 784, int hidden = 1000, int contextDim = 2, double dropout = 0.4) : base(nameof(AuxiliaryEncoder))
     {
@@ -195,7 +262,7 @@ public sealed class AuxiliaryEncoder : Module<Tensor, Tensor>
         hidden1 = Linear(inputDim, hidden);
         hidden2 = Linear(hidden, hidden);
         output = Linear(hidden, contextDim);
-        this.dropout = Dropout(dropout);
+        this.dropout = new UniformMaskDropout(dropout);
         RegisterComponents();
     }
 

@@ -15,7 +15,7 @@ public sealed class MlpEncoder : Module<Tensor, Tensor[]>
     private readonly Linear hidden1;
     private readonly Linear hidden2;
     private readonly LeakyReLU activation;
-    private readonly Dropout dropout;
+    private readonly UniformMaskDropout dropout;
     private readonly ModuleList<Linear> heads;
 
     /// <param name="headSizes">Output width of each head, in the order <see cref="forward"/> returns them.</param>
@@ -26,7 +26,7 @@ public sealed class MlpEncoder : Module<Tensor, Tensor[]>
         hidden1 = Linear(inputDim, hidden);
         hidden2 = Linear(hidden, hidden);
         activation = LeakyReLU(0.2);
-        dropout = Dropout(dropoutRate);
+        dropout = new UniformMaskDropout(dropoutRate);
         heads = new ModuleList<Linear>(headSizes.Select(size => Linear(hidden, size)).ToArray());
         RegisterComponents();
     }
@@ -52,7 +52,7 @@ public sealed class MlpDecoder : Module<Tensor, Tensor>
     private readonly Linear hidden2;
     private readonly Linear output;
     private readonly LeakyReLU activation;
-    private readonly Dropout dropout;
+    private readonly UniformMaskDropout dropout;
 
     public MlpDecoder(int latentDim, int outputDim, int hidden = 1000, double dropoutRate = 0.2) : base(nameof(MlpDecoder))
     {
@@ -62,7 +62,7 @@ public sealed class MlpDecoder : Module<Tensor, Tensor>
         hidden2 = Linear(hidden, hidden);
         output = Linear(hidden, outputDim);
         activation = LeakyReLU(0.2);
-        dropout = Dropout(dropoutRate);
+        dropout = new UniformMaskDropout(dropoutRate);
         RegisterComponents();
     }
 

@@ -16,9 +16,9 @@ public sealed class GaussianKernelDensity : IDisposable
     public const double MinLogDensity = -1000;
     public const double MaxLogDensity = 1000;
 
-    readonly Tensor _centres;       // [N, d]
-    readonly Tensor _inverseTwoH2;  // [H] 1 / (2 h²)
-    readonly Tensor _logNormaliser; // [H] −(d/2) log(2π h²) − log(H N)
+    readonly Tensor _centres;        // [N, d]
+    readonly Tensor _centreColumns;  // [d, N]
+    readonly double[] _logNormalisers; // per bandwidth: −(d/2) log(2π h²) − log(H N)
 
     /// <param name="centres">Kernel centres <c>[N, d]</c>; copied (detached).</param>
     /// <param name="bandwidths">Kernel standard deviations; all must be positive.</param>
@@ -34,12 +34,8 @@ public sealed class GaussianKernelDensity : IDisposable
         _centres = centres.detach().clone().DetachFromDisposeScope();
         long n = centres.shape[0];
         long d = centres.shape[1];
-        using var h = tensor(Bandwidths.ToArray(), dtype: float64);
-        // Owned by this object, not by any dispose scope the caller may have open.
-        using var inverseTwoH2 = 1.0 / (2 * h * h);
-        using var logNormaliser = -(d / 2.0) * (2 * Math.PI * h * h).log() - Math.Log(Bandwidths.Count * (double)n);
-        _inverseTwoH2 = inverseTwoH2.to(centres.dtype, centres.device).DetachFromDisposeScope();
-        _logNormaliser = logNormaliser.to(centres.dtype, centres.device).DetachFromDisposeScope();
+        _centreColumns = _centres.t().contiguous().DetachFromDisposeScope();
+        _logNormalisers = Bandwidths.Select(h => -(d / 2.0) * Math.Log(2 * Math.PI * h * h) - Math.Log(Bandwidths.Count * (double)n)).ToArray();
     }
 
     public IReadOnlyList<double> Bandwidths { get; }
@@ -64,18 +60,35 @@ public sealed class GaussianKernelDensity : IDisposable
 
     Tensor BlockLogDensity(Tensor z) // [b, d] → [b]
     {
-        // Each block frees its [b, H, N] temporaries before the next one starts.
+        // Each block frees its [b, N] temporaries before the next one starts.
         using var scope = NewDisposeScope();
-        // Explicit differences rather than cdist: the gradient stays finite when z sits on a centre.
-        var squaredDistance = (z.unsqueeze(1) - _centres.unsqueeze(0)).square().sum(-1); // [b, N]
-        var logKernels = _logNormaliser.view(1, -1, 1) - squaredDistance.unsqueeze(1) * _inverseTwoH2.view(1, -1, 1); // [b, H, N]
-        return logKernels.flatten(1).logsumexp(1).clamp(MinLogDensity, MaxLogDensity).MoveToOuterDisposeScope();
+        // Squared distances one coordinate at a time (explicit differences, no [b, N, d] tensor; the gradient stays
+        // finite when z sits on a centre).
+        var squaredDistance = zeros(z.shape[0], _centres.shape[0], z.dtype, z.device);             // [b, N]
+        for (long j = 0; j < z.shape[1]; j++)
+        {
+            var difference = z.narrow(1, j, 1) - _centreColumns.narrow(0, j, 1);                     // [b, N]
+            squaredDistance = squaredDistance.addcmul(difference, difference, 1);
+        }
+        // log Σ_h Σ_i exp(c_h − D_i/(2h²)) with the nearest centre's distance m factored out of every kernel:
+        // = logsumexp_h(c_h − m/(2h²) + log Σ_i exp(−(D_i − m)/(2h²))). Each inner sum is ≥ 1 (the nearest centre
+        // contributes exp(0)), so nothing underflows however far z is; m is treated as a constant, which is exact
+        // because the identity holds for every m.
+        var nearest = squaredDistance.min(1, keepdim: true).values.detach();                        // [b, 1]
+        var excess = squaredDistance - nearest;                                                     // [b, N]
+        var perBandwidth = new Tensor[Bandwidths.Count];
+        for (int h = 0; h < Bandwidths.Count; h++)
+        {
+            double inverseTwoH2 = 1.0 / (2 * Bandwidths[h] * Bandwidths[h]);
+            var inner = (excess * -inverseTwoH2).exp_().sum(1).log_();                              // [b]
+            perBandwidth[h] = inner - nearest.squeeze(1) * inverseTwoH2 + _logNormalisers[h];
+        }
+        return stack(perBandwidth, 1).logsumexp(1).clamp(MinLogDensity, MaxLogDensity).MoveToOuterDisposeScope();
     }
 
     public void Dispose()
     {
         _centres.Dispose();
-        _inverseTwoH2.Dispose();
-        _logNormaliser.Dispose();
+        _centreColumns.Dispose();
     }
 }

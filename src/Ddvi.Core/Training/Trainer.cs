@@ -51,45 +51,34 @@ public sealed class Trainer(ITrainingObserver observer)
         TrainerOptions options, string configurationJson, bool resume)
     {
         options.Validate();
-        if (phases.Count == 0) throw new ArgumentException("at least one training phase is needed", nameof(phases));
-        if (phases.Select(p => p.Name).Distinct().Count() != phases.Count)
-            throw new ArgumentException("training phase names must be distinct: " + string.Join(", ", phases.Select(p => p.Name)));
-
-        var optimizers = phases.ToDictionary(p => p.Name, p => (optim.Optimizer)optim.Adam(p.Parameters, lr: p.LearningRate));
-        try
+        using var runner = new StepRunner(phases);
+        var state = new TrainerState(options.Stage, 0, 0, []);
+        string? latest = resume ? Checkpoint.Latest(options.CheckpointDirectory) : null;
+        if (latest is not null)
         {
-            var state = new TrainerState(options.Stage, 0, 0, []);
-            string? latest = resume ? Checkpoint.Latest(options.CheckpointDirectory) : null;
-            if (latest is not null)
-            {
-                state = Checkpoint.Load(latest, model, optimizers);
-                observer.Message($"{options.Stage}: resumed from {latest} after {state.EpochsCompleted} epoch(s)");
-            }
-            else if (!resume && Checkpoint.Latest(options.CheckpointDirectory) is { } existing)
-            {
-                throw new InvalidOperationException($"{options.CheckpointDirectory} already holds checkpoint {Path.GetFileName(existing)}: pass --resume to continue it, or choose another --out.");
-            }
-
-            var history = new List<EpochRecord>(state.History);
-            double elapsed = state.SecondsElapsed;
-            observer.StageStarted(options.Stage, state.EpochsCompleted, options.Epochs, batches.StepsPerEpoch);
-            for (int epoch = state.EpochsCompleted; epoch < options.Epochs; epoch++)
-            {
-                var record = RunEpoch(model, phases, optimizers, batches, options, epoch);
-                history.Add(record);
-                elapsed += record.Seconds;
-                observer.EpochCompleted(options.Stage, record, options.Epochs);
-                state = new TrainerState(options.Stage, epoch + 1, elapsed, history.ToList());
-                WriteLossTable(Path.Combine(options.CheckpointDirectory, "losses.csv"), history);
-                if ((epoch + 1) % options.CheckpointEvery == 0 || epoch + 1 == options.Epochs)
-                    SaveCheckpoint(model, optimizers, state, options, configurationJson);
-            }
-            return state;
+            state = Checkpoint.Load(latest, model, runner.Optimizers);
+            observer.Message($"{options.Stage}: resumed from {latest} after {state.EpochsCompleted} epoch(s)");
         }
-        finally
+        else if (!resume && Checkpoint.Latest(options.CheckpointDirectory) is { } existing)
         {
-            foreach (var optimizer in optimizers.Values) optimizer.Dispose();
+            throw new InvalidOperationException($"{options.CheckpointDirectory} already holds checkpoint {Path.GetFileName(existing)}: pass --resume to continue it, or choose another --out.");
         }
+
+        var history = new List<EpochRecord>(state.History);
+        double elapsed = state.SecondsElapsed;
+        observer.StageStarted(options.Stage, state.EpochsCompleted, options.Epochs, batches.StepsPerEpoch);
+        for (int epoch = state.EpochsCompleted; epoch < options.Epochs; epoch++)
+        {
+            var record = RunEpoch(model, runner, batches, options, epoch);
+            history.Add(record);
+            elapsed += record.Seconds;
+            observer.EpochCompleted(options.Stage, record, options.Epochs);
+            state = new TrainerState(options.Stage, epoch + 1, elapsed, history.ToList());
+            WriteLossTable(Path.Combine(options.CheckpointDirectory, "losses.csv"), history);
+            if ((epoch + 1) % options.CheckpointEvery == 0 || epoch + 1 == options.Epochs)
+                SaveCheckpoint(model, runner.Optimizers, state, options, configurationJson);
+        }
+        return state;
     }
 
     /// <summary>The generator seed of one epoch: a fixed mix of the run seed, the stage and the epoch.</summary>
@@ -100,102 +89,47 @@ public sealed class Trainer(ITrainingObserver observer)
         return (long)(x & 0x7FFF_FFFF_FFFF_FFFFUL);
     }
 
-    private EpochRecord RunEpoch(nn.Module model, IReadOnlyList<TrainingPhase> phases,
-        IReadOnlyDictionary<string, optim.Optimizer> optimizers, IBatchSource batches, TrainerOptions options, int epoch)
+    private EpochRecord RunEpoch(nn.Module model, StepRunner runner, IBatchSource batches, TrainerOptions options, int epoch)
     {
         var clock = Stopwatch.StartNew();
         long epochSeed = EpochSeed(options.Seed, options.Stage, epoch);
         // Dropout draws from libtorch's global generator: reseeding it per epoch makes resume exact.
         torch.manual_seed(epochSeed);
-        var device = phases.SelectMany(p => p.Parameters).Select(p => p.device).FirstOrDefault() ?? CPU;
-        using var generator = new Generator((ulong)epochSeed, device);
+        using var generator = new Generator((ulong)epochSeed, runner.Device);
         model.train();
+        runner.BeginEpoch(epoch);
+        runner.Sums.Clear();
 
-        var active = phases.Where(p => p.IsActive(epoch)).ToList();
-        foreach (var phase in active)
-            foreach (var group in optimizers[phase.Name].ParamGroups)
-                group.LearningRate = phase.LearningRate * phase.LearningRateFactor(epoch);
-
-        var sums = new Dictionary<string, Tensor>();
-        var counts = new Dictionary<string, int>();
-        try
+        int step = 0;
+        foreach (var batch in batches.Epoch(generator))
         {
-            int step = 0;
-            foreach (var batch in batches.Epoch(generator))
+            try
             {
-                try
-                {
-                    foreach (var phase in active)
-                        RunPhase(phase, optimizers[phase.Name], batch, epoch, generator, sums, counts);
-                }
-                finally
-                {
-                    batch.X?.Dispose();
-                    batch.Labels?.Dispose();
-                }
-                step++;
-                bool logNow = step % options.LogEvery == 0;
-                var running = logNow ? ReadMeans(sums, counts, options, epoch, step) : null;
-                observer.StepCompleted(options.Stage, epoch, step, running);
+                runner.Step(batch, epoch, generator);
             }
-            var means = ReadMeans(sums, counts, options, epoch, step);
-            return new EpochRecord(epoch, clock.Elapsed.TotalSeconds, means);
-        }
-        finally
-        {
-            foreach (var sum in sums.Values) sum.Dispose();
-        }
-    }
-
-    private static void RunPhase(TrainingPhase phase, optim.Optimizer optimizer, TrainingBatch batch, int epoch,
-        Generator generator, Dictionary<string, Tensor> sums, Dictionary<string, int> counts)
-    {
-        var frozen = phase.FrozenParameters(epoch);
-        foreach (var p in frozen) p.requires_grad_(false);
-        try
-        {
-            for (int repeat = 0; repeat < phase.RepeatsPerBatch; repeat++)
+            finally
             {
-                using var scope = NewDisposeScope();
-                optimizer.zero_grad();
-                var terms = phase.Loss(new PhaseStep(batch, epoch, repeat, generator));
-                terms.Total.backward();
-                optimizer.step();
-                Accumulate(sums, counts, $"{phase.Name}/loss", terms.Total);
-                foreach (var (name, value) in terms.Terms) Accumulate(sums, counts, $"{phase.Name}/{name}", value);
+                batch.X?.Dispose();
+                batch.Labels?.Dispose();
             }
+            step++;
+            var running = step % options.LogEvery == 0 ? ReadMeans(runner.Sums, options, epoch, step) : null;
+            observer.StepCompleted(options.Stage, epoch, step, running);
         }
-        finally
-        {
-            foreach (var p in frozen) p.requires_grad_(true);
-        }
+        var means = ReadMeans(runner.Sums, options, epoch, step);
+        runner.Sums.Clear();
+        return new EpochRecord(epoch, clock.Elapsed.TotalSeconds, means);
     }
 
-    private static void Accumulate(Dictionary<string, Tensor> sums, Dictionary<string, int> counts, string key, Tensor value)
+    private static Dictionary<string, double> ReadMeans(LossSums sums, TrainerOptions options, int epoch, int step)
     {
-        if (!sums.TryGetValue(key, out var sum))
+        var means = sums.Means();
+        foreach (var (key, mean) in means)
         {
-            sum = zeros([], dtype: float64, device: value.device).DetachFromDisposeScope();
-            sums[key] = sum;
-            counts[key] = 0;
-        }
-        // In place, so the accumulator survives the step's dispose scope and no host sync happens here.
-        sum.add_(value.detach().to(float64));
-        counts[key]++;
-    }
-
-    private static Dictionary<string, double> ReadMeans(Dictionary<string, Tensor> sums, Dictionary<string, int> counts,
-        TrainerOptions options, int epoch, int step)
-    {
-        var means = new Dictionary<string, double>();
-        foreach (var (key, sum) in sums)
-        {
-            double mean = sum.item<double>() / counts[key];
             if (!double.IsFinite(mean))
                 throw new NonFiniteLossException(
                     $"{options.Stage}: loss term '{key}' became {mean} in epoch {epoch + 1}, by step {step}. Training stopped; " +
                     $"the last good checkpoint (if any) is kept in {options.CheckpointDirectory}. Try a lower learning rate or another seed.");
-            means[key] = mean;
         }
         return means;
     }

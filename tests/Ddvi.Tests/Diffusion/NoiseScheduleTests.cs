@@ -149,10 +149,12 @@ public class NoiseScheduleTests
         Assert.Empty(schedule.state_dict());
         Assert.Empty(schedule.parameters());
         Assert.Equal(ScalarType.Float32, schedule.DType);
-        var float32AlphaBar = Values(schedule.AlphaBar);
+        using var builtInFloat64 = new NoiseSchedule(NoiseScheduleKind.Linear, 20, ScalarType.Float64);
 
+        // A cast rebuilds the tables from their float64 values: exact, not the float32 values widened.
         schedule.to(ScalarType.Float64);
-        Assert.Equal(float32AlphaBar, Values(schedule.AlphaBar));
+        Assert.Equal(Values(builtInFloat64.AlphaBar), Values(schedule.AlphaBar));
+        Assert.Equal(Values(builtInFloat64.PosteriorVariance), Values(schedule.PosteriorVariance));
         Assert.Equal(ScalarType.Float64, schedule.DType);
         Assert.Equal(ScalarType.Float64, schedule.PosteriorVariance.dtype);
         Assert.Equal(ScalarType.Float64, schedule.SqrtOneMinusAlphaBarPrev.dtype);

@@ -1,0 +1,61 @@
+using System.CommandLine;
+using Ddvi.Benchmarking;
+using Ddvi.Runtime;
+
+namespace Ddvi.Cli.Commands;
+
+/// <summary><c>ddvi bench</c>: steady-state speed, memory and arithmetic floor of every model, DDVI stage and evaluation.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var cases = new Option<string[]>("--cases")
+        {
+            Description = $"Benchmarks to run (default all): {string.Join(", ", BenchmarkCases.Names)}",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var output = new Option<string>("--out") { Description = "Folder for bench.json and bench.md", DefaultValueFactory = _ => "bench" };
+        var device = CliOptions.Device();
+        var threads = new Option<int[]>("--threads")
+        {
+            Description = "libtorch thread counts to measure, one full run each (0 = libtorch's default)",
+            AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => [0],
+        };
+        var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
+        var repetitions = new Option<int>("--repetitions") { Description = "Timed repetitions per training benchmark", DefaultValueFactory = _ => 7 };
+        var evaluationRepetitions = new Option<int>("--evaluation-repetitions") { Description = "Timed repetitions per evaluation benchmark", DefaultValueFactory = _ => 3 };
+        var warmupSteps = new Option<int>("--warmup-steps") { Description = "Untimed steps before measuring", DefaultValueFactory = _ => 5 };
+        var trainImages = new Option<int>("--train-images") { Description = "Images of a training epoch (and of the KNN fit in evaluation)", DefaultValueFactory = _ => 60_000 };
+        var testImages = new Option<int>("--test-images") { Description = "Test images evaluated", DefaultValueFactory = _ => 10_000 };
+        var seed = new Option<long>("--seed") { Description = "Seed of the random data and weights", DefaultValueFactory = _ => 0 };
+
+        var command = new Command("bench", "Measure time per step and per epoch, examples/s, peak memory and the arithmetic floor of every model, DDVI stage and evaluation")
+        {
+            cases, output, device, threads, batchSize, repetitions, evaluationRepetitions, warmupSteps, trainImages, testImages, seed,
+        };
+        command.SetAction(parse => CommandRunner.Run(() =>
+        {
+            var options = new BenchmarkOptions
+            {
+                Cases = parse.GetValue(cases) ?? [],
+                Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
+                Threads = parse.GetValue(threads) ?? [0],
+                BatchSize = parse.GetValue(batchSize),
+                Repetitions = parse.GetValue(repetitions),
+                EvaluationRepetitions = parse.GetValue(evaluationRepetitions),
+                WarmupSteps = parse.GetValue(warmupSteps),
+                TrainImages = parse.GetValue(trainImages),
+                TestImages = parse.GetValue(testImages),
+                Seed = parse.GetValue(seed),
+            }.Validate();
+            var report = BenchmarkSuite.Run(options, Console.WriteLine);
+            var (json, table) = BenchmarkSuite.Write(report, parse.GetValue(output)!);
+            Console.WriteLine();
+            Console.Write(File.ReadAllText(table));
+            Console.WriteLine($"\nwrote {json} and {table}");
+            return 0;
+        }));
+        return command;
+    }
+}

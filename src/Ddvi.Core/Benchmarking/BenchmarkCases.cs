@@ -1,0 +1,286 @@
+using Ddvi.Data;
+using Ddvi.Experiments;
+using Ddvi.Experiments.Methods;
+using Ddvi.Models;
+using Ddvi.Priors;
+using Ddvi.Runtime;
+using Ddvi.Training;
+using static TorchSharp.torch;
+
+namespace Ddvi.Benchmarking;
+
+/// <summary>A benchmark ready to time: one call of <see cref="Step"/> is one measured unit of work.</summary>
+public sealed class PreparedBenchmark(Action step, double flopsPerStep, long examplesPerStep, int stepsPerEpoch, int stageEpochs,
+    string epochUnit, Action dispose) : IDisposable
+{
+    public Action Step { get; } = step;
+
+    /// <summary>Matrix-product FLOPs of one step, from the network shapes (<see cref="NetworkCost"/>).</summary>
+    public double FlopsPerStep { get; } = flopsPerStep;
+    public long ExamplesPerStep { get; } = examplesPerStep;
+    public int StepsPerEpoch { get; } = stepsPerEpoch;
+
+    /// <summary>Epochs of this stage at the paper's length (100 for each DDVI stage, 200 for the baselines).</summary>
+    public int StageEpochs { get; } = stageEpochs;
+    public string EpochUnit { get; } = epochUnit;
+
+    public void Dispose() => dispose();
+}
+
+/// <summary>Shared inputs of every benchmark in one run: seeded random MNIST-shaped images and the prior.</summary>
+public sealed class BenchmarkInputs : IDisposable
+{
+    public BenchmarkInputs(BenchmarkOptions options, Device device)
+    {
+        Options = options;
+        Device = device;
+        using var generator = new Generator((ulong)options.Seed);
+        Data = new DatasetSplits(RandomImages("bench-train", options.TrainImages, generator, device),
+                                 RandomImages("bench-test", options.TestImages, generator, device));
+        ExactPrior = PriorCatalog.Create("pinwheel", null, options.Seed, device);
+        KdePrior = PriorCatalog.Create("pinwheel", null, options.Seed, device, forceKde: true);
+    }
+
+    public BenchmarkOptions Options { get; }
+    public Device Device { get; }
+    public DatasetSplits Data { get; }
+    public IPrior ExactPrior { get; }
+    public IPrior KdePrior { get; }
+
+    static ImageDataset RandomImages(string name, int count, Generator generator, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var images = rand([count, 784], generator: generator).to(device);
+        var labels = randint(0, 10, [count], generator: generator).to(device);
+        return new ImageDataset(name, images, labels, new ImageShape(1, 28, 28), classCount: 10);
+    }
+
+    public void Dispose()
+    {
+        Data.Dispose();
+        (ExactPrior as IDisposable)?.Dispose();
+        (KdePrior as IDisposable)?.Dispose();
+    }
+}
+
+/// <summary>
+/// The benchmarks of <c>ddvi bench</c>: one training step of every model and DDVI stage, exactly as the trainer runs it
+/// (the same <see cref="StepRunner"/>, phases and objectives), and a full evaluation.
+/// </summary>
+public static class BenchmarkCases
+{
+    public const string Vae = "vae";
+    public const string VaeKde = "vae-kde";
+    public const string IafVae = "iaf-vae";
+    public const string HierarchicalIafVae = "h-iaf-vae";
+    public const string Aae = "aae";
+    public const string PriorDiffusion = "ddvi-prior-diffusion";
+    public const string Warmup = "ddvi-warmup";
+    public const string DdviFrozenDecoder = "ddvi-frozen-decoder";
+    public const string Ddvi = "ddvi";
+    public const string EvaluateDdvi = "evaluate-ddvi";
+    public const string EvaluateVae = "evaluate-vae";
+
+    public static IReadOnlyList<string> Names { get; } =
+        [Vae, VaeKde, IafVae, HierarchicalIafVae, Aae, PriorDiffusion, Warmup, DdviFrozenDecoder, Ddvi, EvaluateDdvi, EvaluateVae];
+
+    public static string Describe(string name) => name switch
+    {
+        Vae => "VAE training step (exact pinwheel log-density)",
+        VaeKde => "VAE training step with the release's KDE log-density (--prior-kde)",
+        IafVae => "IAF-VAE training step",
+        HierarchicalIafVae => "hierarchical IAF-VAE training step",
+        Aae => "AAE training step (reconstruction, discriminator, generator)",
+        PriorDiffusion => "DDVI stage 1: prior-diffusion iteration",
+        Warmup => "DDVI stage 2: warm-up model step",
+        DdviFrozenDecoder => "DDVI stage 3 step, decoder frozen (first 30 epochs): wake + K sleep steps",
+        Ddvi => "DDVI stage 3 step (epochs 30-100): wake + K sleep steps",
+        EvaluateDdvi => "evaluation of a DDVI model: KNN, latent NLL, ELBO, MMD on the test images",
+        EvaluateVae => "evaluation of a VAE: KNN, latent NLL, ELBO, MMD on the test images",
+        _ => throw new ArgumentException($"unknown benchmark '{name}'"),
+    };
+
+    public static bool IsEvaluation(string name) => name is EvaluateDdvi or EvaluateVae;
+
+    /// <summary>Builds the model of benchmark <paramref name="name"/> (seeded) and returns its step.</summary>
+    public static PreparedBenchmark Prepare(string name, BenchmarkInputs inputs)
+    {
+        var o = inputs.Options;
+        ComputeDevice.SeedGlobal(o.Seed);
+        return name switch
+        {
+            Vae => Training(inputs, Context(inputs, "vae", inputs.ExactPrior), stage: 0, epoch: 0, AevbFlops),
+            VaeKde => Training(inputs, Context(inputs, "vae", inputs.KdePrior), stage: 0, epoch: 0, AevbFlops),
+            IafVae => Training(inputs, Context(inputs, "iaf-vae", inputs.ExactPrior), stage: 0, epoch: 0, AevbFlops),
+            HierarchicalIafVae => Training(inputs, Context(inputs, "h-iaf-vae", inputs.ExactPrior), stage: 0, epoch: 0, AevbFlops),
+            Aae => Training(inputs, Context(inputs, "aae", inputs.ExactPrior), stage: 0, epoch: 0, AaeFlops),
+            PriorDiffusion => Training(inputs, Context(inputs, "ddvi", inputs.ExactPrior), stage: 0, epoch: 0, DdviFlops),
+            Warmup => Training(inputs, Context(inputs, "ddvi", inputs.ExactPrior), stage: 1, epoch: 0, DdviFlops),
+            DdviFrozenDecoder => Training(inputs, Context(inputs, "ddvi", inputs.ExactPrior), stage: 2, epoch: 0, DdviFlops),
+            Ddvi => Training(inputs, Context(inputs, "ddvi", inputs.ExactPrior), stage: 2,
+                epoch: Config(o, "ddvi").ResolvedFrozenDecoderEpochs, DdviFlops),
+            EvaluateDdvi => Evaluation(inputs, Context(inputs, "ddvi", inputs.ExactPrior)),
+            EvaluateVae => Evaluation(inputs, Context(inputs, "vae", inputs.ExactPrior)),
+            _ => throw new ArgumentException($"--cases: '{name}' is not a benchmark; valid: {string.Join(", ", Names)}"),
+        };
+    }
+
+    /// <summary>The paper's configuration of <paramref name="model"/> (Fashion-MNIST lengths) with the benchmark's sizes.</summary>
+    static ExperimentConfig Config(BenchmarkOptions o, string model) => new ExperimentConfig
+    {
+        Dataset = "fashion-mnist",
+        Model = model,
+        BatchSize = o.BatchSize,
+        Seed = o.Seed,
+        Vae = new VaeSettings { Hidden = o.Hidden },
+        Aae = new AaeSettings { Hidden = o.Hidden, DiscriminatorHidden = o.Hidden },
+        Iaf = new IafSettings { Hidden = o.Hidden },
+        HierarchicalIaf = new HierarchicalIafSettings { Hidden = o.Hidden },
+        Ddvi = new DdviSettings { Hidden = o.Hidden, PosteriorSteps = o.PosteriorSteps, PriorSteps = o.PriorSteps, SleepSteps = o.SleepSteps },
+    }.Validate();
+
+    static (IExperimentMethod Method, ExperimentConfig Config, IPrior Prior) Context(BenchmarkInputs inputs, string model, IPrior prior)
+    {
+        var config = Config(inputs.Options, model);
+        var method = ModelCatalog.Create(new MethodContext(config, inputs.Data.Train, prior, inputs.Device));
+        return (method, config, prior);
+    }
+
+    static PreparedBenchmark Training(BenchmarkInputs inputs, (IExperimentMethod Method, ExperimentConfig Config, IPrior Prior) built,
+        int stage, int epoch, Func<IExperimentMethod, ExperimentConfig, int, int, double> flops)
+    {
+        var (method, config, _) = built;
+        var trainingStage = method.Stages[stage];
+        var runner = new StepRunner(trainingStage.Phases);
+        runner.BeginEpoch(epoch);
+        var generator = new Generator((ulong)config.Seed, runner.Device);
+        method.Module.train();
+        var batches = Cycle(trainingStage.Batches, generator).GetEnumerator();
+        long examples = trainingStage.Batches is DataFreeSteps ? config.Ddvi.PriorDiffusionBatchSize : config.BatchSize;
+        bool priorDiffusion = trainingStage.Batches is DataFreeSteps;
+        return new PreparedBenchmark(
+            step: () =>
+            {
+                batches.MoveNext();
+                var batch = batches.Current;
+                try
+                {
+                    runner.Step(batch, epoch, generator);
+                }
+                finally
+                {
+                    batch.X?.Dispose();
+                    batch.Labels?.Dispose();
+                }
+            },
+            flopsPerStep: flops(method, config, stage, epoch),
+            examplesPerStep: examples,
+            stepsPerEpoch: trainingStage.Batches.StepsPerEpoch,
+            stageEpochs: priorDiffusion ? config.ResolvedPriorDiffusionIterations / trainingStage.Batches.StepsPerEpoch
+                : stage == 1 ? config.ResolvedWarmupEpochs : config.ResolvedEpochs,
+            epochUnit: priorDiffusion ? $"{trainingStage.Batches.StepsPerEpoch}-iteration epoch" : $"{inputs.Data.Train.Count:N0}-image epoch",
+            dispose: () =>
+            {
+                batches.Dispose();
+                runner.Dispose();
+                generator.Dispose();
+                method.Module.Dispose();
+            });
+    }
+
+    static IEnumerable<TrainingBatch> Cycle(IBatchSource source, Generator generator)
+    {
+        while (true)
+            foreach (var batch in source.Epoch(generator))
+                yield return batch;
+    }
+
+    static PreparedBenchmark Evaluation(BenchmarkInputs inputs, (IExperimentMethod Method, ExperimentConfig Config, IPrior Prior) built)
+    {
+        var (method, config, prior) = built;
+        var e = config.Evaluation;
+        long train = inputs.Data.Train.Count, test = inputs.Data.Test.Count;
+        long mmd = Math.Min(Math.Min(e.MmdSamples, test), e.PriorSamples);
+        double flops = EncodeFlops(method, train + test) + EncodeFlops(method, test) + DecodeFlops(method, test + mmd)
+                       + GramFlops(mmd, 784);
+        return new PreparedBenchmark(
+            step: () =>
+            {
+                var (_, artifacts) = ModelEvaluator.Evaluate(method, inputs.Data, prior, config, inputs.Device);
+                artifacts.Dispose();
+            },
+            flopsPerStep: flops,
+            examplesPerStep: test,
+            stepsPerEpoch: 1,
+            stageEpochs: 1,
+            epochUnit: "evaluation",
+            dispose: () => method.Module.Dispose());
+    }
+
+    // ---- matrix-product FLOPs per step, from the network shapes ----
+
+    static double AevbFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch)
+        // Every layer is trained and applied once per example; only the layers reading the images need no input gradient.
+        => NetworkCost.Of(method.Module, dataWidth: 784).TrainedOnData(config.BatchSize);
+
+    static double AaeFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch)
+    {
+        var model = (AdversarialAutoencoder)method.Module;
+        long b = config.BatchSize;
+        var encoder = NetworkCost.Of(model.Encoder, 784);
+        var decoder = NetworkCost.Of(model.Decoder);
+        var discriminator = NetworkCost.Of(model.Discriminator, dataWidth: 2);
+        double reconstruction = encoder.TrainedOnData(b) + decoder.TrainedOnLatents(b);
+        double discriminatorStep = encoder.ForwardOnly(b) + discriminator.TrainedOnData(2 * b);
+        double generatorStep = encoder.TrainedOnData(b) + discriminator.FrozenPassThrough(b);
+        return reconstruction + discriminatorStep + generatorStep;
+    }
+
+    static double DdviFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch)
+    {
+        var model = ((DdviMethod)method).DdviModel;
+        long b = config.BatchSize;
+        var s = config.Ddvi;
+        var encoder = NetworkCost.Of(model.Encoder, 784);
+        var decoder = NetworkCost.Of(model.Decoder);
+        var auxiliary = NetworkCost.Of(model.AuxiliaryEncoder, 784);
+        var priorDenoiser = NetworkCost.Of(model.PriorDenoiser, dataWidth: model.LatentDim);
+        var posteriorDenoiser = NetworkCost.Of(model.PosteriorDenoiser);
+        switch (stage)
+        {
+            case 0:
+                return priorDenoiser.TrainedOnData(s.PriorDiffusionBatchSize);
+            case 1:
+                return encoder.TrainedOnData(b) + s.PriorSteps * priorDenoiser.TrainedOnLatents(b) + decoder.TrainedOnLatents(b)
+                       + priorDenoiser.TrainedOnData(b);
+            default:
+                bool frozen = epoch < config.ResolvedFrozenDecoderEpochs;
+                double wake = encoder.TrainedOnData(b) + auxiliary.TrainedOnData(b) + s.PosteriorSteps * posteriorDenoiser.TrainedOnLatents(b)
+                              + (frozen ? decoder.FrozenPassThrough(b) : decoder.TrainedOnLatents(b));
+                double sleep = decoder.ForwardOnly(b) + auxiliary.TrainedOnData(b) + posteriorDenoiser.TrainedOnLatents(b);
+                return wake + s.SleepSteps * sleep;
+        }
+    }
+
+    static double EncodeFlops(IExperimentMethod method, long rows)
+    {
+        if (method is DdviMethod ddvi)
+        {
+            var m = ddvi.DdviModel;
+            return NetworkCost.Of(m.Encoder).ForwardOnly(rows) + NetworkCost.Of(m.AuxiliaryEncoder).ForwardOnly(rows)
+                   + m.PosteriorSchedule.Steps * NetworkCost.Of(m.PosteriorDenoiser).ForwardOnly(rows);
+        }
+        var vae = (GaussianVae)method.Module;
+        return NetworkCost.Of(vae.Encoder).ForwardOnly(rows);
+    }
+
+    static double DecodeFlops(IExperimentMethod method, long rows) => method.Module switch
+    {
+        DdviModel m => NetworkCost.Of(m.Decoder).ForwardOnly(rows),
+        GaussianVae v => NetworkCost.Of(v.Decoder).ForwardOnly(rows),
+        _ => 0,
+    };
+
+    /// <summary>The MMD's Gram matrices: X·Xᵀ and Y·Yᵀ (one triangle each, symmetric) and X·Yᵀ, n rows of D features.</summary>
+    static double GramFlops(long n, long features) => 2.0 * features * (n * (double)n + n * (n + 1.0));
+}

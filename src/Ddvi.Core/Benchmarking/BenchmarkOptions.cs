@@ -1,0 +1,63 @@
+using Ddvi.Runtime;
+
+namespace Ddvi.Benchmarking;
+
+/// <summary>What <c>ddvi bench</c> measures and how: the paper's hyperparameters by default (batch 128, hidden 1000,
+/// T = 40 posterior steps, K = 3 sleep steps) on seeded random MNIST-shaped data, so it runs anywhere.</summary>
+public sealed record BenchmarkOptions
+{
+    /// <summary>Benchmark names (see <see cref="BenchmarkCases.Names"/>); empty = all.</summary>
+    public IReadOnlyList<string> Cases { get; init; } = [];
+
+    public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
+
+    /// <summary>libtorch intra-op thread counts to measure, one full run each; 0 = libtorch's default.</summary>
+    public IReadOnlyList<int> Threads { get; init; } = [0];
+
+    public int BatchSize { get; init; } = 128;
+    public int Hidden { get; init; } = 1000;
+    public int PosteriorSteps { get; init; } = 40;
+    public int PriorSteps { get; init; } = 20;
+    public int SleepSteps { get; init; } = 3;
+
+    /// <summary>Training images of an epoch (the MNIST/Fashion-MNIST training set) and test images evaluated.</summary>
+    public int TrainImages { get; init; } = 60_000;
+    public int TestImages { get; init; } = 10_000;
+
+    /// <summary>Untimed steps before measuring (caches, allocator and thread pools warm up).</summary>
+    public int WarmupSteps { get; init; } = 5;
+
+    /// <summary>Timed repetitions; each times enough steps to last at least <see cref="MinRepetitionSeconds"/>.</summary>
+    public int Repetitions { get; init; } = 7;
+    public double MinRepetitionSeconds { get; init; } = 0.3;
+
+    /// <summary>Repetitions of the (long) evaluation benchmarks, after one untimed run.</summary>
+    public int EvaluationRepetitions { get; init; } = 3;
+
+    public long Seed { get; init; }
+
+    public BenchmarkOptions Validate()
+    {
+        foreach (var name in Cases)
+            if (!BenchmarkCases.Names.Contains(name))
+                throw new ArgumentException($"--cases: '{name}' is not a benchmark; valid: {string.Join(", ", BenchmarkCases.Names)}");
+        if (Threads.Count == 0 || Threads.Any(t => t < 0))
+            throw new ArgumentException($"--threads: expected thread counts ≥ 0 (0 = libtorch default), got [{string.Join(", ", Threads)}]");
+        Require(BatchSize >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
+        Require(Hidden >= 1, $"--hidden must be ≥ 1, got {Hidden}");
+        Require(PosteriorSteps >= 1 && PriorSteps >= 1, $"--posterior-steps and --prior-steps must be ≥ 1, got {PosteriorSteps} and {PriorSteps}");
+        Require(SleepSteps >= 0, $"--sleep-steps must be ≥ 0, got {SleepSteps}");
+        Require(TrainImages >= BatchSize, $"--train-images must be ≥ the batch size {BatchSize}, got {TrainImages}");
+        Require(TestImages >= 1, $"--test-images must be ≥ 1, got {TestImages}");
+        Require(WarmupSteps >= 1, $"--warmup-steps must be ≥ 1, got {WarmupSteps}");
+        Require(Repetitions >= 2, $"--repetitions must be ≥ 2 (a spread needs two), got {Repetitions}");
+        Require(EvaluationRepetitions >= 1, $"--evaluation-repetitions must be ≥ 1, got {EvaluationRepetitions}");
+        Require(MinRepetitionSeconds > 0, $"repetition length must be > 0 s, got {MinRepetitionSeconds}");
+        return this;
+    }
+
+    static void Require(bool condition, string message)
+    {
+        if (!condition) throw new ArgumentException(message);
+    }
+}

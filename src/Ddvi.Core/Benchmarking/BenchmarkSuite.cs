@@ -1,0 +1,300 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using Ddvi.Experiments;
+using Ddvi.IO;
+using Ddvi.Runtime;
+using static TorchSharp.torch;
+
+namespace Ddvi.Benchmarking;
+
+/// <summary>Median, quartiles and extremes of per-step times, in seconds.</summary>
+public sealed record TimeStatistics(double Median, double LowerQuartile, double UpperQuartile, double Min, double Max, int Samples)
+{
+    /// <summary>Interquartile range relative to the median.</summary>
+    public double RelativeSpread => Median > 0 ? (UpperQuartile - LowerQuartile) / Median : 0;
+
+    public static TimeStatistics Of(IReadOnlyList<double> samples)
+    {
+        if (samples.Count == 0) throw new ArgumentException("no timing samples", nameof(samples));
+        var sorted = samples.Order().ToArray();
+        return new TimeStatistics(Quantile(sorted, 0.5), Quantile(sorted, 0.25), Quantile(sorted, 0.75), sorted[0], sorted[^1], sorted.Length);
+    }
+
+    /// <summary>Linear interpolation between order statistics (the usual "type 7" quantile).</summary>
+    public static double Quantile(double[] sorted, double p)
+    {
+        double position = p * (sorted.Length - 1);
+        int below = (int)Math.Floor(position);
+        int above = Math.Min(below + 1, sorted.Length - 1);
+        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
+    }
+}
+
+/// <summary>A target of the performance issue for one benchmark: at most this many seconds per epoch (or per evaluation).</summary>
+public sealed record BenchmarkTarget(double MaxSecondsPerEpoch, double? MaxRatioToFloor = null, long? MaxPeakBytes = null);
+
+/// <summary>One benchmark's measurement.</summary>
+public sealed record BenchmarkResult
+{
+    public required string Name { get; init; }
+    public required string Description { get; init; }
+    public required int Threads { get; init; }
+    public required TimeStatistics SecondsPerStep { get; init; }
+    public required int StepsPerRepetition { get; init; }
+    public required int StepsPerEpoch { get; init; }
+    public required string EpochUnit { get; init; }
+    public required double SecondsPerEpoch { get; init; }
+    public required int StageEpochs { get; init; }
+    public required double SecondsPerStage { get; init; }
+    public required double ExamplesPerSecond { get; init; }
+    public required long PeakResidentBytes { get; init; }
+    public required bool PeakIsPerBenchmark { get; init; }
+    public required double GigaflopsPerStep { get; init; }
+    public required double FloorSecondsPerEpoch { get; init; }
+    public required double RatioToFloor { get; init; }
+    public BenchmarkTarget? Target { get; init; }
+    public bool? MeetsTarget { get; init; }
+}
+
+/// <summary>Where and with what the benchmarks ran.</summary>
+public sealed record BenchmarkMachine(string Device, int Threads, int InteropThreads, int ProcessorCount, string? Processor,
+    string OperatingSystem, string Runtime, string TorchSharp, string Ddvi);
+
+/// <summary>The DDVI pipeline at the paper's lengths, added up from the stage benchmarks.</summary>
+public sealed record PipelineEstimate(double PriorDiffusionSeconds, double WarmupSeconds, double FrozenDecoderSeconds, double DdviSeconds,
+    double EvaluationSeconds, double TotalSeconds, string Composition);
+
+public sealed record BenchmarkReport(DateTimeOffset Started, BenchmarkOptions Options, IReadOnlyList<BenchmarkRun> Runs);
+
+/// <summary>All benchmarks at one thread count.</summary>
+public sealed record BenchmarkRun(BenchmarkMachine Machine, IReadOnlyList<MatrixProductRate> MatrixProductRates, double FloorGigaflopsPerSecond,
+    IReadOnlyList<BenchmarkResult> Results, PipelineEstimate? Pipeline);
+
+/// <summary>
+/// <c>ddvi bench</c>: times every benchmark of <see cref="BenchmarkCases"/> in steady state (after warm-up steps, several
+/// timed repetitions, median and spread), with examples per second, the operating system's peak resident memory, and the
+/// arithmetic floor (matrix-product FLOPs per step over the best measured matrix-product rate).
+/// </summary>
+public static class BenchmarkSuite
+{
+    public const double SecondsPerHour = 3600;
+
+    /// <summary>The targets of the performance issue, on a 2-core CPU at the paper's hyperparameters.</summary>
+    public static BenchmarkTarget? TargetOf(string name) => name switch
+    {
+        BenchmarkCases.Ddvi or BenchmarkCases.DdviFrozenDecoder => new BenchmarkTarget(40, MaxRatioToFloor: 1.5),
+        BenchmarkCases.Warmup => new BenchmarkTarget(12),
+        BenchmarkCases.PriorDiffusion => new BenchmarkTarget(60.0 / 100), // 60 s for the 100 epochs of 1000 iterations
+        BenchmarkCases.Vae => new BenchmarkTarget(10),
+        BenchmarkCases.EvaluateDdvi or BenchmarkCases.EvaluateVae => new BenchmarkTarget(10, MaxPeakBytes: 2L << 30),
+        _ => null,
+    };
+
+    public static BenchmarkReport Run(BenchmarkOptions options, Action<string> log)
+    {
+        options.Validate();
+        var started = DateTimeOffset.Now;
+        var device = ComputeDevice.Resolve(options.Device);
+        var names = options.Cases.Count == 0 ? BenchmarkCases.Names : options.Cases;
+        int defaultThreads = get_num_threads();
+        var runs = new List<BenchmarkRun>();
+        foreach (int threads in options.Threads)
+        {
+            set_num_threads(threads == 0 ? defaultThreads : threads);
+            runs.Add(RunAtThreadCount(options, names, device, log));
+        }
+        set_num_threads(defaultThreads);
+        return new BenchmarkReport(started, options, runs);
+    }
+
+    static BenchmarkRun RunAtThreadCount(BenchmarkOptions options, IReadOnlyList<string> names, Device device, Action<string> log)
+    {
+        var machine = Machine(device);
+        log($"device {machine.Device}, {machine.Threads} threads, TorchSharp {machine.TorchSharp}");
+        var rates = new[]
+        {
+            MatrixProductRate.Measure(device, options.BatchSize, options.Hidden, options.Hidden),
+            MatrixProductRate.Measure(device, 1024, 1024, 1024),
+        };
+        double floorRate = rates.Max(r => r.GigaflopsPerSecond);
+        foreach (var rate in rates) log($"matrix product {rate.Shape}: {rate.GigaflopsPerSecond:F1} GFLOP/s");
+
+        var results = new List<BenchmarkResult>();
+        using (var inputs = new BenchmarkInputs(options, device))
+        {
+            foreach (var name in names)
+            {
+                var result = Measure(name, inputs, floorRate, machine.Threads, device);
+                results.Add(result);
+                log(Line(result));
+            }
+        }
+        return new BenchmarkRun(machine, rates, floorRate, results, Pipeline(results));
+    }
+
+    static BenchmarkResult Measure(string name, BenchmarkInputs inputs, double floorGigaflops, int threads, Device device)
+    {
+        var o = inputs.Options;
+        bool evaluation = BenchmarkCases.IsEvaluation(name);
+        using var scope = NewDisposeScope();
+        bool perBenchmarkPeak = ProcessMemory.ResetPeak();
+        using var prepared = BenchmarkCases.Prepare(name, inputs);
+
+        var clock = new Stopwatch();
+        int warmup = evaluation ? 1 : o.WarmupSteps;
+        for (int i = 0; i < warmup; i++)
+        {
+            clock.Restart();
+            prepared.Step();
+            MatrixProductRate.Synchronize(device);
+        }
+        int stepsPerRepetition = evaluation ? 1 : (int)Math.Clamp(Math.Ceiling(o.MinRepetitionSeconds / Math.Max(clock.Elapsed.TotalSeconds, 1e-6)), 1, 100_000);
+        int repetitions = evaluation ? o.EvaluationRepetitions : o.Repetitions;
+        var samples = new List<double>(repetitions);
+        for (int r = 0; r < repetitions; r++)
+        {
+            clock.Restart();
+            for (int s = 0; s < stepsPerRepetition; s++) prepared.Step();
+            MatrixProductRate.Synchronize(device);
+            samples.Add(clock.Elapsed.TotalSeconds / stepsPerRepetition);
+        }
+        long peak = ProcessMemory.PeakResidentBytes();
+
+        var stats = TimeStatistics.Of(samples);
+        double perEpoch = stats.Median * prepared.StepsPerEpoch;
+        double floorPerStep = prepared.FlopsPerStep / (floorGigaflops * 1e9);
+        var target = TargetOf(name);
+        bool? meets = target is null ? null
+            : perEpoch <= target.MaxSecondsPerEpoch
+              && (target.MaxRatioToFloor is not { } ratio || stats.Median / floorPerStep <= ratio)
+              && (target.MaxPeakBytes is not { } bytes || peak <= bytes);
+        return new BenchmarkResult
+        {
+            Name = name,
+            Description = BenchmarkCases.Describe(name),
+            Threads = threads,
+            SecondsPerStep = stats,
+            StepsPerRepetition = stepsPerRepetition,
+            StepsPerEpoch = prepared.StepsPerEpoch,
+            EpochUnit = prepared.EpochUnit,
+            SecondsPerEpoch = perEpoch,
+            StageEpochs = prepared.StageEpochs,
+            SecondsPerStage = perEpoch * prepared.StageEpochs,
+            ExamplesPerSecond = prepared.ExamplesPerStep / stats.Median,
+            PeakResidentBytes = peak,
+            PeakIsPerBenchmark = perBenchmarkPeak,
+            GigaflopsPerStep = prepared.FlopsPerStep / 1e9,
+            FloorSecondsPerEpoch = floorPerStep * prepared.StepsPerEpoch,
+            RatioToFloor = stats.Median / floorPerStep,
+            Target = target,
+            MeetsTarget = meets,
+        };
+    }
+
+    /// <summary>Stage 1 in full, 100 warm-up epochs, 30 stage-3 epochs with the decoder frozen and 70 without, one evaluation.</summary>
+    static PipelineEstimate? Pipeline(IReadOnlyList<BenchmarkResult> results)
+    {
+        var byName = results.ToDictionary(r => r.Name);
+        string[] needed = [BenchmarkCases.PriorDiffusion, BenchmarkCases.Warmup, BenchmarkCases.DdviFrozenDecoder, BenchmarkCases.Ddvi, BenchmarkCases.EvaluateDdvi];
+        if (needed.Any(n => !byName.ContainsKey(n))) return null;
+        var stage3 = byName[BenchmarkCases.Ddvi];
+        int frozenEpochs = (int)Math.Round(0.3 * stage3.StageEpochs);
+        double prior = byName[BenchmarkCases.PriorDiffusion].SecondsPerStage;
+        double warmup = byName[BenchmarkCases.Warmup].SecondsPerStage;
+        double frozen = byName[BenchmarkCases.DdviFrozenDecoder].SecondsPerEpoch * frozenEpochs;
+        double ddvi = stage3.SecondsPerEpoch * (stage3.StageEpochs - frozenEpochs);
+        // Two evaluations: the warm-up snapshot (cheaper, counted as a full one) and the final one.
+        double evaluation = 2 * byName[BenchmarkCases.EvaluateDdvi].SecondsPerStep.Median;
+        return new PipelineEstimate(prior, warmup, frozen, ddvi, evaluation, prior + warmup + frozen + ddvi + evaluation,
+            $"stage 1: {byName[BenchmarkCases.PriorDiffusion].StageEpochs} × {byName[BenchmarkCases.PriorDiffusion].StepsPerEpoch} iterations; " +
+            $"stage 2: {byName[BenchmarkCases.Warmup].StageEpochs} epochs; stage 3: {frozenEpochs} epochs with the decoder frozen + " +
+            $"{stage3.StageEpochs - frozenEpochs} without; 2 evaluations");
+    }
+
+    static BenchmarkMachine Machine(Device device)
+    {
+        string? processor = null;
+        if (File.Exists("/proc/cpuinfo"))
+            processor = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim();
+        return new BenchmarkMachine(device.ToString(), get_num_threads(), get_num_interop_threads(), Environment.ProcessorCount, processor,
+            RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription,
+            InformationalVersion(typeof(TorchSharp.torch).Assembly), InformationalVersion(typeof(BenchmarkSuite).Assembly));
+    }
+
+    static string InformationalVersion(Assembly assembly)
+    {
+        var version = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+                      ?? assembly.GetName().Version?.ToString() ?? "unknown";
+        int plus = version.IndexOf('+');
+        return plus > 0 ? version[..plus] : version;
+    }
+
+    public static string Line(BenchmarkResult r)
+    {
+        string verdict = r.MeetsTarget is { } met ? (met ? " [target met]" : " [target missed]") : "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{r.Name}: {r.SecondsPerStep.Median * 1e3:F2} ms/step (IQR ±{r.SecondsPerStep.RelativeSpread * 50:F1}%), {r.SecondsPerEpoch:F2} s per {r.EpochUnit}, " +
+            $"{r.ExamplesPerSecond:F0} examples/s, peak {r.PeakResidentBytes / 1048576.0:F0} MiB, {r.RatioToFloor:F2}× the floor{verdict}");
+    }
+
+    // ---- output files ----
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>Writes bench.json and bench.md into <paramref name="folder"/> (atomically) and returns their paths.</summary>
+    public static (string Json, string Table) Write(BenchmarkReport report, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        string json = Path.Combine(folder, "bench.json");
+        string table = Path.Combine(folder, "bench.md");
+        AtomicFile.WriteAllText(json, JsonSerializer.Serialize(report, JsonOptions));
+        AtomicFile.WriteAllText(table, Markdown(report));
+        return (json, table);
+    }
+
+    public static string Markdown(BenchmarkReport report)
+    {
+        var text = new StringBuilder();
+        var inv = CultureInfo.InvariantCulture;
+        text.Append(inv, $"# ddvi bench, {report.Started:yyyy-MM-dd HH:mm zzz}\n\n");
+        foreach (var run in report.Runs)
+        {
+            var m = run.Machine;
+            text.Append(inv, $"## {m.Device}, {m.Threads} threads ({m.ProcessorCount} logical processors{(m.Processor is null ? "" : ", " + m.Processor)})\n\n");
+            text.Append(inv, $"{m.OperatingSystem}; {m.Runtime}; TorchSharp {m.TorchSharp}; Ddvi {m.Ddvi}. ");
+            text.Append(inv, $"Batch {report.Options.BatchSize}, hidden {report.Options.Hidden}, T = {report.Options.PosteriorSteps} (prior chain {report.Options.PriorSteps}), K = {report.Options.SleepSteps}.\n\n");
+            text.Append("Matrix-product rate: ")
+                .Append(string.Join("; ", run.MatrixProductRates.Select(r => string.Create(inv, $"{r.Shape} {r.GigaflopsPerSecond:F1} GFLOP/s"))))
+                .Append(inv, $". The floor uses the best, {run.FloorGigaflopsPerSecond:F1} GFLOP/s.\n\n");
+            text.Append("| benchmark | ms per step (median) | IQR | seconds per epoch | epoch | examples/s | peak RSS (MiB) | GFLOP per step | floor s/epoch | × floor | target | met |\n");
+            text.Append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+            foreach (var r in run.Results)
+            {
+                string target = r.Target is null ? "" : string.Create(inv, $"≤ {r.Target.MaxSecondsPerEpoch:G4} s")
+                    + (r.Target.MaxRatioToFloor is { } q ? string.Create(inv, $", ≤ {q}× floor") : "")
+                    + (r.Target.MaxPeakBytes is { } b ? string.Create(inv, $", ≤ {b / 1073741824.0:G3} GiB") : "");
+                text.Append(inv, $"| {r.Name} | {r.SecondsPerStep.Median * 1e3:F2} | ±{r.SecondsPerStep.RelativeSpread * 50:F1}% | {r.SecondsPerEpoch:F2} | {r.EpochUnit} | ")
+                    .Append(inv, $"{r.ExamplesPerSecond:F0} | {r.PeakResidentBytes / 1048576.0:F0} | {r.GigaflopsPerStep:F3} | {r.FloorSecondsPerEpoch:F2} | {r.RatioToFloor:F2} | ")
+                    .Append(inv, $"{target} | {(r.MeetsTarget is { } met ? (met ? "yes" : "**no**") : "")} |\n");
+            }
+            if (run.Pipeline is { } p)
+            {
+                text.Append(inv, $"\nDDVI pipeline at the paper's lengths ({p.Composition}): **{p.TotalSeconds / 60:F1} min** ")
+                    .Append(inv, $"(stage 1 {p.PriorDiffusionSeconds:F0} s, stage 2 {p.WarmupSeconds:F0} s, stage 3 {p.FrozenDecoderSeconds + p.DdviSeconds:F0} s, evaluation {p.EvaluationSeconds:F0} s); target under 60 min.\n");
+            }
+            text.Append('\n');
+        }
+        text.Append("Peak RSS is the operating system's peak resident memory of the process during each benchmark (Linux VmHWM, reset before each). ");
+        text.Append("The floor counts only the matrix products of one step (forward, weight and input gradients) at the best measured rate.\n");
+        return text.ToString();
+    }
+}

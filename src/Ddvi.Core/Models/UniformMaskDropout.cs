@@ -1,0 +1,34 @@
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Ddvi.Models;
+
+/// <summary>
+/// Inverted dropout, y = x ⊙ m / (1 − p) with m_i ~ Bernoulli(1 − p), active only in <c>train()</c> mode: the same
+/// distribution as <c>nn.Dropout</c>, with the mask drawn as (u &lt; 1 − p), u ~ U[0, 1). libtorch's CPU
+/// <c>bernoulli_</c> behind <c>nn.Dropout</c> draws each element on a slow scalar path (about 1.1 ms for a 128 × 1000
+/// activation on 2 cores, against 0.25 ms for uniform draws), and the DDVI stage-3 step applies ten dropouts per
+/// batch. Draws from libtorch's global generator, as <c>nn.Dropout</c> does.
+/// </summary>
+public sealed class UniformMaskDropout : Module<Tensor, Tensor>
+{
+    public UniformMaskDropout(double probability) : base(nameof(UniformMaskDropout))
+    {
+        if (!(probability >= 0 && probability < 1))
+            throw new ArgumentOutOfRangeException(nameof(probability), probability, "dropout probability must lie in [0, 1).");
+        Probability = probability;
+    }
+
+    /// <summary>p, the probability of zeroing an element.</summary>
+    public double Probability { get; }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (!training || Probability == 0) return x.alias();
+        double keep = 1 - Probability;
+        using var scope = NewDisposeScope();
+        // lt_ turns the uniform draws into 0/1 in place; the mask is scaled once so the product is one multiplication.
+        var mask = rand_like(x).lt_(keep).mul_(1 / keep);
+        return (x * mask).MoveToOuterDisposeScope();
+    }
+}
