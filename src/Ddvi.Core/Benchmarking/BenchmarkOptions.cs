@@ -27,6 +27,9 @@ public sealed record BenchmarkOptions
     /// <summary>Untimed steps before measuring (caches, allocator and thread pools warm up).</summary>
     public int WarmupSteps { get; init; } = 5;
 
+    /// <summary>Least untimed seconds per training benchmark, whatever <see cref="WarmupSteps"/> says.</summary>
+    public double MinWarmupSeconds { get; init; } = 1.0;
+
     /// <summary>Timed repetitions; each times enough steps to last at least <see cref="MinRepetitionSeconds"/>.</summary>
     public int Repetitions { get; init; } = 7;
     public double MinRepetitionSeconds { get; init; } = 0.3;
@@ -52,6 +55,7 @@ public sealed record BenchmarkOptions
         Require(WarmupSteps >= 1, $"--warmup-steps must be ≥ 1, got {WarmupSteps}");
         Require(Repetitions >= 2, $"--repetitions must be ≥ 2 (a spread needs two), got {Repetitions}");
         Require(EvaluationRepetitions >= 1, $"--evaluation-repetitions must be ≥ 1, got {EvaluationRepetitions}");
+        Require(MinWarmupSeconds >= 0, $"warm-up length must be ≥ 0 s, got {MinWarmupSeconds}");
         Require(MinRepetitionSeconds > 0, $"repetition length must be > 0 s, got {MinRepetitionSeconds}");
         return this;
     }

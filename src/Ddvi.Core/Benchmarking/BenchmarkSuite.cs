@@ -144,9 +144,12 @@ public static class BenchmarkSuite
         bool perBenchmarkPeak = ProcessMemory.ResetPeak();
         using var prepared = BenchmarkCases.Prepare(name, inputs);
 
+        // Warm up for at least the given steps and, for training steps, at least a second: the JIT's tiered compilation
+        // and the allocator settle over the first hundreds of calls.
         var clock = new Stopwatch();
+        var warmupClock = Stopwatch.StartNew();
         int warmup = evaluation ? 1 : o.WarmupSteps;
-        for (int i = 0; i < warmup; i++)
+        for (int i = 0; i < warmup || (!evaluation && warmupClock.Elapsed.TotalSeconds < o.MinWarmupSeconds); i++)
         {
             clock.Restart();
             prepared.Step();

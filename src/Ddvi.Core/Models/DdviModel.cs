@@ -122,7 +122,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     /// module call per step (<see cref="ReverseChain.Run"/>). Both compute the same chain; the second is the
     /// straightforward reference the tests compare the first with.
     /// </summary>
-    public bool PreparedChains { get; set; } = Environment.GetEnvironmentVariable("DDVI_STRAIGHT") is null;
+    public bool PreparedChains { get; set; } = true;
 
     public MlpEncoder Encoder => encoder;
     public MlpDecoder Decoder => decoder;

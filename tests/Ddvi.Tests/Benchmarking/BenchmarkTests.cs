@@ -1,0 +1,132 @@
+using System.Text.Json;
+using Ddvi.Benchmarking;
+using Ddvi.Models;
+using static TorchSharp.torch;
+
+namespace Ddvi.Tests.Benchmarking;
+
+public class BenchmarkTests
+{
+    [Fact]
+    public void TimeStatisticsAreTheOrderStatisticsOfTheSamples()
+    {
+        var stats = TimeStatistics.Of([0.5, 0.1, 0.4, 0.2, 0.3]);
+        Assert.Equal(0.3, stats.Median, 12);
+        Assert.Equal(0.2, stats.LowerQuartile, 12);
+        Assert.Equal(0.4, stats.UpperQuartile, 12);
+        Assert.Equal(0.1, stats.Min);
+        Assert.Equal(0.5, stats.Max);
+        Assert.Equal((0.4 - 0.2) / 0.3, stats.RelativeSpread, 12);
+        // Type-7 quantile between order statistics: 4 samples, p = 0.25 → 1 + 0.75·(2 − 1).
+        Assert.Equal(1.75, TimeStatistics.Quantile([1, 2, 3, 4], 0.25), 12);
+        Assert.Throws<ArgumentException>(() => TimeStatistics.Of([]));
+    }
+
+    [Fact]
+    public void NetworkCostCountsLinearLayersFromTheirShapes()
+    {
+        using var decoder = new MlpDecoder(latentDim: 2, outputDim: 5, hidden: 3, dropoutRate: 0.2);
+        // 2→3, 3→3, 3→5: 6 + 9 + 15 multiply-accumulates per example.
+        var cost = NetworkCost.Of(decoder, dataWidth: 2);
+        Assert.Equal(30, cost.Macs);
+        Assert.Equal(6, cost.DataInputMacs);
+        Assert.Equal(2.0 * 4 * 30, cost.ForwardOnly(4));
+        Assert.Equal(4.0 * 4 * 30, cost.FrozenPassThrough(4));
+        Assert.Equal(6.0 * 4 * 30, cost.TrainedOnLatents(4));
+        // The layer that reads the data needs no input gradient: 3·30 − 6 per row, times 2 FLOPs.
+        Assert.Equal(2.0 * 4 * (90 - 6), cost.TrainedOnData(4));
+    }
+
+    [Fact]
+    public void PeakResidentMemoryFollowsAnAllocationAndResets()
+    {
+        long residentBefore = ProcessMemory.ResidentBytes();
+        Assert.True(residentBefore > 0);
+        using (var big = ones(64L << 20, dtype: ScalarType.Float32)) // 256 MiB, written, so its pages are resident
+        {
+            Assert.True(ProcessMemory.ResidentBytes() >= residentBefore + (200L << 20));
+            Assert.True(ProcessMemory.PeakResidentBytes() >= ProcessMemory.ResidentBytes());
+        }
+        // The freed block goes back to the system; after a reset the peak is today's size again, where Linux allows it.
+        if (ProcessMemory.ResetPeak())
+            Assert.True(ProcessMemory.PeakResidentBytes() < residentBefore + (150L << 20));
+    }
+
+    [Fact]
+    public void MatrixProductRateIsPositiveAndNamesItsShape()
+    {
+        var rate = MatrixProductRate.Measure(CPU, 32, 64, 48, seconds: 0.05);
+        Assert.True(rate.GigaflopsPerSecond > 0);
+        Assert.Equal("[32×64]·[64×48]", rate.Shape);
+    }
+
+    [Theory]
+    [InlineData("nope", "--cases")]
+    [InlineData("repetitions", "--repetitions")]
+    [InlineData("threads", "--threads")]
+    [InlineData("train", "--train-images")]
+    public void BadOptionsNameTheOption(string what, string option)
+    {
+        var options = what switch
+        {
+            "nope" => new BenchmarkOptions { Cases = ["vae", "nope"] },
+            "repetitions" => new BenchmarkOptions { Repetitions = 1 },
+            "threads" => new BenchmarkOptions { Threads = [-1] },
+            _ => new BenchmarkOptions { TrainImages = 10 },
+        };
+        var error = Assert.Throws<ArgumentException>(() => options.Validate());
+        Assert.Contains(option, error.Message);
+        if (what == "nope") Assert.Contains("ddvi-warmup", error.Message);
+    }
+
+    [Fact]
+    public void ASmallRunMeasuresEveryRequestedBenchmarkAndWritesJsonAndTable()
+    {
+        using var folder = new TempFolder();
+        var options = new BenchmarkOptions
+        {
+            Cases = [BenchmarkCases.Vae, BenchmarkCases.PriorDiffusion, BenchmarkCases.Warmup, BenchmarkCases.Ddvi, BenchmarkCases.EvaluateVae],
+            Device = Ddvi.Runtime.DeviceChoice.Cpu,
+            Hidden = 16, PosteriorSteps = 4, PriorSteps = 3, TrainImages = 300, TestImages = 100,
+            WarmupSteps = 1, MinWarmupSeconds = 0, Repetitions = 2, MinRepetitionSeconds = 0.01, EvaluationRepetitions = 1,
+        };
+        var lines = new List<string>();
+        var report = BenchmarkSuite.Run(options, lines.Add);
+        var (json, table) = BenchmarkSuite.Write(report, folder.Path);
+
+        var run = Assert.Single(report.Runs);
+        Assert.Equal(options.Cases, run.Results.Select(r => r.Name));
+        foreach (var r in run.Results)
+        {
+            Assert.True(r.SecondsPerStep.Median > 0, r.Name);
+            Assert.True(r.GigaflopsPerStep > 0, r.Name);
+            Assert.True(r.PeakResidentBytes > 0, r.Name);
+            Assert.Equal(r.SecondsPerStep.Median * r.StepsPerEpoch, r.SecondsPerEpoch, 12);
+            Assert.Equal(r.SecondsPerStep.Median / (r.FloorSecondsPerEpoch / r.StepsPerEpoch), r.RatioToFloor, 9);
+        }
+        // An epoch of 300 images in batches of 128 is 3 steps; stage 1's epoch is the release's 1000 iterations.
+        Assert.Equal(3, run.Results.Single(r => r.Name == BenchmarkCases.Vae).StepsPerEpoch);
+        Assert.Equal(1000, run.Results.Single(r => r.Name == BenchmarkCases.PriorDiffusion).StepsPerEpoch);
+        Assert.Equal(100, run.Results.Single(r => r.Name == BenchmarkCases.PriorDiffusion).StageEpochs);
+        Assert.NotNull(run.Results.Single(r => r.Name == BenchmarkCases.Ddvi).MeetsTarget);
+        Assert.Null(run.Pipeline); // the frozen-decoder stage and the DDVI evaluation were not measured
+
+        using var document = JsonDocument.Parse(File.ReadAllText(json));
+        var first = document.RootElement.GetProperty("runs")[0];
+        Assert.Equal("cpu", first.GetProperty("machine").GetProperty("device").GetString());
+        Assert.True(first.GetProperty("results")[0].GetProperty("seconds_per_epoch").GetDouble() > 0);
+        string markdown = File.ReadAllText(table);
+        Assert.Contains("| ddvi-warmup |", markdown);
+        Assert.Contains("GFLOP/s", markdown);
+        Assert.Equal(options.Cases.Count, lines.Count(l => l.Contains("ms/step", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void TheBenchCommandRejectsAnUnknownBenchmarkWithTheValidNames()
+    {
+        var (code, _, error) = DdviProcess.Run("bench", "--cases", "warp-drive");
+        Assert.Equal(2, code);
+        Assert.Contains("warp-drive", error);
+        Assert.Contains("evaluate-ddvi", error);
+    }
+}

@@ -1,0 +1,126 @@
+using Ddvi.Data;
+using Ddvi.Experiments;
+using Ddvi.Experiments.Methods;
+using Ddvi.Models;
+using Ddvi.Priors;
+using Ddvi.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddvi.Tests.Models;
+
+/// <summary>
+/// The prepared chains (per-chain tables, no module call per step) against the straightforward chains (a module call and
+/// a table lookup per step): the same function, the same gradients, and the same training trajectory.
+/// </summary>
+public class PreparedChainTests
+{
+    const int InputDim = 12;
+
+    static DdviModel Model(long seed)
+    {
+        manual_seed(seed);
+        return new DdviModel(InputDim, latentDim: 2, hidden: 16, priorSteps: 5, posteriorSteps: 7, denoiserHidden: 8);
+    }
+
+    static Dictionary<string, double[]> Gradients(nn.Module model) => model.named_parameters()
+        .Where(p => p.parameter.grad is not null)
+        .ToDictionary(p => p.name, p => p.parameter.grad!.to(ScalarType.Float64).data<double>().ToArray());
+
+    [Theory]
+    [InlineData(DdviStage.Ddvi)]
+    [InlineData(DdviStage.Warmup)]
+    public void PreparedAndStraightforwardChainsAgreeInValueAndGradient(DdviStage stage)
+    {
+        using var model = Model(seed: 3);
+        model.to(ScalarType.Float64).eval();
+        model.Stage = stage;
+        using var x = rand([9, InputDim], dtype: ScalarType.Float64, generator: new Generator(4));
+
+        var results = new List<(double[] Z, double[][] Trajectory, Dictionary<string, double[]> Gradients)>();
+        foreach (bool prepared in new[] { true, false })
+        {
+            model.PreparedChains = prepared;
+            model.zero_grad();
+            using var scope = NewDisposeScope();
+            var sample = model.Posterior(x, new Generator(5), keepTrajectory: true);
+            (sample.Z.square().sum() + sample.Trajectory!.Select(s => s.EpsHat.sum()).Aggregate((a, b) => a + b)).backward();
+            results.Add((sample.Z.data<double>().ToArray(),
+                sample.Trajectory!.Select(s => s.Yt.data<double>().ToArray()).ToArray(), Gradients(model)));
+        }
+
+        var (fast, straight) = (results[0], results[1]);
+        Assert.Equal(straight.Z.Length, fast.Z.Length);
+        for (int i = 0; i < fast.Z.Length; i++) Assert.Equal(straight.Z[i], fast.Z[i], 12);
+        for (int step = 0; step < fast.Trajectory.Length; step++)
+            for (int i = 0; i < fast.Trajectory[step].Length; i++) Assert.Equal(straight.Trajectory[step][i], fast.Trajectory[step][i], 12);
+        Assert.Equal(straight.Gradients.Keys.Order(), fast.Gradients.Keys.Order());
+        Assert.Contains(fast.Gradients.Keys, k => k.Contains("denoiser", StringComparison.OrdinalIgnoreCase));
+        foreach (var (name, gradient) in fast.Gradients)
+            for (int i = 0; i < gradient.Length; i++) Assert.Equal(straight.Gradients[name][i], gradient[i], 10);
+    }
+
+    [Fact]
+    public void PreparedPredictorsRejectAStepOutsideTheChain()
+    {
+        using var model = Model(seed: 1);
+        using var scope = NewDisposeScope();
+        var predict = model.PosteriorDenoiser.PrepareChain(zeros(3, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => predict(zeros(3, 2), 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => predict(zeros(3, 2), 8));
+        Assert.Contains("[3, 2]", Assert.Throws<ArgumentException>(() => predict(zeros(4, 2), 1)).Message);
+    }
+
+    /// <summary>
+    /// Stage 3 (wake + K sleep steps, the decoder frozen in the first epoch) trained twice from one seed, once with each
+    /// chain: the loss trajectories agree to float32 rounding, step by step.
+    /// </summary>
+    [Fact]
+    public void TheFastPathTrainsLikeTheStraightforwardOne()
+    {
+        var trajectories = new List<List<double>>();
+        foreach (bool prepared in new[] { true, false })
+        {
+            using var generator = new Generator(21);
+            using var images = rand([96, InputDim], generator: generator);
+            using var labels = randint(0, 3, [96], generator: generator);
+            using var train = new ImageDataset("toy", images.clone(), labels.clone(), new ImageShape(1, 3, 4), classCount: 3);
+            var config = new ExperimentConfig
+            {
+                Model = "ddvi", Epochs = 2, BatchSize = 32, Seed = 8,
+                Ddvi = new DdviSettings { Hidden = 16, PriorSteps = 5, PosteriorSteps = 7, SleepSteps = 2, FrozenDecoderEpochs = 1 },
+            }.Validate();
+            manual_seed(config.Seed);
+            var prior = PriorCatalog.Create("pinwheel", null, config.Seed, CPU);
+            var method = new DdviMethod(new MethodContext(config, train, prior, CPU));
+            method.DdviModel.PreparedChains = prepared;
+            using var module = method.Module;
+            var stage = method.Stages[2];
+            using var runner = new StepRunner(stage.Phases);
+            var losses = new List<double>();
+            for (int epoch = 0; epoch < 2; epoch++)
+            {
+                manual_seed(100 + epoch);
+                using var epochGenerator = new Generator((ulong)(200 + epoch));
+                runner.BeginEpoch(epoch);
+                foreach (var batch in stage.Batches.Epoch(epochGenerator))
+                {
+                    runner.Sums.Clear();
+                    runner.Step(batch, epoch, epochGenerator);
+                    batch.X?.Dispose();
+                    batch.Labels?.Dispose();
+                    var means = runner.Sums.Means();
+                    losses.Add(means["wake/loss"]);
+                    losses.Add(means["sleep/loss"]);
+                }
+            }
+            trajectories.Add(losses);
+            (prior as IDisposable)?.Dispose();
+        }
+
+        Assert.Equal(12, trajectories[0].Count); // 2 epochs × 3 batches × (wake, sleep)
+        for (int i = 0; i < trajectories[0].Count; i++)
+            Assert.True(Math.Abs(trajectories[0][i] - trajectories[1][i]) <= 1e-4 * Math.Max(1, Math.Abs(trajectories[1][i])),
+                $"step {i / 2}: fast {trajectories[0][i]} vs straightforward {trajectories[1][i]}");
+    }
+}
