@@ -52,9 +52,11 @@ public static class ModelEvaluator
             testLatents = Encode(method, data.Test.Images, settings.BatchSize, generator);
         double knn = KNearestNeighbours.Accuracy(trainLatents, data.Train.Labels, testLatents, data.Test.Labels,
             data.Train.ClassCount, settings.KnnNeighbours);
+        Runtime.NativeHeap.Trim();
 
         var (priorSamples, priorClasses) = prior.Sample(settings.PriorSamples, generator);
         var nll = LatentNll.Compute(testLatents, priorSamples, settings.NllBandwidths);
+        Runtime.NativeHeap.Trim();
 
         ElboMetric elbo;
         if (method.HasElbo)
@@ -78,6 +80,7 @@ public static class ModelEvaluator
         int mmdCount = (int)Math.Min(Math.Min(settings.MmdSamples, data.Test.Count), priorSamples.shape[0]);
         var decoded = Decode(method, priorSamples.narrow(0, 0, mmdCount), settings.BatchSize);
         double mmdSquared = MaximumMeanDiscrepancy.Compute(decoded, data.Test.Images.narrow(0, 0, mmdCount), settings.MmdSigmas);
+        Runtime.NativeHeap.Trim();
 
         var byClass = cat(Enumerable.Range(0, prior.ClassCount)
             .Select(c => method.Model.DecodeMeans(prior.SampleClass(c, SamplesPerClass, generator))).ToArray(), 0);
