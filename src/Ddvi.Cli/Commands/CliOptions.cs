@@ -28,6 +28,13 @@ internal static class CliOptions
         DefaultValueFactory = _ => "pinwheel",
     }.AcceptOnlyFromAmong([.. PriorCatalog.Names, .. PriorCatalog.Aliases.Keys]);
 
+    public static Option<string> PriorDensity() => new Option<string>("--prior-density")
+    {
+        Description = "log p(z) for training and the ELBO: auto (the release's KDE for pinwheel, swiss-roll and square; exact for gaussian and gaussian-mixture), " +
+                      "exact (closed form: pinwheel, gaussian, gaussian-mixture) or kde (the release's KDE everywhere)",
+        DefaultValueFactory = _ => "auto",
+    }.AcceptOnlyFromAmong("auto", "exact", "kde");
+
     public static Option<string> Device() => new Option<string>("--device")
     {
         Description = "Where to compute: auto (CUDA if available), cpu, cuda",

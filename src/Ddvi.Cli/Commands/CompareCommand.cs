@@ -25,6 +25,7 @@ internal static class CompareCommand
         var output = new Option<string>("--out") { Description = "Comparison folder: runs go to OUT/runs/MODEL-PRIOR-sSEED, tables to OUT/results.md and OUT/results.csv, the latent panel to OUT/panel.png", Required = true };
         var jobs = new Option<int>("--jobs") { Description = "Runs trained at the same time; above 1 each run is a child 'ddvi train' process", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "libtorch CPU threads for all jobs together, divided among them (0 = libtorch's default; with --jobs, the cores divided among jobs)", DefaultValueFactory = _ => 0 };
+        var priorDensity = CliOptions.PriorDensity();
         var device = CliOptions.Device();
         var dataDir = CliOptions.DataDirectory();
         var priorIterations = CliOptions.PriorDiffusionIterations();
@@ -33,7 +34,7 @@ internal static class CompareCommand
         var command = new Command("compare",
             "Train several models on several priors and seeds (skipping finished runs, resuming unfinished ones), then write mean ± 95% t-interval tables and a latent panel figure")
         {
-            dataset, models, priors, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
+            dataset, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
         };
         command.SetAction(parse => CommandRunner.Run(() =>
         {
@@ -43,6 +44,7 @@ internal static class CompareCommand
                 {
                     Dataset = parse.GetValue(dataset)!,
                     Epochs = parse.GetValue(epochs),
+                    PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
                     Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
                     DataDirectory = parse.GetValue(dataDir),
                     Ddvi = new DdviSettings

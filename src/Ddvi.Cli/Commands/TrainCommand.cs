@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Ddvi.Diffusion;
 using Ddvi.Experiments;
+using Ddvi.Priors;
 using Ddvi.Runtime;
 
 namespace Ddvi.Cli.Commands;
@@ -14,7 +15,7 @@ internal static class TrainCommand
         var model = CliOptions.Model();
         var prior = CliOptions.Prior();
         var priorNoise = new Option<double?>("--prior-noise") { Description = "Swiss-roll noise (default 0; the release's less-noisy variant is 0.1) or square noise level (default 3, the paper's square; the release's plain square is 1)" };
-        var priorKde = new Option<bool>("--prior-kde") { Description = "Use the release's kernel density estimate of log p(z) even where the exact density exists" };
+        var priorDensity = CliOptions.PriorDensity();
         var epochs = new Option<int?>("--epochs") { Description = "Training epochs of the model (DDVI: of stage 3). Default: the paper's (ddvi 100; vae, iaf-vae, h-iaf-vae and aae 200); shorter on the synthetic dataset (ddvi 15, aae 15, the others 30)" };
         var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
         var learningRate = new Option<double?>("--lr") { Description = "Adam learning rate (default: the model's: 1e-4, aae 2e-4)" };
@@ -41,7 +42,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
-            dataset, model, prior, priorNoise, priorKde, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir,
+            dataset, model, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir,
             priorIterations, warmupEpochs, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss,
         };
         command.SetAction(parse => CommandRunner.Run(() =>
@@ -52,7 +53,7 @@ internal static class TrainCommand
                 Model = parse.GetValue(model)!,
                 Prior = parse.GetValue(prior)!,
                 PriorNoise = parse.GetValue(priorNoise),
-                PriorKde = parse.GetValue(priorKde),
+                PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
                 Epochs = parse.GetValue(epochs),
                 BatchSize = parse.GetValue(batchSize),
                 LearningRate = parse.GetValue(learningRate),

@@ -37,8 +37,8 @@ public sealed class BenchmarkInputs : IDisposable
         using var generator = new Generator((ulong)options.Seed);
         Data = new DatasetSplits(RandomImages("bench-train", options.TrainImages, generator, device),
                                  RandomImages("bench-test", options.TestImages, generator, device));
-        ExactPrior = PriorCatalog.Create("pinwheel", null, options.Seed, device);
-        KdePrior = PriorCatalog.Create("pinwheel", null, options.Seed, device, forceKde: true);
+        ExactPrior = PriorCatalog.Create("pinwheel", null, options.Seed, device, PriorDensityChoice.Exact);
+        KdePrior = PriorCatalog.Create("pinwheel", null, options.Seed, device, PriorDensityChoice.Kde);
     }
 
     public BenchmarkOptions Options { get; }

@@ -26,8 +26,17 @@ public sealed record ExperimentConfig
     /// <summary>Swiss-roll noise or square noise level; null = the prior's default.</summary>
     public double? PriorNoise { get; init; }
 
-    /// <summary>Use the release's kernel density estimate of log p(z) even where the exact density exists.</summary>
-    public bool PriorKde { get; init; }
+    /// <summary>Which log p(z) training and the ELBO use: auto (the release's KDE for the structured priors), exact or kde.</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<Priors.PriorDensityChoice>))]
+    public Priors.PriorDensityChoice PriorDensity { get; init; } = Priors.PriorDensityChoice.Auto;
+
+    /// <summary>Reads the <c>prior_kde</c> flag of configurations written before <see cref="PriorDensity"/> existed (true = kde, false = exact, as it meant then).</summary>
+    [JsonInclude, JsonPropertyName("prior_kde"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    private bool? LegacyPriorKde
+    {
+        get => null;
+        init => PriorDensity = value is true ? Priors.PriorDensityChoice.Kde : Priors.PriorDensityChoice.Exact;
+    }
 
     /// <summary>Epochs of the (last) training stage; null = the model's paper default (see <see cref="ResolvedEpochs"/>).</summary>
     public int? Epochs { get; init; }
@@ -80,7 +89,8 @@ public sealed record ExperimentConfig
         Require(Data.DatasetCatalog.Names.Contains(Dataset), $"--dataset '{Dataset}' is not known; valid: {string.Join(", ", Data.DatasetCatalog.Names)}");
         Require(ModelCatalog.Names.Contains(Model), $"--model '{Model}' is not known; valid: {string.Join(", ", ModelCatalog.Names)}");
         // Resolving checks the name (aliases included) and that --prior-noise suits that prior.
-        Priors.PriorCatalog.Resolve(Prior, PriorNoise);
+        var prior = Priors.PriorCatalog.Resolve(Prior, PriorNoise);
+        Priors.PriorCatalog.RequireDensity(prior.Name, PriorDensity);
         Require(Epochs is null || Epochs >= 1, $"--epochs must be ≥ 1, got {Epochs}");
         Require(BatchSize >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
         Require(LearningRate is null || (LearningRate > 0 && double.IsFinite(LearningRate.Value)), $"--lr must be > 0, got {LearningRate}");

@@ -214,7 +214,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             var loaded = DatasetCatalog.Load(config.Dataset,
                 new DatasetOptions(config.DataDirectory, config.Seed, SyntheticTrainCount: config.SyntheticTrainCount, SyntheticTestCount: config.SyntheticTestCount));
             var data = device.type == TorchSharp.DeviceType.CPU ? loaded : MoveTo(loaded, device);
-            var prior = PriorCatalog.Create(config.Prior, config.PriorNoise, config.Seed, device, config.PriorKde);
+            var prior = PriorCatalog.Create(config.Prior, config.PriorNoise, config.Seed, device, config.PriorDensity);
             // Weight initialisation draws from the global generator: seed it so a run is repeatable.
             ComputeDevice.SeedGlobal(config.Seed);
             var method = ModelCatalog.Create(new MethodContext(config, data.Train, prior, device));

@@ -85,14 +85,15 @@ public static class PriorCatalog
     }
 
     /// <summary>
-    /// The prior named <paramref name="name"/> (see <see cref="Resolve"/>) on <paramref name="device"/>. KDE densities draw
-    /// their centres from a generator seeded by <paramref name="seed"/>. With <paramref name="forceKde"/>, priors with an exact
-    /// density use the release's KDE instead (their <see cref="IPrior.HasExactDensity"/> is then false).
-    /// Priors holding KDE tensors implement <see cref="IDisposable"/>.
+    /// The prior named <paramref name="name"/> (see <see cref="Resolve"/>) on <paramref name="device"/>, with the log density
+    /// <paramref name="density"/> asks for (see <see cref="PriorDensityChoice"/>). KDE densities draw their centres from a
+    /// generator seeded by <paramref name="seed"/>. Priors holding KDE tensors implement <see cref="IDisposable"/>.
+    /// Throws when <see cref="PriorDensityChoice.Exact"/> is asked of a prior without a closed-form density.
     /// </summary>
-    public static IPrior Create(string name, double? noise, long seed, Device device, bool forceKde = false)
+    public static IPrior Create(string name, double? noise, long seed, Device device, PriorDensityChoice density = PriorDensityChoice.Auto)
     {
         var settings = Resolve(name, noise);
+        RequireDensity(settings.Name, density);
         IPrior prior = settings.Name switch
         {
             Pinwheel => new PinwheelPrior(device),
@@ -101,8 +102,29 @@ public static class PriorCatalog
             Gaussian => new GaussianPrior(device),
             _ => new GaussianMixturePrior(device),
         };
-        return forceKde && prior.HasExactDensity ? new KernelDensityPrior(prior, seed, device) : prior;
+        return prior.HasExactDensity && UsesKde(settings.Name, density) ? new KernelDensityPrior(prior, seed, device) : prior;
     }
+
+    /// <summary>Whether the canonical prior <paramref name="canonicalName"/> has a closed-form log density.</summary>
+    public static bool HasExactDensity(string canonicalName) => canonicalName is Pinwheel or Gaussian or GaussianMixture;
+
+    /// <summary>Throws when <paramref name="density"/> is <see cref="PriorDensityChoice.Exact"/> and the prior has no exact density.</summary>
+    public static void RequireDensity(string canonicalName, PriorDensityChoice density)
+    {
+        if (density == PriorDensityChoice.Exact && !HasExactDensity(canonicalName))
+            throw new ArgumentException(
+                $"--prior-density exact: the '{canonicalName}' prior has no closed-form density (only {Pinwheel}, {Gaussian} and " +
+                $"{GaussianMixture} have one); use auto or kde.");
+    }
+
+    // Auto keeps the exact density only for the smooth Gaussian priors: the exact pinwheel density's thin arms make the origin an
+    // attractor for gradient training, where the release's clamped KDE has no gradient far from its samples.
+    static bool UsesKde(string canonicalName, PriorDensityChoice density) => density switch
+    {
+        PriorDensityChoice.Kde => true,
+        PriorDensityChoice.Exact => false,
+        _ => canonicalName is not (Gaussian or GaussianMixture),
+    };
 
     static string Describe(string alias, string canonical) =>
         AliasNoise.TryGetValue(alias, out double fixedNoise) ? $"{canonical}, noise {fixedNoise}" : canonical;

@@ -91,7 +91,7 @@ public class PreparedChainTests
                 Ddvi = new DdviSettings { Hidden = 16, PriorSteps = 5, PosteriorSteps = 7, SleepSteps = 2, FrozenDecoderEpochs = 1 },
             }.Validate();
             manual_seed(config.Seed);
-            var prior = PriorCatalog.Create("pinwheel", null, config.Seed, CPU);
+            var prior = PriorCatalog.Create("pinwheel", null, config.Seed, CPU, PriorDensityChoice.Exact);
             var method = new DdviMethod(new MethodContext(config, train, prior, CPU));
             method.DdviModel.PreparedChains = prepared;
             using var module = method.Module;

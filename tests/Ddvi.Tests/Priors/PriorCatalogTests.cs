@@ -35,7 +35,9 @@ public class PriorCatalogTests
             {
                 Assert.Equal(name, prior.Name);
                 Assert.Equal(10, prior.ClassCount);
-                Assert.Equal(name is "pinwheel" or "gaussian" or "gaussian-mixture", prior.HasExactDensity);
+                // Auto: the release's KDE for the structured priors, the closed form for the Gaussian ones.
+                Assert.Equal(name is "gaussian" or "gaussian-mixture", prior.HasExactDensity);
+                Assert.Equal(name is "pinwheel" or "gaussian" or "gaussian-mixture", PriorCatalog.HasExactDensity(name));
             }
             finally
             {
@@ -59,14 +61,29 @@ public class PriorCatalogTests
     }
 
     [Fact]
-    public void ForceKdeReplacesAnExactDensityAndKeepsKdePriorsAsTheyAre()
+    public void DensityChoiceSelectsTheClosedFormOrTheKde()
     {
-        using var pinwheel = Assert.IsType<KernelDensityPrior>(PriorCatalog.Create("pinwheel", null, 1, CPU, forceKde: true));
+        Assert.IsType<PinwheelPrior>(PriorCatalog.Create("pinwheel", null, 1, CPU, PriorDensityChoice.Exact));
+        using var pinwheel = Assert.IsType<KernelDensityPrior>(PriorCatalog.Create("pinwheel", null, 1, CPU, PriorDensityChoice.Kde));
         Assert.False(pinwheel.HasExactDensity);
         Assert.Equal("pinwheel", pinwheel.Name);
         Assert.Contains("KDE", pinwheel.DensityDescription);
-        using var square = Assert.IsType<SquarePrior>(PriorCatalog.Create("square", null, 1, CPU, forceKde: true));
+        using var auto = Assert.IsType<KernelDensityPrior>(PriorCatalog.Create("pinwheel", null, 1, CPU));
+        Assert.IsType<GaussianPrior>(PriorCatalog.Create("gaussian", null, 1, CPU, PriorDensityChoice.Auto));
+        using var gaussianKde = Assert.IsType<KernelDensityPrior>(PriorCatalog.Create("gaussian", null, 1, CPU, PriorDensityChoice.Kde));
+        using var square = Assert.IsType<SquarePrior>(PriorCatalog.Create("square", null, 1, CPU, PriorDensityChoice.Kde));
         Assert.False(square.HasExactDensity);
+    }
+
+    [Theory]
+    [InlineData("swiss-roll")]
+    [InlineData("less_noisy_square")]
+    public void ExactDensityOfAPriorWithoutOneIsAnError(string name)
+    {
+        var error = Assert.Throws<ArgumentException>(() => PriorCatalog.Create(name, null, 1, CPU, PriorDensityChoice.Exact));
+        Assert.Contains("--prior-density exact", error.Message);
+        Assert.Contains("no closed-form density", error.Message);
+        Assert.Contains("auto or kde", error.Message);
     }
 
     [Fact]
