@@ -69,6 +69,8 @@ public static class Checkpoint
             if (optimizers is null) continue;
             if (!optimizers.TryGetValue(name, out var optimizer))
                 throw new InvalidDataException($"{path}: checkpoint has optimiser state for phase '{name}', which this model does not have.");
+            // Checkpoints written before FusedAdam hold the plain Adam's state under its own type name.
+            if (optimizer is FusedAdam) bytes = FusedAdam.AdoptPlainAdamState(bytes);
             using var optimizerReader = new BinaryReader(new MemoryStream(bytes));
             ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(optimizerReader);
         }

@@ -1,0 +1,151 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ddvi.Training;
+
+/// <summary>
+/// TorchSharp's <see cref="Adam"/> with a one-pass step for contiguous float32 CPU parameters: each element's moments and
+/// weight are updated together in one sweep over memory, where the tensor-op step makes about twenty passes (moments
+/// scaled, accumulated, square-rooted into a temporary, divided, added to). The update is Adam's, in the same order
+/// of operations as <see cref="Adam.step"/>, and the state (step counts, moments) is Adam's own, so checkpoints are
+/// interchangeable with the plain optimiser.
+/// <para>
+/// Parameters on another device or of another type, and the options the sweep does not implement (weight decay,
+/// AMSGrad, maximise, a closure) take the plain tensor-op step.
+/// </para>
+/// </summary>
+public sealed class FusedAdam : Adam
+{
+    // Below this many elements one thread does the sweep: splitting costs more than it gains.
+    private const int ParallelThreshold = 1 << 16;
+    private const int ChunkElements = 1 << 15;
+
+    public FusedAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
+        : base(parameters, lr, beta1, beta2, eps)
+    {
+    }
+
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        if (closure is not null || !CanFuse())
+            return base.step(closure!);
+
+        foreach (var group in _parameter_groups)
+        {
+            var options = (Options)group.Options;
+            double beta1 = options.beta1!.Value, beta2 = options.beta2!.Value, eps = options.eps!.Value;
+            double lr = options.LearningRate!.Value;
+            foreach (var parameter in group.Parameters)
+            {
+                using var grad = parameter.grad;
+                if (grad is null) continue;
+                using var contiguousGrad = grad.is_contiguous() && grad.dtype == ScalarType.Float32 ? null : grad.to(float32).contiguous();
+                var state = (State)_state[parameter.Handle];
+                state.step += 1;
+                double biasCorrection1 = 1 - Math.Pow(beta1, state.step);
+                double biasCorrection2 = 1 - Math.Pow(beta2, state.step);
+                var coefficients = new StepCoefficients(
+                    (float)beta1, (float)(1 - beta1), (float)beta2, (float)(1 - beta2),
+                    (float)Math.Sqrt(biasCorrection2), (float)eps, (float)(lr / biasCorrection1));
+                Sweep(parameter, contiguousGrad ?? grad, state.exp_avg, state.exp_avg_sq, coefficients);
+            }
+        }
+        return null!;
+    }
+
+    /// <summary>
+    /// <paramref name="state"/>, an optimiser state written by <see cref="TorchSharp.Modules.OptimizerHelper.save_state_dict(BinaryWriter)"/>
+    /// of the plain <see cref="Adam"/> (same layout, other type name), relabelled so that this optimiser loads it.
+    /// Other states are returned as they are.
+    /// </summary>
+    public static byte[] AdoptPlainAdamState(byte[] state)
+    {
+        using var reader = new BinaryReader(new MemoryStream(state));
+        if (reader.ReadString() != nameof(Adam)) return state;
+        using var relabelled = new MemoryStream();
+        using (var writer = new BinaryWriter(relabelled, System.Text.Encoding.UTF8, leaveOpen: true))
+            writer.Write(nameof(FusedAdam));
+        reader.BaseStream.CopyTo(relabelled);
+        return relabelled.ToArray();
+    }
+
+    /// <summary>Whether every parameter and its state can take the one-pass step.</summary>
+    private bool CanFuse()
+    {
+        foreach (var group in _parameter_groups)
+        {
+            var options = (Options)group.Options;
+            if (options.weight_decay is not (null or 0.0) || options.amsgrad is true || options.maximize is true) return false;
+            foreach (var parameter in group.Parameters)
+            {
+                if (parameter.device_type != TorchSharp.DeviceType.CPU || parameter.dtype != ScalarType.Float32 || !parameter.is_contiguous())
+                    return false;
+                var state = (State)_state[parameter.Handle];
+                if (!state.exp_avg.is_contiguous() || !state.exp_avg_sq.is_contiguous()) return false;
+            }
+        }
+        return true;
+    }
+
+    private readonly record struct StepCoefficients(
+        float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float SqrtBiasCorrection2, float Eps, float StepSize);
+
+    private static unsafe void Sweep(Tensor parameter, Tensor grad, Tensor expAvg, Tensor expAvgSq, StepCoefficients c)
+    {
+        long count = parameter.numel();
+        float* p = Pointer(parameter), g = Pointer(grad), m = Pointer(expAvg), v = Pointer(expAvgSq);
+        if (count < ParallelThreshold)
+        {
+            Update(p, g, m, v, 0, count, c);
+            return;
+        }
+        long chunks = (count + ChunkElements - 1) / ChunkElements;
+        int threads = Math.Max(1, get_num_threads());
+        Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, chunk =>
+        {
+            long start = chunk * ChunkElements;
+            Update(p, g, m, v, start, Math.Min(count, start + ChunkElements), c);
+        });
+    }
+
+    // m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − (lr/bc₁)·m / (√v/√bc₂ + ε), as Adam.step does with tensor ops.
+    private static unsafe void Update(float* p, float* g, float* m, float* v, long start, long end, StepCoefficients c)
+    {
+        long i = start;
+        int width = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var beta1 = new Vector<float>(c.Beta1);
+            var oneMinusBeta1 = new Vector<float>(c.OneMinusBeta1);
+            var beta2 = new Vector<float>(c.Beta2);
+            var oneMinusBeta2 = new Vector<float>(c.OneMinusBeta2);
+            var sqrtBiasCorrection2 = new Vector<float>(c.SqrtBiasCorrection2);
+            var eps = new Vector<float>(c.Eps);
+            var stepSize = new Vector<float>(c.StepSize);
+            for (; i + width <= end; i += width)
+            {
+                var gi = Vector.Load(g + i);
+                var mi = Vector.Load(m + i) * beta1 + gi * oneMinusBeta1;
+                var vi = Vector.Load(v + i) * beta2 + gi * gi * oneMinusBeta2;
+                var denominator = Vector.SquareRoot(vi) / sqrtBiasCorrection2 + eps;
+                Vector.Store(mi, m + i);
+                Vector.Store(vi, v + i);
+                Vector.Store(Vector.Load(p + i) - stepSize * (mi / denominator), p + i);
+            }
+        }
+        for (; i < end; i++)
+        {
+            float gi = g[i];
+            float mi = m[i] * c.Beta1 + gi * c.OneMinusBeta1;
+            float vi = v[i] * c.Beta2 + gi * gi * c.OneMinusBeta2;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] -= c.StepSize * (mi / (MathF.Sqrt(vi) / c.SqrtBiasCorrection2 + c.Eps));
+        }
+    }
+
+    private static unsafe float* Pointer(Tensor tensor) =>
+        (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(tensor.bytes)));
+}
