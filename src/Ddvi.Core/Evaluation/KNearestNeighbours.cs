@@ -9,13 +9,25 @@ namespace Ddvi.Evaluation;
 /// </summary>
 /// <remarks>
 /// A vote tie goes to the smallest label. Training points at exactly the same distance across the k-th
-/// place are chosen by <c>topk</c> (unspecified order), as in any KNN without an index tie rule.
-/// Test rows are processed <c>blockRows</c> at a time, so memory is about <c>blockRows · N</c> distances
-/// (256 · 60,000 float32 ≈ 60 MB); the block size does not change the result. Runs under <c>no_grad</c> on
-/// the inputs' device. Cost is O(M · N · d), fine for the 2-D latents the metric is used on.
+/// place are chosen by the search (unspecified order), as in any KNN without an index tie rule.
+/// Two exact searches give the same neighbours: for 2-D latents (every latent of this project) a bucket grid on the
+/// host (<see cref="NeighbourSearch.Grid"/>), which visits a few dozen training points per query; otherwise the full
+/// distance matrix on the inputs' device (<see cref="NeighbourSearch.DistanceMatrix"/>), <c>blockRows</c> test rows at a
+/// time, so memory is about <c>blockRows · N</c> distances (256 · 60,000 float32 ≈ 60 MB) and cost O(M · N · d).
 /// </remarks>
 public static class KNearestNeighbours
 {
+    /// <summary>How the neighbours are found; both are exact.</summary>
+    public enum NeighbourSearch
+    {
+        /// <summary>The grid for 2-D latents, the distance matrix otherwise.</summary>
+        Auto,
+        /// <summary>A bucket grid over the training latents, on the host; 2-D only.</summary>
+        Grid,
+        /// <summary>Blocks of the full test × train distance matrix, on the inputs' device.</summary>
+        DistanceMatrix,
+    }
+
     public const int DefaultK = 20;
     public const int DefaultBlockRows = 256;
 
@@ -27,11 +39,17 @@ public static class KNearestNeighbours
     /// <param name="testLatents"><c>[M, d]</c>, same device and dtype as <paramref name="trainLatents"/>.</param>
     /// <param name="classCount">Number of classes C.</param>
     /// <param name="k">Neighbours per vote, 1 ≤ k ≤ N.</param>
-    /// <param name="blockRows">Test rows per block.</param>
+    /// <param name="blockRows">Test rows per block of the distance-matrix search.</param>
+    /// <param name="search">The search to use.</param>
     public static Tensor Predict(Tensor trainLatents, Tensor trainLabels, Tensor testLatents, int classCount,
-        int k = DefaultK, int blockRows = DefaultBlockRows)
+        int k = DefaultK, int blockRows = DefaultBlockRows, NeighbourSearch search = NeighbourSearch.Auto)
     {
         Validate(trainLatents, trainLabels, testLatents, classCount, k, blockRows);
+        bool planar = trainLatents.shape[1] == 2;
+        if (search == NeighbourSearch.Grid && !planar)
+            throw new ArgumentException($"{Metric}: the grid search needs 2-D latents, got {trainLatents.shape[1]} dimensions.", nameof(search));
+        if (search == NeighbourSearch.Grid || (search == NeighbourSearch.Auto && planar))
+            return PredictOnGrid(trainLatents, trainLabels, testLatents, classCount, k);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
 
@@ -66,17 +84,65 @@ public static class KNearestNeighbours
     /// <param name="testLabels"><c>[M]</c> integer labels.</param>
     /// <param name="classCount">Number of classes C.</param>
     /// <param name="k">Neighbours per vote, 1 ≤ k ≤ N.</param>
-    /// <param name="blockRows">Test rows per block.</param>
+    /// <param name="blockRows">Test rows per block of the distance-matrix search.</param>
+    /// <param name="search">The search to use.</param>
     public static double Accuracy(Tensor trainLatents, Tensor trainLabels, Tensor testLatents, Tensor testLabels,
-        int classCount, int k = DefaultK, int blockRows = DefaultBlockRows)
+        int classCount, int k = DefaultK, int blockRows = DefaultBlockRows, NeighbourSearch search = NeighbourSearch.Auto)
     {
         TensorArguments.RequireMatrix(Metric, nameof(testLatents), testLatents);
         TensorArguments.RequireLabels(Metric, nameof(testLabels), testLabels, testLatents.shape[0]);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var predicted = Predict(trainLatents, trainLabels, testLatents, classCount, k, blockRows);
+        var predicted = Predict(trainLatents, trainLabels, testLatents, classCount, k, blockRows, search);
         long correct = predicted.eq(testLabels.to(int64, predicted.device)).sum().item<long>();
         return correct / (double)testLatents.shape[0];
+    }
+
+    static Tensor PredictOnGrid(Tensor trainLatents, Tensor trainLabels, Tensor testLatents, int classCount, int k)
+    {
+        var (trainX, trainY) = Coordinates(trainLatents);
+        var (testX, testY) = Coordinates(testLatents);
+        long[] labels;
+        using (NewDisposeScope()) labels = trainLabels.detach().to(int64).cpu().data<long>().ToArray();
+        var grid = new PlanarNeighbourGrid(trainX, trainY);
+        var predictions = new long[testX.Length];
+        Parallel.For(0, (testX.Length + GridQueriesPerTask - 1) / GridQueriesPerTask,
+            () => (Indices: new int[k], Distances: new double[k], Votes: new int[classCount]),
+            (task, _, scratch) =>
+            {
+                int end = Math.Min(testX.Length, (task + 1) * GridQueriesPerTask);
+                for (int q = task * GridQueriesPerTask; q < end; q++)
+                {
+                    grid.Nearest(testX[q], testY[q], scratch.Indices, scratch.Distances);
+                    Array.Clear(scratch.Votes);
+                    foreach (int i in scratch.Indices) scratch.Votes[labels[i]]++;
+                    // The first maximum: the most votes, and among equal votes the smallest label.
+                    int best = 0;
+                    for (int c = 1; c < classCount; c++)
+                        if (scratch.Votes[c] > scratch.Votes[best]) best = c;
+                    predictions[q] = best;
+                }
+                return scratch;
+            },
+            _ => { });
+        return tensor(predictions, device: trainLatents.device);
+    }
+
+    const int GridQueriesPerTask = 512;
+
+    static (double[] X, double[] Y) Coordinates(Tensor latents)
+    {
+        using var scope = NewDisposeScope();
+        var host = latents.detach().to(float64).cpu().contiguous();
+        double[] flat = host.data<double>().ToArray();
+        var x = new double[flat.Length / 2];
+        var y = new double[flat.Length / 2];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = flat[2 * i];
+            y[i] = flat[2 * i + 1];
+        }
+        return (x, y);
     }
 
     /// <summary>‖q_i − c_j‖² for queries <c>[b, d]</c> and centres as columns <c>[d, N]</c> → <c>[b, N]</c>.</summary>

@@ -72,6 +72,45 @@ public class KNearestNeighboursTests
         if (k == 4) Assert.True(ties > 0, "k = 4 with 4 classes should produce at least one tied vote to exercise the tie rule.");
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(20)]
+    public void GridSearchFindsTheSameNeighboursAsTheDistanceMatrix(int k)
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(6);
+        // Latents as a trained model gives them: dense thin arms, a broad cloud, and far outliers; queries also outside
+        // the training points' bounding box.
+        var angle = rand(3000, generator: generator) * (2 * Math.PI);
+        var radius = 1 + 0.02f * randn(3000, generator: generator);
+        var arms = stack([radius * angle.cos(), radius * angle.sin()], 1);
+        var cloud = 0.3f * randn(1500, 2, generator: generator);
+        var outliers = 40 * randn(20, 2, generator: generator);
+        var train = cat([arms, cloud, outliers], 0);
+        var trainLabels = randint(10, [train.shape[0]], generator: generator);
+        var test = cat([1.2f * randn(800, 2, generator: generator), 100 * randn(50, 2, generator: generator)], 0);
+
+        var grid = KNearestNeighbours.Predict(train, trainLabels, test, 10, k, search: KNearestNeighbours.NeighbourSearch.Grid);
+        var matrix = KNearestNeighbours.Predict(train, trainLabels, test, 10, k, search: KNearestNeighbours.NeighbourSearch.DistanceMatrix);
+        Assert.Equal(matrix.data<long>().ToArray(), grid.data<long>().ToArray());
+        Assert.Equal(grid.data<long>().ToArray(), KNearestNeighbours.Predict(train, trainLabels, test, 10, k).data<long>().ToArray());
+    }
+
+    [Fact]
+    public void GridSearchHandlesDegenerateLayouts()
+    {
+        using var scope = NewDisposeScope();
+        // All training points on one vertical line, several at the same place, and fewer points than cells.
+        var train = tensor(new float[] { 0, 0, 0, 0, 0, 1, 0, 2, 0, 3, 0, 3 }).view(6, 2);
+        var trainLabels = tensor(new long[] { 0, 0, 1, 2, 3, 3 });
+        var test = tensor(new float[] { 5, 3, -1, 0.9f, 0, -7 }).view(3, 2);
+        var grid = KNearestNeighbours.Predict(train, trainLabels, test, 4, k: 2, search: KNearestNeighbours.NeighbourSearch.Grid);
+        Assert.Equal(new long[] { 3, 0, 0 }, grid.data<long>().ToArray());
+        var error = Assert.Throws<ArgumentException>(() =>
+            KNearestNeighbours.Predict(randn(5, 3), zeros(5, int64), randn(2, 3), 2, k: 1, search: KNearestNeighbours.NeighbourSearch.Grid));
+        Assert.Contains("2-D", error.Message);
+    }
+
     [Fact]
     public void TiedVoteGoesToTheSmallestLabel()
     {
