@@ -1,3 +1,4 @@
+using Ddvi.Geometry;
 using static TorchSharp.torch;
 
 namespace Ddvi.Evaluation;
@@ -100,8 +101,8 @@ public static class KNearestNeighbours
 
     static Tensor PredictOnGrid(Tensor trainLatents, Tensor trainLabels, Tensor testLatents, int classCount, int k)
     {
-        var (trainX, trainY) = Coordinates(trainLatents);
-        var (testX, testY) = Coordinates(testLatents);
+        var (trainX, trainY) = PlanarNeighbourGrid.Coordinates(trainLatents);
+        var (testX, testY) = PlanarNeighbourGrid.Coordinates(testLatents);
         long[] labels;
         using (NewDisposeScope()) labels = trainLabels.detach().to(int64).cpu().data<long>().ToArray();
         var grid = new PlanarNeighbourGrid(trainX, trainY);
@@ -129,21 +130,6 @@ public static class KNearestNeighbours
     }
 
     const int GridQueriesPerTask = 512;
-
-    static (double[] X, double[] Y) Coordinates(Tensor latents)
-    {
-        using var scope = NewDisposeScope();
-        var host = latents.detach().to(float64).cpu().contiguous();
-        double[] flat = host.data<double>().ToArray();
-        var x = new double[flat.Length / 2];
-        var y = new double[flat.Length / 2];
-        for (int i = 0; i < x.Length; i++)
-        {
-            x[i] = flat[2 * i];
-            y[i] = flat[2 * i + 1];
-        }
-        return (x, y);
-    }
 
     /// <summary>‖q_i − c_j‖² for queries <c>[b, d]</c> and centres as columns <c>[d, N]</c> → <c>[b, N]</c>.</summary>
     static Tensor SquaredDistances(Tensor queries, Tensor centreColumns)

@@ -56,7 +56,7 @@ public class PriorCatalogTests
         Assert.Equal(3.0, square.NoiseLevel);
         using var plainSquare = Assert.IsType<SquarePrior>(PriorCatalog.Create("square", 1.0, 1, CPU));
         Assert.Equal(0.02, plainSquare.AcrossEdgeStd, 12);
-        Assert.IsType<PinwheelPrior>(PriorCatalog.Create("pin_wheel", null, 1, CPU));
+        Assert.IsType<PinwheelPrior>(PriorCatalog.Create("pin_wheel", null, 1, CPU, PriorDensityChoice.Exact));
         Assert.IsType<GaussianMixturePrior>(PriorCatalog.Create("gaussian_mixture", null, 1, CPU));
     }
 

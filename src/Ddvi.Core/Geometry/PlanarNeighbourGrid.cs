@@ -1,4 +1,6 @@
-namespace Ddvi.Evaluation;
+using static TorchSharp.torch;
+
+namespace Ddvi.Geometry;
 
 /// <summary>
 /// Exact k-nearest-neighbour search among 2-D points through a uniform grid of buckets: a query scans the rings of cells
@@ -46,6 +48,21 @@ internal sealed class PlanarNeighbourGrid
 
     public int Count => _x.Length;
 
+    /// <summary>The columns of a <c>[n, 2]</c> tensor (any device, any floating type) as host arrays of x and y.</summary>
+    public static (double[] X, double[] Y) Coordinates(Tensor points)
+    {
+        using var scope = NewDisposeScope();
+        double[] flat = points.detach().to(float64).cpu().contiguous().data<double>().ToArray();
+        var x = new double[flat.Length / 2];
+        var y = new double[flat.Length / 2];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = flat[2 * i];
+            y[i] = flat[2 * i + 1];
+        }
+        return (x, y);
+    }
+
     private int Column(double x) => Math.Clamp((int)Math.Floor((x - _minX) / _cellSize), 0, _columns - 1);
     private int Row(double y) => Math.Clamp((int)Math.Floor((y - _minY) / _cellSize), 0, _rows - 1);
     private int Cell(int column, int row) => row * _columns + column;
@@ -54,7 +71,7 @@ internal sealed class PlanarNeighbourGrid
     /// The indices of the k = indices.Length points nearest to (<paramref name="qx"/>, <paramref name="qy"/>) written to
     /// <paramref name="indices"/> (order unspecified); <paramref name="squaredDistances"/> is scratch of the same length k.
     /// </summary>
-    public void Nearest(double qx, double qy, int[] indices, double[] squaredDistances)
+    public void Nearest(double qx, double qy, Span<int> indices, Span<double> squaredDistances)
     {
         int k = indices.Length;
         int found = 0;
@@ -103,11 +120,42 @@ internal sealed class PlanarNeighbourGrid
         }
     }
 
-    private static int IndexOfMax(double[] values)
+    /// <summary>The squared distance from (<paramref name="qx"/>, <paramref name="qy"/>) to the nearest point.</summary>
+    public double NearestSquaredDistance(double qx, double qy)
+    {
+        Span<int> index = stackalloc int[1];
+        Span<double> squaredDistance = stackalloc double[1];
+        Nearest(qx, qy, index, squaredDistance);
+        return squaredDistance[0];
+    }
+
+    /// <summary>Calls <paramref name="visitor"/> for every point within squared distance <paramref name="squaredRadius"/> of (<paramref name="qx"/>, <paramref name="qy"/>).</summary>
+    public void VisitWithin<TVisitor>(double qx, double qy, double squaredRadius, ref TVisitor visitor) where TVisitor : struct, IPointVisitor
+    {
+        double radius = Math.Sqrt(squaredRadius);
+        int c0 = Column(qx - radius), c1 = Column(qx + radius), r0 = Row(qy - radius), r1 = Row(qy + radius);
+        for (int r = r0; r <= r1; r++)
+            for (int cell = Cell(c0, r), last = Cell(c1, r); cell <= last; cell++)
+                for (int s = _cellStart[cell]; s < _cellStart[cell + 1]; s++)
+                {
+                    int i = _order[s];
+                    double dx = _x[i] - qx, dy = _y[i] - qy;
+                    double d = dx * dx + dy * dy;
+                    if (d <= squaredRadius) visitor.Visit(i, dx, dy, d);
+                }
+    }
+
+    private static int IndexOfMax(Span<double> values)
     {
         int best = 0;
         for (int i = 1; i < values.Length; i++)
             if (values[i] > values[best]) best = i;
         return best;
     }
+}
+
+/// <summary>Receives the points a <see cref="PlanarNeighbourGrid"/> range query finds: index, offset from the query and squared distance.</summary>
+internal interface IPointVisitor
+{
+    void Visit(int index, double dx, double dy, double squaredDistance);
 }
