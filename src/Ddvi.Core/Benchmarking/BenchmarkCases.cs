@@ -87,15 +87,15 @@ public static class BenchmarkCases
     public static string Describe(string name) => name switch
     {
         Vae => "VAE training step (exact pinwheel log-density)",
-        VaeKde => "VAE training step with the release's KDE log-density (--prior-kde)",
+        VaeKde => "VAE training step with the release's KDE log-density (the training default for pinwheel)",
         IafVae => "IAF-VAE training step",
         HierarchicalIafVae => "hierarchical IAF-VAE training step",
         Aae => "AAE training step (reconstruction, discriminator, generator)",
         PriorDiffusion => "DDVI stage 1: prior-diffusion iteration",
         Warmup => "DDVI stage 2: warm-up model step",
-        DdviFrozenDecoder => "DDVI stage 3 step, decoder frozen (first 30 epochs): wake + K sleep steps",
-        Ddvi => "DDVI stage 3 step (epochs 30-100): wake + K sleep steps",
-        EvaluateDdvi => "evaluation of a DDVI model: KNN, latent NLL, ELBO, MMD on the test images",
+        DdviFrozenDecoder => "DDVI stage 3 step, decoder frozen (first 30 epochs): wake + K sleep steps, KDE log-density",
+        Ddvi => "DDVI stage 3 step (epochs 30-100): wake + K sleep steps, KDE log-density",
+        EvaluateDdvi => "evaluation of a DDVI model: KNN, latent NLL, ELBO (KDE log-density), MMD on the test images",
         EvaluateVae => "evaluation of a VAE: KNN, latent NLL, ELBO, MMD on the test images",
         _ => throw new ArgumentException($"unknown benchmark '{name}'"),
     };
@@ -116,10 +116,10 @@ public static class BenchmarkCases
             Aae => Training(inputs, Context(inputs, "aae", inputs.ExactPrior), stage: 0, epoch: 0, AaeFlops),
             PriorDiffusion => Training(inputs, Context(inputs, "ddvi", inputs.ExactPrior), stage: 0, epoch: 0, DdviFlops),
             Warmup => Training(inputs, Context(inputs, "ddvi", inputs.ExactPrior), stage: 1, epoch: 0, DdviFlops),
-            DdviFrozenDecoder => Training(inputs, Context(inputs, "ddvi", inputs.ExactPrior), stage: 2, epoch: 0, DdviFlops),
-            Ddvi => Training(inputs, Context(inputs, "ddvi", inputs.ExactPrior), stage: 2,
+            DdviFrozenDecoder => Training(inputs, Context(inputs, "ddvi", inputs.KdePrior), stage: 2, epoch: 0, DdviFlops),
+            Ddvi => Training(inputs, Context(inputs, "ddvi", inputs.KdePrior), stage: 2,
                 epoch: Config(o, "ddvi").ResolvedFrozenDecoderEpochs, DdviFlops),
-            EvaluateDdvi => Evaluation(inputs, Context(inputs, "ddvi", inputs.ExactPrior)),
+            EvaluateDdvi => Evaluation(inputs, Context(inputs, "ddvi", inputs.KdePrior)),
             EvaluateVae => Evaluation(inputs, Context(inputs, "vae", inputs.ExactPrior)),
             _ => throw new ArgumentException($"--cases: '{name}' is not a benchmark; valid: {string.Join(", ", Names)}"),
         };
