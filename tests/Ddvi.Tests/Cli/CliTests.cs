@@ -25,6 +25,7 @@ public class CliTests
     [InlineData("--prior", "banana", "pinwheel")]
     [InlineData("--dataset", "imagenet", "fashion-mnist")]
     [InlineData("--device", "tpu", "cuda")]
+    [InlineData("--prior-density", "fancy", "kde")]
     public void InvalidValuesExitWithTwoAndNameTheValidOnes(string option, string value, string valid)
     {
         var (code, _, error) = Ddvi("train", option, value);
@@ -39,6 +40,11 @@ public class CliTests
         var (code, _, error) = Ddvi("train", "--epochs", "0");
         Assert.Equal(2, code);
         Assert.Contains("--epochs", error);
+
+        (code, _, error) = Ddvi("train", "--prior", "swiss-roll", "--prior-density", "exact");
+        Assert.Equal(2, code);
+        Assert.Contains("--prior-density exact", error);
+        Assert.Contains("swiss-roll", error);
 
         (code, _, error) = Ddvi("train", "--resume");
         Assert.Equal(2, code);

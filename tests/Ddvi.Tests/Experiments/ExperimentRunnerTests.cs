@@ -179,6 +179,19 @@ public class ExperimentRunnerTests
         Assert.Equal(config.ToJson(), back.ToJson());
     }
 
+    [Theory]
+    [InlineData("true", Ddvi.Priors.PriorDensityChoice.Kde)]
+    [InlineData("false", Ddvi.Priors.PriorDensityChoice.Exact)]
+    public void ConfigsWrittenBeforePriorDensityStillRead(string priorKde, Ddvi.Priors.PriorDensityChoice expected)
+    {
+        string json = Tiny("vae").ToJson().Replace("\"prior_density\": \"Auto\"", $"\"prior_kde\": {priorKde}");
+        Assert.Contains("prior_kde", json);
+        var config = ExperimentConfig.FromJson(json, "old config.json");
+        Assert.Equal(expected, config.PriorDensity);
+        Assert.DoesNotContain("prior_kde", config.ToJson());
+        Assert.Contains("\"prior_density\"", config.ToJson());
+    }
+
     [Fact]
     public void SyntheticDefaultsAreShortAndFileDatasetsUseThePapersLengths()
     {
