@@ -17,6 +17,7 @@ public static class ComputeDevice
     /// <summary>The device for <paramref name="choice"/>; throws when CUDA is asked for but not available.</summary>
     public static torch.Device Resolve(DeviceChoice choice)
     {
+        MathKernelDispatch.Ensure(); // before any matrix product, or MKL keeps its first kernel choice
         return choice switch
         {
             DeviceChoice.Cpu => torch.CPU,
