@@ -25,7 +25,7 @@ internal static class BenchCommand
         var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
         var repetitions = new Option<int>("--repetitions") { Description = "Timed repetitions per training benchmark", DefaultValueFactory = _ => 7 };
         var evaluationRepetitions = new Option<int>("--evaluation-repetitions") { Description = "Timed repetitions per evaluation benchmark", DefaultValueFactory = _ => 3 };
-        var warmupSteps = new Option<int>("--warmup-steps") { Description = "Untimed steps before measuring", DefaultValueFactory = _ => 5 };
+        var warmupSteps = new Option<int>("--warmup-steps") { Description = "Untimed steps before measuring (at least 3 s of them for training steps)", DefaultValueFactory = _ => new BenchmarkOptions().WarmupSteps };
         var trainImages = new Option<int>("--train-images") { Description = "Images of a training epoch (and of the KNN fit in evaluation)", DefaultValueFactory = _ => 60_000 };
         var testImages = new Option<int>("--test-images") { Description = "Test images evaluated", DefaultValueFactory = _ => 10_000 };
         var seed = new Option<long>("--seed") { Description = "Seed of the random data and weights", DefaultValueFactory = _ => 0 };

@@ -25,10 +25,10 @@ public sealed record BenchmarkOptions
     public int TestImages { get; init; } = 10_000;
 
     /// <summary>Untimed steps before measuring (caches, allocator and thread pools warm up).</summary>
-    public int WarmupSteps { get; init; } = 5;
+    public int WarmupSteps { get; init; } = 50;
 
     /// <summary>Least untimed seconds per training benchmark, whatever <see cref="WarmupSteps"/> says.</summary>
-    public double MinWarmupSeconds { get; init; } = 1.0;
+    public double MinWarmupSeconds { get; init; } = 3.0;
 
     /// <summary>Timed repetitions; each times enough steps to last at least <see cref="MinRepetitionSeconds"/>.</summary>
     public int Repetitions { get; init; } = 7;

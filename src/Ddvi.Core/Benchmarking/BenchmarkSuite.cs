@@ -144,7 +144,7 @@ public static class BenchmarkSuite
         bool perBenchmarkPeak = ProcessMemory.ResetPeak();
         using var prepared = BenchmarkCases.Prepare(name, inputs);
 
-        // Warm up for at least the given steps and, for training steps, at least a second: the JIT's tiered compilation
+        // Warm up for at least the given steps and, for training steps, at least three seconds: the JIT's tiered compilation
         // and the allocator settle over the first hundreds of calls.
         var clock = new Stopwatch();
         var warmupClock = Stopwatch.StartNew();

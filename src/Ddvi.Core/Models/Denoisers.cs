@@ -68,12 +68,17 @@ static class TimeConditionedLayers
     {
         int count = layers.Count;
         var weightsT = new Tensor[count];
-        var biasTables = new Tensor[count];
+        var biasRows = new Tensor[count][];
         for (int k = 0; k < count; k++)
         {
             var weight = k == 0 ? layers[k].weight!.narrow(1, 0, stateWidth) : layers[k].weight!;
             weightsT[k] = weight.t();
-            biasTables[k] = layers[k].bias!.unsqueeze(0) + embeddings[k].weight!; // [T, hidden]
+            var table = layers[k].bias!.unsqueeze(0) + embeddings[k].weight!;                     // [T, hidden]
+            // The first layer's extra (the context's share, [B, hidden]) joins its table once: [T, B, hidden].
+            if (k == 0 && firstLayerExtra is not null) table = table.unsqueeze(1) + firstLayerExtra.unsqueeze(0);
+            // One unbind instead of a row selection per step: its backward is one stack, where T selections would each
+            // scatter into a zero [T, hidden] gradient and add it up.
+            biasRows[k] = table.unbind(0);
         }
         var outputT = output.weight!.t();
         var outputBias = output.bias!;
@@ -86,9 +91,7 @@ static class TimeConditionedLayers
             Tensor? residual = null;
             for (int k = 0; k < count; k++)
             {
-                var pre = biasTables[k][row].addmm(h, weightsT[k]);
-                if (k == 0 && firstLayerExtra is not null) pre = pre.add_(firstLayerExtra);
-                h = functional.relu(pre);
+                h = functional.relu(biasRows[k][row].addmm(h, weightsT[k]));
                 if (k == residualFrom) residual = h;
                 if (k == residualTo) h = h + residual!;
             }
