@@ -1,9 +1,5 @@
 using System.CommandLine;
 using Ddvi.Cli.Commands;
-using Ddvi.Runtime;
-
-// Before any tensor work: MKL fixes its kernel choice at its first matrix product.
-MathKernelDispatch.Ensure();
 
 var root = new RootCommand("Ddvi: denoising diffusion variational inference (Piriyakulkij, Wang, Kuleshov, AAAI 2025) and its baselines")
 {
