@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -7,8 +8,9 @@ namespace Ddvi.Models;
 /// Inverted dropout, y = x ⊙ m / (1 − p) with m_i ~ Bernoulli(1 − p), active only in <c>train()</c> mode: the same
 /// distribution as <c>nn.Dropout</c>, with the mask drawn as (u &lt; 1 − p), u ~ U[0, 1). libtorch's CPU
 /// <c>bernoulli_</c> behind <c>nn.Dropout</c> draws each element on a slow scalar path (about 1.1 ms for a 128 × 1000
-/// activation on 2 cores, against 0.25 ms for uniform draws), and the DDVI stage-3 step applies ten dropouts per
-/// batch. Draws from libtorch's global generator, as <c>nn.Dropout</c> does.
+/// activation on 2 cores, against 0.25 ms for uniform draws), and the DDVI stage-3 step applies eighteen dropouts per
+/// batch. On the CPU the mask comes from <see cref="KeepMask"/> (one vectorised pass, seeded by one draw from
+/// libtorch's global generator); elsewhere from <c>rand_like</c>. Either way <c>manual_seed</c> fixes it.
 /// </summary>
 public sealed class UniformMaskDropout : Module<Tensor, Tensor>
 {
@@ -28,7 +30,7 @@ public sealed class UniformMaskDropout : Module<Tensor, Tensor>
         double keep = 1 - Probability;
         using var scope = NewDisposeScope();
         // lt_ turns the uniform draws into 0/1 in place; the mask is scaled once so the product is one multiplication.
-        var mask = rand_like(x).lt_(keep).mul_(1 / keep);
+        var mask = KeepMask.Supports(x) ? KeepMask.Create(x, keep) : rand_like(x).lt_(keep).mul_(1 / keep);
         return (x * mask).MoveToOuterDisposeScope();
     }
 }
