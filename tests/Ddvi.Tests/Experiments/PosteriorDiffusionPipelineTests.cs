@@ -9,54 +9,99 @@ using static TorchSharp.torch;
 namespace Ddvi.Tests.Experiments;
 
 /// <summary>
-/// Stage 3 against the warm-up model it starts from, on a toy problem: the x-conditioned posterior chain carries class
-/// information that the warm-up model's unconditional chain cannot (KNN accuracy rises clearly), and the latent NLL of
-/// both, and of the chain's start y_T, is measured and reported.
+/// The toy problem of the DDVI issue, trained once for the class: all three stages on 4,000 synthetic images with small
+/// networks, and a VAE on the same data, networks and seed for the same number of passes over the data (1 warm-up and
+/// 10 DDVI epochs against 11 VAE epochs).
+/// </summary>
+public sealed class ToyPipelineRuns : IDisposable
+{
+    private readonly TempFolder _ddviFolder = new();
+    private readonly TempFolder _vaeFolder = new();
+
+    public ToyPipelineRuns()
+    {
+        DdviConfig = ToyConfig("ddvi", epochs: 10);
+        Ddvi = new ExperimentRunner(SilentObserver.Instance).Train(DdviConfig, _ddviFolder.Path, resume: false);
+        Vae = new ExperimentRunner(SilentObserver.Instance).Train(ToyConfig("vae", epochs: 11), _vaeFolder.Path, resume: false);
+    }
+
+    public ExperimentConfig DdviConfig { get; }
+    public MetricsReport Ddvi { get; }
+    public MetricsReport Vae { get; }
+    public string DdviTestLatents => new RunDirectory(_ddviFolder.Path).TestLatents;
+
+    private static ExperimentConfig ToyConfig(string model, int epochs) => new()
+    {
+        Model = model,
+        Dataset = "synthetic",
+        Prior = "pinwheel",
+        Epochs = epochs,
+        BatchSize = 64,
+        LearningRate = 1e-3,
+        Seed = 5,
+        CheckpointEvery = 100,
+        Threads = 2,
+        SyntheticTrainCount = 4_000,
+        SyntheticTestCount = 512,
+        Ddvi = new DdviSettings
+        {
+            Hidden = 128, PriorDiffusionIterations = 1_000, PriorDiffusionStepsPerEpoch = 500, WarmupEpochs = 1,
+            PriorSteps = 10, PosteriorSteps = 10, SleepSteps = 3, FrozenDecoderEpochs = 3,
+        },
+        Vae = new VaeSettings { Hidden = 128 },
+        Evaluation = new EvaluationSettings { PriorSamples = 2_000, MmdSamples = 100, KnnNeighbours = 10 },
+    };
+
+    public void Dispose()
+    {
+        _ddviFolder.Dispose();
+        _vaeFolder.Dispose();
+    }
+}
+
+/// <summary>
+/// What the posterior diffusion does on the toy problem (<see cref="ToyPipelineRuns"/>): its latents cover the prior,
+/// which a Gaussian posterior trained on the same budget does not, and the x-conditioned chain carries class information
+/// that the warm-up model's unconditional chain cannot.
 /// <para>
-/// The issue asks for a drop of latent NLL against the warm-up stage. That does not happen in short runs, and the test
-/// does not pretend it does: the warm-up posterior ends in the prior's own reverse chain, which maps any start onto the
-/// prior whatever the image, so its latent NLL is low by construction (3.6 here against DDVI's 49 after 10 toy epochs;
-/// −0.33 against 2.82 on Fashion-MNIST after 5 warm-up and 8 DDVI epochs, README). The sleep phase's pull of the chain onto the prior is
-/// tested where it can be isolated, in PosteriorDiffusionLearningTests.
+/// The issue asked for a drop of latent NLL against the warm-up stage. That does not happen reliably, and these tests do
+/// not pretend it does: the warm-up posterior (the release's <c>diff_vae</c>) ends in the prior's own reverse chain,
+/// which maps any start onto the prior whatever the image, so its latent NLL is low by construction. Here, seeds 5–8 gave
+/// the warm-up 2.4–3.0 and DDVI 2.4–8.8 (lower in one seed of four); the default synthetic run gives ≈ 1 against ≈ 4,
+/// Fashion-MNIST −0.33 against 2.82 (README). Within DDVI the chain did lower the NLL from its start y_T to its output z
+/// in all four seeds (4.6 → 2.3, 10.5 → 8.7, 4.6 → 3.1, 3.86 → 3.77), too narrowly to assert. The drop is asserted
+/// against the Gaussian posterior the method replaces, the VAE's, and the rest is reported.
 /// </para>
 /// </summary>
-public class PosteriorDiffusionPipelineTests(ITestOutputHelper output)
+public class PosteriorDiffusionPipelineTests(ToyPipelineRuns runs, ITestOutputHelper output) : IClassFixture<ToyPipelineRuns>
 {
+    [Fact]
+    public void PosteriorDiffusionCoversThePriorWhereAGaussianPosteriorDoesNot()
+    {
+        var warmup = Assert.Single(runs.Ddvi.StageSnapshots);
+        output.WriteLine($"latent NLL: DDVI {runs.Ddvi.LatentNll.Value:F2}, VAE {runs.Vae.LatentNll.Value:F2}, DDVI's warm-up {warmup.LatentNll:F2}");
+
+        // Seeds 5–8 of this configuration gave DDVI 2.4–8.8 against the VAE's 294–312: the VAE's latents, pulled by
+        // p_w·log p(z) onto part of the pinwheel, leave most of the prior without latents near it.
+        Assert.True(runs.Ddvi.LatentNll.Value < runs.Vae.LatentNll.Value - 50,
+            $"DDVI's latent NLL {runs.Ddvi.LatentNll.Value:F2} should be far below the VAE's {runs.Vae.LatentNll.Value:F2}");
+    }
+
     [Fact]
     public void PosteriorChainAddsClassInformationToTheWarmupModel()
     {
-        using var folder = new TempFolder();
-        var config = new ExperimentConfig
-        {
-            Model = "ddvi",
-            Dataset = "synthetic",
-            Prior = "pinwheel",
-            Epochs = 10,
-            BatchSize = 64,
-            LearningRate = 1e-3,
-            Seed = 5,
-            CheckpointEvery = 100,
-            Threads = 2,
-            SyntheticTrainCount = 1_024,
-            SyntheticTestCount = 512,
-            Ddvi = new DdviSettings
-            {
-                Hidden = 128, PriorDiffusionIterations = 200, PriorDiffusionStepsPerEpoch = 100, WarmupEpochs = 1,
-                PriorSteps = 10, PosteriorSteps = 10, SleepSteps = 3, FrozenDecoderEpochs = 3,
-            },
-            Evaluation = new EvaluationSettings { PriorSamples = 2_000, MmdSamples = 100, KnnNeighbours = 10 },
-        };
-        var report = new ExperimentRunner(SilentObserver.Instance).Train(config, folder.Path, resume: false);
-
+        var report = runs.Ddvi;
+        var config = runs.DdviConfig;
         var warmup = Assert.Single(report.StageSnapshots);
-        var (chainStarts, latents) = ReadTestLatents(new RunDirectory(folder.Path).TestLatents);
+        var (chainStarts, latents) = ReadTestLatents(runs.DdviTestLatents);
+        using var scope = NewDisposeScope();
         using var prior = (IDisposable)PriorCatalog.Create(config.Prior, null, config.Seed, CPU);
         using var generator = new Generator(11);
         var priorSamples = ((IPrior)prior).Sample(config.Evaluation.PriorSamples, generator).Z;
         double startNll = LatentNll.Compute(chainStarts, priorSamples, config.Evaluation.NllBandwidths).Value;
         double outputNll = LatentNll.Compute(latents, priorSamples, config.Evaluation.NllBandwidths).Value;
         output.WriteLine($"latent NLL: chain start y_T {startNll:F3}, chain output z {outputNll:F3} (run's metric {report.LatentNll.Value:F3}), " +
-                         $"warm-up {warmup.LatentNll:F3}; KNN: warm-up {warmup.KnnAccuracy:F3}, DDVI {report.KnnAccuracy.Value:F3}");
+                         $"warm-up {warmup.LatentNll:F3}; KNN: warm-up {warmup.KnnAccuracy:F3}, DDVI {report.KnnAccuracy.Value:F3}, VAE {runs.Vae.KnnAccuracy.Value:F3}");
 
         Assert.True(double.IsFinite(startNll) && double.IsFinite(outputNll) && double.IsFinite(warmup.LatentNll));
         Assert.True(report.KnnAccuracy.Value > warmup.KnnAccuracy + 0.05,
