@@ -33,8 +33,10 @@ public enum DdviStage
 /// <param name="Variance">σ²(x) = exp(log σ²) <c>[B, d]</c>.</param>
 /// <param name="Context">a_φ(x) <c>[B, c]</c> for the DDVI posterior; null for the warm-up posterior.</param>
 /// <param name="Trajectory">The chain's steps t = T, …, 1 (y_t entering step t and ε̂_t), or null when not asked for.</param>
+/// <param name="States">y_T, y_{T−1}, …, y_0 = z stacked as <c>[T + 1, B, d]</c>, or null when not asked for.</param>
 public sealed record DdviPosteriorSample(
-    Tensor Z, Tensor YT, Tensor Mean, Tensor LogVariance, Tensor Variance, Tensor? Context, IReadOnlyList<ReverseChainStep>? Trajectory);
+    Tensor Z, Tensor YT, Tensor Mean, Tensor LogVariance, Tensor Variance, Tensor? Context, IReadOnlyList<ReverseChainStep>? Trajectory,
+    Tensor? States = null);
 
 /// <summary>
 /// Every weight of the three-stage unsupervised DDVI pipeline (REFERENCE.md §1, §3) in one module, so that one
@@ -124,6 +126,14 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     /// </summary>
     public bool PreparedChains { get; set; } = true;
 
+    /// <summary>
+    /// Whether a prepared chain whose gradients are being recorded runs as one autograd operation with a written-out
+    /// backward pass (<see cref="DenoiserChainFunction"/>, the default) instead of step by step. The same function and
+    /// gradients; it saves the autograd engine's per-operation work in stages 2 and 3. Off, or without
+    /// <see cref="PreparedChains"/>, the chain is recorded operation by operation.
+    /// </summary>
+    public bool ChainAsOneOperation { get; set; } = true;
+
     public MlpEncoder Encoder => encoder;
     public MlpDecoder Decoder => decoder;
     public TimeConditionedMlp PriorDenoiser => priorDenoiser;
@@ -167,19 +177,19 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     /// The warm-up posterior of stage 2: y ~ N(μ(x), σ²(x)) reparameterised with <paramref name="generator"/>, then the
     /// unconditional DDIM chain of the prior denoiser over T_prior steps → z. Keeps the autograd graph.
     /// </summary>
-    public DdviPosteriorSample WarmupPosterior(Tensor x, Generator generator, bool keepTrajectory = false) // [B, D]
-        => Sample(x, generator, keepTrajectory, conditioned: false);
+    public DdviPosteriorSample WarmupPosterior(Tensor x, Generator generator, bool keepTrajectory = false, bool keepStates = false) // [B, D]
+        => Sample(x, generator, keepTrajectory, keepStates, conditioned: false);
 
     /// <summary>
     /// The DDVI posterior of stage 3: y_T ~ N(μ(x), σ²(x)) reparameterised with <paramref name="generator"/>, a = a_φ(x),
     /// then the x-conditioned DDIM chain of ε_φ(y_t, a, t) over T_post steps → z. Keeps the autograd graph.
     /// </summary>
-    public DdviPosteriorSample DdviPosterior(Tensor x, Generator generator, bool keepTrajectory = false) // [B, D]
-        => Sample(x, generator, keepTrajectory, conditioned: true);
+    public DdviPosteriorSample DdviPosterior(Tensor x, Generator generator, bool keepTrajectory = false, bool keepStates = false) // [B, D]
+        => Sample(x, generator, keepTrajectory, keepStates, conditioned: true);
 
     /// <summary>The posterior <see cref="Stage"/> selects.</summary>
-    public DdviPosteriorSample Posterior(Tensor x, Generator generator, bool keepTrajectory = false) // [B, D]
-        => Sample(x, generator, keepTrajectory, conditioned: Stage == DdviStage.Ddvi);
+    public DdviPosteriorSample Posterior(Tensor x, Generator generator, bool keepTrajectory = false, bool keepStates = false) // [B, D]
+        => Sample(x, generator, keepTrajectory, keepStates, conditioned: Stage == DdviStage.Ddvi);
 
     /// <summary>The chain's start y_T and end z, each <c>[B, d]</c>, from the posterior <see cref="Stage"/> selects.</summary>
     public (Tensor YT, Tensor Z) EncodeWithStart(Tensor x, Generator generator) // [B, D] → [B, d], [B, d]
@@ -219,7 +229,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         return functional.sigmoid(logits);
     }
 
-    private DdviPosteriorSample Sample(Tensor x, Generator generator, bool keepTrajectory, bool conditioned)
+    private DdviPosteriorSample Sample(Tensor x, Generator generator, bool keepTrajectory, bool keepStates, bool conditioned)
     {
         ArgumentNullException.ThrowIfNull(generator);
         using var scope = NewDisposeScope();
@@ -228,30 +238,44 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         var eps = randn(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator);
         var yT = mean + (0.5 * logVariance).exp() * eps;
 
-        Tensor? context = null;
-        ReverseChainResult chain;
-        if (conditioned)
+        var context = conditioned ? auxiliaryEncoder.call(x) : null;
+        var schedule = conditioned ? posteriorSchedule : priorSchedule;
+        Tensor z;
+        Tensor? states = null;
+        IReadOnlyList<ReverseChainStep>? trajectory = null;
+        if (PreparedChains && ChainAsOneOperation && is_grad_enabled() && !keepTrajectory)
         {
-            var a = auxiliaryEncoder.call(x);
-            context = a;
-            chain = PreparedChains
-                ? ReverseChain.RunPrepared(posteriorDenoiser.PrepareChain(a), yT, posteriorSchedule, keepTrajectory)
-                : ReverseChain.Run((y, t) => posteriorDenoiser.call(y, a, t), yT, posteriorSchedule, keepTrajectory);
+            states = context is null ? priorDenoiser.RunChain(yT, schedule) : posteriorDenoiser.RunChain(context, yT, schedule);
+            z = states[schedule.Steps];
+            if (!keepStates) states = null;
         }
         else
         {
-            chain = RunPriorChain(yT, keepTrajectory);
+            var chain = RunChain(context, yT, keepTrajectory || keepStates);
+            z = chain.Z;
+            if (keepTrajectory) trajectory = chain.Steps;
+            if (keepStates) states = stack(chain.Steps!.Select(s => s.Yt).Append(z).ToArray());
         }
 
-        var sample = new DdviPosteriorSample(chain.Z, yT, mean, logVariance, variance, context, chain.Steps);
-        IEnumerable<Tensor> results = [chain.Z, yT, mean, logVariance, variance];
+        var sample = new DdviPosteriorSample(z, yT, mean, logVariance, variance, context, trajectory, states);
+        IEnumerable<Tensor> results = [z, yT, mean, logVariance, variance];
         if (context is not null) results = results.Append(context);
-        if (chain.Steps is not null) results = results.Concat(chain.Steps.SelectMany(s => new[] { s.Yt, s.EpsHat }));
+        if (states is not null) results = results.Append(states);
+        if (trajectory is not null) results = results.Concat(trajectory.SelectMany(s => new[] { s.Yt, s.EpsHat }));
         foreach (var result in results.Distinct<Tensor>(ReferenceEqualityComparer.Instance))
         {
             if (scope.Contains(result)) scope.MoveToOuter(result);
         }
         return sample;
+    }
+
+    // Step by step: with prepared predictors (the default) or with a module call per step (the reference).
+    private ReverseChainResult RunChain(Tensor? context, Tensor yT, bool keepTrajectory)
+    {
+        if (context is null) return RunPriorChain(yT, keepTrajectory);
+        return PreparedChains
+            ? ReverseChain.RunPrepared(posteriorDenoiser.PrepareChain(context), yT, posteriorSchedule, keepTrajectory)
+            : ReverseChain.Run((y, t) => posteriorDenoiser.call(y, context, t), yT, posteriorSchedule, keepTrajectory);
     }
 
     private ReverseChainResult RunPriorChain(Tensor yT, bool keepTrajectory) => PreparedChains

@@ -99,6 +99,33 @@ static class TimeConditionedLayers
         };
     }
 
+    /// <summary>
+    /// The whole DDIM chain y_T → … → y_0 of this network as one autograd operation (<see cref="DenoiserChainFunction"/>):
+    /// the same states and gradients as <see cref="Prepare"/> with <see cref="ReverseChain.RunPrepared"/>, with the
+    /// backward pass written out instead of recorded step by step. Returns y_T, …, y_0 stacked as <c>[T + 1, B, d]</c>.
+    /// </summary>
+    public static Tensor RunChain(ModuleList<Linear> layers, ModuleList<Embedding> embeddings, Linear output,
+        long stateWidth, Tensor? firstLayerExtra, int residualFrom, int residualTo, NoiseSchedule schedule, Tensor yT, int steps, string owner)
+    {
+        if (schedule.Steps != steps)
+            throw new ArgumentException($"{owner}: the schedule has T = {schedule.Steps} but the network has {steps} time embedding rows.", nameof(schedule));
+        if (yT.dim() != 2 || yT.shape[1] != stateWidth)
+            throw new ArgumentException($"{owner}: y_T must be [B, {stateWidth}], got [{string.Join(", ", yT.shape)}].", nameof(yT));
+        int count = layers.Count;
+        var weights = new Tensor[count];
+        var tables = new Tensor[count];
+        for (int k = 0; k < count; k++)
+        {
+            weights[k] = k == 0 ? layers[k].weight!.narrow(1, 0, stateWidth) : layers[k].weight!;
+            var table = layers[k].bias!.unsqueeze(0) + embeddings[k].weight!;                     // [T, hidden]
+            if (k == 0 && firstLayerExtra is not null) table = table.unsqueeze(1) + firstLayerExtra.unsqueeze(0);
+            tables[k] = table;
+        }
+        var coefficients = Enumerable.Range(1, steps).Select(schedule.DdimCoefficients).ToArray();
+        var shape = new DenoiserChainFunction.ChainShape(count, residualFrom, residualTo, coefficients);
+        return DenoiserChainFunction.Run(shape, yT, weights, tables, output.weight!, output.bias!);
+    }
+
     public static void CheckInput(Tensor x, long width, string name, string owner)
     {
         if (x.dim() != 2 || x.shape[1] != width)
@@ -155,6 +182,13 @@ public sealed class TimeConditionedMlp : Module<Tensor, Tensor, Tensor>
     /// </summary>
     public ChainNoisePredictor PrepareChain() =>
         TimeConditionedLayers.Prepare(layers, timeEmbeddings, output, DataDim, null, residualFrom: -1, residualTo: -1, Steps, nameof(TimeConditionedMlp));
+
+    /// <summary>
+    /// The DDIM chain from <paramref name="yT"/> <c>[B, d]</c> as one autograd operation (see
+    /// <see cref="TimeConditionedLayers.RunChain"/>): y_T, …, y_0 stacked as <c>[T + 1, B, d]</c>.
+    /// </summary>
+    public Tensor RunChain(Tensor yT, NoiseSchedule schedule) =>
+        TimeConditionedLayers.RunChain(layers, timeEmbeddings, output, DataDim, null, residualFrom: -1, residualTo: -1, schedule, yT, Steps, nameof(TimeConditionedMlp));
 }
 
 /// <summary>
@@ -233,6 +267,19 @@ public sealed class ConditionalDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
                 throw new ArgumentException($"ConditionalDenoiser: y must be [{context.shape[0]}, {DataDim}] like its context rows, got [{string.Join(", ", y.shape)}].", nameof(y));
             return predict(y, step);
         };
+    }
+
+    /// <summary>
+    /// The DDIM chain from <paramref name="yT"/> <c>[B, d]</c> conditioned on <paramref name="context"/> <c>[B, c]</c>, as one
+    /// autograd operation (see <see cref="TimeConditionedLayers.RunChain"/>): y_T, …, y_0 stacked as <c>[T + 1, B, d]</c>.
+    /// </summary>
+    public Tensor RunChain(Tensor context, Tensor yT, NoiseSchedule schedule)
+    {
+        TimeConditionedLayers.CheckInput(context, ContextDim, nameof(context), nameof(ConditionalDenoiser));
+        if (yT.shape[0] != context.shape[0])
+            throw new ArgumentException($"ConditionalDenoiser: y_T has {yT.shape[0]} rows but the context has {context.shape[0]}.", nameof(yT));
+        var contextShare = context.matmul(layers[0].weight!.narrow(1, DataDim, ContextDim).t()); // [B, hidden]
+        return TimeConditionedLayers.RunChain(layers, timeEmbeddings, output, DataDim, contextShare, ResidualFrom, ResidualTo, schedule, yT, Steps, nameof(ConditionalDenoiser));
     }
 }
 

@@ -119,7 +119,7 @@ public static class DdviObjectives
         CheckWeights(weights, nameof(WakeLoss));
 
         using var scope = NewDisposeScope();
-        var posterior = model.DdviPosterior(x, generator, keepTrajectory: true);
+        var posterior = model.DdviPosterior(x, generator, keepStates: true);
         var z = posterior.Z;
         var bce = nn.functional.binary_cross_entropy_with_logits(model.DecodeLogits(z), x);
         var kl = GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance).mean();
@@ -200,7 +200,7 @@ public static class DdviObjectives
         ArgumentNullException.ThrowIfNull(prior);
 
         using var scope = NewDisposeScope();
-        var posterior = model.Posterior(x, generator, keepTrajectory: true);
+        var posterior = model.Posterior(x, generator, keepStates: true);
         var z = posterior.Z;                                                                         // [B, d]
         var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(z), x);          // [B]
         var kl = GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance);               // [B]
@@ -232,13 +232,12 @@ public static class DdviObjectives
         return terms;
     }
 
-    /// <summary>y_t entering each step and the chain's output y_{t−1} of that step, stacked over t = T..1.</summary>
+    /// <summary>y_t entering each step and the chain's output y_{t−1} of that step, over t = T..1 (views of the states).</summary>
     private static (Tensor Inputs, Tensor Outputs) StackTrajectory(DdviPosteriorSample posterior) // → [T, B, d], [T, B, d]
     {
-        var steps = posterior.Trajectory ?? throw new InvalidOperationException("the posterior was sampled without its trajectory");
-        var inputs = stack(steps.Select(s => s.Yt).ToArray());
-        var outputs = stack(steps.Skip(1).Select(s => s.Yt).Append(posterior.Z).ToArray());
-        return (inputs, outputs);
+        var states = posterior.States ?? throw new InvalidOperationException("the posterior was sampled without its states");
+        long steps = states.shape[0] - 1;
+        return (states.narrow(0, 0, steps), states.narrow(0, 1, steps));
     }
 
     /// <summary>t ~ U{1..T}, ε ~ N(0, I), y_t = √ᾱ_t y_0 + √(1 − ᾱ_t) ε; the regression loss of ε̂(y_t, t) against ε.</summary>

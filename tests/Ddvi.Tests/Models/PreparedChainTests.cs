@@ -1,4 +1,5 @@
 using Ddvi.Data;
+using Ddvi.Diffusion;
 using Ddvi.Experiments;
 using Ddvi.Experiments.Methods;
 using Ddvi.Models;
@@ -58,6 +59,90 @@ public class PreparedChainTests
         Assert.Contains(fast.Gradients.Keys, k => k.Contains("denoiser", StringComparison.OrdinalIgnoreCase));
         foreach (var (name, gradient) in fast.Gradients)
             for (int i = 0; i < gradient.Length; i++) Assert.Equal(straight.Gradients[name][i], gradient[i], 10);
+    }
+
+    /// <summary>
+    /// The chain as one autograd operation (written-out backward) against the prepared chain recorded step by step, for
+    /// both denoisers (the posterior's with its residual connection and per-row context share), in float64: the same
+    /// states, and the same gradients for y_T, the context and every parameter under a loss that reads every state.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ChainAsOneOperationMatchesTheRecordedChain(bool conditioned)
+    {
+        using var model = Model(seed: 7);
+        model.to(ScalarType.Float64);
+        var denoiser = conditioned ? (nn.Module)model.PosteriorDenoiser : model.PriorDenoiser;
+        var schedule = conditioned ? model.PosteriorSchedule : model.PriorSchedule;
+        var generator = new Generator(9);
+        using var yTValue = randn([6, 2], dtype: ScalarType.Float64, generator: generator);
+        using var contextValue = randn([6, 2], dtype: ScalarType.Float64, generator: generator);
+        using var stateWeights = randn([schedule.Steps + 1, 6, 2], dtype: ScalarType.Float64, generator: generator);
+
+        var results = new List<(double[] States, double[] YTGrad, double[] ContextGrad, Dictionary<string, double[]> Gradients)>();
+        foreach (bool oneOperation in new[] { true, false })
+        {
+            denoiser.zero_grad();
+            using var scope = NewDisposeScope();
+            var yT = yTValue.clone().requires_grad_();
+            var context = contextValue.clone().requires_grad_();
+            Tensor states;
+            if (oneOperation)
+            {
+                states = conditioned ? model.PosteriorDenoiser.RunChain(context, yT, schedule) : model.PriorDenoiser.RunChain(yT, schedule);
+            }
+            else
+            {
+                var predictor = conditioned ? model.PosteriorDenoiser.PrepareChain(context) : model.PriorDenoiser.PrepareChain();
+                var chain = ReverseChain.RunPrepared(predictor, yT, schedule, keepTrajectory: true);
+                states = stack(chain.Steps!.Select(s => s.Yt).Append(chain.Z).ToArray());
+            }
+            Assert.Equal(new long[] { schedule.Steps + 1, 6, 2 }, states.shape);
+            ((states * stateWeights).sum() + states[schedule.Steps].square().sum()).backward();
+            results.Add((states.data<double>().ToArray(), yT.grad!.data<double>().ToArray(),
+                conditioned ? context.grad!.data<double>().ToArray() : [], Gradients(denoiser)));
+        }
+
+        var (fused, recorded) = (results[0], results[1]);
+        for (int i = 0; i < fused.States.Length; i++) Assert.Equal(recorded.States[i], fused.States[i], 12);
+        for (int i = 0; i < fused.YTGrad.Length; i++) Assert.Equal(recorded.YTGrad[i], fused.YTGrad[i], 10);
+        for (int i = 0; i < fused.ContextGrad.Length; i++) Assert.Equal(recorded.ContextGrad[i], fused.ContextGrad[i], 10);
+        Assert.Equal(recorded.Gradients.Keys.Order(), fused.Gradients.Keys.Order());
+        Assert.NotEmpty(fused.Gradients);
+        foreach (var (name, gradient) in fused.Gradients)
+            for (int i = 0; i < gradient.Length; i++) Assert.Equal(recorded.Gradients[name][i], gradient[i], 10);
+    }
+
+    [Fact]
+    public void ModelUsesTheOneOperationChainOnlyWhereGradientsAreRecordedAndKeepsTheSameStates()
+    {
+        using var model = Model(seed: 3);
+        model.to(ScalarType.Float64).eval();
+        using var x = rand([5, InputDim], dtype: ScalarType.Float64, generator: new Generator(4));
+        using var scope = NewDisposeScope();
+        model.ChainAsOneOperation = true;
+        var fused = model.DdviPosterior(x, new Generator(5), keepStates: true);
+        model.ChainAsOneOperation = false;
+        var recorded = model.DdviPosterior(x, new Generator(5), keepStates: true);
+        Assert.Null(fused.Trajectory);
+        Assert.Equal(new long[] { model.PosteriorSchedule.Steps + 1, 5, 2 }, fused.States!.shape);
+        Assert.True(fused.States.allclose(recorded.States!, rtol: 0, atol: 1e-12));
+        Assert.True(fused.Z.allclose(recorded.Z, rtol: 0, atol: 1e-12));
+        Assert.Null(model.DdviPosterior(x, new Generator(5)).States);
+        // Asking for the step list keeps the step-by-step chain, whose steps carry ε̂.
+        model.ChainAsOneOperation = true;
+        Assert.Equal(model.PosteriorSchedule.Steps, model.DdviPosterior(x, new Generator(5), keepTrajectory: true).Trajectory!.Count);
+    }
+
+    [Fact]
+    public void OneOperationChainsRejectMismatchedInputs()
+    {
+        using var model = Model(seed: 1);
+        using var scope = NewDisposeScope();
+        Assert.Contains("T = 5", Assert.Throws<ArgumentException>(() => model.PosteriorDenoiser.RunChain(zeros(3, 2), zeros(3, 2), model.PriorSchedule)).Message);
+        Assert.Contains("[B, 2]", Assert.Throws<ArgumentException>(() => model.PriorDenoiser.RunChain(zeros(3, 3), model.PriorSchedule)).Message);
+        Assert.Contains("4 rows", Assert.Throws<ArgumentException>(() => model.PosteriorDenoiser.RunChain(zeros(3, 2), zeros(4, 2), model.PosteriorSchedule)).Message);
     }
 
     [Fact]
