@@ -129,8 +129,9 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     /// <summary>
     /// Whether a prepared chain whose gradients are being recorded runs as one autograd operation with a written-out
     /// backward pass (<see cref="DenoiserChainFunction"/>, the default) instead of step by step. The same function and
-    /// gradients; it saves the autograd engine's per-operation work in stages 2 and 3. Off, or without
-    /// <see cref="PreparedChains"/>, the chain is recorded operation by operation.
+    /// gradients; it saves the autograd engine's per-operation work in stages 2 and 3. Off, without
+    /// <see cref="PreparedChains"/>, when the step list is asked for (<c>keepTrajectory</c>) or off the CPU (where it has
+    /// not been measured), the chain is recorded operation by operation.
     /// </summary>
     public bool ChainAsOneOperation { get; set; } = true;
 
@@ -243,7 +244,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         Tensor z;
         Tensor? states = null;
         IReadOnlyList<ReverseChainStep>? trajectory = null;
-        if (PreparedChains && ChainAsOneOperation && is_grad_enabled() && !keepTrajectory)
+        if (PreparedChains && ChainAsOneOperation && is_grad_enabled() && !keepTrajectory && yT.device_type == DeviceType.CPU)
         {
             states = context is null ? priorDenoiser.RunChain(yT, schedule) : posteriorDenoiser.RunChain(context, yT, schedule);
             z = states[schedule.Steps];
