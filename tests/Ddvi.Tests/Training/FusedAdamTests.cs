@@ -74,6 +74,28 @@ public class FusedAdamTests
     }
 
     [Fact]
+    public void MomentsBelowTheNormalRangeAreStoredAsZero()
+    {
+        // A weight whose gradient stays 0: m shrinks by β₁ each step and would become subnormal (slow on x86).
+        using var scope = NewDisposeScope();
+        var parameter = new Parameter(ones(200_000));
+        using var optimizer = new FusedAdam([parameter], lr: 1e-3);
+        parameter.grad = full(200_000, 1e-3f);
+        optimizer.step();
+        var before = parameter.detach().clone();
+        var state = (Adam.State)optimizer.state_dict().State[0];
+        state.exp_avg.fill_(1.25e-38f);     // normal, but β₁ times it is not
+        state.exp_avg_sq.fill_(1.176e-38f); // likewise with β₂
+        parameter.grad = zeros(200_000);
+        optimizer.step();
+
+        Assert.True(state.exp_avg.eq(0).all().item<bool>());
+        Assert.True(state.exp_avg_sq.eq(0).all().item<bool>());
+        // Plain Adam would have moved each weight by ≈ lr·1.1e-38/ε ≈ 1e-33: nothing at float32's resolution of 1.
+        Assert.True(parameter.detach().equal(before).all().item<bool>());
+    }
+
+    [Fact]
     public void SkipsParametersWithoutGradient()
     {
         var parameters = MakeParameters(ScalarType.Float32, 2);
