@@ -67,10 +67,11 @@ public sealed class ToyPipelineRuns : IDisposable
 /// The issue asked for a drop of latent NLL against the warm-up stage. That does not happen reliably, and these tests do
 /// not pretend it does: the warm-up posterior (the release's <c>diff_vae</c>) ends in the prior's own reverse chain,
 /// which maps any start onto the prior whatever the image, so its latent NLL is low by construction. Here, seeds 5–8 gave
-/// the warm-up 2.4–3.0 and DDVI 2.4–8.8 (lower in one seed of four); the default synthetic run gives ≈ 1 against ≈ 4,
-/// Fashion-MNIST −0.33 against 2.82 (README). Within DDVI the chain did lower the NLL from its start y_T to its output z
-/// in all four seeds (4.6 → 2.3, 10.5 → 8.7, 4.6 → 3.1, 3.86 → 3.77), too narrowly to assert. The drop is asserted
-/// against the Gaussian posterior the method replaces, the VAE's, and the rest is reported.
+/// the warm-up 2.4–3.0 and DDVI 2.7–9.6 (lower in one seed of four, by 0.03); the default synthetic run gives ≈ 1 against
+/// ≈ 4, Fashion-MNIST −0.33 against 2.82 (README). What is asserted instead: the chain itself lowers the NLL from its start
+/// y_T to its output z (seeds 5–8: 13.7 → 9.4, 9.0 → 6.6, 7.0 → 4.5, 4.1 → 2.8; with the previous build's float32
+/// rounding 4.6 → 2.3, 10.5 → 8.7, 4.6 → 3.1, 3.86 → 3.77), and DDVI's NLL is far below that of the Gaussian posterior
+/// the method replaces, the VAE's.
 /// </para>
 /// </summary>
 public class PosteriorDiffusionPipelineTests(ToyPipelineRuns runs, ITestOutputHelper output) : IClassFixture<ToyPipelineRuns>
@@ -81,14 +82,14 @@ public class PosteriorDiffusionPipelineTests(ToyPipelineRuns runs, ITestOutputHe
         var warmup = Assert.Single(runs.Ddvi.StageSnapshots);
         output.WriteLine($"latent NLL: DDVI {runs.Ddvi.LatentNll.Value:F2}, VAE {runs.Vae.LatentNll.Value:F2}, DDVI's warm-up {warmup.LatentNll:F2}");
 
-        // Seeds 5–8 of this configuration gave DDVI 2.4–8.8 against the VAE's 294–312: the VAE's latents, pulled by
+        // Seeds 5–8 of this configuration gave DDVI 2.7–9.6 against the VAE's 294–312: the VAE's latents, pulled by
         // p_w·log p(z) onto part of the pinwheel, leave most of the prior without latents near it.
         Assert.True(runs.Ddvi.LatentNll.Value < runs.Vae.LatentNll.Value - 50,
             $"DDVI's latent NLL {runs.Ddvi.LatentNll.Value:F2} should be far below the VAE's {runs.Vae.LatentNll.Value:F2}");
     }
 
     [Fact]
-    public void PosteriorChainAddsClassInformationToTheWarmupModel()
+    public void PosteriorChainMovesLatentsTowardsThePriorAndAddsClassInformation()
     {
         var report = runs.Ddvi;
         var config = runs.DdviConfig;
@@ -104,6 +105,8 @@ public class PosteriorDiffusionPipelineTests(ToyPipelineRuns runs, ITestOutputHe
                          $"warm-up {warmup.LatentNll:F3}; KNN: warm-up {warmup.KnnAccuracy:F3}, DDVI {report.KnnAccuracy.Value:F3}, VAE {runs.Vae.KnnAccuracy.Value:F3}");
 
         Assert.True(double.IsFinite(startNll) && double.IsFinite(outputNll) && double.IsFinite(warmup.LatentNll));
+        Assert.True(outputNll < startNll,
+            $"the posterior chain should move the latents towards the prior: NLL of its output z {outputNll:F3} against its start y_T {startNll:F3}");
         Assert.True(report.KnnAccuracy.Value > warmup.KnnAccuracy + 0.05,
             $"KNN accuracy after DDVI {report.KnnAccuracy.Value:F3} should be clearly above the warm-up model's {warmup.KnnAccuracy:F3}");
     }
