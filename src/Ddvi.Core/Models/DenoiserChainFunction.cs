@@ -10,9 +10,11 @@ namespace Ddvi.Models;
 /// The whole DDIM chain of a time-conditioned denoiser (REFERENCE.md §1) as one autograd operation: the forward pass
 /// runs the T steps without building a graph, and the backward pass runs them in reverse as plain products. It computes
 /// the same function and gradients as the prepared chain built from modules (<see cref="TimeConditionedLayers.Prepare"/>
-/// with <see cref="ReverseChain.RunPrepared"/>), with about the same number of tensor operations, but without the
-/// autograd engine's bookkeeping for each of the ≈ 12 operations of each of the T steps, which dominated a DDVI wake
-/// step's chain (arithmetic there is ≈ 3 ms of ≈ 16).
+/// with <see cref="ReverseChain.RunPrepared"/>) with less work: nothing is recorded for the ≈ 12 operations of each of
+/// the T steps, ReLU's backward is one C# pass (<see cref="ElementwiseKernels"/>), and each weight's and table's gradient
+/// is summed over all steps at the end as one product or sum. Per-operation overhead, not arithmetic, dominated a DDVI
+/// wake step's chain (≈ 3 ms of arithmetic in ≈ 15 ms); this took the 40-step chain's forward and backward from a median
+/// of 15.2 to 12.8 ms (docs/performance.md).
 /// </summary>
 /// <remarks>
 /// Inputs, in order: the <see cref="ChainShape"/>, y_T <c>[B, d]</c>, each hidden layer's weight W_k
@@ -94,7 +96,7 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
     public override List<Tensor> backward(AutogradContext ctx, Tensor gradStates) // [T + 1, B, d]
     {
         using var noGrad = no_grad();
-        // The step's temporaries die here; only the gradients handed back to the engine leave this scope.
+        // The backward pass's temporaries die here; only the gradients handed back to the engine leave this scope.
         using var scope = NewDisposeScope();
         var shape = (ChainShape)ctx.get_data(nameof(ChainShape));
         bool perRowFirstTable = (bool)ctx.get_data("perRowFirstTable");
