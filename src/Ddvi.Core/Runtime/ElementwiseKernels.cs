@@ -41,8 +41,8 @@ public static class ElementwiseKernels
         && input.device_type == TorchSharp.DeviceType.CPU && destination.device_type == TorchSharp.DeviceType.CPU
         && input.is_contiguous() && destination.is_contiguous();
 
-    private static Span<float> Floats(Tensor tensor) => MemoryMarshal.Cast<byte, float>(tensor.bytes);
-    private static Span<double> Doubles(Tensor tensor) => MemoryMarshal.Cast<byte, double>(tensor.bytes);
+    private static Span<float> Floats(Tensor tensor) => TensorMemory.Elements<float>(tensor);
+    private static Span<double> Doubles(Tensor tensor) => TensorMemory.Elements<double>(tensor);
 
     private static void KeepWherePositive<T>(ReadOnlySpan<T> grad, ReadOnlySpan<T> activation, Span<T> destination) where T : unmanaged, INumber<T>
     {

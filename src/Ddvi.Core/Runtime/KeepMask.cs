@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
 namespace Ddvi.Runtime;
@@ -45,7 +44,7 @@ public static class KeepMask
         // u = k·2⁻²⁴ with k a 24-bit integer, so u < keep ⇔ k < ⌈keep·2²⁴⌉.
         uint threshold = (uint)Math.Min(1UL << 24, (ulong)Math.Ceiling(keep * (1 << 24)));
         float scale = (float)(1 / keep);
-        float* data = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(mask.bytes)));
+        float* data = TensorMemory.Pointer<float>(mask);
         long pairs = (count + 1) / 2;
         long chunks = (pairs + ChunkPairs - 1) / ChunkPairs;
         if (chunks == 1)

@@ -1,5 +1,5 @@
 using System.Numerics;
-using System.Runtime.InteropServices;
+using Ddvi.Runtime;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -96,7 +96,8 @@ public sealed class FusedAdam : Adam
     private static unsafe void Sweep(Tensor parameter, Tensor grad, Tensor expAvg, Tensor expAvgSq, StepCoefficients c)
     {
         long count = parameter.numel();
-        float* p = Pointer(parameter), g = Pointer(grad), m = Pointer(expAvg), v = Pointer(expAvgSq);
+        float* p = TensorMemory.Pointer<float>(parameter), g = TensorMemory.Pointer<float>(grad),
+            m = TensorMemory.Pointer<float>(expAvg), v = TensorMemory.Pointer<float>(expAvgSq);
         if (count < ParallelThreshold)
         {
             Update(p, g, m, v, 0, count, c);
@@ -159,7 +160,4 @@ public sealed class FusedAdam : Adam
             p[i] -= c.StepSize * (mi / (MathF.Sqrt(vi) / c.SqrtBiasCorrection2 + c.Eps));
         }
     }
-
-    private static unsafe float* Pointer(Tensor tensor) =>
-        (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(tensor.bytes)));
 }
