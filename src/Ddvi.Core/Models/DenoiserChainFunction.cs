@@ -14,7 +14,9 @@ namespace Ddvi.Models;
 /// the T steps, ReLU's backward is one C# pass (<see cref="ElementwiseKernels"/>), and each weight's and table's gradient
 /// is summed over all steps at the end as one product or sum. Per-operation overhead, not arithmetic, dominated a DDVI
 /// wake step's chain (≈ 3 ms of arithmetic in ≈ 15 ms); this took the 40-step chain's forward and backward from a median
-/// of 15.2 to 12.8 ms (docs/performance.md).
+/// of 15.2 to 12.8 ms (docs/performance.md). On the CPU, for float32 and float64, both passes run in
+/// <see cref="DenoiserChainKernel"/> (direct BLAS products with the element-wise steps fused in C#); elsewhere, as tensor
+/// operations.
 /// </summary>
 /// <remarks>
 /// Inputs, in order: the <see cref="ChainShape"/>, y_T <c>[B, d]</c>, each hidden layer's weight W_k
@@ -33,6 +35,12 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
     }
 
     public override string Name => nameof(DenoiserChainFunction);
+
+    /// <summary>
+    /// Whether chains run through <see cref="DenoiserChainKernel"/> where it applies (the default); false keeps the tensor
+    /// operations everywhere, the reference the kernel is tested against.
+    /// </summary>
+    internal static bool UseKernel { get; set; } = true;
 
     /// <summary>Runs the chain; see the class remarks for the inputs. Returns <c>[T + 1, B, d]</c>.</summary>
     public static Tensor Run(ChainShape shape, Tensor yT, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor> tables, Tensor outputWeight, Tensor outputBias)
@@ -57,6 +65,31 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
         var outputWeight = (Tensor)vars[2 + 2 * layers];
         var outputBias = (Tensor)vars[3 + 2 * layers];
 
+        ctx.save_data(nameof(ChainShape), shape);
+        ctx.save_data("perRowFirstTable", tables[0].dim() == 3);
+        // The kernel reads raw memory: the first weight, a column slice, is packed (hidden × d values).
+        var packedWeights = weights.Select(w => w.is_contiguous() ? w : w.contiguous()).ToArray();
+        bool kernel = UseKernel && DenoiserChainKernel.Supports(yT, packedWeights, tables, outputWeight, outputBias);
+        ctx.save_data(nameof(UseKernel), kernel);
+        return kernel
+            ? ForwardWithKernel(ctx, shape, yT, packedWeights, tables, outputWeight, outputBias)
+            : ForwardWithTensorOperations(ctx, shape, yT, weights, tables, outputWeight, outputBias);
+    }
+
+    /// <summary>Saved: the weights, the output weight, the states, each layer's activations, then the residual sums if any.</summary>
+    private static Tensor ForwardWithKernel(AutogradContext ctx, ChainShape shape, Tensor yT, Tensor[] weights, Tensor[] tables, Tensor outputWeight, Tensor outputBias)
+    {
+        var result = DenoiserChainKernel.Forward(shape, yT, weights, tables, outputWeight, outputBias);
+        var saved = new List<Tensor>(weights) { outputWeight, result.States.detach() };
+        saved.AddRange(result.Activations);
+        if (result.ResidualSums is not null) saved.Add(result.ResidualSums);
+        ctx.save_for_backward(saved);
+        return result.States;
+    }
+
+    private static Tensor ForwardWithTensorOperations(AutogradContext ctx, ChainShape shape, Tensor yT, Tensor[] weights, Tensor[] tables, Tensor outputWeight, Tensor outputBias)
+    {
+        int layers = shape.Layers;
         var weightsT = weights.Select(w => w.t()).ToArray();
         var outputWeightT = outputWeight.t();
         var rows = tables.Select(table => table.unbind(0)).ToArray();
@@ -88,8 +121,6 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
             states.Add(y);
         }
         ctx.save_for_backward(saved);
-        ctx.save_data(nameof(ChainShape), shape);
-        ctx.save_data("perRowFirstTable", tables[0].dim() == 3);
         return stack(states);
     }
 
@@ -101,6 +132,43 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
         var shape = (ChainShape)ctx.get_data(nameof(ChainShape));
         bool perRowFirstTable = (bool)ctx.get_data("perRowFirstTable");
         var saved = ctx.get_saved_variables();
+        var result = (bool)ctx.get_data(nameof(UseKernel))
+            ? BackwardWithKernel(shape, perRowFirstTable, saved, gradStates)
+            : BackwardWithTensorOperations(shape, perRowFirstTable, saved, gradStates);
+        foreach (var gradient in result)
+            if (gradient is not null) scope.MoveToOuter(gradient);
+        return result;
+    }
+
+    private static List<Tensor> BackwardWithKernel(ChainShape shape, bool perRowFirstTable, List<Tensor> saved, Tensor gradStates)
+    {
+        int layers = shape.Layers;
+        var weights = saved.Take(layers).ToArray();
+        var outputWeight = saved[layers];
+        var states = saved[layers + 1];
+        var activations = saved.Skip(layers + 2).Take(layers).ToArray();
+        var residualSums = shape.ResidualTo >= 0 ? saved[2 * layers + 2] : null;
+        var forward = new DenoiserChainKernel.ForwardResult(states, activations, residualSums);
+        var (startGrad, preGrads, outputGrads) = DenoiserChainKernel.Backward(shape, forward, weights, outputWeight, gradStates);
+
+        // Everything below is indexed by state i (step t = T − i); the tables are indexed by row t − 1 = T − 1 − i.
+        Tensor LayerInputs(int k) => k == 0 ? states.narrow(0, 0, shape.Steps)
+            : k - 1 == shape.ResidualTo ? residualSums! : activations[k - 1];
+        var result = new List<Tensor> { null!, startGrad };
+        var tableGrads = new Tensor[layers];
+        for (int k = 0; k < layers; k++)
+        {
+            result.Add(preGrads[k].flatten(0, 1).t().mm(LayerInputs(k).flatten(0, 1)));
+            tableGrads[k] = (k == 0 && perRowFirstTable ? preGrads[k] : preGrads[k].sum([1L])).flip(0);
+        }
+        result.AddRange(tableGrads);
+        result.Add(outputGrads.flatten(0, 1).t().mm(LayerInputs(layers).flatten(0, 1)));
+        result.Add(outputGrads.sum([0L, 1L]));
+        return result;
+    }
+
+    private static List<Tensor> BackwardWithTensorOperations(ChainShape shape, bool perRowFirstTable, List<Tensor> saved, Tensor gradStates)
+    {
         int layers = shape.Layers;
         var weights = saved.Take(layers).ToArray();
         var outputWeight = saved[layers];
@@ -161,8 +229,6 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
         result.AddRange(tableGrads);
         result.Add(outputWeightGrad);
         result.Add(stackedOutputGrads.sum([0L, 1L]));
-        foreach (var gradient in result)
-            if (gradient is not null) scope.MoveToOuter(gradient);
         return result;
     }
 

@@ -44,7 +44,39 @@ public static class ElementwiseKernels
     private static Span<float> Floats(Tensor tensor) => TensorMemory.Elements<float>(tensor);
     private static Span<double> Doubles(Tensor tensor) => TensorMemory.Elements<double>(tensor);
 
-    private static void KeepWherePositive<T>(ReadOnlySpan<T> grad, ReadOnlySpan<T> activation, Span<T> destination) where T : unmanaged, INumber<T>
+    /// <summary>ReLU in place; a NaN stays NaN, as in libtorch.</summary>
+    internal static void ReluInPlace<T>(Span<T> values) where T : unmanaged, INumber<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vectors = MemoryMarshal.Cast<T, Vector<T>>(values);
+            for (int v = 0; v < vectors.Length; v++)
+                vectors[v] = Vector.ConditionalSelect(Vector.LessThan(vectors[v], Vector<T>.Zero), Vector<T>.Zero, vectors[v]);
+            i = vectors.Length * Vector<T>.Count;
+        }
+        for (; i < values.Length; i++)
+            if (values[i] < T.Zero) values[i] = T.Zero;
+    }
+
+    /// <summary><paramref name="destination"/> ← <paramref name="left"/> + <paramref name="right"/>; the destination may be an input.</summary>
+    internal static void Add<T>(ReadOnlySpan<T> left, ReadOnlySpan<T> right, Span<T> destination) where T : unmanaged, INumber<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var lefts = MemoryMarshal.Cast<T, Vector<T>>(left);
+            var rights = MemoryMarshal.Cast<T, Vector<T>>(right);
+            var target = MemoryMarshal.Cast<T, Vector<T>>(destination);
+            for (int v = 0; v < lefts.Length; v++)
+                target[v] = lefts[v] + rights[v];
+            i = lefts.Length * Vector<T>.Count;
+        }
+        for (; i < left.Length; i++)
+            destination[i] = left[i] + right[i];
+    }
+
+    internal static void KeepWherePositive<T>(ReadOnlySpan<T> grad, ReadOnlySpan<T> activation, Span<T> destination) where T : unmanaged, INumber<T>
     {
         int i = 0;
         if (Vector.IsHardwareAccelerated)

@@ -70,7 +70,7 @@ public static class MathKernelDispatch
             return new(MathKernelDispatchStatus.NotNeeded, "MKL chooses its own kernels (no AVX-512 on this CPU)");
 
         _ = torch.get_num_threads(); // loads libtorch, so its library is mapped; runs no matrix product
-        string? library = MappedLibrary("libtorch_cpu.so");
+        string? library = LoadedLibraries.Find("libtorch_cpu.so");
         if (library is null || !NativeLibrary.TryLoad(library, out var handle))
             return new(MathKernelDispatchStatus.Unrecognised, "MKL chooses its own kernels (libtorch_cpu.so not found among the loaded libraries)");
         try
@@ -111,19 +111,5 @@ public static class MathKernelDispatch
         var (_, ebx, ecx, edx) = X86Base.CpuId(0, 0);
         Span<int> parts = [ebx, edx, ecx];
         return System.Text.Encoding.ASCII.GetString(MemoryMarshal.AsBytes(parts));
-    }
-
-    private static string? MappedLibrary(string fileName)
-    {
-        const string maps = "/proc/self/maps";
-        if (!File.Exists(maps)) return null;
-        foreach (var line in File.ReadLines(maps))
-        {
-            int slash = line.IndexOf('/');
-            if (slash < 0) continue;
-            string path = line[slash..];
-            if (Path.GetFileName(path) == fileName) return path;
-        }
-        return null;
     }
 }

@@ -63,13 +63,30 @@ public class PreparedChainTests
 
     /// <summary>
     /// The chain as one autograd operation (written-out backward) against the prepared chain recorded step by step, for
-    /// both denoisers (the posterior's with its residual connection and per-row context share), in float64: the same
-    /// states, and the same gradients for y_T, the context and every parameter under a loss that reads every state.
+    /// both denoisers (the posterior's with its residual connection and per-row context share), in float64, through both
+    /// of its implementations (the CPU kernel and tensor operations): the same states, and the same gradients for y_T, the
+    /// context and every parameter under a loss that reads every state.
     /// </summary>
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ChainAsOneOperationMatchesTheRecordedChain(bool conditioned)
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    public void ChainAsOneOperationMatchesTheRecordedChain(bool conditioned, bool useKernel)
+    {
+        bool previous = DenoiserChainFunction.UseKernel;
+        DenoiserChainFunction.UseKernel = useKernel;
+        try
+        {
+            CompareOneOperationWithRecordedChain(conditioned);
+        }
+        finally
+        {
+            DenoiserChainFunction.UseKernel = previous;
+        }
+    }
+
+    private static void CompareOneOperationWithRecordedChain(bool conditioned)
     {
         using var model = Model(seed: 7);
         model.to(ScalarType.Float64);
@@ -112,6 +129,63 @@ public class PreparedChainTests
         Assert.NotEmpty(fused.Gradients);
         foreach (var (name, gradient) in fused.Gradients)
             for (int i = 0; i < gradient.Length; i++) Assert.Equal(recorded.Gradients[name][i], gradient[i], 10);
+    }
+
+    /// <summary>
+    /// The CPU kernel against the tensor operations in float32, the type training uses, at sizes that leave vector tails
+    /// (37 rows, 40 hidden units): states and every gradient agree to float32 rounding.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ChainKernelMatchesTensorOperationsInFloat32(bool conditioned)
+    {
+        manual_seed(13);
+        using var posterior = new ConditionalDenoiser(steps: 13, hidden: 40);
+        using var prior = new TimeConditionedMlp(steps: 13, hidden: 40);
+        using var schedule = new NoiseSchedule(NoiseScheduleKind.Linear, 13);
+        nn.Module denoiser = conditioned ? posterior : prior;
+        var generator = new Generator(17);
+        using var yTValue = randn([37, 2], generator: generator);
+        using var contextValue = randn([37, 2], generator: generator);
+        using var stateWeights = randn([14, 37, 2], generator: generator);
+
+        var results = new List<(float[] States, float[] YTGrad, float[] ContextGrad, Dictionary<string, double[]> Gradients)>();
+        bool previous = DenoiserChainFunction.UseKernel;
+        try
+        {
+            foreach (bool useKernel in new[] { true, false })
+            {
+                DenoiserChainFunction.UseKernel = useKernel;
+                denoiser.zero_grad();
+                using var scope = NewDisposeScope();
+                var yT = yTValue.clone().requires_grad_();
+                var context = contextValue.clone().requires_grad_();
+                var states = conditioned ? posterior.RunChain(context, yT, schedule) : prior.RunChain(yT, schedule);
+                ((states * stateWeights).sum() + states[13].square().sum()).backward();
+                results.Add((states.data<float>().ToArray(), yT.grad!.data<float>().ToArray(),
+                    conditioned ? context.grad!.data<float>().ToArray() : [], Gradients(denoiser)));
+            }
+        }
+        finally
+        {
+            DenoiserChainFunction.UseKernel = previous;
+        }
+
+        var (kernel, tensors) = (results[0], results[1]);
+        static void Close(IReadOnlyList<double> expected, IReadOnlyList<double> actual, string what)
+        {
+            Assert.Equal(expected.Count, actual.Count);
+            double scale = expected.Select(Math.Abs).DefaultIfEmpty(0).Max() + 1e-6;
+            for (int i = 0; i < expected.Count; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * scale, $"{what}[{i}]: kernel {actual[i]} against tensor operations {expected[i]}");
+        }
+        Close(tensors.States.Select(v => (double)v).ToArray(), kernel.States.Select(v => (double)v).ToArray(), "states");
+        Close(tensors.YTGrad.Select(v => (double)v).ToArray(), kernel.YTGrad.Select(v => (double)v).ToArray(), "∂y_T");
+        Close(tensors.ContextGrad.Select(v => (double)v).ToArray(), kernel.ContextGrad.Select(v => (double)v).ToArray(), "∂context");
+        Assert.Equal(tensors.Gradients.Keys.Order(), kernel.Gradients.Keys.Order());
+        Assert.Equal(14, kernel.Gradients.Count); // 4 hidden layers × (weight, bias, time table) + output weight and bias
+        foreach (var (name, gradient) in kernel.Gradients) Close(tensors.Gradients[name], gradient, name);
     }
 
     [Fact]

@@ -25,6 +25,36 @@ public class ElementwiseKernelsTests
         Assert.True(destination.equal(pre.grad!).all().item<bool>());
     }
 
+    [Theory]
+    [InlineData(100)]
+    [InlineData(13)] // the scalar tail runs too
+    public void ReluInPlaceMatchesLibtorchAndKeepsNaN(int length)
+    {
+        var values = Enumerable.Range(0, length).Select(i => (float)Math.Sin(i * 1.7) * 3).ToArray();
+        values[5] = float.NaN;
+        values[length - 1] = float.NaN;
+        values[length - 2] = -0.5f;
+        var expected = nn.functional.relu(tensor(values)).data<float>().ToArray();
+        ElementwiseKernels.ReluInPlace<float>(values);
+        Assert.Equal(expected, values);
+        Assert.True(float.IsNaN(values[5]) && float.IsNaN(values[length - 1]) && values[length - 2] == 0);
+    }
+
+    [Theory]
+    [InlineData(64)]
+    [InlineData(11)]
+    public void AddSumsElementwiseAndMayWriteIntoAnInput(int length)
+    {
+        var left = Enumerable.Range(0, length).Select(i => i * 0.5).ToArray();
+        var right = Enumerable.Range(0, length).Select(i => 1.0 / (i + 1)).ToArray();
+        var expected = left.Zip(right, (a, b) => a + b).ToArray();
+        var destination = new double[length];
+        ElementwiseKernels.Add<double>(left, right, destination);
+        Assert.Equal(expected, destination);
+        ElementwiseKernels.Add<double>(left, right, left);
+        Assert.Equal(expected, left);
+    }
+
     [Fact]
     public void TheDestinationMayBeTheGradientItself()
     {
