@@ -18,6 +18,7 @@ internal sealed class PlanarNeighbourGrid
     private readonly int _columns, _rows;
     private readonly int[] _cellStart; // points of cell c are _order[_cellStart[c] .. _cellStart[c + 1])
     private readonly int[] _order;
+    private readonly double[] _sortedX, _sortedY; // coordinates in cell order: _sortedX[s] = _x[_order[s]]
 
     public PlanarNeighbourGrid(double[] x, double[] y)
     {
@@ -44,6 +45,8 @@ internal sealed class PlanarNeighbourGrid
         _order = new int[x.Length];
         var next = (int[])_cellStart.Clone();
         for (int i = 0; i < x.Length; i++) _order[next[cellOf[i]]++] = i;
+        _sortedX = _order.Select(i => x[i]).ToArray();
+        _sortedY = _order.Select(i => y[i]).ToArray();
     }
 
     public int Count => _x.Length;
@@ -129,20 +132,20 @@ internal sealed class PlanarNeighbourGrid
         return squaredDistance[0];
     }
 
-    /// <summary>Calls <paramref name="visitor"/> for every point within squared distance <paramref name="squaredRadius"/> of (<paramref name="qx"/>, <paramref name="qy"/>).</summary>
-    public void VisitWithin<TVisitor>(double qx, double qy, double squaredRadius, ref TVisitor visitor) where TVisitor : struct, IPointVisitor
+    /// <summary>
+    /// Hands <paramref name="visitor"/> every point within <paramref name="radius"/> of (<paramref name="qx"/>,
+    /// <paramref name="qy"/>), as runs of coordinates: one run per row of grid cells the disc touches (the cells of a row
+    /// are contiguous in cell order). Runs also hold points of those cells that lie outside the disc; the visitor filters.
+    /// Contiguous runs let it work on whole vectors of points.
+    /// </summary>
+    public void VisitRuns<TVisitor>(double qx, double qy, double radius, ref TVisitor visitor) where TVisitor : struct, IPointRunVisitor
     {
-        double radius = Math.Sqrt(squaredRadius);
         int c0 = Column(qx - radius), c1 = Column(qx + radius), r0 = Row(qy - radius), r1 = Row(qy + radius);
         for (int r = r0; r <= r1; r++)
-            for (int cell = Cell(c0, r), last = Cell(c1, r); cell <= last; cell++)
-                for (int s = _cellStart[cell]; s < _cellStart[cell + 1]; s++)
-                {
-                    int i = _order[s];
-                    double dx = _x[i] - qx, dy = _y[i] - qy;
-                    double d = dx * dx + dy * dy;
-                    if (d <= squaredRadius) visitor.Visit(i, dx, dy, d);
-                }
+        {
+            int start = _cellStart[Cell(c0, r)], end = _cellStart[Cell(c1, r) + 1];
+            if (end > start) visitor.Visit(_sortedX.AsSpan(start, end - start), _sortedY.AsSpan(start, end - start));
+        }
     }
 
     private static int IndexOfMax(Span<double> values)
@@ -154,8 +157,8 @@ internal sealed class PlanarNeighbourGrid
     }
 }
 
-/// <summary>Receives the points a <see cref="PlanarNeighbourGrid"/> range query finds: index, offset from the query and squared distance.</summary>
-internal interface IPointVisitor
+/// <summary>Receives the runs of points a <see cref="PlanarNeighbourGrid.VisitRuns"/> query finds: their x and y coordinates.</summary>
+internal interface IPointRunVisitor
 {
-    void Visit(int index, double dx, double dy, double squaredDistance);
+    void Visit(ReadOnlySpan<double> x, ReadOnlySpan<double> y);
 }

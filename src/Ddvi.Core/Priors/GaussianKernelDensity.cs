@@ -1,3 +1,4 @@
+using System.Numerics;
 using Ddvi.Geometry;
 using static TorchSharp.torch;
 
@@ -125,8 +126,9 @@ public sealed class GaussianKernelDensity : IDisposable
             for (int q = task * PlanarQueriesPerTask, end = Math.Min(x.Length, q + PlanarQueriesPerTask); q < end; q++)
             {
                 double nearest = _grid!.NearestSquaredDistance(x[q], y[q]);
-                sums.Reset(nearest);
-                _grid.VisitWithin(x[q], y[q], nearest + _negligibleExcess, ref sums);
+                sums.Reset(x[q], y[q], nearest);
+                _grid.VisitRuns(x[q], y[q], Math.Sqrt(nearest + _negligibleExcess), ref sums);
+                sums.Finish();
                 // log p = logsumexp_h(ℓ_h), ℓ_h = c_h − m/(2h²) + log S_h; ∇ log p = Σ_h softmax(ℓ)_h · (Σ_i w_hi (c_i − z)/h²) / S_h.
                 double top = double.NegativeInfinity;
                 for (int h = 0; h < logTerms.Length; h++)
@@ -158,34 +160,80 @@ public sealed class GaussianKernelDensity : IDisposable
 
     const int PlanarQueriesPerTask = 64;
 
-    /// <summary>Per bandwidth, Σ_i w_i and Σ_i w_i (c_i − z) with w_i = exp(−(D_i − m)/(2h²)).</summary>
-    struct KernelSums(double[] inverseTwoH2) : IPointVisitor
+    /// <summary>
+    /// Per bandwidth, Σ_i w_i and Σ_i w_i (c_i − z) with w_i = exp(−(D_i − m)/(2h²)), over whole vectors of centres at a
+    /// time; a kernel whose exponent exceeds <see cref="NegligibleExponent"/> counts as 0 (which also drops every centre
+    /// outside the visited disc, since the widest bandwidth's limit is the disc's radius).
+    /// </summary>
+    struct KernelSums(double[] inverseTwoH2) : IPointRunVisitor
     {
         public readonly double[] Weights = new double[inverseTwoH2.Length];
         public readonly double[] WeightedDx = new double[inverseTwoH2.Length];
         public readonly double[] WeightedDy = new double[inverseTwoH2.Length];
-        double _nearest;
+        readonly Vector<double>[] _weights = new Vector<double>[inverseTwoH2.Length];
+        readonly Vector<double>[] _weightedDx = new Vector<double>[inverseTwoH2.Length];
+        readonly Vector<double>[] _weightedDy = new Vector<double>[inverseTwoH2.Length];
+        double _qx, _qy, _nearest;
 
-        public void Reset(double nearest)
+        public void Reset(double qx, double qy, double nearest)
         {
-            _nearest = nearest;
+            (_qx, _qy, _nearest) = (qx, qy, nearest);
             Array.Clear(Weights);
             Array.Clear(WeightedDx);
             Array.Clear(WeightedDy);
+            Array.Clear(_weights);
+            Array.Clear(_weightedDx);
+            Array.Clear(_weightedDy);
         }
 
-        public void Visit(int index, double dx, double dy, double squaredDistance)
+        public void Visit(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
         {
-            double excess = squaredDistance - _nearest;
+            int i = 0;
+            if (Vector.IsHardwareAccelerated && x.Length >= Vector<double>.Count)
+            {
+                var qx = new Vector<double>(_qx);
+                var qy = new Vector<double>(_qy);
+                var nearest = new Vector<double>(_nearest);
+                var limit = new Vector<double>(NegligibleExponent);
+                for (; i <= x.Length - Vector<double>.Count; i += Vector<double>.Count)
+                {
+                    var dx = new Vector<double>(x.Slice(i)) - qx;
+                    var dy = new Vector<double>(y.Slice(i)) - qy;
+                    var excess = dx * dx + dy * dy - nearest;
+                    for (int h = 0; h < _weights.Length; h++)
+                    {
+                        var exponent = excess * inverseTwoH2[h];
+                        var w = Vector.ConditionalSelect(Vector.LessThanOrEqual(exponent, limit), Vector.Exp(-Vector.Min(exponent, limit)), Vector<double>.Zero);
+                        _weights[h] += w;
+                        _weightedDx[h] += w * dx;
+                        _weightedDy[h] += w * dy;
+                    }
+                }
+            }
+            for (; i < x.Length; i++)
+            {
+                double dx = x[i] - _qx, dy = y[i] - _qy;
+                double excess = dx * dx + dy * dy - _nearest;
+                for (int h = 0; h < Weights.Length; h++)
+                {
+                    double exponent = excess * inverseTwoH2[h];
+                    if (exponent > NegligibleExponent) continue;
+                    double w = Math.Exp(-exponent);
+                    Weights[h] += w;
+                    WeightedDx[h] += w * dx;
+                    WeightedDy[h] += w * dy;
+                }
+            }
+        }
+
+        /// <summary>Adds the vector lanes into <see cref="Weights"/>, <see cref="WeightedDx"/> and <see cref="WeightedDy"/>.</summary>
+        public void Finish()
+        {
             for (int h = 0; h < Weights.Length; h++)
             {
-                // Most visited centres matter only to the wide bandwidths: skip the exp where it is negligible.
-                double exponent = excess * inverseTwoH2[h];
-                if (exponent > NegligibleExponent) continue;
-                double w = Math.Exp(-exponent);
-                Weights[h] += w;
-                WeightedDx[h] += w * dx;
-                WeightedDy[h] += w * dy;
+                Weights[h] += Vector.Sum(_weights[h]);
+                WeightedDx[h] += Vector.Sum(_weightedDx[h]);
+                WeightedDy[h] += Vector.Sum(_weightedDy[h]);
             }
         }
     }
