@@ -39,7 +39,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
         log.Message($"{(resume ? "resuming" : "starting")} {config.Model} on {config.Dataset} with prior {config.Prior}, seed {config.Seed}, in {run.Root}");
         using var session = Session.Open(config);
-        log.Message($"device {session.Device}, {get_num_threads()} threads ({MathKernelDispatch.Ensure().Description}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
+        log.Message($"device {session.Device}, {get_num_threads()} threads ({MathKernelDispatch.Ensure().Description}; {NativeHeap.Description}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
 
         var trainer = new Trainer(log);
         string configJson = config.ToJson();
@@ -136,6 +136,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
     /// <summary>One line of the headline metrics.</summary>
     public static string Summary(MetricsReport r) =>
         $"knn_accuracy={r.KnnAccuracy.Value:F4} latent_nll={r.LatentNll.Value:F4} " +
+        (r.LatentNll.PriorSampleReference is double reference ? $"(prior samples themselves: {reference:F4}) " : "") +
         (r.Elbo.Available ? $"elbo={r.Elbo.NatsPerImage:F2} nats/image ({r.Elbo.ReleasePerPixelScale:F4} per-pixel scale) " : "elbo=n/a ") +
         $"mmd={r.Mmd.Value:F4}";
 

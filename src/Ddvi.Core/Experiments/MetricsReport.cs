@@ -26,7 +26,12 @@ public sealed record MetricsReport
 
 public sealed record KnnMetric(double Value, int Neighbours, string Definition);
 
-public sealed record LatentNllMetric(double Value, double[] Bandwidths, int PriorSamples, string Definition);
+/// <param name="PriorSampleReference">
+/// The same NLL with as many fresh prior samples as test latents in place of the latents: what latents distributed
+/// exactly as the prior score (the KDE's own floor at this sample size). Null in metrics files written before it existed.
+/// </param>
+public sealed record LatentNllMetric(double Value, double[] Bandwidths, int PriorSamples, string Definition,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? PriorSampleReference = null);
 
 public sealed record ElboMetric(
     bool Available,

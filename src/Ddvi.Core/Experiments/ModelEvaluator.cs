@@ -56,6 +56,7 @@ public static class ModelEvaluator
 
         var (priorSamples, priorClasses) = prior.Sample(settings.PriorSamples, generator);
         var nll = LatentNll.Compute(testLatents, priorSamples, settings.NllBandwidths);
+        double nllReference = PriorSampleReferenceNll(prior, testLatents.shape[0], priorSamples, config, device);
         Runtime.NativeHeap.Trim();
 
         ElboMetric elbo;
@@ -98,7 +99,8 @@ public static class ModelEvaluator
             KnnAccuracy = new KnnMetric(knn, settings.KnnNeighbours,
                 $"{settings.KnnNeighbours}-nearest-neighbour majority vote on 2-D latents, fit on train latents with train labels, scored on test latents"),
             LatentNll = new LatentNllMetric(nll.Value, settings.NllBandwidths, settings.PriorSamples,
-                "mean over prior samples z of −log q̂(z), q̂ a Gaussian KDE of the test latents (mixture over the bandwidths); lower means the latents cover the prior"),
+                "mean over prior samples z of −log q̂(z), q̂ a Gaussian KDE of the test latents (mixture over the bandwidths); lower means the latents cover the prior",
+                nllReference),
             Elbo = elbo,
             Mmd = new MmdMetric(Math.Sqrt(Math.Max(0, mmdSquared)), mmdSquared, settings.MmdSigmas, mmdCount,
                 "√ of the biased squared MMD with a sum of RBF kernels exp(−‖a−b‖²/(2σ²)) between decoded prior samples (Bernoulli means) and test images"),
@@ -110,6 +112,19 @@ public static class ModelEvaluator
             priorSamples.cpu().DetachFromDisposeScope(), priorClasses.cpu().DetachFromDisposeScope(),
             byClass.cpu().DetachFromDisposeScope(), testChainStarts?.cpu().DetachFromDisposeScope());
         return (report, artifacts);
+    }
+
+    /// <summary>
+    /// The latent NLL that latents distributed exactly as the prior reach: <paramref name="latentCount"/> fresh prior samples
+    /// as the KDE's centres, scored on the same prior samples. Drawn from a generator of its own, so the other metrics'
+    /// random numbers are those of runs made before this reference existed.
+    /// </summary>
+    private static double PriorSampleReferenceNll(IPrior prior, long latentCount, Tensor priorSamples, ExperimentConfig config, Device device)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation-reference", 0), device);
+        var centres = prior.Sample(latentCount, generator).Z;
+        return LatentNll.Compute(centres, priorSamples, config.Evaluation.NllBandwidths).Value;
     }
 
     /// <summary>KNN accuracy and latent NLL of the model's current posterior: a cheap measurement taken as a stage ends.</summary>

@@ -18,6 +18,7 @@ public static class ComputeDevice
     public static torch.Device Resolve(DeviceChoice choice)
     {
         MathKernelDispatch.Ensure(); // before any matrix product, or MKL keeps its first kernel choice
+        NativeHeap.KeepFreedBlocks(); // before training allocates its first large tensors
         return choice switch
         {
             DeviceChoice.Cpu => torch.CPU,

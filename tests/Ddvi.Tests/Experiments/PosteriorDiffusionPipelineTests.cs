@@ -80,7 +80,15 @@ public class PosteriorDiffusionPipelineTests(ToyPipelineRuns runs, ITestOutputHe
     public void PosteriorDiffusionCoversThePriorWhereAGaussianPosteriorDoesNot()
     {
         var warmup = Assert.Single(runs.Ddvi.StageSnapshots);
-        output.WriteLine($"latent NLL: DDVI {runs.Ddvi.LatentNll.Value:F2}, VAE {runs.Vae.LatentNll.Value:F2}, DDVI's warm-up {warmup.LatentNll:F2}");
+        double? reference = runs.Ddvi.LatentNll.PriorSampleReference;
+        output.WriteLine($"latent NLL: DDVI {runs.Ddvi.LatentNll.Value:F2}, VAE {runs.Vae.LatentNll.Value:F2}, DDVI's warm-up {warmup.LatentNll:F2}, prior samples themselves {reference:F2}");
+
+        // The reference depends only on the prior, the seed, the test count and the bandwidths: both runs share it.
+        Assert.NotNull(reference);
+        Assert.True(double.IsFinite(reference.Value));
+        Assert.Equal(reference, runs.Vae.LatentNll.PriorSampleReference);
+        Assert.True(reference < runs.Vae.LatentNll.Value - 50,
+            $"prior samples' own NLL {reference:F2} should be far below the VAE's {runs.Vae.LatentNll.Value:F2}");
 
         // Seeds 5–8 of this configuration gave DDVI 2.7–9.6 against the VAE's 294–312: the VAE's latents, pulled by
         // p_w·log p(z) onto part of the pinwheel, leave most of the prior without latents near it.
