@@ -1,5 +1,6 @@
 using System.Numerics;
 using Ddvi.Geometry;
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Priors;
@@ -119,8 +120,9 @@ public sealed class GaussianKernelDensity : IDisposable
         var values = new double[x.Length];
         var gradients = new double[2 * x.Length];
         var inverseTwoH2 = Bandwidths.Select(h => 1 / (2 * h * h)).ToArray();
-        Parallel.For(0, (x.Length + PlanarQueriesPerTask - 1) / PlanarQueriesPerTask, task =>
+        OpenMpTeam.For((x.Length + PlanarQueriesPerTask - 1) / PlanarQueriesPerTask, get_num_threads(), chunk =>
         {
+            int task = (int)chunk;
             var sums = new KernelSums(inverseTwoH2);
             Span<double> logTerms = stackalloc double[inverseTwoH2.Length];
             for (int q = task * PlanarQueriesPerTask, end = Math.Min(x.Length, q + PlanarQueriesPerTask); q < end; q++)
@@ -158,7 +160,7 @@ public sealed class GaussianKernelDensity : IDisposable
         return (value + ((z - z.detach()) * gradient).sum(1)).MoveToOuterDisposeScope();
     }
 
-    const int PlanarQueriesPerTask = 64;
+    const int PlanarQueriesPerTask = 32;
 
     /// <summary>
     /// Per bandwidth, Σ_i w_i and Σ_i w_i (c_i − z) with w_i = exp(−(D_i − m)/(2h²)), over whole vectors of centres at a

@@ -62,7 +62,15 @@ internal static unsafe class CpuBlas
 internal static class LoadedLibraries
 {
     /// <summary>The full path of the mapped library named <paramref name="fileName"/>, or null (also off Linux).</summary>
-    public static string? Find(string fileName)
+    public static string? Find(string fileName) => FindFirst(name => name == fileName);
+
+    /// <summary>
+    /// The full path of the first mapped library whose file name starts with <paramref name="prefix"/> (libtorch's wheels
+    /// carry hash-suffixed copies such as <c>libgomp-98b21ff3.so.1</c>), or null.
+    /// </summary>
+    public static string? FindStartingWith(string prefix) => FindFirst(name => name.StartsWith(prefix, StringComparison.Ordinal));
+
+    private static string? FindFirst(Func<string, bool> matches)
     {
         const string maps = "/proc/self/maps";
         if (!File.Exists(maps)) return null;
@@ -71,7 +79,7 @@ internal static class LoadedLibraries
             int slash = line.IndexOf('/');
             if (slash < 0) continue;
             string path = line[slash..];
-            if (Path.GetFileName(path) == fileName) return path;
+            if (matches(Path.GetFileName(path))) return path;
         }
         return null;
     }

@@ -52,7 +52,7 @@ public static class KeepMask
             FillPairs(data, count, 0, pairs, seed, threshold, scale);
             return;
         }
-        Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) }, chunk =>
+        OpenMpTeam.For(chunks, get_num_threads(), chunk =>
         {
             long start = chunk * ChunkPairs;
             FillPairs(data, count, start, Math.Min(pairs, start + ChunkPairs), seed, threshold, scale);

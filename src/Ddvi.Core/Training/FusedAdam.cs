@@ -105,7 +105,7 @@ public sealed class FusedAdam : Adam
         }
         long chunks = (count + ChunkElements - 1) / ChunkElements;
         int threads = Math.Max(1, get_num_threads());
-        Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, chunk =>
+        OpenMpTeam.For(chunks, threads, chunk =>
         {
             long start = chunk * ChunkElements;
             Update(p, g, m, v, start, Math.Min(count, start + ChunkElements), c);

@@ -4,6 +4,7 @@ using Ddvi.Experiments;
 using Ddvi.Experiments.Methods;
 using Ddvi.Models;
 using Ddvi.Priors;
+using Ddvi.Runtime;
 using Ddvi.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -78,11 +79,27 @@ public class PreparedChainTests
         DenoiserChainFunction.UseKernel = useKernel;
         try
         {
-            CompareOneOperationWithRecordedChain(conditioned);
+            WithTwoThreads(() => CompareOneOperationWithRecordedChain(conditioned));
         }
         finally
         {
             DenoiserChainFunction.UseKernel = previous;
+        }
+    }
+
+    /// <summary>Runs <paramref name="test"/> with two libtorch threads, so that the kernel splits a batch of 37 rows 19 + 18.</summary>
+    private static void WithTwoThreads(Action test)
+    {
+        int before = get_num_threads();
+        set_num_threads(2);
+        try
+        {
+            if (OpenMpTeam.IsAvailable) Assert.Equal((2, 19), DenoiserChainKernel.SplitRows(37));
+            test();
+        }
+        finally
+        {
+            set_num_threads(before);
         }
     }
 
@@ -93,9 +110,10 @@ public class PreparedChainTests
         var denoiser = conditioned ? (nn.Module)model.PosteriorDenoiser : model.PriorDenoiser;
         var schedule = conditioned ? model.PosteriorSchedule : model.PriorSchedule;
         var generator = new Generator(9);
-        using var yTValue = randn([6, 2], dtype: ScalarType.Float64, generator: generator);
-        using var contextValue = randn([6, 2], dtype: ScalarType.Float64, generator: generator);
-        using var stateWeights = randn([schedule.Steps + 1, 6, 2], dtype: ScalarType.Float64, generator: generator);
+        // 37 rows: the kernel splits them 19 + 18 between two threads (see ChainKernelMatchesTensorOperationsInFloat32).
+        using var yTValue = randn([37, 2], dtype: ScalarType.Float64, generator: generator);
+        using var contextValue = randn([37, 2], dtype: ScalarType.Float64, generator: generator);
+        using var stateWeights = randn([schedule.Steps + 1, 37, 2], dtype: ScalarType.Float64, generator: generator);
 
         var results = new List<(double[] States, double[] YTGrad, double[] ContextGrad, Dictionary<string, double[]> Gradients)>();
         foreach (bool oneOperation in new[] { true, false })
@@ -115,7 +133,7 @@ public class PreparedChainTests
                 var chain = ReverseChain.RunPrepared(predictor, yT, schedule, keepTrajectory: true);
                 states = stack(chain.Steps!.Select(s => s.Yt).Append(chain.Z).ToArray());
             }
-            Assert.Equal(new long[] { schedule.Steps + 1, 6, 2 }, states.shape);
+            Assert.Equal(new long[] { schedule.Steps + 1, 37, 2 }, states.shape);
             ((states * stateWeights).sum() + states[schedule.Steps].square().sum()).backward();
             results.Add((states.data<double>().ToArray(), yT.grad!.data<double>().ToArray(),
                 conditioned ? context.grad!.data<double>().ToArray() : [], Gradients(denoiser)));
@@ -133,7 +151,7 @@ public class PreparedChainTests
 
     /// <summary>
     /// The CPU kernel against the tensor operations in float32, the type training uses, at sizes that leave vector tails
-    /// (37 rows, 40 hidden units): states and every gradient agree to float32 rounding.
+    /// (37 rows, 40 hidden units, split 19 + 18 between two threads): states and every gradient agree to float32 rounding.
     /// </summary>
     [Theory]
     [InlineData(true)]
@@ -154,18 +172,21 @@ public class PreparedChainTests
         bool previous = DenoiserChainFunction.UseKernel;
         try
         {
-            foreach (bool useKernel in new[] { true, false })
+            WithTwoThreads(() =>
             {
-                DenoiserChainFunction.UseKernel = useKernel;
-                denoiser.zero_grad();
-                using var scope = NewDisposeScope();
-                var yT = yTValue.clone().requires_grad_();
-                var context = contextValue.clone().requires_grad_();
-                var states = conditioned ? posterior.RunChain(context, yT, schedule) : prior.RunChain(yT, schedule);
-                ((states * stateWeights).sum() + states[13].square().sum()).backward();
-                results.Add((states.data<float>().ToArray(), yT.grad!.data<float>().ToArray(),
-                    conditioned ? context.grad!.data<float>().ToArray() : [], Gradients(denoiser)));
-            }
+                foreach (bool useKernel in new[] { true, false })
+                {
+                    DenoiserChainFunction.UseKernel = useKernel;
+                    denoiser.zero_grad();
+                    using var scope = NewDisposeScope();
+                    var yT = yTValue.clone().requires_grad_();
+                    var context = contextValue.clone().requires_grad_();
+                    var states = conditioned ? posterior.RunChain(context, yT, schedule) : prior.RunChain(yT, schedule);
+                    ((states * stateWeights).sum() + states[13].square().sum()).backward();
+                    results.Add((states.data<float>().ToArray(), yT.grad!.data<float>().ToArray(),
+                        conditioned ? context.grad!.data<float>().ToArray() : [], Gradients(denoiser)));
+                }
+            });
         }
         finally
         {
