@@ -47,7 +47,7 @@ internal static unsafe class OpenMpTeam
         }
         if (!IsAvailable)
         {
-            Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = team }, chunk => body(chunk));
+            ForOnThreadPool(chunks, team, body);
             return;
         }
         var work = new Work(chunks, body);
@@ -62,6 +62,19 @@ internal static unsafe class OpenMpTeam
             handle.Free();
         }
         work.Failure?.Throw();
+    }
+
+    /// <summary>The fallback: the same loop on .NET's thread pool, a chunk's exception rethrown as itself (not wrapped).</summary>
+    internal static void ForOnThreadPool(long chunks, int threads, Action<long> body)
+    {
+        try
+        {
+            Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) }, chunk => body(chunk));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
     }
 
     // Called by libgomp on every thread of the team; an exception must not cross back into native code.

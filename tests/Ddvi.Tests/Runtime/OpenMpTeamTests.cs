@@ -66,6 +66,19 @@ public class OpenMpTeamTests
     }
 
     [Fact]
+    public void TheThreadPoolFallbackRunsEveryChunkOnceAndRethrowsAChunksExceptionUnwrapped()
+    {
+        var runs = new int[300];
+        OpenMpTeam.ForOnThreadPool(runs.Length, 2, chunk => Interlocked.Increment(ref runs[chunk]));
+        Assert.All(runs, count => Assert.Equal(1, count));
+        var error = Assert.Throws<ArgumentException>(() => OpenMpTeam.ForOnThreadPool(50, 2, chunk =>
+        {
+            if (chunk == 7) throw new ArgumentException("chunk 7 failed");
+        }));
+        Assert.Equal("chunk 7 failed", error.Message);
+    }
+
+    [Fact]
     public void LibtorchStillComputesCorrectlyAfterTheTeamRanManagedCode()
     {
         OpenMpTeam.For(4, 2, _ => { });
