@@ -153,7 +153,7 @@ public static class BenchmarkCases
         var trainingStage = method.Stages[stage];
         var runner = new StepRunner(trainingStage.Phases);
         runner.BeginEpoch(epoch);
-        var generator = new Generator((ulong)config.Seed, runner.Device);
+        var generator = new Generator((ulong)config.Seed);
         method.Module.train();
         var batches = Cycle(trainingStage.Batches, generator).GetEnumerator();
         long examples = trainingStage.Batches is DataFreeSteps ? config.Ddvi.PriorDiffusionBatchSize : config.BatchSize;

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using System.Diagnostics;
 using static TorchSharp.torch;
 
@@ -15,9 +16,9 @@ public sealed record MatrixProductRate(long Rows, long Inner, long Columns, doub
     public static MatrixProductRate Measure(Device device, long rows, long inner, long columns, double seconds = 1.0)
     {
         using var scope = NewDisposeScope();
-        using var generator = new Generator(1234, device);
-        var a = randn([rows, inner], device: device, generator: generator);
-        var b = randn([inner, columns], device: device, generator: generator);
+        using var generator = new Generator(1234);
+        var a = RandomDraws.Normal([rows, inner], ScalarType.Float32, device, generator);
+        var b = RandomDraws.Normal([inner, columns], ScalarType.Float32, device, generator);
         double flops = 2.0 * rows * inner * columns;
 
         for (int i = 0; i < 3; i++) Product(a, b);

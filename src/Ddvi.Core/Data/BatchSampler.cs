@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Data;
@@ -12,8 +13,7 @@ public static class BatchSampler
     public static IEnumerable<Tensor> Shuffled(long count, int batchSize, Generator generator, Device device)
     {
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be positive");
-        using var drawn = randperm(count, device: generator.device, generator: generator);
-        using var order = drawn.to(device);
+        using var order = RandomDraws.Permutation(count, device, generator);
         for (long start = 0; start < count; start += batchSize)
         {
             long end = Math.Min(start + batchSize, count);

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -92,7 +93,7 @@ public static class GaussianDiffusion
     }
 
     /// <summary>
-    /// B timesteps drawn uniformly from 1..T, int64 <c>[B]</c>. The generator must live on <paramref name="device"/>.
+    /// B timesteps drawn uniformly from 1..T, int64 <c>[B]</c>. Drawn on the CPU and placed on <paramref name="device"/> (CPU when null).
     /// </summary>
     public static Tensor SampleTimesteps(long batchSize, int steps, Generator generator, Device? device = null) // → [B]
     {
@@ -101,7 +102,7 @@ public static class GaussianDiffusion
         if (steps < 1)
             throw new ArgumentOutOfRangeException(nameof(steps), steps, "SampleTimesteps: diffusion steps T must be at least 1.");
         ArgumentNullException.ThrowIfNull(generator);
-        return randint(1, steps + 1, [batchSize], dtype: ScalarType.Int64, device: device, generator: generator);
+        return RandomDraws.Integers(1, steps + 1, [batchSize], device ?? CPU, generator);
     }
 
     internal static Tensor PredictZ0Unchecked(NoiseSchedule schedule, Tensor yt, Tensor t, Tensor epsHat)

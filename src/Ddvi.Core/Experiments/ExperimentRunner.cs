@@ -143,9 +143,9 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
     /// <summary>latents-test.csv: z1, z2, label, and y_T (yT1, yT2) for diffusion posteriors.</summary>
     private static void WriteLatents(string path, Tensor latents, Tensor labels, Tensor? chainStarts)
     {
-        var z = latents.to(float32).data<float>().ToArray();
-        var y = labels.to(int64).data<long>().ToArray();
-        var start = chainStarts?.to(float32).data<float>().ToArray();
+        var z = latents.cpu().to(float32).contiguous().data<float>().ToArray();
+        var y = labels.cpu().to(int64).contiguous().data<long>().ToArray();
+        var start = chainStarts?.cpu().to(float32).contiguous().data<float>().ToArray();
         var text = new StringBuilder(start is null ? "z1,z2,label\n" : "z1,z2,label,yT1,yT2\n");
         for (int i = 0; i < y.Length; i++)
         {
@@ -160,9 +160,9 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         IReadOnlyList<(string Stage, IReadOnlyList<EpochRecord> History)> histories)
     {
         var (zx, zy) = Columns(a.TestLatents);
-        var labels = a.TestLabels.to(int32).data<int>().ToArray();
+        var labels = a.TestLabels.cpu().to(int32).contiguous().data<int>().ToArray();
         var (px, py) = Columns(a.PriorSamples);
-        var classes = a.PriorClasses.to(int32).data<int>().ToArray();
+        var classes = a.PriorClasses.cpu().to(int32).contiguous().data<int>().ToArray();
         string model = session.Config.Model.ToUpperInvariant();
         LatentScatter.Save(run.Plot("latents.png"), zx, zy, labels, $"{model} test latents ({session.Config.Dataset})");
         LatentScatter.Save(run.Plot("prior.png"), px, py, classes, $"prior samples: {session.Prior.Name}");
@@ -175,7 +175,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
                 ("chain start y_T ~ q(y_T|x)", sx, sy, labels), ($"{model} latents z = y_0", zx, zy, labels));
         }
         var shape = session.Data.Test.Shape;
-        ImageGrid.Save(run.Plot("samples.png"), a.DecodedByClass.to(float32).data<float>().ToArray(), (int)a.DecodedByClass.shape[0],
+        ImageGrid.Save(run.Plot("samples.png"), a.DecodedByClass.cpu().to(float32).contiguous().data<float>().ToArray(), (int)a.DecodedByClass.shape[0],
             shape.Channels, shape.Height, shape.Width, columns: ModelEvaluator.SamplesPerClass);
         foreach (var (stage, history) in histories.Where(h => h.History.Count > 0))
         {
@@ -187,7 +187,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
 
     private static (float[] X, float[] Y) Columns(Tensor points)
     {
-        var flat = points.to(float32).data<float>().ToArray();
+        var flat = points.cpu().to(float32).contiguous().data<float>().ToArray();
         int n = flat.Length / 2;
         var x = new float[n];
         var y = new float[n];

@@ -40,7 +40,7 @@ public static class ModelEvaluator
         var settings = config.Evaluation;
         method.Module.eval();
         using var noGrad = no_grad();
-        using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation", 0), device);
+        using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation", 0));
         using var scope = NewDisposeScope();
 
         var trainLatents = Encode(method, data.Train.Images, settings.BatchSize, generator);
@@ -122,7 +122,7 @@ public static class ModelEvaluator
     private static double PriorSampleReferenceNll(IPrior prior, long latentCount, Tensor priorSamples, ExperimentConfig config, Device device)
     {
         using var scope = NewDisposeScope();
-        using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation-reference", 0), device);
+        using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation-reference", 0));
         var centres = prior.Sample(latentCount, generator).Z;
         return LatentNll.Compute(centres, priorSamples, config.Evaluation.NllBandwidths).Value;
     }
@@ -136,7 +136,7 @@ public static class ModelEvaluator
         try
         {
             using var noGrad = no_grad();
-            using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation", 0), device);
+            using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation", 0));
             using var scope = NewDisposeScope();
             var trainLatents = Encode(method, data.Train.Images, settings.BatchSize, generator);
             var testLatents = Encode(method, data.Test.Images, settings.BatchSize, generator);

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -116,7 +117,7 @@ public sealed class AaeDiscriminator : Module<Tensor, Tensor>
         if (!(noiseStd >= 0) || !double.IsFinite(noiseStd))
             throw new ArgumentOutOfRangeException(nameof(noiseStd), noiseStd, "discriminator input noise σ must be finite and ≥ 0");
         using var scope = NewDisposeScope();
-        var epsilon = randn(z.shape, dtype: z.dtype, device: z.device, generator: generator);
+        var epsilon = RandomDraws.Normal(z.shape, z.dtype, z.device, generator);
         return (z + noiseStd * z.detach().abs() * epsilon).MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Diffusion;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -216,7 +217,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         if (n < 1)
             throw new ArgumentOutOfRangeException(nameof(n), n, "DdviModel.SamplePriorDiffusion: the sample count must be at least 1.");
         using var scope = NewDisposeScope();
-        var yT = randn([n, LatentDim], dtype: priorSchedule.DType, device: priorSchedule.Device, generator: generator);
+        var yT = RandomDraws.Normal([n, LatentDim], priorSchedule.DType, priorSchedule.Device, generator);
         return RunPriorChain(yT, keepTrajectory: false).Z.MoveToOuterDisposeScope();
     }
 
@@ -236,7 +237,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         using var scope = NewDisposeScope();
         var (mean, logVariance) = Encode(x);
         var variance = logVariance.exp();
-        var eps = randn(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator);
+        var eps = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
         var yT = mean + (0.5 * logVariance).exp() * eps;
 
         var context = conditioned ? auxiliaryEncoder.call(x) : null;

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -39,7 +40,7 @@ public sealed class GaussianVae : Module, ILatentVariableModel
     /// <summary>A reparameterised sample z = μ + σ·ε and its standard-normal noise ε (drawn from <paramref name="generator"/>).</summary>
     public static (Tensor Z, Tensor Epsilon) Reparameterise(Tensor mean, Tensor logVariance, Generator generator)
     {
-        var epsilon = randn(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator);
+        var epsilon = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
         using var std = (0.5 * logVariance).exp();
         return (mean + std * epsilon, epsilon);
     }

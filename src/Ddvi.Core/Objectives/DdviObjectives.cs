@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Diffusion;
 using Ddvi.Models;
 using Ddvi.Priors;
@@ -245,7 +246,7 @@ public static class DdviObjectives
         Func<Tensor, Tensor, Tensor> denoiser) // y0 [B, d] → []
     {
         var t = GaussianDiffusion.SampleTimesteps(y0.shape[0], schedule.Steps, generator, y0.device);
-        var eps = randn(y0.shape, dtype: y0.dtype, device: y0.device, generator: generator);
+        var eps = RandomDraws.Normal(y0.shape, y0.dtype, y0.device, generator);
         var yt = GaussianDiffusion.Noise(schedule, y0, t, eps);
         return GaussianDiffusion.NoisePredictionLoss(eps, denoiser(yt, t), kind);
     }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Priors;
@@ -35,7 +36,7 @@ public sealed class GaussianPrior : IPrior
         var x = Std * PriorChecks.Normal(n, generator);
         var y = Std * PriorChecks.Normal(n, generator);
         var z = PriorChecks.Points(x, y, _device);
-        return (z.MoveToOuterDisposeScope(), SectorOf(x, y).to(_device).MoveToOuterDisposeScope());
+        return (z.MoveToOuterDisposeScope(), RandomDraws.Place(SectorOf(x, y), _device).MoveToOuterDisposeScope());
     }
 
     /// <summary>N(0, s²I) conditioned on sector c: Rayleigh radius s·√(−2 log(1 − U)), angle uniform in the sector.</summary>

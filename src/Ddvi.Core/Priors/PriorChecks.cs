@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -38,22 +39,22 @@ internal static class PriorChecks
                 $"{prior} prior: {parameter} must be finite and {(strictlyPositive ? "> 0" : "≥ 0")}.");
     }
 
-    /// <summary>Classes drawn uniformly from [0, <paramref name="classCount"/>), on the generator's device: <c>[n]</c> int64.</summary>
+    /// <summary>Classes drawn uniformly from [0, <paramref name="classCount"/>), on the CPU: <c>[n]</c> int64.</summary>
     public static Tensor UniformClasses(long n, int classCount, Generator generator) =>
-        randint(0, classCount, [n], dtype: int64, device: generator.device, generator: generator);
+        RandomDraws.Integers(0, classCount, [n], CPU, generator);
 
-    /// <summary>n copies of one class index on the generator's device: <c>[n]</c> int64.</summary>
+    /// <summary>n copies of one class index on the CPU: <c>[n]</c> int64.</summary>
     public static Tensor OneClass(long n, int classIndex, Generator generator) =>
-        full([n], classIndex, dtype: int64, device: generator.device);
+        full([n], classIndex, dtype: int64);
 
-    /// <summary>Standard normal draws <c>[n]</c> in float64 on the generator's device.</summary>
+    /// <summary>Standard normal draws <c>[n]</c> in float64 on the CPU (see <see cref="Runtime.RandomDraws"/>).</summary>
     public static Tensor Normal(long n, Generator generator) =>
-        randn([n], dtype: float64, device: generator.device, generator: generator);
+        RandomDraws.Normal([n], float64, CPU, generator);
 
-    /// <summary>Uniform [0, 1) draws <c>[n]</c> in float64 on the generator's device.</summary>
+    /// <summary>Uniform [0, 1) draws <c>[n]</c> in float64 on the CPU (see <see cref="Runtime.RandomDraws"/>).</summary>
     public static Tensor Uniform(long n, Generator generator) =>
-        rand([n], dtype: float64, device: generator.device, generator: generator);
+        RandomDraws.Uniform([n], float64, CPU, generator);
 
     /// <summary>Stacks float64 coordinates into the float32 <c>[n, 2]</c> sample on the prior's device.</summary>
-    public static Tensor Points(Tensor x, Tensor y, Device device) => stack([x, y], 1).to(float32).to(device);
+    public static Tensor Points(Tensor x, Tensor y, Device device) => RandomDraws.Place(stack([x, y], 1).to(float32), device);
 }

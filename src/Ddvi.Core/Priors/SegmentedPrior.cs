@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Priors;
@@ -23,7 +24,7 @@ public abstract class SegmentedPrior(Device device) : IPrior
         using var scope = NewDisposeScope();
         var classes = PriorChecks.UniformClasses(n, ClassCount, generator);
         var z = Generate(classes, generator);
-        return (z.MoveToOuterDisposeScope(), classes.to(Device).MoveToOuterDisposeScope());
+        return (z.MoveToOuterDisposeScope(), RandomDraws.Place(classes, Device).MoveToOuterDisposeScope());
     }
 
     public Tensor SampleClass(int classIndex, long n, Generator generator)
@@ -34,6 +35,6 @@ public abstract class SegmentedPrior(Device device) : IPrior
         return Generate(PriorChecks.OneClass(n, classIndex, generator), generator).MoveToOuterDisposeScope();
     }
 
-    /// <summary>One point per class index: classes <c>[n]</c> int64 on the generator's device → <c>[n, 2]</c> float32 on <see cref="Device"/>.</summary>
+    /// <summary>One point per class index: classes <c>[n]</c> int64 on the CPU → <c>[n, 2]</c> float32 on <see cref="Device"/>.</summary>
     protected abstract Tensor Generate(Tensor classes, Generator generator);
 }

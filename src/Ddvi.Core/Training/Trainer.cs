@@ -95,7 +95,7 @@ public sealed class Trainer(ITrainingObserver observer)
         long epochSeed = EpochSeed(options.Seed, options.Stage, epoch);
         // Dropout draws from libtorch's global generator: reseeding it per epoch makes resume exact.
         torch.manual_seed(epochSeed);
-        using var generator = new Generator((ulong)epochSeed, runner.Device);
+        using var generator = new Generator((ulong)epochSeed);
         model.train();
         runner.BeginEpoch(epoch);
         runner.Sums.Clear();
