@@ -55,7 +55,7 @@ public static class Checkpoint
         try
         {
             using var modelReader = new BinaryReader(new MemoryStream(modelBytes));
-            model.load(modelReader, strict: true);
+            LoadWeightsInPlace(model, modelReader);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or EndOfStreamException)
         {
@@ -75,6 +75,47 @@ public static class Checkpoint
             ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(optimizerReader);
         }
         return state;
+    }
+
+    /// <summary>
+    /// Reads a state dict written by <c>Module.save</c> into the module's own parameters and buffers, in place.
+    /// </summary>
+    /// <remarks>
+    /// TorchSharp's <c>Module.load</c> moves a GPU module to the CPU and back, which replaces every parameter object:
+    /// the optimisers and training phases built before the load would then hold disposed tensors. Copying into the
+    /// existing tensors keeps them valid on every device. The checks are <c>load</c>'s strict ones.
+    /// </remarks>
+    internal static void LoadWeightsInPlace(nn.Module model, BinaryReader reader)
+    {
+        var targets = model.state_dict();
+        long entries = ReadLeb128(reader);
+        if (entries != targets.Count)
+            throw new ArgumentException($"the checkpoint holds {entries} weight tensors, the model has {targets.Count}");
+        using var noGrad = no_grad();
+        for (long i = 0; i < entries; i++)
+        {
+            string name = reader.ReadString();
+            if (!targets.TryGetValue(name, out var target))
+                throw new ArgumentException($"the checkpoint holds weights '{name}', which the model does not have");
+            using var host = Tensor.Load(reader);
+            if (host.dtype != target.dtype || !host.shape.SequenceEqual(target.shape))
+                throw new ArgumentException($"weights '{name}' are {host.dtype} [{string.Join(", ", host.shape)}] in the checkpoint, " +
+                                            $"{target.dtype} [{string.Join(", ", target.shape)}] in the model");
+            target.copy_(host);
+        }
+    }
+
+    // The entry count of Module.save: an unsigned LEB128 number (7 bits a byte, low bits first).
+    private static long ReadLeb128(BinaryReader reader)
+    {
+        long value = 0;
+        for (int shift = 0; shift < 64; shift += 7)
+        {
+            byte next = reader.ReadByte();
+            value |= (long)(next & 0x7F) << shift;
+            if ((next & 0x80) == 0) return value;
+        }
+        throw new ArgumentException("the entry count of the weights is not a valid LEB128 number");
     }
 
     /// <summary>The checkpoint with the most completed epochs in <paramref name="folder"/>, or null.</summary>

@@ -120,6 +120,37 @@ public class TrainerTests
     }
 
     [Fact]
+    public void LoadingACheckpointWritesIntoTheModelsOwnParameters()
+    {
+        // Optimisers and phases hold the parameter objects made before a load; the load must fill those very tensors
+        // (TorchSharp's Module.load replaces them on a GPU), and a model of another shape must be refused with the path.
+        using var folder = new TempFolder();
+        var (trained, phase, batches, _) = Setup();
+        new Trainer(SilentObserver.Instance).Fit(trained, [phase], batches, new TrainerOptions("toy", 2, 1, folder.Path), "{}", false);
+        string path = Checkpoint.Latest(folder.Path)!;
+
+        var (fresh, _, _, _) = Setup();
+        var before = fresh.parameters().ToList();
+        var handles = before.Select(p => p.Handle).ToList();
+        Assert.NotEqual(Weights(trained), Weights(fresh));
+        Checkpoint.Load(path, fresh);
+        Assert.Equal(Weights(trained), Weights(fresh));
+        var after = fresh.parameters().ToList();
+        Assert.All(before.Zip(after, handles), t => { Assert.Same(t.First, t.Second); Assert.Equal(t.Third, t.Second.Handle); });
+
+        using var unrelated = nn.Linear(4, 1);
+        var nameError = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(path, unrelated));
+        Assert.Contains(path, nameError.Message);
+        Assert.Contains("'layer.weight'", nameError.Message);
+
+        string wide = Path.Combine(folder.Path, "wide.ckpt");
+        Checkpoint.Save(wide, unrelated, new Dictionary<string, optim.Optimizer>(), new TrainerState("toy", 1, 0, []), "{}");
+        using var narrow = nn.Linear(3, 1);
+        var shapeError = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(wide, narrow));
+        Assert.Contains("Float32 [1, 4] in the checkpoint, Float32 [1, 3] in the model", shapeError.Message);
+    }
+
+    [Fact]
     public void StartingOverAnExistingRunWithoutResumeIsRefused()
     {
         using var folder = new TempFolder();
