@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.IO;
 using System.Diagnostics;
 using System.Globalization;
@@ -93,8 +94,9 @@ public sealed class Trainer(ITrainingObserver observer)
     {
         var clock = Stopwatch.StartNew();
         long epochSeed = EpochSeed(options.Seed, options.Stage, epoch);
-        // Dropout draws from libtorch's global generator: reseeding it per epoch makes resume exact.
-        torch.manual_seed(epochSeed);
+        // Dropout draws from libtorch's global generators: reseeding them per epoch makes resume exact. TorchSharp's
+        // manual_seed reaches only the CPU's, so a GPU's is reseeded too (a resumed CUDA run drifted without it).
+        ComputeDevice.SeedGlobal(epochSeed);
         using var generator = new Generator((ulong)epochSeed);
         model.train();
         runner.BeginEpoch(epoch);
