@@ -123,7 +123,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         var restore = stage.UsePosterior!();
         try
         {
-            var snapshot = ModelEvaluator.Snapshot(stage.Name, session.Method, session.Data, session.Prior, session.Config, session.Device);
+            var snapshot = ModelEvaluator.Snapshot(stage.Name, session.Method, session.Data, session.Prior, session.Config);
             AtomicFile.WriteAllText(run.StageSnapshot(stage.Name), JsonSerializer.Serialize(snapshot, ExperimentConfig.JsonOptions));
             log.Message($"{stage.Name}: knn_accuracy={snapshot.KnnAccuracy:F4} latent_nll={snapshot.LatentNll:F4} (posterior at the end of this stage)");
         }

@@ -56,7 +56,7 @@ public static class ModelEvaluator
 
         var (priorSamples, priorClasses) = prior.Sample(settings.PriorSamples, generator);
         var nll = LatentNll.Compute(testLatents, priorSamples, settings.NllBandwidths);
-        double nllReference = PriorSampleReferenceNll(prior, testLatents.shape[0], priorSamples, config, device);
+        double nllReference = PriorSampleReferenceNll(prior, testLatents.shape[0], priorSamples, config);
         Runtime.NativeHeap.Trim();
 
         ElboMetric elbo;
@@ -119,7 +119,7 @@ public static class ModelEvaluator
     /// as the KDE's centres, scored on the same prior samples. Drawn from a generator of its own, so the other metrics'
     /// random numbers are those of runs made before this reference existed.
     /// </summary>
-    private static double PriorSampleReferenceNll(IPrior prior, long latentCount, Tensor priorSamples, ExperimentConfig config, Device device)
+    private static double PriorSampleReferenceNll(IPrior prior, long latentCount, Tensor priorSamples, ExperimentConfig config)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation-reference", 0));
@@ -128,7 +128,7 @@ public static class ModelEvaluator
     }
 
     /// <summary>KNN accuracy and latent NLL of the model's current posterior: a cheap measurement taken as a stage ends.</summary>
-    public static StageSnapshot Snapshot(string stage, IExperimentMethod method, DatasetSplits data, IPrior prior, ExperimentConfig config, Device device)
+    public static StageSnapshot Snapshot(string stage, IExperimentMethod method, DatasetSplits data, IPrior prior, ExperimentConfig config)
     {
         var settings = config.Evaluation;
         bool wasTraining = method.Module.training;

@@ -32,7 +32,7 @@ public abstract class SegmentedPrior(Device device) : IPrior
         PriorChecks.ClassIndex(Name, classIndex, ClassCount);
         PriorChecks.SampleCount(Name, n);
         using var scope = NewDisposeScope();
-        return Generate(PriorChecks.OneClass(n, classIndex, generator), generator).MoveToOuterDisposeScope();
+        return Generate(PriorChecks.OneClass(n, classIndex), generator).MoveToOuterDisposeScope();
     }
 
     /// <summary>One point per class index: classes <c>[n]</c> int64 on the CPU → <c>[n, 2]</c> float32 on <see cref="Device"/>.</summary>
