@@ -12,9 +12,18 @@ internal static class CliOptions
 
     public static Option<string> Dataset() => new Option<string>("--dataset")
     {
-        Description = $"Dataset: {string.Join(", ", DatasetCatalog.Names)}",
+        Description = $"Dataset: {string.Join(", ", DatasetCatalog.Names)}, or the path of a folder holding the four MNIST-format files " +
+                      $"({string.Join(", ", MnistFormat.FileNames)}, each raw or .gz; 28×28 images, labels 0–9)",
         DefaultValueFactory = _ => "synthetic",
-    }.AcceptOnlyFromAmong([.. DatasetCatalog.Names]);
+        // A folder is kept as its full path, so that --resume from another working directory finds it again.
+        CustomParser = result =>
+        {
+            string value = result.Tokens.Count == 0 ? DatasetCatalog.Synthetic : result.Tokens[^1].Value;
+            if (!string.IsNullOrWhiteSpace(value)) return DatasetCatalog.Canonical(value);
+            result.AddError("--dataset must not be empty: give a dataset name or a folder of MNIST-format files.");
+            return null;
+        },
+    };
 
     public static Option<string> Model() => new Option<string>("--model")
     {

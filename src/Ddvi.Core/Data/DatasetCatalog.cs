@@ -35,8 +35,8 @@ public sealed record DatasetDescription(string Name, bool Available, string Loca
 
 /// <summary>
 /// The datasets Ddvi knows by name: <c>synthetic</c> (built in, see <see cref="SyntheticShapes"/>), <c>mnist</c> and
-/// <c>fashion-mnist</c> (IDX files on disk, downloaded when missing and allowed). Every dataset is 28×28 with
-/// 10 classes and pixels in [0, 1].
+/// <c>fashion-mnist</c> (IDX files on disk, downloaded when missing and allowed); any other value is a folder holding
+/// the four MNIST-format files of another dataset. Every dataset is 28×28 with labels 0–9 and pixels in [0, 1].
 /// </summary>
 public static class DatasetCatalog
 {
@@ -49,6 +49,43 @@ public static class DatasetCatalog
     public const string DebianFashionMnistDirectory = "/usr/share/datasets/fashion-mnist";
 
     public static IReadOnlyList<string> Names { get; } = [Synthetic, Mnist, FashionMnist];
+
+    /// <summary>A known name as it is, a folder as its full path (so a run resumed from elsewhere finds it).</summary>
+    public static string Canonical(string dataset)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(dataset);
+        return IsFolder(dataset) ? Path.GetFullPath(dataset) : dataset;
+    }
+
+    /// <summary>Whether <paramref name="dataset"/> names a folder of MNIST-format files rather than a known dataset.</summary>
+    public static bool IsFolder(string dataset) => !Names.Contains(dataset);
+
+    /// <summary>
+    /// A short name for <paramref name="dataset"/>, for run folders, titles and tables: the name itself, or a folder's
+    /// own name with anything but letters, digits, '.', '_' and '-' replaced by '_'.
+    /// </summary>
+    public static string ShortName(string dataset)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        if (!IsFolder(dataset)) return dataset;
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataset)));
+        var cleaned = new string(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '_').ToArray());
+        return cleaned.Length == 0 ? "dataset" : cleaned;
+    }
+
+    /// <summary>
+    /// Why <paramref name="dataset"/> cannot be loaded without a download, or null when it can (or is a known name,
+    /// which <see cref="Load"/> may still download): a folder must exist and hold the four files.
+    /// </summary>
+    public static string? FolderProblem(string dataset)
+    {
+        if (!IsFolder(dataset)) return null;
+        if (!Directory.Exists(dataset))
+            return $"--dataset '{dataset}' is neither a known dataset ({string.Join(", ", Names)}) nor an existing folder of MNIST-format files.";
+        var missing = MnistFormat.FileNames.Where(name => MnistFormat.Find(dataset, name) is null).ToList();
+        return missing.Count == 0 ? null
+            : $"--dataset folder {Path.GetFullPath(dataset)} lacks {string.Join(", ", missing)} (each raw or .gz); an MNIST-format dataset needs all four: {string.Join(", ", MnistFormat.FileNames)}.";
+    }
 
     /// <summary><c>$XDG_CACHE_HOME/ddvi/datasets</c>, or <c>~/.cache/ddvi/datasets</c> when XDG_CACHE_HOME is unset.</summary>
     public static string DefaultDataDirectory()
@@ -72,7 +109,7 @@ public static class DatasetCatalog
             Synthetic => LoadSynthetic(options),
             Mnist => LoadMnistFormat(Mnist, options, DownloadSource.MnistMirrors),
             FashionMnist => LoadMnistFormat(FashionMnist, options, DownloadSource.FashionMnistMirrors),
-            _ => throw new ArgumentException($"Unknown dataset '{name}'. Valid datasets: {string.Join(", ", Names)}.", nameof(name)),
+            _ => LoadFolder(name),
         };
     }
 
@@ -142,6 +179,18 @@ public static class DatasetCatalog
             directory = target;
         }
 
+        return ReadMnistFormat(name, directory);
+    }
+
+    static DatasetSplits LoadFolder(string folder)
+    {
+        if (FolderProblem(folder) is { } problem)
+            throw Directory.Exists(folder) ? new DatasetUnavailableException(folder, problem) : new ArgumentException(problem, "name");
+        return ReadMnistFormat(ShortName(folder), folder);
+    }
+
+    static DatasetSplits ReadMnistFormat(string name, string directory)
+    {
         string Locate(string baseName) => MnistFormat.Find(directory, baseName)!;
         var (trainImages, trainLabels) = IdxReader.ReadPair(Locate(MnistFormat.TrainImages), Locate(MnistFormat.TrainLabels), ImageShape.Mnist, ClassCount);
         var train = new ImageDataset($"{name}/train", trainImages, trainLabels, ImageShape.Mnist, ClassCount);

@@ -11,7 +11,7 @@ namespace Ddvi.Experiments;
 /// </summary>
 public sealed record ExperimentConfig
 {
-    /// <summary>Dataset name: synthetic, mnist, fashion-mnist.</summary>
+    /// <summary>Dataset: synthetic, mnist, fashion-mnist, or the path of a folder holding the four MNIST-format files.</summary>
     public string Dataset { get; init; } = "synthetic";
 
     /// <summary>Folder holding downloaded datasets; null = the user cache folder.</summary>
@@ -86,7 +86,8 @@ public sealed record ExperimentConfig
     /// <summary>Checks names and ranges; every message names the option and what is expected.</summary>
     public ExperimentConfig Validate()
     {
-        Require(Data.DatasetCatalog.Names.Contains(Dataset), $"--dataset '{Dataset}' is not known; valid: {string.Join(", ", Data.DatasetCatalog.Names)}");
+        Require(!string.IsNullOrWhiteSpace(Dataset), $"--dataset must be one of {string.Join(", ", Data.DatasetCatalog.Names)} or a folder of MNIST-format files");
+        Require(Data.DatasetCatalog.FolderProblem(Dataset) is null, Data.DatasetCatalog.FolderProblem(Dataset) ?? "");
         Require(ModelCatalog.Names.Contains(Model), $"--model '{Model}' is not known; valid: {string.Join(", ", ModelCatalog.Names)}");
         // Resolving checks the name (aliases included) and that --prior-noise suits that prior.
         var prior = Priors.PriorCatalog.Resolve(Prior, PriorNoise);

@@ -164,7 +164,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         var (px, py) = Columns(a.PriorSamples);
         var classes = a.PriorClasses.cpu().to(int32).contiguous().data<int>().ToArray();
         string model = session.Config.Model.ToUpperInvariant();
-        LatentScatter.Save(run.Plot("latents.png"), zx, zy, labels, $"{model} test latents ({session.Config.Dataset})");
+        LatentScatter.Save(run.Plot("latents.png"), zx, zy, labels, $"{model} test latents ({DatasetCatalog.ShortName(session.Config.Dataset)})");
         LatentScatter.Save(run.Plot("prior.png"), px, py, classes, $"prior samples: {session.Prior.Name}");
         LatentScatter.SaveSideBySide(run.Plot("prior-vs-latents.png"),
             ($"prior: {session.Prior.Name}", px, py, classes), ($"{model} latents", zx, zy, labels));

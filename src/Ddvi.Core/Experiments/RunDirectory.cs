@@ -15,5 +15,5 @@ public sealed class RunDirectory(string root)
 
     /// <summary>Default folder of a run: runs/MODEL-DATASET-PRIOR-sSEED.</summary>
     public static string DefaultFor(ExperimentConfig config) =>
-        Path.Combine("runs", $"{config.Model}-{config.Dataset}-{config.Prior}-s{config.Seed}");
+        Path.Combine("runs", $"{config.Model}-{Data.DatasetCatalog.ShortName(config.Dataset)}-{config.Prior}-s{config.Seed}");
 }

@@ -22,6 +22,64 @@ public class DatasetCatalogTests
     }
 
     [Fact]
+    public void AFolderOfMnistFormatFilesLoadsUnderItsOwnName()
+    {
+        using var files = new IdxTestFiles();
+        foreach (var (name, content) in IdxTestFiles.MnistFormatGzipFiles(40, 12, seed: 4)) files.Write("my set (v2)/" + name, content);
+        string folder = Path.Combine(files.Root, "my set (v2)");
+
+        Assert.True(DatasetCatalog.IsFolder(folder));
+        Assert.False(DatasetCatalog.IsFolder(DatasetCatalog.FashionMnist));
+        Assert.Null(DatasetCatalog.FolderProblem(folder));
+        Assert.Equal("my_set__v2_", DatasetCatalog.ShortName(folder));
+        Assert.Equal("my_set__v2_", DatasetCatalog.ShortName(folder + "/"));
+        Assert.Equal(DatasetCatalog.Mnist, DatasetCatalog.ShortName(DatasetCatalog.Mnist));
+        using var splits = DatasetCatalog.Load(folder, new DatasetOptions(null, 0, AllowDownload: false));
+
+        Assert.Equal(40, splits.Train.Count);
+        Assert.Equal(12, splits.Test.Count);
+        Assert.Equal("my_set__v2_/train", splits.Train.Name);
+        Assert.Equal([40L, 784L], splits.Train.Images.shape);
+        var (_, labels) = IdxTestFiles.RandomExamples(40, 4);
+        Assert.Equal(labels.Select(b => (long)b), splits.Train.Labels.data<long>().ToArray());
+    }
+
+    [Fact]
+    public void AFolderIsKeptAsItsFullPath()
+    {
+        string saved = Environment.CurrentDirectory;
+        using var files = new IdxTestFiles();
+        Directory.CreateDirectory(Path.Combine(files.Root, "kmnist"));
+        try
+        {
+            Environment.CurrentDirectory = files.Root;
+            Assert.Equal(Path.Combine(files.Root, "kmnist"), DatasetCatalog.Canonical("kmnist"));
+            Assert.Equal(Path.Combine(files.Root, "kmnist"), DatasetCatalog.Canonical("./kmnist"));
+            Assert.Equal(DatasetCatalog.Synthetic, DatasetCatalog.Canonical(DatasetCatalog.Synthetic));
+        }
+        finally
+        {
+            Environment.CurrentDirectory = saved;
+        }
+    }
+
+    [Fact]
+    public void AFolderWithoutAllFourFilesNamesTheMissingOnes()
+    {
+        using var files = new IdxTestFiles();
+        var set = IdxTestFiles.MnistFormatGzipFiles(10, 10, seed: 2);
+        files.Write("partial/" + MnistFormat.TrainImages + ".gz", set[MnistFormat.TrainImages + ".gz"]);
+        files.Write("partial/" + MnistFormat.TrainLabels, IdxTestFiles.Idx(IdxReader.LabelMagic, [10], new byte[10]));
+        string folder = Path.Combine(files.Root, "partial");
+
+        var error = Assert.Throws<DatasetUnavailableException>(() => DatasetCatalog.Load(folder, new DatasetOptions(null, 0)));
+
+        Assert.Contains(folder, error.Message);
+        Assert.Contains($"lacks {MnistFormat.TestImages}, {MnistFormat.TestLabels}", error.Message);
+        Assert.DoesNotContain($"lacks {MnistFormat.TrainLabels}", error.Message);
+    }
+
+    [Fact]
     public void DefaultDirectoryFollowsXdgCacheHome()
     {
         string? saved = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");

@@ -172,6 +172,26 @@ public class ExperimentRunnerTests
     }
 
     [Fact]
+    public void AFolderOfMnistFormatFilesTrainsAndNamesTheRunFolder()
+    {
+        using var folder = new TempFolder();
+        using var files = new Ddvi.Tests.Data.IdxTestFiles();
+        foreach (var (name, content) in Ddvi.Tests.Data.IdxTestFiles.MnistFormatGzipFiles(256, 128, seed: 6)) files.Write("kmnist/" + name, content);
+        string data = Path.Combine(files.Root, "kmnist");
+        var config = Tiny("vae", epochs: 1) with { Dataset = data };
+        Assert.Equal(Path.Combine("runs", "vae-kmnist-pinwheel-s3"), RunDirectory.DefaultFor(config));
+
+        var report = new ExperimentRunner(SilentObserver.Instance).Train(config, folder.Path, resume: false);
+
+        Assert.Equal(data, Metrics(folder.Path).GetProperty("dataset").GetString());
+        Assert.Equal(128, File.ReadAllLines(new RunDirectory(folder.Path).TestLatents).Length - 1);
+        Assert.True(double.IsFinite(report.KnnAccuracy.Value) && report.Elbo.NatsPerImage is double elbo && double.IsFinite(elbo));
+        File.Delete(Path.Combine(data, Ddvi.Data.MnistFormat.TestLabels + ".gz"));
+        var error = Assert.Throws<ArgumentException>(() => config.Validate());
+        Assert.Contains($"--dataset folder {data} lacks {Ddvi.Data.MnistFormat.TestLabels}", error.Message);
+    }
+
+    [Fact]
     public void ConfigJsonRoundTrips()
     {
         var config = Tiny("ddvi") with { PriorNoise = null, Prior = "swiss-roll", LearningRate = 3e-4 };
