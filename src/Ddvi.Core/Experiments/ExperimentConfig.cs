@@ -87,7 +87,7 @@ public sealed record ExperimentConfig
     public ExperimentConfig Validate()
     {
         Require(!string.IsNullOrWhiteSpace(Dataset), $"--dataset must be one of {string.Join(", ", Data.DatasetCatalog.Names)} or a folder of MNIST-format files");
-        Require(Data.DatasetCatalog.FolderProblem(Dataset) is null, Data.DatasetCatalog.FolderProblem(Dataset) ?? "");
+        if (Data.DatasetCatalog.FolderProblem(Dataset) is { } datasetProblem) Require(false, datasetProblem);
         Require(ModelCatalog.Names.Contains(Model), $"--model '{Model}' is not known; valid: {string.Join(", ", ModelCatalog.Names)}");
         // Resolving checks the name (aliases included) and that --prior-noise suits that prior.
         var prior = Priors.PriorCatalog.Resolve(Prior, PriorNoise);
