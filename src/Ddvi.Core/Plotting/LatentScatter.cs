@@ -72,7 +72,7 @@ public static class LatentScatter
         if (!(markerSize > 0))
             throw new ArgumentOutOfRangeException(nameof(markerSize), markerSize, "Latent scatter: marker size must be positive.");
 
-        var plot = new Plot();
+        var plot = BundledFont.NewPlot();
         plot.Title(title);
         var legendItems = new List<LegendItem>();
         foreach (int label in labels.Distinct().Order())

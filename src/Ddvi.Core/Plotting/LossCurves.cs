@@ -33,7 +33,7 @@ public static class LossCurves
             {
                 if (values is null)
                     throw new ArgumentException($"Loss curves: series '{name}' is null.", nameof(seriesByName));
-                var plot = new Plot();
+                var plot = BundledFont.NewPlot();
                 plots.Add(plot);
                 plot.Title(string.IsNullOrEmpty(title) ? name : $"{title}: {name}", size: 12);
                 plot.XLabel(xLabel, size: 11);

@@ -57,6 +57,56 @@ public sealed class PlottingTests : IDisposable
     }
 
     [Fact]
+    public void FiguresTakeTheirTypefaceFromTheAssemblyNotTheSystem()
+    {
+        using var plot = BundledFont.NewPlot();
+
+        Assert.Equal(BundledFont.Name, ScottPlot.Fonts.Default);
+        Assert.Equal(BundledFont.Name, plot.Axes.Title.Label.FontName);
+        // ScottPlot hands out the embedded typefaces themselves, so no system font is asked for.
+        Assert.Same(BundledFont.Regular, ScottPlot.Fonts.GetTypeface(BundledFont.Name, bold: false, italic: false));
+        Assert.Same(BundledFont.Bold, ScottPlot.Fonts.GetTypeface(BundledFont.Name, bold: true, italic: false));
+        Assert.Equal("DejaVu Sans", BundledFont.Regular.FamilyName);
+        Assert.True(BundledFont.Bold.FontStyle.Weight > BundledFont.Regular.FontStyle.Weight);
+    }
+
+    [Theory]
+    [InlineData("chain start y_T ~ q(y_T|x) · DDVI latents z = y_0")]
+    [InlineData("0123456789 −1.5 ×10³ ± σ² ε β λ μ ‖ → ≤ ≥ ∞")]
+    [InlineData("Fashion-MNIST, KMNIST, Zoë, Ærø, Łódź, Ткань")]
+    public void TheBundledTypefaceHasAGlyphForEveryCharacter(string text)
+    {
+        foreach (var typeface in new[] { BundledFont.Regular, BundledFont.Bold })
+        {
+            using var font = new SKFont(typeface);
+            var missing = text.Where(c => !char.IsWhiteSpace(c) && !font.ContainsGlyphs(c.ToString())).ToArray();
+            Assert.True(missing.Length == 0, $"{typeface.FamilyName} {typeface.FontStyle.Weight} has no glyph for '{new string(missing)}'");
+        }
+    }
+
+    [Fact]
+    public void TitlesAreDrawn()
+    {
+        var (x, y, labels) = Ring(100, 10);
+        LatentScatter.Save(PathOf("titled.png"), x, y, labels, "A TITLE IN CAPITALS", width: 400, height: 400);
+        LatentScatter.Save(PathOf("untitled.png"), x, y, labels, "", width: 400, height: 400);
+        using var titled = SKBitmap.Decode(PathOf("titled.png"));
+        using var untitled = SKBitmap.Decode(PathOf("untitled.png"));
+
+        // The title sits above the data area; count dark pixels across the top rows of each image.
+        static int DarkPixelsOnTop(SKBitmap image)
+        {
+            int dark = 0;
+            for (int row = 0; row < 30; row++)
+                for (int column = 0; column < image.Width; column++)
+                    if (image.GetPixel(column, row).Red < 128) dark++;
+            return dark;
+        }
+        Assert.True(DarkPixelsOnTop(titled) > DarkPixelsOnTop(untitled) + 100,
+            $"title drawn with {DarkPixelsOnTop(titled)} dark pixels on top, against {DarkPixelsOnTop(untitled)} without a title");
+    }
+
+    [Fact]
     public void SideBySideHasTwoPanels()
     {
         var (x, y, labels) = Ring(300, 10);
