@@ -13,7 +13,7 @@ internal static class CliOptions
     public static Option<string> Dataset() => new Option<string>("--dataset")
     {
         Description = $"Dataset: {string.Join(", ", DatasetCatalog.Names)}, or the path of a folder holding the four MNIST-format files " +
-                      $"({string.Join(", ", MnistFormat.FileNames)}, each raw or .gz; 28×28 images, labels 0–9)",
+                      $"({string.Join(", ", MnistFormat.FileNames)}, each raw or .gz; grey images of any size, the same in both splits, and byte labels)",
         DefaultValueFactory = _ => "synthetic",
         // A folder is kept as its full path, so that --resume from another working directory finds it again.
         CustomParser = result =>

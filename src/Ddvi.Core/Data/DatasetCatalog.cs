@@ -36,14 +36,16 @@ public sealed record DatasetDescription(string Name, bool Available, string Loca
 /// <summary>
 /// The datasets Ddvi knows by name: <c>synthetic</c> (built in, see <see cref="SyntheticShapes"/>), <c>mnist</c> and
 /// <c>fashion-mnist</c> (IDX files on disk, downloaded when missing and allowed); any other value is a folder holding
-/// the four MNIST-format files of another dataset. Every dataset is 28×28 with labels 0–9 and pixels in [0, 1].
+/// the four MNIST-format files of another dataset. MNIST and Fashion-MNIST are checked to be 28×28 with labels 0–9; a
+/// folder's images may have any size (the same in both splits) and its labels any byte values, the class count being
+/// the largest label plus one. Pixels are in [0, 1].
 /// </summary>
 public static class DatasetCatalog
 {
     public const string Synthetic = "synthetic";
     public const string Mnist = "mnist";
     public const string FashionMnist = "fashion-mnist";
-    const int ClassCount = 10;
+    const int StandardClassCount = 10;
 
     /// <summary>Where Debian's <c>dataset-fashion-mnist</c> package installs the files.</summary>
     public const string DebianFashionMnistDirectory = "/usr/share/datasets/fashion-mnist";
@@ -179,31 +181,44 @@ public static class DatasetCatalog
             directory = target;
         }
 
-        return ReadMnistFormat(name, directory);
+        return ReadMnistFormat(name, directory, ImageShape.Mnist, StandardClassCount);
     }
 
     static DatasetSplits LoadFolder(string folder)
     {
         if (FolderProblem(folder) is { } problem)
             throw Directory.Exists(folder) ? new DatasetUnavailableException(folder, problem) : new ArgumentException(problem, "name");
-        return ReadMnistFormat(ShortName(folder), folder);
+        // The training images set the size both splits must have; the labels of both set the class count.
+        var shape = IdxReader.ReadImageShape(MnistFormat.Find(folder, MnistFormat.TrainImages)!);
+        return ReadMnistFormat(ShortName(folder), folder, shape, classCount: null);
     }
 
-    static DatasetSplits ReadMnistFormat(string name, string directory)
+    /// <param name="classCount">Labels must lie below it; null: any byte, and the class count is the largest label plus one.</param>
+    static DatasetSplits ReadMnistFormat(string name, string directory, ImageShape shape, int? classCount)
     {
         string Locate(string baseName) => MnistFormat.Find(directory, baseName)!;
-        var (trainImages, trainLabels) = IdxReader.ReadPair(Locate(MnistFormat.TrainImages), Locate(MnistFormat.TrainLabels), ImageShape.Mnist, ClassCount);
-        var train = new ImageDataset($"{name}/train", trainImages, trainLabels, ImageShape.Mnist, ClassCount);
+        var (trainImages, trainLabels) = IdxReader.ReadPair(Locate(MnistFormat.TrainImages), Locate(MnistFormat.TrainLabels), shape, classCount);
+        Tensor? testImages = null, testLabels = null;
         try
         {
-            var (testImages, testLabels) = IdxReader.ReadPair(Locate(MnistFormat.TestImages), Locate(MnistFormat.TestLabels), ImageShape.Mnist, ClassCount);
-            return new DatasetSplits(train, new ImageDataset($"{name}/test", testImages, testLabels, ImageShape.Mnist, ClassCount));
+            RequireExamples(trainImages, Locate(MnistFormat.TrainImages));
+            (testImages, testLabels) = IdxReader.ReadPair(Locate(MnistFormat.TestImages), Locate(MnistFormat.TestLabels), shape, classCount);
+            RequireExamples(testImages, Locate(MnistFormat.TestImages));
+            int classes = classCount ?? (int)Math.Max(trainLabels.max().item<long>(), testLabels.max().item<long>()) + 1;
+            return new DatasetSplits(
+                new ImageDataset($"{name}/train", trainImages, trainLabels, shape, classes),
+                new ImageDataset($"{name}/test", testImages, testLabels, shape, classes));
         }
         catch
         {
-            train.Dispose();
+            foreach (var tensor in new[] { trainImages, trainLabels, testImages, testLabels }) tensor?.Dispose();
             throw;
         }
+    }
+
+    static void RequireExamples(Tensor images, string path)
+    {
+        if (images.shape[0] == 0) throw new DataFormatException(path, "the file holds no images; each split needs at least one example.");
     }
 
     static DatasetUnavailableException Unavailable(string name, string directory, IReadOnlyList<DownloadSource> sources, string reason)

@@ -84,7 +84,17 @@ public static class IdxReader
         return file.ReadAtLeast(start, 2, throwOnEndOfStream: false) == 2 && start[0] == 0x1f && start[1] == 0x8b;
     }
 
-    static (int[] Dimensions, byte[] Data) Read(string path, int expectedMagic, string expectedContent)
+    /// <summary>The image size an images file holds, read from its header alone.</summary>
+    public static ImageShape ReadImageShape(string path)
+    {
+        int[] dimensions = ReadFile(path, stream => ReadHeader(path, stream, ImageMagic, "unsigned-byte images [N, rows, cols]"));
+        return new ImageShape(1, dimensions[1], dimensions[2]);
+    }
+
+    static (int[] Dimensions, byte[] Data) Read(string path, int expectedMagic, string expectedContent) =>
+        ReadFile(path, stream => ReadContent(path, stream, expectedMagic, expectedContent));
+
+    static T ReadFile<T>(string path, Func<Stream, T> read)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
         bool gzip = IsGzip(path);
@@ -92,7 +102,7 @@ public static class IdxReader
         using Stream stream = gzip ? new GZipStream(file, CompressionMode.Decompress) : file;
         try
         {
-            return ReadContent(path, stream, expectedMagic, expectedContent);
+            return read(stream);
         }
         catch (InvalidDataException e)
         {
@@ -101,6 +111,27 @@ public static class IdxReader
     }
 
     static (int[] Dimensions, byte[] Data) ReadContent(string path, Stream stream, int expectedMagic, string expectedContent)
+    {
+        int[] dimensions = ReadHeader(path, stream, expectedMagic, expectedContent);
+        long size = 1;
+        foreach (int dimension in dimensions) size *= dimension;
+        if (size > Array.MaxLength)
+            throw new DataFormatException(path, $"unexpected dimensions [{string.Join(", ", dimensions)}]: {size} bytes is more than one array can hold.");
+
+        var data = new byte[size];
+        int read = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
+        if (read < data.Length)
+            throw new DataFormatException(path,
+                $"truncated file: dimensions [{string.Join(", ", dimensions)}] need {size} bytes of data, found {read}.");
+        long extra = CountRemaining(stream);
+        if (extra > 0)
+            throw new DataFormatException(path,
+                $"dimensions [{string.Join(", ", dimensions)}] need {size} bytes of data, found {size + extra} ({extra} bytes too many).");
+        return (dimensions, data);
+    }
+
+    /// <summary>The magic number, checked against <paramref name="expectedMagic"/>, and the dimension sizes that follow it.</summary>
+    static int[] ReadHeader(string path, Stream stream, int expectedMagic, string expectedContent)
     {
         Span<byte> word = stackalloc byte[4];
         int read = stream.ReadAtLeast(word, 4, throwOnEndOfStream: false);
@@ -112,7 +143,6 @@ public static class IdxReader
 
         int rank = expectedMagic & 0xff;
         var dimensions = new int[rank];
-        long size = 1;
         for (int i = 0; i < rank; i++)
         {
             read = stream.ReadAtLeast(word, 4, throwOnEndOfStream: false);
@@ -121,21 +151,8 @@ public static class IdxReader
             dimensions[i] = BinaryPrimitives.ReadInt32BigEndian(word);
             if (dimensions[i] < 0 || (i > 0 && dimensions[i] == 0))
                 throw new DataFormatException(path, $"unexpected dimensions [{string.Join(", ", dimensions[..(i + 1)])}]: sizes must be positive.");
-            size *= dimensions[i];
         }
-        if (size > Array.MaxLength)
-            throw new DataFormatException(path, $"unexpected dimensions [{string.Join(", ", dimensions)}]: {size} bytes is more than one array can hold.");
-
-        var data = new byte[size];
-        read = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
-        if (read < data.Length)
-            throw new DataFormatException(path,
-                $"truncated file: dimensions [{string.Join(", ", dimensions)}] need {size} bytes of data, found {read}.");
-        long extra = CountRemaining(stream);
-        if (extra > 0)
-            throw new DataFormatException(path,
-                $"dimensions [{string.Join(", ", dimensions)}] need {size} bytes of data, found {size + extra} ({extra} bytes too many).");
-        return (dimensions, data);
+        return dimensions;
     }
 
     static long CountRemaining(Stream stream)

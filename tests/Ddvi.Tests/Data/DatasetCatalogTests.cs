@@ -45,6 +45,66 @@ public class DatasetCatalogTests
     }
 
     [Fact]
+    public void AFolderMayHoldAnyImageSizeAndAnyByteLabels()
+    {
+        // Shaped like EMNIST letters: labels 1–26, here on 12×16 images.
+        using var files = new IdxTestFiles();
+        foreach (var (name, content) in IdxTestFiles.MnistFormatGzipFiles(60, 30, seed: 5, height: 12, width: 16, classes: 26, firstLabel: 1))
+            files.Write("letters/" + name, content);
+
+        using var splits = DatasetCatalog.Load(Path.Combine(files.Root, "letters"), new DatasetOptions(null, 0, AllowDownload: false));
+
+        Assert.Equal(new ImageShape(1, 12, 16), splits.Train.Shape);
+        Assert.Equal(new ImageShape(1, 12, 16), splits.Test.Shape);
+        Assert.Equal([60L, 192L], splits.Train.Images.shape);
+        Assert.Equal([30L, 192L], splits.Test.Images.shape);
+        Assert.Equal(27, splits.Train.ClassCount);
+        Assert.Equal(27, splits.Test.ClassCount);
+        Assert.Equal(26L, splits.Train.Labels.max().item<long>());
+    }
+
+    [Fact]
+    public void AFoldersTestImagesMustHaveTheTrainingImagesSize()
+    {
+        using var files = new IdxTestFiles();
+        var set = IdxTestFiles.MnistFormatGzipFiles(10, 10, seed: 3, height: 12, width: 16);
+        set[MnistFormat.TestImages + ".gz"] = IdxTestFiles.Gzip(IdxTestFiles.Idx(IdxReader.ImageMagic, [10, 16, 12], new byte[10 * 16 * 12]));
+        foreach (var (name, content) in set) files.Write("mixed/" + name, content);
+
+        var error = Assert.Throws<DataFormatException>(() => DatasetCatalog.Load(Path.Combine(files.Root, "mixed"), new DatasetOptions(null, 0)));
+
+        Assert.Contains(Path.Combine(files.Root, "mixed", MnistFormat.TestImages + ".gz"), error.Message);
+        Assert.Contains("images are 16×12, expected 12×16", error.Message);
+    }
+
+    [Fact]
+    public void AnEmptySplitIsNamed()
+    {
+        using var files = new IdxTestFiles();
+        var set = IdxTestFiles.MnistFormatGzipFiles(10, 10, seed: 3);
+        set[MnistFormat.TestImages + ".gz"] = IdxTestFiles.Gzip(IdxTestFiles.Idx(IdxReader.ImageMagic, [0, 28, 28], []));
+        set[MnistFormat.TestLabels + ".gz"] = IdxTestFiles.Gzip(IdxTestFiles.Idx(IdxReader.LabelMagic, [0], []));
+        foreach (var (name, content) in set) files.Write("empty-test/" + name, content);
+
+        var error = Assert.Throws<DataFormatException>(() => DatasetCatalog.Load(Path.Combine(files.Root, "empty-test"), new DatasetOptions(null, 0)));
+
+        Assert.Contains(Path.Combine(files.Root, "empty-test", MnistFormat.TestImages + ".gz"), error.Message);
+        Assert.Contains("holds no images", error.Message);
+    }
+
+    [Fact]
+    public void MnistAndFashionMnistMustBe28By28()
+    {
+        using var files = new IdxTestFiles();
+        foreach (var (name, content) in IdxTestFiles.MnistFormatGzipFiles(10, 10, seed: 3, height: 12, width: 16)) files.Write("mnist/" + name, content);
+
+        var error = Assert.Throws<DataFormatException>(() => DatasetCatalog.Load(DatasetCatalog.Mnist, new DatasetOptions(files.Root, 0, AllowDownload: false)));
+
+        Assert.Contains(Path.Combine(files.Root, "mnist", MnistFormat.TrainImages + ".gz"), error.Message);
+        Assert.Contains("images are 12×16, expected 28×28", error.Message);
+    }
+
+    [Fact]
     public void AFolderIsKeptAsItsFullPath()
     {
         string saved = Environment.CurrentDirectory;

@@ -45,28 +45,32 @@ internal sealed class IdxTestFiles : IDisposable
         return path;
     }
 
-    /// <summary>Seeded random pixel bytes for <paramref name="count"/> 28×28 images and labels cycling through 0–9.</summary>
-    public static (byte[] Pixels, byte[] Labels) RandomExamples(int count, int seed)
+    /// <summary>
+    /// Seeded random pixel bytes for <paramref name="count"/> images of <paramref name="height"/>×<paramref name="width"/>
+    /// (28×28 unless given) and labels cycling through <paramref name="firstLabel"/> … firstLabel + classes − 1 (0–9 unless given).
+    /// </summary>
+    public static (byte[] Pixels, byte[] Labels) RandomExamples(int count, int seed, int height = 28, int width = 28, int classes = 10, int firstLabel = 0)
     {
         var random = new Random(seed);
-        var pixels = new byte[count * 28 * 28];
+        var pixels = new byte[count * height * width];
         random.NextBytes(pixels);
         pixels[0] = 255; // the full range appears, so the /255 scaling is pinned
         pixels[1] = 0;
-        var labels = Enumerable.Range(0, count).Select(i => (byte)(i % 10)).ToArray();
+        var labels = Enumerable.Range(0, count).Select(i => (byte)(firstLabel + i % classes)).ToArray();
         return (pixels, labels);
     }
 
-    /// <summary>The four MNIST-format .gz files (small, random) as name → file bytes.</summary>
-    public static Dictionary<string, byte[]> MnistFormatGzipFiles(int trainCount, int testCount, int seed)
+    /// <summary>The four MNIST-format .gz files (small, random; image size and labels as <see cref="RandomExamples"/>) as name → file bytes.</summary>
+    public static Dictionary<string, byte[]> MnistFormatGzipFiles(int trainCount, int testCount, int seed,
+        int height = 28, int width = 28, int classes = 10, int firstLabel = 0)
     {
-        var (trainPixels, trainLabels) = RandomExamples(trainCount, seed);
-        var (testPixels, testLabels) = RandomExamples(testCount, seed + 1);
+        var (trainPixels, trainLabels) = RandomExamples(trainCount, seed, height, width, classes, firstLabel);
+        var (testPixels, testLabels) = RandomExamples(testCount, seed + 1, height, width, classes, firstLabel);
         return new Dictionary<string, byte[]>
         {
-            [MnistFormat.TrainImages + ".gz"] = Gzip(Idx(IdxReader.ImageMagic, [trainCount, 28, 28], trainPixels)),
+            [MnistFormat.TrainImages + ".gz"] = Gzip(Idx(IdxReader.ImageMagic, [trainCount, height, width], trainPixels)),
             [MnistFormat.TrainLabels + ".gz"] = Gzip(Idx(IdxReader.LabelMagic, [trainCount], trainLabels)),
-            [MnistFormat.TestImages + ".gz"] = Gzip(Idx(IdxReader.ImageMagic, [testCount, 28, 28], testPixels)),
+            [MnistFormat.TestImages + ".gz"] = Gzip(Idx(IdxReader.ImageMagic, [testCount, height, width], testPixels)),
             [MnistFormat.TestLabels + ".gz"] = Gzip(Idx(IdxReader.LabelMagic, [testCount], testLabels)),
         };
     }

@@ -176,16 +176,23 @@ public class ExperimentRunnerTests
     {
         using var folder = new TempFolder();
         using var files = new Ddvi.Tests.Data.IdxTestFiles();
-        foreach (var (name, content) in Ddvi.Tests.Data.IdxTestFiles.MnistFormatGzipFiles(256, 128, seed: 6)) files.Write("kmnist/" + name, content);
-        string data = Path.Combine(files.Root, "kmnist");
-        var config = Tiny("vae", epochs: 1) with { Dataset = data };
-        Assert.Equal(Path.Combine("runs", "vae-kmnist-pinwheel-s3"), RunDirectory.DefaultFor(config));
+        // Not MNIST's shape: 20×24 images, labels 1–26 as in EMNIST letters; the networks take the width from the data.
+        foreach (var (name, content) in Ddvi.Tests.Data.IdxTestFiles.MnistFormatGzipFiles(256, 128, seed: 6, height: 20, width: 24, classes: 26, firstLabel: 1))
+            files.Write("letters/" + name, content);
+        string data = Path.Combine(files.Root, "letters");
+        var config = Tiny("ddvi", epochs: 1) with { Dataset = data };
+        Assert.Equal(Path.Combine("runs", "ddvi-letters-pinwheel-s3"), RunDirectory.DefaultFor(config));
 
         var report = new ExperimentRunner(SilentObserver.Instance).Train(config, folder.Path, resume: false);
 
+        var run = new RunDirectory(folder.Path);
         Assert.Equal(data, Metrics(folder.Path).GetProperty("dataset").GetString());
-        Assert.Equal(128, File.ReadAllLines(new RunDirectory(folder.Path).TestLatents).Length - 1);
+        Assert.Equal(128, File.ReadAllLines(run.TestLatents).Length - 1);
         Assert.True(double.IsFinite(report.KnnAccuracy.Value) && report.Elbo.NatsPerImage is double elbo && double.IsFinite(elbo));
+        Assert.True(double.IsFinite(report.LatentNll.Value) && double.IsFinite(report.Mmd.Value));
+        // Decoded prior samples are drawn at the data's own size: 10 rows (prior classes) of 20×24 images, scaled 2×.
+        using (var samples = SkiaSharp.SKBitmap.Decode(Path.Combine(folder.Path, "plots", "samples.png")))
+            Assert.Equal(10 * (20 * 2 + 2) + 2, samples.Height);
         File.Delete(Path.Combine(data, Ddvi.Data.MnistFormat.TestLabels + ".gz"));
         var error = Assert.Throws<ArgumentException>(() => config.Validate());
         Assert.Contains($"--dataset folder {data} lacks {Ddvi.Data.MnistFormat.TestLabels}", error.Message);
