@@ -84,9 +84,9 @@ public static class DatasetCatalog
         if (!IsFolder(dataset)) return null;
         if (!Directory.Exists(dataset))
             return $"--dataset '{dataset}' is neither a known dataset ({string.Join(", ", Names)}) nor an existing folder of MNIST-format files.";
-        var missing = MnistFormat.FileNames.Where(name => MnistFormat.Find(dataset, name) is null).ToList();
-        return missing.Count == 0 ? null
-            : $"--dataset folder {Path.GetFullPath(dataset)} lacks {string.Join(", ", missing)} (each raw or .gz); an MNIST-format dataset needs all four: {string.Join(", ", MnistFormat.FileNames)}.";
+        var (_, problem) = MnistFormat.Match(dataset);
+        return problem is null ? null
+            : $"--dataset folder {Path.GetFullPath(dataset)} {problem}; an MNIST-format dataset needs all four: {string.Join(", ", MnistFormat.FileNames)}.";
     }
 
     /// <summary><c>$XDG_CACHE_HOME/ddvi/datasets</c>, or <c>~/.cache/ddvi/datasets</c> when XDG_CACHE_HOME is unset.</summary>
@@ -181,29 +181,29 @@ public static class DatasetCatalog
             directory = target;
         }
 
-        return ReadMnistFormat(name, directory, ImageShape.Mnist, StandardClassCount);
+        return ReadMnistFormat(name, MnistFormat.Standard(directory)!, ImageShape.Mnist, StandardClassCount);
     }
 
     static DatasetSplits LoadFolder(string folder)
     {
         if (FolderProblem(folder) is { } problem)
             throw Directory.Exists(folder) ? new DatasetUnavailableException(folder, problem) : new ArgumentException(problem, "name");
+        var files = MnistFormat.Match(folder).Files!;
         // The training images set the size both splits must have; the labels of both set the class count.
-        var shape = IdxReader.ReadImageShape(MnistFormat.Find(folder, MnistFormat.TrainImages)!);
-        return ReadMnistFormat(ShortName(folder), folder, shape, classCount: null);
+        var shape = IdxReader.ReadImageShape(files.TrainImages);
+        return ReadMnistFormat(ShortName(folder), files, shape, classCount: null);
     }
 
     /// <param name="classCount">Labels must lie below it; null: any byte, and the class count is the largest label plus one.</param>
-    static DatasetSplits ReadMnistFormat(string name, string directory, ImageShape shape, int? classCount)
+    static DatasetSplits ReadMnistFormat(string name, MnistFiles files, ImageShape shape, int? classCount)
     {
-        string Locate(string baseName) => MnistFormat.Find(directory, baseName)!;
-        var (trainImages, trainLabels) = IdxReader.ReadPair(Locate(MnistFormat.TrainImages), Locate(MnistFormat.TrainLabels), shape, classCount);
+        var (trainImages, trainLabels) = IdxReader.ReadPair(files.TrainImages, files.TrainLabels, shape, classCount);
         Tensor? testImages = null, testLabels = null;
         try
         {
-            RequireExamples(trainImages, Locate(MnistFormat.TrainImages));
-            (testImages, testLabels) = IdxReader.ReadPair(Locate(MnistFormat.TestImages), Locate(MnistFormat.TestLabels), shape, classCount);
-            RequireExamples(testImages, Locate(MnistFormat.TestImages));
+            RequireExamples(trainImages, files.TrainImages);
+            (testImages, testLabels) = IdxReader.ReadPair(files.TestImages, files.TestLabels, shape, classCount);
+            RequireExamples(testImages, files.TestImages);
             int classes = classCount ?? (int)Math.Max(trainLabels.max().item<long>(), testLabels.max().item<long>()) + 1;
             return new DatasetSplits(
                 new ImageDataset($"{name}/train", trainImages, trainLabels, shape, classes),

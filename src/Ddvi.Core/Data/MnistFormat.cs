@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+
 namespace Ddvi.Data;
 
 /// <summary>
@@ -30,7 +32,60 @@ public static class MnistFormat
 
     /// <summary>True when all four files are in <paramref name="directory"/>.</summary>
     public static bool IsComplete(string directory) => FileNames.All(name => Find(directory, name) is not null);
+
+    /// <summary>The four files under their standard names in <paramref name="directory"/>, or null when one is missing.</summary>
+    public static MnistFiles? Standard(string directory) =>
+        IsComplete(directory)
+            ? new MnistFiles(Find(directory, TrainImages)!, Find(directory, TrainLabels)!, Find(directory, TestImages)!, Find(directory, TestLabels)!)
+            : null;
+
+    // How other MNIST-format sets name the same files: a prefix ("emnist-letters-", "kmnist-"), "test" for "t10k",
+    // and '.' or '_' for '-' ("train-images.idx3-ubyte" in some copies).
+    static readonly IReadOnlyDictionary<string, Regex> NamePatterns = new Dictionary<string, Regex>
+    {
+        [TrainImages] = Pattern("train", "images", 3),
+        [TrainLabels] = Pattern("train", "labels", 1),
+        [TestImages] = Pattern("(t10k|test)", "images", 3),
+        [TestLabels] = Pattern("(t10k|test)", "labels", 1),
+    };
+
+    static Regex Pattern(string split, string content, int rank) =>
+        new($@"^(.*[-_.])?{split}[-_.]{content}[-_.]idx{rank}[-_.]ubyte(\.gz)?$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// The four files of a folder dataset: under their standard names, or else under names like them
+    /// (<c>emnist-letters-test-images-idx3-ubyte.gz</c>, <c>train-images.idx3-ubyte</c>), each role matched by exactly one
+    /// file (a raw file and its <c>.gz</c> count as one, the raw file read). Otherwise null and what is wrong: the roles
+    /// no file matches, or those several files match.
+    /// </summary>
+    public static (MnistFiles? Files, string? Problem) Match(string directory)
+    {
+        if (Standard(directory) is { } standard) return (standard, null);
+        var names = Directory.EnumerateFiles(directory).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList();
+        var found = new Dictionary<string, string>();
+        var missing = new List<string>();
+        var ambiguous = new List<string>();
+        foreach (var role in FileNames)
+        {
+            // Group a raw file with its .gz copy; the raw one is read, as Find does.
+            var candidates = names.Where(name => NamePatterns[role].IsMatch(name))
+                .GroupBy(name => name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? name[..^3] : name)
+                .Select(group => group.OrderBy(name => name.Length).First())
+                .ToList();
+            if (candidates.Count == 1) found[role] = Path.Combine(directory, candidates[0]);
+            else if (candidates.Count == 0) missing.Add(role);
+            else ambiguous.Add($"{role}: {string.Join(", ", candidates)}");
+        }
+        if (missing.Count > 0)
+            return (null, $"lacks {string.Join(", ", missing)} (each raw or .gz, also with a prefix such as 'emnist-letters-' or 'test' for 't10k')");
+        if (ambiguous.Count > 0)
+            return (null, $"has several files for {string.Join("; ", ambiguous)}; keep one dataset per folder");
+        return (new MnistFiles(found[TrainImages], found[TrainLabels], found[TestImages], found[TestLabels]), null);
+    }
 }
+
+/// <summary>The paths of one MNIST-format dataset's four files.</summary>
+public sealed record MnistFiles(string TrainImages, string TrainLabels, string TestImages, string TestLabels);
 
 /// <summary>
 /// A mirror of an MNIST-format dataset: the base address the <c>.gz</c> files are served under and the MD5

@@ -63,6 +63,51 @@ public class DatasetCatalogTests
         Assert.Equal(26L, splits.Train.Labels.max().item<long>());
     }
 
+    [Theory]
+    [InlineData("emnist-letters-{0}-{1}-idx{2}-ubyte.gz", "test")] // EMNIST's names
+    [InlineData("{0}-{1}.idx{2}-ubyte", "t10k")] // some raw copies of MNIST
+    [InlineData("KMNIST_{0}_{1}_idx{2}_ubyte.gz", "TEST")]
+    public void AFolderMayNameItsFilesAsOtherSetsDo(string pattern, string testSplit)
+    {
+        using var files = new IdxTestFiles();
+        var standard = IdxTestFiles.MnistFormatGzipFiles(30, 20, seed: 8);
+        string Renamed(string split, string content, int rank) => string.Format(pattern, split, content, rank);
+        var renamed = new Dictionary<string, string>
+        {
+            [MnistFormat.TrainImages + ".gz"] = Renamed("train", "images", 3),
+            [MnistFormat.TrainLabels + ".gz"] = Renamed("train", "labels", 1),
+            [MnistFormat.TestImages + ".gz"] = Renamed(testSplit, "images", 3),
+            [MnistFormat.TestLabels + ".gz"] = Renamed(testSplit, "labels", 1),
+        };
+        // The content is gzip under either kind of name: the reader goes by the magic bytes.
+        foreach (var (name, content) in standard) files.Write("renamed/" + renamed[name], content);
+        string folder = Path.Combine(files.Root, "renamed");
+
+        Assert.Null(DatasetCatalog.FolderProblem(folder));
+        using var splits = DatasetCatalog.Load(folder, new DatasetOptions(null, 0, AllowDownload: false));
+
+        Assert.Equal(30, splits.Train.Count);
+        Assert.Equal(20, splits.Test.Count);
+        Assert.Equal(Path.Combine(folder, renamed[MnistFormat.TestImages + ".gz"]), MnistFormat.Match(folder).Files!.TestImages);
+    }
+
+    [Fact]
+    public void AFolderWithTwoDatasetsNamesTheClashingFiles()
+    {
+        using var files = new IdxTestFiles();
+        foreach (var set in new[] { "emnist-letters", "emnist-digits" })
+            foreach (var (name, content) in IdxTestFiles.MnistFormatGzipFiles(10, 10, seed: 2))
+                files.Write($"emnist/{set}-{name.Replace("t10k", "test")}", content);
+        string folder = Path.Combine(files.Root, "emnist");
+
+        string? problem = DatasetCatalog.FolderProblem(folder);
+
+        Assert.NotNull(problem);
+        Assert.Contains($"{MnistFormat.TrainImages}: emnist-digits-{MnistFormat.TrainImages}.gz, emnist-letters-{MnistFormat.TrainImages}.gz", problem);
+        Assert.Contains("keep one dataset per folder", problem);
+        Assert.Throws<DatasetUnavailableException>(() => DatasetCatalog.Load(folder, new DatasetOptions(null, 0)));
+    }
+
     [Fact]
     public void AFoldersTestImagesMustHaveTheTrainingImagesSize()
     {
