@@ -79,14 +79,16 @@ public static class DatasetCatalog
     /// Why <paramref name="dataset"/> cannot be loaded without a download, or null when it can (or is a known name,
     /// which <see cref="Load"/> may still download): a folder must exist and hold the four files.
     /// </summary>
-    public static string? FolderProblem(string dataset)
+    public static string? FolderProblem(string dataset) => IsFolder(dataset) ? MatchFolder(dataset).Problem : null;
+
+    /// <summary>A folder's four files, or what keeps it from being a dataset, worded for the --dataset option.</summary>
+    static (MnistFiles? Files, string? Problem) MatchFolder(string folder)
     {
-        if (!IsFolder(dataset)) return null;
-        if (!Directory.Exists(dataset))
-            return $"--dataset '{dataset}' is neither a known dataset ({string.Join(", ", Names)}) nor an existing folder of MNIST-format files.";
-        var (_, problem) = MnistFormat.Match(dataset);
-        return problem is null ? null
-            : $"--dataset folder {Path.GetFullPath(dataset)} {problem}; an MNIST-format dataset needs all four: {string.Join(", ", MnistFormat.FileNames)}.";
+        if (!Directory.Exists(folder))
+            return (null, $"--dataset '{folder}' is neither a known dataset ({string.Join(", ", Names)}) nor an existing folder of MNIST-format files.");
+        var (files, problem) = MnistFormat.Match(folder);
+        return problem is null ? (files, null)
+            : (null, $"--dataset folder {Path.GetFullPath(folder)} {problem}; an MNIST-format dataset needs all four: {string.Join(", ", MnistFormat.FileNames)}.");
     }
 
     /// <summary><c>$XDG_CACHE_HOME/ddvi/datasets</c>, or <c>~/.cache/ddvi/datasets</c> when XDG_CACHE_HOME is unset.</summary>
@@ -186,9 +188,9 @@ public static class DatasetCatalog
 
     static DatasetSplits LoadFolder(string folder)
     {
-        if (FolderProblem(folder) is { } problem)
-            throw Directory.Exists(folder) ? new DatasetUnavailableException(folder, problem) : new ArgumentException(problem, "name");
-        var files = MnistFormat.Match(folder).Files!;
+        var (files, problem) = MatchFolder(folder);
+        if (files is null)
+            throw Directory.Exists(folder) ? new DatasetUnavailableException(folder, problem!) : new ArgumentException(problem, "name");
         // The training images set the size both splits must have; the labels of both set the class count.
         var shape = IdxReader.ReadImageShape(files.TrainImages);
         return ReadMnistFormat(ShortName(folder), files, shape, classCount: null);

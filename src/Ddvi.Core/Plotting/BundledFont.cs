@@ -31,6 +31,7 @@ internal static class BundledFont
     {
         // First in the list, so the name resolves to these files even where the system has its own DejaVu Sans.
         Fonts.FontResolvers.Insert(0, new Resolver());
+        // ScottPlot's default is process-wide: other plots made in this process after Ddvi's use the same face.
         Fonts.Default = Name;
         return true;
     }
