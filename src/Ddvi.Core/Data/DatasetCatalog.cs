@@ -196,26 +196,46 @@ public static class DatasetCatalog
         return ReadMnistFormat(ShortName(folder), files, shape, classCount: null);
     }
 
+    /// <param name="storedShape">The image size the files' headers must give (for transposed files, the stored one).</param>
     /// <param name="classCount">Labels must lie below it; null: any byte, and the class count is the largest label plus one.</param>
-    static DatasetSplits ReadMnistFormat(string name, MnistFiles files, ImageShape shape, int? classCount)
+    static DatasetSplits ReadMnistFormat(string name, MnistFiles files, ImageShape storedShape, int? classCount)
     {
-        var (trainImages, trainLabels) = IdxReader.ReadPair(files.TrainImages, files.TrainLabels, shape, classCount);
+        var (trainImages, trainLabels) = IdxReader.ReadPair(files.TrainImages, files.TrainLabels, storedShape, classCount);
         Tensor? testImages = null, testLabels = null;
         try
         {
             RequireExamples(trainImages, files.TrainImages);
-            (testImages, testLabels) = IdxReader.ReadPair(files.TestImages, files.TestLabels, shape, classCount);
+            (testImages, testLabels) = IdxReader.ReadPair(files.TestImages, files.TestLabels, storedShape, classCount);
             RequireExamples(testImages, files.TestImages);
             int classes = classCount ?? (int)Math.Max(trainLabels.max().item<long>(), testLabels.max().item<long>()) + 1;
+            var shape = storedShape;
+            string? note = null;
+            if (files.StoredTransposed)
+            {
+                shape = new ImageShape(storedShape.Channels, storedShape.Width, storedShape.Height);
+                trainImages = Transposed(trainImages, storedShape);
+                testImages = Transposed(testImages, storedShape);
+                note = $"{Path.GetFileName(files.TrainImages)} and {Path.GetFileName(files.TestImages)} store each image transposed, as EMNIST does; transposed back on load to {shape}";
+            }
             return new DatasetSplits(
                 new ImageDataset($"{name}/train", trainImages, trainLabels, shape, classes),
-                new ImageDataset($"{name}/test", testImages, testLabels, shape, classes));
+                new ImageDataset($"{name}/test", testImages, testLabels, shape, classes),
+                note);
         }
         catch
         {
             foreach (var tensor in new[] { trainImages, trainLabels, testImages, testLabels }) tensor?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>[N, H·W] images stored as <paramref name="stored"/> (H×W) → [N, W·H], each transposed; frees the input.</summary>
+    static Tensor Transposed(Tensor images, ImageShape stored)
+    {
+        using var scope = NewDisposeScope();
+        using (images)
+            return images.view(images.shape[0], stored.Channels, stored.Height, stored.Width).transpose(2, 3)
+                .reshape(images.shape[0], -1).MoveToOuterDisposeScope();
     }
 
     static void RequireExamples(Tensor images, string path)

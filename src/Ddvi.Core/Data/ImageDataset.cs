@@ -61,7 +61,9 @@ public readonly record struct ImageShape(int Channels, int Height, int Width)
 }
 
 /// <summary>Train and test splits of one dataset.</summary>
-public sealed record DatasetSplits(ImageDataset Train, ImageDataset Test) : IDisposable
+/// <param name="Note">What loading did to the files' images that a user should know of (e.g. EMNIST's transposed
+/// storage undone); null when they were read as they are.</param>
+public sealed record DatasetSplits(ImageDataset Train, ImageDataset Test, string? Note = null) : IDisposable
 {
     public void Dispose()
     {

@@ -80,12 +80,18 @@ public static class MnistFormat
             return (null, $"lacks {string.Join(", ", missing)} (each raw or .gz, also with a prefix such as 'emnist-letters-' or 'test' for 't10k')");
         if (ambiguous.Count > 0)
             return (null, $"has several files for {string.Join("; ", ambiguous)}; keep one dataset per folder");
-        return (new MnistFiles(found[TrainImages], found[TrainLabels], found[TestImages], found[TestLabels]), null);
+        bool transposed = IsEmnist(found[TrainImages]) && IsEmnist(found[TestImages]);
+        return (new MnistFiles(found[TrainImages], found[TrainLabels], found[TestImages], found[TestLabels], transposed), null);
     }
+
+    // EMNIST's files (emnist-letters-train-images-idx3-ubyte.gz, …) hold every image transposed, column by column.
+    static bool IsEmnist(string path) => Path.GetFileName(path).StartsWith("emnist-", StringComparison.OrdinalIgnoreCase);
 }
 
 /// <summary>The paths of one MNIST-format dataset's four files.</summary>
-public sealed record MnistFiles(string TrainImages, string TrainLabels, string TestImages, string TestLabels);
+/// <param name="StoredTransposed">The images are stored column by column, as EMNIST stores them: each file's H×W
+/// arrays are the W×H images transposed.</param>
+public sealed record MnistFiles(string TrainImages, string TrainLabels, string TestImages, string TestLabels, bool StoredTransposed = false);
 
 /// <summary>
 /// A mirror of an MNIST-format dataset: the base address the <c>.gz</c> files are served under and the MD5

@@ -40,6 +40,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         log.Message($"{(resume ? "resuming" : "starting")} {config.Model} on {config.Dataset} with prior {config.Prior}, seed {config.Seed}, in {run.Root}");
         using var session = Session.Open(config);
         log.Message($"device {session.Device}, {get_num_threads()} threads ({MathKernelDispatch.Ensure().Description}; {NativeHeap.Description}; {OpenMpTeam.Description}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
+        if (session.Data.Note is { } dataNote) log.Message(dataNote);
 
         var trainer = new Trainer(log);
         string configJson = config.ToJson();
@@ -224,7 +225,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
 
         private static DatasetSplits MoveTo(DatasetSplits data, Device device)
         {
-            using (data) return new DatasetSplits(data.Train.To(device), data.Test.To(device));
+            using (data) return new DatasetSplits(data.Train.To(device), data.Test.To(device), data.Note);
         }
 
         public void Dispose()

@@ -61,6 +61,30 @@ public class DatasetCatalogTests
         Assert.Equal(27, splits.Train.ClassCount);
         Assert.Equal(27, splits.Test.ClassCount);
         Assert.Equal(26L, splits.Train.Labels.max().item<long>());
+        Assert.Null(splits.Note);
+    }
+
+    [Fact]
+    public void EmnistFilesAreTransposedBackOnLoad()
+    {
+        // EMNIST stores each image column by column: a file whose header says 12×16 holds 16×12 images.
+        using var files = new IdxTestFiles();
+        var standard = IdxTestFiles.MnistFormatGzipFiles(6, 4, seed: 9, height: 12, width: 16, classes: 26, firstLabel: 1);
+        foreach (var (name, content) in standard) files.Write("emnist/emnist-letters-" + name.Replace("t10k", "test"), content);
+
+        using var splits = DatasetCatalog.Load(Path.Combine(files.Root, "emnist"), new DatasetOptions(null, 0, AllowDownload: false));
+
+        Assert.Equal(new ImageShape(1, 16, 12), splits.Train.Shape);
+        Assert.Equal(new ImageShape(1, 16, 12), splits.Test.Shape);
+        var (stored, _) = IdxTestFiles.RandomExamples(4, 10, height: 12, width: 16, classes: 26, firstLabel: 1);
+        var loaded = splits.Test.Images.data<float>().ToArray();
+        for (int image = 0; image < 4; image++)
+            for (int row = 0; row < 16; row++)
+                for (int column = 0; column < 12; column++)
+                    Assert.Equal(stored[image * 192 + column * 16 + row] / 255f, loaded[image * 192 + row * 12 + column]);
+        Assert.NotNull(splits.Note);
+        Assert.Contains("emnist-letters-train-images-idx3-ubyte.gz", splits.Note);
+        Assert.Contains("transposed back on load to 1×16×12", splits.Note);
     }
 
     [Theory]
