@@ -62,7 +62,7 @@ public sealed record BenchmarkResult
 
 /// <summary>Where and with what the benchmarks ran.</summary>
 public sealed record BenchmarkMachine(string Device, int Threads, int InteropThreads, int ProcessorCount, string? Processor,
-    string OperatingSystem, string Runtime, string TorchSharp, string Ddvi, string MathKernels, string Heap, string ParallelLoops);
+    string OperatingSystem, string Runtime, string TorchSharp, string Ddvi, string CpuKernels);
 
 /// <summary>The DDVI pipeline at the paper's lengths, added up from the stage benchmarks.</summary>
 public sealed record PipelineEstimate(double PriorDiffusionSeconds, double WarmupSeconds, double FrozenDecoderSeconds, double DdviSeconds,
@@ -114,7 +114,7 @@ public static class BenchmarkSuite
     static BenchmarkRun RunAtThreadCount(BenchmarkOptions options, IReadOnlyList<string> names, Device device, Action<string> log)
     {
         var machine = Machine(device);
-        log($"device {machine.Device}, {machine.Threads} threads, TorchSharp {machine.TorchSharp}; {machine.MathKernels}; {machine.Heap}; {machine.ParallelLoops}");
+        log($"device {machine.Device}, {machine.Threads} threads, TorchSharp {machine.TorchSharp}; {machine.CpuKernels}");
         var rates = new[]
         {
             MatrixProductRate.Measure(device, options.BatchSize, options.Hidden, options.Hidden),
@@ -226,7 +226,7 @@ public static class BenchmarkSuite
         return new BenchmarkMachine(device.ToString(), get_num_threads(), get_num_interop_threads(), Environment.ProcessorCount, processor,
             RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription,
             InformationalVersion(typeof(TorchSharp.torch).Assembly), InformationalVersion(typeof(BenchmarkSuite).Assembly),
-            MathKernelDispatch.Ensure().Description, NativeHeap.Description, OpenMpTeam.Description);
+            ComputeDevice.HostKernelNotes(device));
     }
 
     static string InformationalVersion(Assembly assembly)
@@ -274,7 +274,7 @@ public static class BenchmarkSuite
         {
             var m = run.Machine;
             text.Append(inv, $"## {m.Device}, {m.Threads} threads ({m.ProcessorCount} logical processors{(m.Processor is null ? "" : ", " + m.Processor)})\n\n");
-            text.Append(inv, $"{m.OperatingSystem}; {m.Runtime}; TorchSharp {m.TorchSharp}; Ddvi {m.Ddvi}; {m.MathKernels}; {m.Heap}; {m.ParallelLoops}. ");
+            text.Append(inv, $"{m.OperatingSystem}; {m.Runtime}; TorchSharp {m.TorchSharp}; Ddvi {m.Ddvi}; {m.CpuKernels}. ");
             text.Append(inv, $"Batch {report.Options.BatchSize}, hidden {report.Options.Hidden}, T = {report.Options.PosteriorSteps} (prior chain {report.Options.PriorSteps}), K = {report.Options.SleepSteps}.\n\n");
             text.Append("Matrix-product rate: ")
                 .Append(string.Join("; ", run.MatrixProductRates.Select(r => string.Create(inv, $"{r.Shape} {r.GigaflopsPerSecond:F1} GFLOP/s"))))

@@ -39,7 +39,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
         log.Message($"{(resume ? "resuming" : "starting")} {config.Model} on {config.Dataset} with prior {config.Prior}, seed {config.Seed}, in {run.Root}");
         using var session = Session.Open(config);
-        log.Message($"device {session.Device}, {get_num_threads()} threads ({MathKernelDispatch.Ensure().Description}; {NativeHeap.Description}; {OpenMpTeam.Description}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
+        log.Message($"device {session.Device}, {get_num_threads()} threads ({ComputeDevice.HostKernelNotes(session.Device)}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
         if (session.Data.Note is { } dataNote) log.Message(dataNote);
 
         var trainer = new Trainer(log);

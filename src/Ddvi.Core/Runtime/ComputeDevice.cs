@@ -30,6 +30,18 @@ public static class ComputeDevice
         };
     }
 
+    /// <summary>
+    /// One line on Ddvi's CPU kernels for logs and benchmark headers: MKL's kernel choice, the heap setting and where the
+    /// parallel loops and chain kernel run. On another device they touch only host-side tensors, and the line says so.
+    /// </summary>
+    public static string HostKernelNotes(torch.Device device)
+    {
+        string notes = $"{MathKernelDispatch.Ensure().Description}; {NativeHeap.Description}; {OpenMpTeam.Description}";
+        return device.type == DeviceType.CPU
+            ? notes
+            : $"host side only: {notes}; on {device} the chain, Adam and the KDE run as libtorch operations";
+    }
+
     /// <summary>Sets libtorch's intra-op thread count; 0 keeps libtorch's own default.</summary>
     public static void SetThreads(int threads)
     {
