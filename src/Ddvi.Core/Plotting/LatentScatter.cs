@@ -5,8 +5,9 @@ namespace Ddvi.Plotting;
 
 /// <summary>
 /// Scatter plots of 2-D latents coloured by class, as the paper's latent-space figures show them
-/// (prior samples next to the encoded test set). Colours follow the Category10 palette (10 distinct
-/// colours, repeating beyond 10 labels); axes have equal units so shapes are not distorted; points with a
+/// (prior samples next to the encoded test set). Labels 0–9 take the Category10 palette, as the
+/// paper's figures do; a panel with labels outside 0–9 (EMNIST's 26 letters or 47 classes) spreads the Turbo colour
+/// map over its label range instead, so no two labels share a colour; axes have equal units so shapes are not distorted; points with a
 /// non-finite coordinate are left out. Files are written atomically as PNG.
 /// </summary>
 public static class LatentScatter
@@ -60,7 +61,7 @@ public static class LatentScatter
         SaveSideBySide(path, (left.Title, leftX, leftY, leftClasses), (right.Title, rightX, rightY, rightClasses), panelSize, markerSize);
     }
 
-    /// <summary>A scatter of latents coloured by label value (the same label has the same colour in every figure).</summary>
+    /// <summary>A scatter of latents coloured by label value (see <see cref="LabelColours"/>).</summary>
     internal static Plot BuildPlot(string title, float[] x, float[] y, int[] labels, float markerSize, bool legend = true)
     {
         ArgumentNullException.ThrowIfNull(x);
@@ -75,6 +76,7 @@ public static class LatentScatter
         var plot = BundledFont.NewPlot();
         plot.Title(title);
         var legendItems = new List<LegendItem>();
+        var colours = LabelColours(labels);
         foreach (int label in labels.Distinct().Order())
         {
             var xs = new List<double>();
@@ -86,7 +88,7 @@ public static class LatentScatter
                 xs.Add(x[i]);
                 ys.Add(y[i]);
             }
-            var colour = ColourOf(label);
+            var colour = colours(label);
             if (xs.Count > 0)
                 plot.Add.Markers(xs.ToArray(), ys.ToArray(), MarkerShape.FilledCircle, markerSize, colour);
             // Manual legend entries: the plotted markers are too small to read in a legend.
@@ -128,9 +130,20 @@ public static class LatentScatter
         return (x, y, classes);
     }
 
-    /// <summary>Category10 colour of a class label (labels beyond 10 wrap around).</summary>
-    internal static Color ColourOf(int label) =>
-        Colors.Category10[((label % Colors.Category10.Length) + Colors.Category10.Length) % Colors.Category10.Length];
+    /// <summary>
+    /// The colour of each label of one panel: Category10's when every label lies in 0–9 (so a label keeps its colour
+    /// from figure to figure), else the Turbo colour map from the smallest label to the largest, where Category10 would
+    /// give labels ten apart the same colour.
+    /// </summary>
+    internal static Func<int, Color> LabelColours(int[] labels)
+    {
+        if (labels.Length == 0 || (labels.Min() >= 0 && labels.Max() < 10))
+            return label => Colors.Category10[label];
+        int lowest = labels.Min(), range = Math.Max(1, labels.Max() - lowest);
+        var turbo = new ScottPlot.Colormaps.Turbo();
+        // Turbo's last tenth is a dark red close to its first tenth's dark blue in lightness: keep to 0.05–0.95.
+        return label => turbo.GetColor(0.05 + 0.9 * (label - lowest) / range);
+    }
 
     internal static void RequireImageSize(int width, int height)
     {

@@ -125,6 +125,22 @@ public sealed class PlottingTests : IDisposable
     }
 
     [Fact]
+    public void LabelsZeroToNineTakeCategory10AndWiderRangesDistinctColours()
+    {
+        var digits = LatentScatter.LabelColours([3, 0, 9, 7]);
+        Assert.All(Enumerable.Range(0, 10), label => Assert.Equal(ScottPlot.Colors.Category10[label], digits(label)));
+
+        // EMNIST letters (1–26) and balanced (0–46): Category10 would repeat every ten labels.
+        foreach (var labels in new[] { Enumerable.Range(1, 26).ToArray(), Enumerable.Range(0, 47).ToArray() })
+        {
+            var colours = LatentScatter.LabelColours(labels);
+            Assert.Equal(labels.Length, labels.Select(colours).Distinct().Count());
+        }
+        var single = LatentScatter.LabelColours([12, 12]);
+        Assert.Equal(single(12), single(12));
+    }
+
+    [Fact]
     public void TensorOverloadsCopyToTheCpu()
     {
         using var scope = NewDisposeScope();
