@@ -141,7 +141,7 @@ public static class LatentScatter
             return label => Colors.Category10[label];
         int lowest = labels.Min(), range = Math.Max(1, labels.Max() - lowest);
         var turbo = new ScottPlot.Colormaps.Turbo();
-        // Turbo's last tenth is a dark red close to its first tenth's dark blue in lightness: keep to 0.05–0.95.
+        // Both ends of Turbo are nearly black, hard to tell apart: keep to 0.05–0.95.
         return label => turbo.GetColor(0.05 + 0.9 * (label - lowest) / range);
     }
 
