@@ -8,7 +8,7 @@ internal static class DdviProcess
     public static (int ExitCode, string Output, string Error) Run(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ddvi.dll"));
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Ddvi.Cli.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();

@@ -212,7 +212,7 @@ public class ComparisonRunnerTests
     public void RealChildProcessesTrainRunsInParallel()
     {
         using var folder = new TempFolder();
-        var launcher = new DdviProcessLauncher("dotnet", [Path.Combine(AppContext.BaseDirectory, "ddvi.dll")]);
+        var launcher = new DdviProcessLauncher("dotnet", [Path.Combine(AppContext.BaseDirectory, "Ddvi.Cli.dll")]);
         var options = TinyVaes(folder.Path, 0, 1) with { Jobs = 2 };
         var observer = new RecordingObserver();
         var outcome = new ComparisonRunner(observer, launcher).Run(options);

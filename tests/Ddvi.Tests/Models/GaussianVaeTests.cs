@@ -114,7 +114,7 @@ public class GaussianVaeTests
             LearningRate = 1e-3,
             Loss = step => VaeObjective.Loss(vae, step.Batch.RequireX(), prior, new VaeWeights(0.01, 1), step.Generator),
         };
-        var state = new Trainer(SilentObserver.Instance).Fit(vae, [phase], new ImageBatches(data, 64),
+        var state = new Trainer(SilentObserver.Instance).Fit(vae, [phase], new TensorBatches(data.Images, data.Labels, 64),
             new TrainerOptions("vae", 5, 1, folder.Path), "{}", false);
         Assert.True(state.History[^1].Losses["vae/bce"] < state.History[0].Losses["vae/bce"] - 0.02,
             $"BCE {state.History[0].Losses["vae/bce"]} → {state.History[^1].Losses["vae/bce"]}");

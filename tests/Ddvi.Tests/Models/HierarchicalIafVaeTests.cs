@@ -130,7 +130,7 @@ public class HierarchicalIafVaeTests
             LearningRate = 1e-3,
             Loss = step => HierarchicalIafVaeObjective.Loss(model, step.Batch.RequireX(), prior, new VaeWeights(0.005, 0.5), step.Generator),
         };
-        var state = new Trainer(SilentObserver.Instance).Fit(model, [phase], new ImageBatches(data, 32),
+        var state = new Trainer(SilentObserver.Instance).Fit(model, [phase], new TensorBatches(data.Images, data.Labels, 32),
             new TrainerOptions("h-iaf-vae", 6, 1, folder.Path), "{}", false);
         var first = state.History[0].Losses;
         var last = state.History[^1].Losses;

@@ -136,7 +136,7 @@ public class IafVaeTests
             LearningRate = 1e-3,
             Loss = step => IafVaeObjective.Loss(model, step.Batch.RequireX(), prior, new VaeWeights(0.01, 1), step.Generator),
         };
-        var state = new Trainer(SilentObserver.Instance).Fit(model, [phase], new ImageBatches(data, 32),
+        var state = new Trainer(SilentObserver.Instance).Fit(model, [phase], new TensorBatches(data.Images, data.Labels, 32),
             new TrainerOptions("iaf-vae", 5, 1, folder.Path), "{}", false);
         Assert.True(state.History[^1].Losses["iaf-vae/loss"] < state.History[0].Losses["iaf-vae/loss"] - 0.15,
             $"loss {state.History[0].Losses["iaf-vae/loss"]} → {state.History[^1].Losses["iaf-vae/loss"]}");

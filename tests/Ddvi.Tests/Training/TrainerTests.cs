@@ -48,7 +48,7 @@ public class TrainerTests
                 return new LossTerms(loss, [("mse", loss)]);
             },
         };
-        return (model, phase, new ImageBatches(data, 32), data);
+        return (model, phase, new TensorBatches(data.Images, data.Labels, 32), data);
     }
 
     private static float[] Weights(nn.Module model) =>

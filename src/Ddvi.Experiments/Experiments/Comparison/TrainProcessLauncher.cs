@@ -17,7 +17,7 @@ public interface ITrainProcessLauncher
     Task<TrainProcessResult> RunAsync(IReadOnlyList<string> arguments, Action<string> output);
 }
 
-/// <summary>Runs the <c>ddvi</c> program as a child process: an executable, or <c>dotnet ddvi.dll</c>.</summary>
+/// <summary>Runs the <c>ddvi</c> program as a child process: an executable, or <c>dotnet Ddvi.Cli.dll</c>.</summary>
 /// <param name="fileName">The executable to start.</param>
 /// <param name="leadingArguments">Arguments before the command's own (the assembly path when <paramref name="fileName"/> is the dotnet host).</param>
 public sealed class DdviProcessLauncher(string fileName, IReadOnlyList<string> leadingArguments) : ITrainProcessLauncher

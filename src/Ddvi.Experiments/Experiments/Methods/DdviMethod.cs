@@ -80,13 +80,13 @@ public sealed class DdviMethod : IExperimentMethod
         Stages =
         [
             new TrainingStage(PriorDiffusionStage, (iterations + stepsPerEpoch - 1) / stepsPerEpoch, new DataFreeSteps(stepsPerEpoch), [priorDiffusion]),
-            new TrainingStage(WarmupStage, config.ResolvedWarmupEpochs, new ImageBatches(context.Train, config.BatchSize), [warmup],
+            new TrainingStage(WarmupStage, config.ResolvedWarmupEpochs, new TensorBatches(context.Train.Images, context.Train.Labels, config.BatchSize), [warmup],
                 UsePosterior: () =>
                 {
                     _model.Stage = Models.DdviStage.Warmup;
                     return () => _model.Stage = Models.DdviStage.Ddvi;
                 }),
-            new TrainingStage(DdviStageName, epochs, new ImageBatches(context.Train, config.BatchSize), [wake, sleep]),
+            new TrainingStage(DdviStageName, epochs, new TensorBatches(context.Train.Images, context.Train.Labels, config.BatchSize), [wake, sleep]),
         ];
     }
 

@@ -1,7 +1,7 @@
 using Ddvi.Runtime;
 using static TorchSharp.torch;
 
-namespace Ddvi.Data;
+namespace Ddvi.Training;
 
 /// <summary>
 /// Splits <c>[0, count)</c> into shuffled mini-batches of indices, drawing the permutation from the

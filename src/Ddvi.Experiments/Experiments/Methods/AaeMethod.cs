@@ -63,7 +63,7 @@ public sealed class AaeMethod : IExperimentMethod
             FrozenParameters = _ => discriminatorParameters,
             Loss = step => AaeObjectives.GeneratorLoss(_aae, step.Batch.RequireX(), s.AdversarialWeight),
         };
-        Stages = [new TrainingStage(StageName, epochs, new ImageBatches(context.Train, config.BatchSize), [reconstruction, discriminator, generator])];
+        Stages = [new TrainingStage(StageName, epochs, new TensorBatches(context.Train.Images, context.Train.Labels, config.BatchSize), [reconstruction, discriminator, generator])];
     }
 
     public nn.Module Module => _aae;
