@@ -3,15 +3,16 @@ using static TorchSharp.torch;
 
 namespace Ddvi.Tests;
 
-/// <summary>A minimal IPrior for tests of code that must work with any prior: N(0, I) on R^2, classes by quadrant.</summary>
-internal sealed class StandardNormalPrior : IPrior
+/// <summary>A minimal ILabelledPrior for tests of code that must work with any prior: N(0, I) on R^2, classes by quadrant.</summary>
+internal sealed class StandardNormalPrior : ILabelledPrior
 {
     public string Name => "test-normal";
+    public int Dimension => 2;
     public int ClassCount => 4;
     public bool HasExactDensity => true;
     public string DensityDescription => "exact N(0, I)";
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
+    public (Tensor Z, Tensor Classes) SampleLabelled(long n, Generator generator)
     {
         var z = randn([n, 2], generator: generator);
         return (z, Quadrant(z));

@@ -44,8 +44,8 @@ public sealed class BenchmarkInputs : IDisposable
     public BenchmarkOptions Options { get; }
     public Device Device { get; }
     public DatasetSplits Data { get; }
-    public IPrior ExactPrior { get; }
-    public IPrior KdePrior { get; }
+    public ILabelledPrior ExactPrior { get; }
+    public ILabelledPrior KdePrior { get; }
 
     static ImageDataset RandomImages(string name, int count, Generator generator, Device device)
     {
@@ -139,14 +139,14 @@ public static class BenchmarkCases
         Ddvi = new DdviSettings { Hidden = o.Hidden, PosteriorSteps = o.PosteriorSteps, PriorSteps = o.PriorSteps, SleepSteps = o.SleepSteps },
     }.Validate();
 
-    static (IExperimentMethod Method, ExperimentConfig Config, IPrior Prior) Context(BenchmarkInputs inputs, string model, IPrior prior)
+    static (IExperimentMethod Method, ExperimentConfig Config, ILabelledPrior Prior) Context(BenchmarkInputs inputs, string model, ILabelledPrior prior)
     {
         var config = Config(inputs.Options, model);
         var method = ModelCatalog.Create(new MethodContext(config, inputs.Data.Train, prior, inputs.Device));
         return (method, config, prior);
     }
 
-    static PreparedBenchmark Training(BenchmarkInputs inputs, (IExperimentMethod Method, ExperimentConfig Config, IPrior Prior) built,
+    static PreparedBenchmark Training(BenchmarkInputs inputs, (IExperimentMethod Method, ExperimentConfig Config, ILabelledPrior Prior) built,
         int stage, int epoch, Func<IExperimentMethod, ExperimentConfig, int, int, double> flops)
     {
         var (method, config, _) = built;
@@ -195,7 +195,7 @@ public static class BenchmarkCases
                 yield return batch;
     }
 
-    static PreparedBenchmark Evaluation(BenchmarkInputs inputs, (IExperimentMethod Method, ExperimentConfig Config, IPrior Prior) built)
+    static PreparedBenchmark Evaluation(BenchmarkInputs inputs, (IExperimentMethod Method, ExperimentConfig Config, ILabelledPrior Prior) built)
     {
         var (method, config, prior) = built;
         var e = config.Evaluation;

@@ -206,7 +206,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         public required ExperimentConfig Config { get; init; }
         public required Device Device { get; init; }
         public required DatasetSplits Data { get; init; }
-        public required IPrior Prior { get; init; }
+        public required ILabelledPrior Prior { get; init; }
         public required IExperimentMethod Method { get; init; }
 
         public static Session Open(ExperimentConfig config)

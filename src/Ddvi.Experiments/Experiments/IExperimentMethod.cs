@@ -19,7 +19,7 @@ public sealed record TrainingStage(string Name, int Epochs, IBatchSource Batches
 public sealed record StageSnapshot(string Stage, double KnnAccuracy, double LatentNll);
 
 /// <summary>What a method needs to build itself: the configuration, the training data, the prior and the device.</summary>
-public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, IPrior Prior, Device Device);
+public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, ILabelledPrior Prior, Device Device);
 
 /// <summary>
 /// A model together with how it is trained: the glue between a model, its objectives and the trainer.

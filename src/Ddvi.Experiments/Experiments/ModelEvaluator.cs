@@ -34,7 +34,7 @@ public static class ModelEvaluator
     public const int SamplesPerClass = 10;
 
     public static (MetricsReport Report, EvaluationArtifacts Artifacts) Evaluate(
-        IExperimentMethod method, DatasetSplits data, IPrior prior, ExperimentConfig config, Device device)
+        IExperimentMethod method, DatasetSplits data, ILabelledPrior prior, ExperimentConfig config, Device device)
     {
         var clock = Stopwatch.StartNew();
         var settings = config.Evaluation;
@@ -54,7 +54,7 @@ public static class ModelEvaluator
             data.Train.ClassCount, settings.KnnNeighbours);
         Runtime.NativeHeap.Trim();
 
-        var (priorSamples, priorClasses) = prior.Sample(settings.PriorSamples, generator);
+        var (priorSamples, priorClasses) = prior.SampleLabelled(settings.PriorSamples, generator);
         var nll = LatentNll.Compute(testLatents, priorSamples, settings.NllBandwidths);
         double nllReference = PriorSampleReferenceNll(prior, testLatents.shape[0], priorSamples, config);
         Runtime.NativeHeap.Trim();
@@ -119,16 +119,16 @@ public static class ModelEvaluator
     /// as the KDE's centres, scored on the same prior samples. Drawn from a generator of its own, so the other metrics'
     /// random numbers are those of runs made before this reference existed.
     /// </summary>
-    private static double PriorSampleReferenceNll(IPrior prior, long latentCount, Tensor priorSamples, ExperimentConfig config)
+    private static double PriorSampleReferenceNll(ILabelledPrior prior, long latentCount, Tensor priorSamples, ExperimentConfig config)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation-reference", 0));
-        var centres = prior.Sample(latentCount, generator).Z;
+        var centres = prior.SampleLabelled(latentCount, generator).Z;
         return LatentNll.Compute(centres, priorSamples, config.Evaluation.NllBandwidths).Value;
     }
 
     /// <summary>KNN accuracy and latent NLL of the model's current posterior: a cheap measurement taken as a stage ends.</summary>
-    public static StageSnapshot Snapshot(string stage, IExperimentMethod method, DatasetSplits data, IPrior prior, ExperimentConfig config)
+    public static StageSnapshot Snapshot(string stage, IExperimentMethod method, DatasetSplits data, ILabelledPrior prior, ExperimentConfig config)
     {
         var settings = config.Evaluation;
         bool wasTraining = method.Module.training;
@@ -142,7 +142,7 @@ public static class ModelEvaluator
             var testLatents = Encode(method, data.Test.Images, settings.BatchSize, generator);
             double knn = KNearestNeighbours.Accuracy(trainLatents, data.Train.Labels, testLatents, data.Test.Labels,
                 data.Train.ClassCount, settings.KnnNeighbours);
-            var (priorSamples, _) = prior.Sample(settings.PriorSamples, generator);
+            var (priorSamples, _) = prior.SampleLabelled(settings.PriorSamples, generator);
             return new StageSnapshot(stage, knn, LatentNll.Compute(testLatents, priorSamples, settings.NllBandwidths).Value);
         }
         finally

@@ -39,7 +39,7 @@ public static class AaeObjectives
     public static LossTerms DiscriminatorLoss(AdversarialAutoencoder model, Tensor x, IPrior prior, double noiseStd,
         double adversarialWeight, Generator generator)
     {
-        var (zPrior, _) = prior.Sample(x.shape[0], generator);
+        var zPrior = prior.Sample(x.shape[0], generator);
         Tensor zEncoded;
         using (no_grad())
             zEncoded = InMode(model.Encoder, training: false, () => model.Encode(x));

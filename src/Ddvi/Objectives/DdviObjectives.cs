@@ -75,7 +75,7 @@ public static class DdviObjectives
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "PriorDiffusionLoss: the batch of prior samples must hold at least 1 point.");
 
         using var scope = NewDisposeScope();
-        var (z, _) = prior.Sample(batchSize, generator);                                          // [B, d]
+        var z = prior.Sample(batchSize, generator);                                          // [B, d]
         var loss = NoisePrediction(z, schedule, kind, generator, (yt, t) => denoiser.call(yt, t));
         return new LossTerms(loss.MoveToOuterDisposeScope(), [("noise", loss)]);
     }
@@ -155,7 +155,7 @@ public static class DdviObjectives
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "SleepLoss: the batch of prior samples must hold at least 1 point.");
 
         using var scope = NewDisposeScope();
-        var (z, _) = prior.Sample(batchSize, generator);                                          // [B, d]
+        var z = prior.Sample(batchSize, generator);                                          // [B, d]
         Tensor fantasies;                                                                           // [B, D]
         using (no_grad())
             fantasies = model.DecodeMeans(z);

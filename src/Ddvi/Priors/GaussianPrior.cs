@@ -8,7 +8,7 @@ namespace Ddvi.Priors;
 /// log p(z) = −log(2π s²) − |z|²/(2 s²). Its 10 classes are the equal angular sectors
 /// [2πc/10, 2π(c+1)/10) of the polar angle of z (measured in [0, 2π)), each of mass 1/10.
 /// </summary>
-public sealed class GaussianPrior : IPrior
+public sealed class GaussianPrior : ILabelledPrior
 {
     public const int SectorCount = 10;
 
@@ -25,11 +25,12 @@ public sealed class GaussianPrior : IPrior
 
     public double Std { get; }
     public string Name => "gaussian";
+    public int Dimension => 2;
     public int ClassCount => SectorCount;
     public bool HasExactDensity => true;
     public string DensityDescription => $"exact: N(z; 0, {Std}² I)";
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
+    public (Tensor Z, Tensor Classes) SampleLabelled(long n, Generator generator)
     {
         PriorChecks.SampleCount(Name, n);
         using var scope = NewDisposeScope();

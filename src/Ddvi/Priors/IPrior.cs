@@ -3,30 +3,30 @@ using static TorchSharp.torch;
 namespace Ddvi.Priors;
 
 /// <summary>
-/// A fixed prior p(z) on R^2 whose mass is split into <see cref="ClassCount"/> labelled segments
-/// (pinwheel arm, swiss-roll segment, ...), as REFERENCE.md §5 defines them. Every draw takes the
-/// caller's generator, so a seed fixes the samples; tensors are created on the prior's device.
+/// A prior p(z) on R^d: draws and a log-density differentiable in z. Every draw takes the caller's generator, so a seed
+/// fixes the samples. A prior with parameters of its own (a learnable mixture) is also a <c>torch.nn.Module</c>: its
+/// parameters are registered, saved and optimised with the model it belongs to (<see cref="PriorParameters"/>).
 /// </summary>
 public interface IPrior
 {
-    /// <summary>Canonical command-line name (e.g. <c>pinwheel</c>).</summary>
+    /// <summary>A short name (e.g. <c>pinwheel</c>, <c>standard-normal</c>).</summary>
     string Name { get; }
 
-    int ClassCount { get; }
+    /// <summary>d, the latent dimension.</summary>
+    int Dimension { get; }
 
-    /// <summary>True when <see cref="LogDensity"/> is the exact density; false when it is a kernel density estimate.</summary>
+    /// <summary>True when <see cref="LogDensity"/> is the exact density; false when it is an estimate (a KDE).</summary>
     bool HasExactDensity { get; }
 
-    /// <summary>Human-readable description of how log p(z) is computed (exact, or KDE with its bandwidths).</summary>
+    /// <summary>How log p(z) is computed (exact, or an estimate with its settings), for logs and metrics files.</summary>
     string DensityDescription { get; }
 
-    /// <summary>n points <c>[n, 2]</c> and their class <c>[n]</c> (int64), classes drawn uniformly.</summary>
-    (Tensor Z, Tensor Classes) Sample(long n, Generator generator);
+    /// <summary>n points <c>[n, d]</c>, drawn with <paramref name="generator"/>.</summary>
+    Tensor Sample(long n, Generator generator);
 
-    /// <summary>n points <c>[n, 2]</c> from class <paramref name="classIndex"/> only.</summary>
-    Tensor SampleClass(int classIndex, long n, Generator generator);
-
-    /// <summary>log p(z) for z <c>[B, 2]</c> → <c>[B]</c>, differentiable in z.</summary>
+    /// <summary>log p(z) for z <c>[B, d]</c> → <c>[B]</c>, differentiable in z (and in the prior's parameters, if any).</summary>
     Tensor LogDensity(Tensor z);
 
+    /// <summary>The prior's own trainable parameters (none for a fixed prior).</summary>
+    IReadOnlyList<TorchSharp.Modules.Parameter> PriorParameters => [];
 }

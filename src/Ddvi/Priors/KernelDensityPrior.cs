@@ -9,11 +9,11 @@ namespace Ddvi.Priors;
 /// Used for priors without a closed-form density (swiss roll, square) and, on request, to reproduce the release's
 /// density for the others.
 /// </summary>
-public sealed class KernelDensityPrior : IPrior, IDisposable
+public sealed class KernelDensityPrior : ILabelledPrior, IDisposable
 {
     public const int DefaultSampleCount = 10_000;
 
-    readonly IPrior _sampler;
+    readonly ILabelledPrior _sampler;
     readonly GaussianKernelDensity _density;
     readonly Device _device;
 
@@ -22,7 +22,7 @@ public sealed class KernelDensityPrior : IPrior, IDisposable
     /// <param name="device">Where the KDE's centres live; must be the sampler's device.</param>
     /// <param name="sampleCount">Number of KDE centres.</param>
     /// <param name="bandwidths">Kernel standard deviations; the release's {0.005, 0.008, 0.01, 0.03, 0.05} by default.</param>
-    public KernelDensityPrior(IPrior sampler, long seed, Device device, int sampleCount = DefaultSampleCount,
+    public KernelDensityPrior(ILabelledPrior sampler, long seed, Device device, int sampleCount = DefaultSampleCount,
                               IReadOnlyList<double>? bandwidths = null)
     {
         _sampler = sampler;
@@ -32,12 +32,13 @@ public sealed class KernelDensityPrior : IPrior, IDisposable
     }
 
     public string Name => _sampler.Name;
+    public int Dimension => _sampler.Dimension;
     public int ClassCount => _sampler.ClassCount;
     public bool HasExactDensity => false;
     public string DensityDescription { get; }
     public IReadOnlyList<double> Bandwidths => _density.Bandwidths;
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator) => _sampler.Sample(n, generator);
+    public (Tensor Z, Tensor Classes) SampleLabelled(long n, Generator generator) => _sampler.SampleLabelled(n, generator);
 
     public Tensor SampleClass(int classIndex, long n, Generator generator) => _sampler.SampleClass(classIndex, n, generator);
 
@@ -46,7 +47,7 @@ public sealed class KernelDensityPrior : IPrior, IDisposable
     public void Dispose() => _density.Dispose();
 
     /// <summary>A KDE over <paramref name="sampleCount"/> samples of <paramref name="sampler"/> from a CPU generator seeded by <paramref name="seed"/>.</summary>
-    internal static GaussianKernelDensity KernelDensityOf(IPrior sampler, long seed, Device device, int sampleCount,
+    internal static GaussianKernelDensity KernelDensityOf(ILabelledPrior sampler, long seed, Device device, int sampleCount,
                                                           IReadOnlyList<double>? bandwidths)
     {
         if (sampleCount <= 0)
@@ -56,7 +57,7 @@ public sealed class KernelDensityPrior : IPrior, IDisposable
         Tensor centres;
         using (NewDisposeScope())
         {
-            centres = sampler.Sample(sampleCount, generator).Z.to(device).DetachFromDisposeScope();
+            centres = sampler.SampleLabelled(sampleCount, generator).Z.to(device).DetachFromDisposeScope();
         }
         try
         {

@@ -90,11 +90,11 @@ public static class PriorCatalog
     /// generator seeded by <paramref name="seed"/>. Priors holding KDE tensors implement <see cref="IDisposable"/>.
     /// Throws when <see cref="PriorDensityChoice.Exact"/> is asked of a prior without a closed-form density.
     /// </summary>
-    public static IPrior Create(string name, double? noise, long seed, Device device, PriorDensityChoice density = PriorDensityChoice.Auto)
+    public static ILabelledPrior Create(string name, double? noise, long seed, Device device, PriorDensityChoice density = PriorDensityChoice.Auto)
     {
         var settings = Resolve(name, noise);
         RequireDensity(settings.Name, density);
-        IPrior prior = settings.Name switch
+        ILabelledPrior prior = settings.Name switch
         {
             Pinwheel => new PinwheelPrior(device),
             SwissRoll => new SwissRollPrior(settings.Noise!.Value, seed, device),

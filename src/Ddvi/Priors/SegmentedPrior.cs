@@ -7,18 +7,19 @@ namespace Ddvi.Priors;
 /// The sampling every segmented prior shares: draw classes (uniform, or one fixed class), then let the prior place
 /// a point of each class with <see cref="Generate"/>. Derived priors supply the geometry and the density.
 /// </summary>
-public abstract class SegmentedPrior(Device device) : IPrior
+public abstract class SegmentedPrior(Device device) : ILabelledPrior
 {
     /// <summary>Where the prior's samples and densities live.</summary>
     protected Device Device { get; } = device;
 
     public abstract string Name { get; }
+    public int Dimension => 2;
     public abstract int ClassCount { get; }
     public abstract bool HasExactDensity { get; }
     public abstract string DensityDescription { get; }
     public abstract Tensor LogDensity(Tensor z);
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
+    public (Tensor Z, Tensor Classes) SampleLabelled(long n, Generator generator)
     {
         PriorChecks.SampleCount(Name, n);
         using var scope = NewDisposeScope();

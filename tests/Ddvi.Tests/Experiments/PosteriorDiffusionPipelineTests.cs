@@ -107,7 +107,7 @@ public class PosteriorDiffusionPipelineTests(ToyPipelineRuns runs, ITestOutputHe
         using var scope = NewDisposeScope();
         using var prior = (IDisposable)PriorCatalog.Create(config.Prior, null, config.Seed, CPU);
         using var generator = new Generator(11);
-        var priorSamples = ((IPrior)prior).Sample(config.Evaluation.PriorSamples, generator).Z;
+        var priorSamples = ((ILabelledPrior)prior).SampleLabelled(config.Evaluation.PriorSamples, generator).Z;
         double startNll = LatentNll.Compute(chainStarts, priorSamples, config.Evaluation.NllBandwidths).Value;
         double outputNll = LatentNll.Compute(latents, priorSamples, config.Evaluation.NllBandwidths).Value;
         output.WriteLine($"latent NLL: chain start y_T {startNll:F3}, chain output z {outputNll:F3} (run's metric {report.LatentNll.Value:F3}), " +

@@ -87,8 +87,8 @@ public class AaeObjectivesTests
         for (int step = 0; step < 200; step++)
         {
             using var stepScope = NewDisposeScope();
-            var (zPrior, _) = prior.Sample(128, generator);
-            var (shifted, _) = prior.Sample(128, generator);
+            var (zPrior, _) = prior.SampleLabelled(128, generator);
+            var (shifted, _) = prior.SampleLabelled(128, generator);
             optimizer.zero_grad();
             AaeObjectives.DiscriminatorLoss(discriminator, zPrior, shifted + 3, 0.2, 6, generator).Total.backward();
             optimizer.step();
@@ -96,8 +96,8 @@ public class AaeObjectivesTests
 
         discriminator.eval();
         using var noGrad = no_grad();
-        var (testPrior, _) = prior.Sample(2000, generator);
-        var (testShifted, _) = prior.Sample(2000, generator);
+        var (testPrior, _) = prior.SampleLabelled(2000, generator);
+        var (testShifted, _) = prior.SampleLabelled(2000, generator);
         var terms = AaeObjectives.DiscriminatorLoss(discriminator, testPrior, testShifted + 3, 0, 6, generator);
         double accuracy = Scalar(terms.Terms.Single(t => t.Name == "accuracy").Value);
         Assert.True(accuracy > 0.9, $"accuracy {accuracy}");

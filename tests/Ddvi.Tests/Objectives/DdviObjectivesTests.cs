@@ -9,16 +9,17 @@ using static TorchSharp.torch;
 namespace Ddvi.Tests.Objectives;
 
 /// <summary>N(mean, std² I) on R², one class: the tests' prior with an exact density.</summary>
-sealed class TestGaussianPrior(double[] mean, double std, ScalarType dtype = ScalarType.Float32) : IPrior
+sealed class TestGaussianPrior(double[] mean, double std, ScalarType dtype = ScalarType.Float32) : ILabelledPrior
 {
     public TestGaussianPrior(ScalarType dtype = ScalarType.Float32) : this([0.0, 0.0], 1.0, dtype) { }
 
     public string Name => "test_gaussian";
+    public int Dimension => 2;
     public int ClassCount => 1;
     public bool HasExactDensity => true;
     public string DensityDescription => "exact";
 
-    public (Tensor Z, Tensor Classes) Sample(long n, Generator generator)
+    public (Tensor Z, Tensor Classes) SampleLabelled(long n, Generator generator)
         => (SampleClass(0, n, generator), zeros(n, dtype: ScalarType.Int64));
 
     public Tensor SampleClass(int classIndex, long n, Generator generator)

@@ -38,8 +38,8 @@ public class PosteriorDiffusionLearningTests
         var weights = new DdviWeights();
 
         using var evaluation = new Generator(3);
-        var support = prior.Sample(20_000, evaluation).Z;
-        var z = prior.Sample(500, evaluation).Z;
+        var support = prior.SampleLabelled(20_000, evaluation).Z;
+        var z = prior.SampleLabelled(500, evaluation).Z;
         var alphaBarT = model.PosteriorSchedule.AlphaBar[model.PosteriorSchedule.Steps].item<float>();
         var yT = Math.Sqrt(alphaBarT) * z + Math.Sqrt(1 - alphaBarT) * randn(z.shape, generator: evaluation);
         double start = DistanceToSupport(yT, support);

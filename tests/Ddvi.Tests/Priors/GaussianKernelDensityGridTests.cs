@@ -22,8 +22,8 @@ public class GaussianKernelDensityGridTests
         using var scope = NewDisposeScope();
         var pinwheel = new PinwheelPrior(CPU);
         using var generator = new Generator(7);
-        var centres = pinwheel.Sample(4_000, generator).Z.to(dtype);
-        var onSupport = pinwheel.Sample(300, generator).Z.to(dtype);
+        var centres = pinwheel.SampleLabelled(4_000, generator).Z.to(dtype);
+        var onSupport = pinwheel.SampleLabelled(300, generator).Z.to(dtype);
         var queries = cat([
             onSupport,                                                   // on the arms
             onSupport + 0.02 * randn(onSupport.shape, dtype: dtype, generator: generator), // just off them

@@ -62,7 +62,7 @@ public class GaussianMixturePriorTests
         using var scope = NewDisposeScope();
         using var generator = new Generator(2);
         Assert.Throws<ArgumentOutOfRangeException>(() => _prior.SampleClass(-1, 3, generator));
-        Assert.Throws<ArgumentOutOfRangeException>(() => _prior.Sample(-5, generator));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _prior.SampleLabelled(-5, generator));
         Assert.Throws<ArgumentException>(() => _prior.LogDensity(zeros(2, 2, 2)));
     }
 }

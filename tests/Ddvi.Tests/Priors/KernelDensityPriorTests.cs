@@ -19,11 +19,11 @@ public class KernelDensityPriorTests
         // Sampling is the wrapped prior's, draw for draw.
         using var g1 = new Generator(1);
         using var g2 = new Generator(1);
-        Assert.True(kde.Sample(300, g1).Z.eq(exact.Sample(300, g2).Z).all().item<bool>());
+        Assert.True(kde.SampleLabelled(300, g1).Z.eq(exact.SampleLabelled(300, g2).Z).all().item<bool>());
 
         // With 10,000 centres the estimate tracks the exact density where there is mass (bandwidths ≤ 0.05 ≪ the 0.1 std).
         using var g3 = new Generator(2);
-        var (z, _) = exact.Sample(1000, g3);
+        var (z, _) = exact.SampleLabelled(1000, g3);
         var gap = kde.LogDensity(z) - exact.LogDensity(z);
         Assert.True(PriorAssert.RankCorrelation(kde.LogDensity(z), exact.LogDensity(z)) > 0.7);
         Assert.True(gap.mean().abs().item<float>() < 0.5, $"mean gap {gap.mean().item<float>()}");

@@ -73,9 +73,9 @@ public class PinwheelPriorTests
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(4);
-        var (centres, _) = _prior.Sample(20_000, generator);
+        var (centres, _) = _prior.SampleLabelled(20_000, generator);
         using var kde = new GaussianKernelDensity(centres, [0.005]);
-        var (queries, _) = _prior.Sample(2_000, generator);
+        var (queries, _) = _prior.SampleLabelled(2_000, generator);
         var exact = _prior.LogDensity(queries);
         var estimate = kde.LogDensity(queries);
         double rho = PriorAssert.RankCorrelation(exact, estimate);
@@ -90,7 +90,7 @@ public class PinwheelPriorTests
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(5);
-        var (onArms, _) = _prior.Sample(200, generator);
+        var (onArms, _) = _prior.SampleLabelled(200, generator);
         var offArms = (rand([200, 2], generator: generator) * 6 - 3).to(float32);
         var z = cat([onArms.to(float64), offArms.to(float64), zeros(1, 2, dtype: float64)], 0).requires_grad_();
 
@@ -127,7 +127,7 @@ public class PinwheelPriorTests
         using var generator = new Generator(6);
         Assert.Throws<ArgumentOutOfRangeException>(() => _prior.SampleClass(10, 5, generator));
         Assert.Throws<ArgumentOutOfRangeException>(() => _prior.SampleClass(-1, 5, generator));
-        Assert.Throws<ArgumentOutOfRangeException>(() => _prior.Sample(-1, generator));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _prior.SampleLabelled(-1, generator));
         var error = Assert.Throws<ArgumentException>(() => _prior.LogDensity(zeros(4, 3)));
         Assert.Contains("[B, 2]", error.Message);
         Assert.Throws<ArgumentException>(() => _prior.LogDensity(zeros(8)));

@@ -8,9 +8,9 @@ namespace Ddvi.Tests.Priors;
 internal static class PriorAssert
 {
     /// <summary>Sample(n) gives float32 [n, 2] points and int64 [n] classes on the CPU, every class within 4σ of n/C.</summary>
-    public static (Tensor Z, Tensor Classes) SamplesAreBalanced(IPrior prior, long n, Generator generator)
+    public static (Tensor Z, Tensor Classes) SamplesAreBalanced(ILabelledPrior prior, long n, Generator generator)
     {
-        var (z, classes) = prior.Sample(n, generator);
+        var (z, classes) = prior.SampleLabelled(n, generator);
         Assert.Equal(new[] { n, 2L }, z.shape);
         Assert.Equal(ScalarType.Float32, z.dtype);
         Assert.Equal(new[] { n }, classes.shape);
@@ -26,15 +26,15 @@ internal static class PriorAssert
         return (z, classes);
     }
 
-    public static void SameSeedSameSamples(IPrior prior)
+    public static void SameSeedSameSamples(ILabelledPrior prior)
     {
         using var scope = NewDisposeScope();
         using var g1 = new Generator(7);
         using var g2 = new Generator(7);
         using var g3 = new Generator(8);
-        var (a, ca) = prior.Sample(500, g1);
-        var (b, cb) = prior.Sample(500, g2);
-        var (c, _) = prior.Sample(500, g3);
+        var (a, ca) = prior.SampleLabelled(500, g1);
+        var (b, cb) = prior.SampleLabelled(500, g2);
+        var (c, _) = prior.SampleLabelled(500, g3);
         Assert.True(Identical(a, b) && Identical(ca, cb), "same seed must give the same samples");
         Assert.False(Identical(a, c), "different seeds should give different samples");
 
@@ -46,7 +46,7 @@ internal static class PriorAssert
     static bool Identical(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
 
     /// <summary>Σ exp(log p) h² over the midpoints of a grid of step h on [−half, half]², in float64.</summary>
-    public static double GridIntegral(IPrior prior, double half, double step)
+    public static double GridIntegral(ILabelledPrior prior, double half, double step)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -69,7 +69,7 @@ internal static class PriorAssert
     /// <paramref name="coarseStep"/>, then, in every coarse cell whose centre has log p above <paramref name="keepAbove"/>,
     /// the midpoint rule on a <paramref name="refine"/>² sub-grid instead. Cells left coarse add their coarse value.
     /// </summary>
-    public static double RefinedGridIntegral(IPrior prior, double half, double coarseStep, int refine, double keepAbove)
+    public static double RefinedGridIntegral(ILabelledPrior prior, double half, double coarseStep, int refine, double keepAbove)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();

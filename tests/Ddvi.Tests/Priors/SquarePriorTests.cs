@@ -78,7 +78,7 @@ public class SquarePriorTests : IDisposable
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(4);
-        var (z, _) = _square.Sample(1000, generator);
+        var (z, _) = _square.SampleLabelled(1000, generator);
         var onEdge = _square.LogDensity(z);
         var inside = _square.LogDensity(z * 0.5);
         Assert.True(onEdge.gt(inside + 5).all().item<bool>());

@@ -70,7 +70,7 @@ public class SwissRollPriorTests : IDisposable
         using var generator = new Generator(4);
         foreach (var prior in new[] { _curve, _noisy })
         {
-            var (z, _) = prior.Sample(300, generator);
+            var (z, _) = prior.SampleLabelled(300, generator);
             // Turns are 4/3 apart radially (angle = 1.5π r); moving 0.6 outwards lands between two turns.
             var radius = z.norm(1, keepdim: true);
             var between = z * (1 + 0.6 / radius);

@@ -75,7 +75,7 @@ public static class ComparisonReport
         {
             using var scope = NewDisposeScope();
             using var generator = new Generator(unchecked((ulong)config.Seed));
-            var (z, classes) = prior.Sample(points, generator);
+            var (z, classes) = prior.SampleLabelled(points, generator);
             float[] flat = z.to(float32).contiguous().data<float>().ToArray();
             int[] labels = classes.to(int32).data<int>().ToArray();
             var x = new float[labels.Length];
