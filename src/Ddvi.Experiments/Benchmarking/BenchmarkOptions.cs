@@ -14,11 +14,11 @@ public sealed record BenchmarkOptions
     /// <summary>libtorch intra-op thread counts to measure, one full run each; 0 = libtorch's default.</summary>
     public IReadOnlyList<int> Threads { get; init; } = [0];
 
-    public int BatchSize { get; init; } = 128;
-    public int Hidden { get; init; } = 1000;
-    public int PosteriorSteps { get; init; } = 40;
-    public int PriorSteps { get; init; } = 20;
-    public int SleepSteps { get; init; } = 3;
+    public int BatchSize { get; init; } = PaperSettings.BatchSize;
+    public int Hidden { get; init; } = PaperSettings.Hidden;
+    public int PosteriorSteps { get; init; } = PaperSettings.PosteriorSteps;
+    public int PriorSteps { get; init; } = PaperSettings.PriorSteps;
+    public int SleepSteps { get; init; } = PaperSettings.SleepSteps;
 
     /// <summary>Training images of an epoch (the MNIST/Fashion-MNIST training set) and test images evaluated.</summary>
     public int TrainImages { get; init; } = 60_000;

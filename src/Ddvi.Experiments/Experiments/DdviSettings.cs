@@ -15,11 +15,11 @@ public sealed record DdviSettings
     /// <summary>Stage 1 steps per logged epoch.</summary>
     public int PriorDiffusionStepsPerEpoch { get; init; } = 1000;
 
-    public int PriorDiffusionBatchSize { get; init; } = 128;
+    public int PriorDiffusionBatchSize { get; init; } = PaperSettings.BatchSize;
     public double PriorDiffusionLearningRate { get; init; } = 1e-3;
 
     /// <summary>T of the prior (warm-up) chain.</summary>
-    public int PriorSteps { get; init; } = 20;
+    public int PriorSteps { get; init; } = PaperSettings.PriorSteps;
 
     /// <summary>Stage 2 epochs (100 in the release); null = default.</summary>
     public int? WarmupEpochs { get; init; }
@@ -28,7 +28,7 @@ public sealed record DdviSettings
     public double WarmupKlWeight { get; init; } = 0.01;
 
     /// <summary>T of the x-conditioned posterior chain.</summary>
-    public int PosteriorSteps { get; init; } = 40;
+    public int PosteriorSteps { get; init; } = PaperSettings.PosteriorSteps;
 
     /// <summary>β_KL of the wake loss.</summary>
     public double KlWeight { get; init; } = 0.003;
@@ -40,7 +40,7 @@ public sealed record DdviSettings
     public double MatchingWeight { get; init; } = 1;
 
     /// <summary>K, sleep steps per wake step.</summary>
-    public int SleepSteps { get; init; } = 3;
+    public int SleepSteps { get; init; } = PaperSettings.SleepSteps;
 
     /// <summary>Epochs of stage 3 during which the decoder stays fixed; null = 30% of the stage (30 of the release's 100).</summary>
     public int? FrozenDecoderEpochs { get; init; }
@@ -51,9 +51,9 @@ public sealed record DdviSettings
     [JsonConverter(typeof(JsonStringEnumConverter<NoiseLossKind>))]
     public NoiseLossKind NoiseLoss { get; init; } = NoiseLossKind.Huber;
 
-    public int Hidden { get; init; } = 1000;
-    public double Dropout { get; init; } = 0.2;
-    public double AuxiliaryDropout { get; init; } = 0.4;
+    public int Hidden { get; init; } = PaperSettings.Hidden;
+    public double Dropout { get; init; } = PaperSettings.Dropout;
+    public double AuxiliaryDropout { get; init; } = PaperSettings.AuxiliaryDropout;
 
     public void Validate()
     {

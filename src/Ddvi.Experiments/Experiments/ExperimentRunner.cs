@@ -49,8 +49,9 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         var histories = new List<(string Stage, IReadOnlyList<EpochRecord> History)>();
         foreach (var stage in session.Method.Stages)
         {
-            var options = new TrainerOptions(stage.Name, stage.Epochs, config.Seed, run.Checkpoints(stage.Name), config.CheckpointEvery);
-            string? latest = Checkpoint.Latest(options.CheckpointDirectory);
+            string checkpoints = run.Checkpoints(stage.Name);
+            var options = new TrainerOptions(stage.Name, stage.Epochs, config.Seed, checkpoints, config.CheckpointEvery);
+            string? latest = Checkpoint.Latest(checkpoints);
             if (resume && latest is not null && Checkpoint.ReadHeader(latest).State is { } done && done.EpochsCompleted >= stage.Epochs)
             {
                 log.Message($"{stage.Name}: finished earlier ({done.EpochsCompleted} epochs), skipped");

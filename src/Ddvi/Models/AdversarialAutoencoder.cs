@@ -15,28 +15,28 @@ namespace Ddvi.Models;
 /// </summary>
 public sealed class AdversarialAutoencoder : Module, ILatentVariableModel
 {
-    private readonly MlpEncoder encoder;
-    private readonly MlpDecoder decoder;
+    private readonly Mlp encoder;
+    private readonly Mlp decoder;
     private readonly AaeDiscriminator discriminator;
 
     public AdversarialAutoencoder(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
         int discriminatorHidden = 1000, double discriminatorDropout = 0.2) : base(nameof(AdversarialAutoencoder))
     {
         LatentDim = latentDim;
-        encoder = new MlpEncoder(inputDim, [latentDim], hidden, dropoutRate);
-        decoder = new MlpDecoder(latentDim, inputDim, hidden, dropoutRate);
+        encoder = new Mlp(inputDim, [hidden, hidden], [latentDim], dropoutRate);
+        decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate);
         discriminator = new AaeDiscriminator(latentDim, discriminatorHidden, discriminatorDropout);
         RegisterComponents();
     }
 
     public int LatentDim { get; }
 
-    public MlpEncoder Encoder => encoder;
-    public MlpDecoder Decoder => decoder;
+    public Mlp Encoder => encoder;
+    public Mlp Decoder => decoder;
     public AaeDiscriminator Discriminator => discriminator;
 
     /// <summary>The deterministic code z = f(x): x <c>[B, D]</c> → <c>[B, LatentDim]</c>.</summary>
-    public Tensor Encode(Tensor x) => encoder.call(x)[0];
+    public Tensor Encode(Tensor x) => encoder.Heads(x)[0];
 
     /// <summary>Decoder logits for z <c>[B, LatentDim]</c> → <c>[B, D]</c>; sigmoid of them are the reconstructions.</summary>
     public Tensor DecodeLogits(Tensor z) => decoder.call(z);
@@ -70,21 +70,13 @@ public sealed class AdversarialAutoencoder : Module, ILatentVariableModel
 /// </summary>
 public sealed class AaeDiscriminator : Module<Tensor, Tensor>
 {
-    private readonly Linear hidden1;
-    private readonly Linear hidden2;
-    private readonly Linear output;
-    private readonly LeakyReLU activation;
-    private readonly UniformMaskDropout dropout;
+    private readonly Mlp network;
 
     public AaeDiscriminator(int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2) : base(nameof(AaeDiscriminator))
     {
         if (latentDim <= 0 || hidden <= 0)
             throw new ArgumentException($"AaeDiscriminator needs positive sizes, got latent {latentDim}, hidden {hidden}.");
-        hidden1 = Linear(latentDim, hidden);
-        hidden2 = Linear(hidden, hidden);
-        output = Linear(hidden, 1);
-        activation = LeakyReLU(0.2);
-        dropout = new UniformMaskDropout(dropoutRate);
+        network = new Mlp(latentDim, [hidden, hidden], [1], dropoutRate);
         RegisterComponents();
     }
 
@@ -92,9 +84,7 @@ public sealed class AaeDiscriminator : Module<Tensor, Tensor>
     public override Tensor forward(Tensor z)
     {
         using var scope = NewDisposeScope();
-        var h = dropout.call(activation.call(hidden1.call(z)));
-        h = dropout.call(activation.call(hidden2.call(h)));
-        return output.call(h).squeeze(-1).MoveToOuterDisposeScope();
+        return network.call(z).squeeze(-1).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using Ddvi.Runtime;
 using Ddvi.Diffusion;
+using Ddvi.Likelihoods;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -40,44 +41,85 @@ public sealed record DdviPosteriorSample(
     Tensor? States = null);
 
 /// <summary>
-/// Every weight of the three-stage unsupervised DDVI pipeline (REFERENCE.md §1, §3) in one module, so that one
-/// checkpoint serves every stage:
+/// A latent variable model p(x, z) = p(z) p(x|z) with a denoising diffusion posterior (DDVI, Piriyakulkij, Wang and
+/// Kuleshov, arXiv:2401.02739): every weight of its training in one module, so that one checkpoint serves every stage.
+/// The parts are given to it:
 /// <list type="bullet">
-/// <item><c>encoder</c>: q(y_T | x) = N(μ(x), diag σ²(x)), an <see cref="MlpEncoder"/> input → hidden → hidden → heads
-/// (μ, log σ²) — log-variance as in the release's diffusion models, not the sigmoid variance of its VAE baseline.</item>
-/// <item><c>decoder</c>: p_θ(x | z), Bernoulli with logits from an <see cref="MlpDecoder"/>.</item>
-/// <item><c>priorDenoiser</c>: ε_θ(y_t, t), the unconditional <see cref="TimeConditionedMlp"/> of stage 1 (T_prior = 20),
-/// also the warm-up posterior's chain in stage 2. Stage 3 neither uses nor trains it (the release mixes it into the
-/// posterior chain with weight 1 − g2_weight = 0).</item>
-/// <item><c>auxiliaryEncoder</c>: a_φ(x), an <see cref="AuxiliaryEncoder"/> input → hidden → hidden → c (dropout 0.4).</item>
-/// <item><c>posteriorDenoiser</c>: ε_φ(y_t, a_φ(x), t), the <see cref="ConditionalDenoiser"/> of stage 3 (T_post = 40).</item>
+/// <item><c>encoder</c>: q(y_T | x) = N(μ(x), diag σ²(x)); any module x <c>[B, D]</c> → <c>[B, 2d]</c>, μ then log σ².</item>
+/// <item><c>likelihood</c>: p_θ(x | z), a <see cref="Likelihood"/> module that owns its decoder.</item>
+/// <item><c>priorDenoiser</c> (optional): ε_θ(y_t, t), an unconditional <see cref="TimeConditionedMlp"/> trained on prior
+/// samples; the warm-up posterior's chain (the release's <c>diff_vae</c>). Without it there is no warm-up posterior.</item>
+/// <item><c>auxiliaryEncoder</c>: a_φ(x), any module x <c>[B, D]</c> → <c>[B, c]</c>.</item>
+/// <item><c>posteriorDenoiser</c>: ε_φ(y_t, a_φ(x), t), the x-conditioned <see cref="ConditionalDenoiser"/> of the
+/// DDVI posterior chain over T_post steps.</item>
 /// <item><c>priorSchedule</c>, <c>posteriorSchedule</c>: the two <see cref="NoiseSchedule"/>s (non-persistent tables:
 /// no checkpoint keys).</item>
 /// </list>
-/// Each chain step is the deterministic DDIM update y_{t−1} = √ᾱ_{t−1} ŷ_0 + √(1 − ᾱ_{t−1}) ε̂,
-/// ŷ_0 = (y_t − √(1 − ᾱ_t) ε̂)/√ᾱ_t. Holds no optimiser and runs no loop; the objectives live in
-/// <c>Ddvi.Objectives.DdviObjectives</c>.
+/// <see cref="Paper"/> builds the paper's MNIST-format networks with a Bernoulli likelihood. Each chain step is the
+/// deterministic DDIM update y_{t−1} = √ᾱ_{t−1} ŷ_0 + √(1 − ᾱ_{t−1}) ε̂, ŷ_0 = (y_t − √(1 − ᾱ_t) ε̂)/√ᾱ_t. Holds no
+/// optimiser and runs no loop; the objectives live in <c>Ddvi.Objectives.DdviObjectives</c>.
 /// </summary>
 /// <remarks>
 /// <para><see cref="Stage"/> selects the posterior behind <see cref="EncodeLatents"/>, <see cref="EncodeWithStart"/>,
 /// <see cref="Posterior"/> and the ELBO. It is plain state, not a checkpoint entry: the pipeline sets it when a stage
 /// starts, and whoever loads a checkpoint sets it to the stage that wrote it. It defaults to <see cref="DdviStage.Ddvi"/>,
 /// the final model's posterior. The training objectives name their posterior explicitly and ignore it.</para>
-/// <para>Dropout (encoder and decoder 0.2, auxiliary encoder 0.4) is active only in <c>train()</c> mode and draws from
-/// libtorch's global generator; every other draw takes the caller's generator.</para>
+/// <para>Dropout in the networks is active only in <c>train()</c> mode and draws from libtorch's global generator; every
+/// other draw takes the caller's generator.</para>
 /// </remarks>
 public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterior
 {
-    private readonly MlpEncoder encoder;
-    private readonly MlpDecoder decoder;
-    private readonly TimeConditionedMlp priorDenoiser;
-    private readonly AuxiliaryEncoder auxiliaryEncoder;
+    private readonly Module<Tensor, Tensor> encoder;
+    private readonly Likelihood likelihood;
+    private readonly TimeConditionedMlp? priorDenoiser;
+    private readonly Module<Tensor, Tensor> auxiliaryEncoder;
     private readonly ConditionalDenoiser posteriorDenoiser;
     private readonly NoiseSchedule priorSchedule;
     private readonly NoiseSchedule posteriorSchedule;
 
+    /// <param name="encoder">x <c>[B, D]</c> → <c>[B, 2d]</c>: μ(x) in the first d columns, log σ²(x) in the last d.</param>
+    /// <param name="likelihood">p_θ(x | z) with its decoder; sets D and d.</param>
+    /// <param name="auxiliaryEncoder">a_φ(x): x <c>[B, D]</c> → <c>[B, c]</c>, c = the posterior denoiser's context width.</param>
+    /// <param name="posteriorDenoiser">ε_φ(y_t, a, t) over d-dimensional states; its step count is T_post.</param>
+    /// <param name="priorDenoiser">ε_θ(y_t, t) for the prior diffusion and the warm-up posterior, or null.</param>
+    /// <param name="schedule">β schedule of both chains (linear 1e-4 → 0.02, as the release).</param>
+    public DdviModel(Module<Tensor, Tensor> encoder, Likelihood likelihood, Module<Tensor, Tensor> auxiliaryEncoder,
+        ConditionalDenoiser posteriorDenoiser, TimeConditionedMlp? priorDenoiser = null,
+        NoiseScheduleKind schedule = NoiseScheduleKind.Linear) : base(nameof(DdviModel))
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(likelihood);
+        ArgumentNullException.ThrowIfNull(auxiliaryEncoder);
+        ArgumentNullException.ThrowIfNull(posteriorDenoiser);
+        if (posteriorDenoiser.DataDim != likelihood.LatentDim)
+            throw new ArgumentException($"DdviModel: the posterior denoiser runs on {posteriorDenoiser.DataDim}-dimensional states but the likelihood reads d = {likelihood.LatentDim} latents.", nameof(posteriorDenoiser));
+        if (priorDenoiser is not null && priorDenoiser.DataDim != likelihood.LatentDim)
+            throw new ArgumentException($"DdviModel: the prior denoiser runs on {priorDenoiser.DataDim}-dimensional states but the likelihood reads d = {likelihood.LatentDim} latents.", nameof(priorDenoiser));
+        if (encoder is Mlp mlp && (mlp.InputDim != likelihood.DataDim || mlp.OutputDim != 2L * likelihood.LatentDim))
+            throw new ArgumentException($"DdviModel: the encoder maps {mlp.InputDim} → {mlp.OutputDim} values, expected D = {likelihood.DataDim} → 2d = {2 * likelihood.LatentDim} (μ and log σ²).", nameof(encoder));
+        if (auxiliaryEncoder is Mlp aux && (aux.InputDim != likelihood.DataDim || aux.OutputDim != posteriorDenoiser.ContextDim))
+            throw new ArgumentException($"DdviModel: the auxiliary encoder maps {aux.InputDim} → {aux.OutputDim} values, expected D = {likelihood.DataDim} → c = {posteriorDenoiser.ContextDim} (the posterior denoiser's context).", nameof(auxiliaryEncoder));
+
+        InputDim = likelihood.DataDim;
+        LatentDim = likelihood.LatentDim;
+        this.encoder = encoder;
+        this.likelihood = likelihood;
+        this.priorDenoiser = priorDenoiser;
+        this.auxiliaryEncoder = auxiliaryEncoder;
+        this.posteriorDenoiser = posteriorDenoiser;
+        priorSchedule = new NoiseSchedule(schedule, priorDenoiser?.Steps ?? posteriorDenoiser.Steps);
+        posteriorSchedule = new NoiseSchedule(schedule, posteriorDenoiser.Steps);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// The paper's model for MNIST-format data (arXiv:2401.02739 and the authors' release): MLP encoder, decoder and
+    /// auxiliary encoder D → hidden → hidden (LeakyReLU 0.2, dropout), a Bernoulli likelihood, and the two denoisers with
+    /// 4 hidden layers. Networks are created in the order encoder, decoder, prior denoiser, auxiliary encoder, posterior
+    /// denoiser, so a seed gives the same initial weights as before the parts were injected.
+    /// </summary>
     /// <param name="inputDim">D, the data width (784 for MNIST format).</param>
-    /// <param name="latentDim">d, the latent width (2 in every experiment).</param>
+    /// <param name="latentDim">d, the latent width (2 in every experiment of the paper).</param>
     /// <param name="hidden">Width of the encoder, decoder and auxiliary encoder hidden layers (1000).</param>
     /// <param name="priorSteps">T_prior, the prior diffusion's and the warm-up chain's length (20).</param>
     /// <param name="posteriorSteps">T_post, the DDVI posterior chain's length (40).</param>
@@ -86,9 +128,11 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     /// <param name="auxiliaryDropout">Dropout of the auxiliary encoder (0.4, the release's MNIST value).</param>
     /// <param name="contextDim">c, the width of a_φ(x) (2).</param>
     /// <param name="denoiserHidden">Width of the denoisers' 4 hidden layers (128).</param>
-    public DdviModel(int inputDim = 784, int latentDim = 2, int hidden = 1000, int priorSteps = 20, int posteriorSteps = 40,
-        NoiseScheduleKind schedule = NoiseScheduleKind.Linear, double dropout = 0.2, double auxiliaryDropout = 0.4,
-        int contextDim = 2, int denoiserHidden = 128) : base(nameof(DdviModel))
+    public static DdviModel Paper(int inputDim = 784, int latentDim = PaperSettings.LatentDim, int hidden = PaperSettings.Hidden,
+        int priorSteps = PaperSettings.PriorSteps, int posteriorSteps = PaperSettings.PosteriorSteps,
+        NoiseScheduleKind schedule = NoiseScheduleKind.Linear, double dropout = PaperSettings.Dropout,
+        double auxiliaryDropout = PaperSettings.AuxiliaryDropout, int contextDim = PaperSettings.ContextDim,
+        int denoiserHidden = PaperSettings.DenoiserHidden)
     {
         if (inputDim < 1)
             throw new ArgumentOutOfRangeException(nameof(inputDim), inputDim, "DdviModel: input width must be at least 1.");
@@ -100,17 +144,18 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
             throw new ArgumentOutOfRangeException(nameof(posteriorSteps), posteriorSteps, "DdviModel: posterior diffusion steps T_post must be at least 1.");
         if (!(dropout >= 0 && dropout < 1))
             throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "DdviModel: encoder/decoder dropout must lie in [0, 1).");
+        if (!(auxiliaryDropout >= 0 && auxiliaryDropout < 1))
+            throw new ArgumentOutOfRangeException(nameof(auxiliaryDropout), auxiliaryDropout, "DdviModel: auxiliary encoder dropout must lie in [0, 1).");
+        if (contextDim < 1)
+            throw new ArgumentOutOfRangeException(nameof(contextDim), contextDim, "DdviModel: context dimension must be at least 1.");
 
-        InputDim = inputDim;
-        LatentDim = latentDim;
-        encoder = new MlpEncoder(inputDim, [latentDim, latentDim], hidden, dropout);
-        decoder = new MlpDecoder(latentDim, inputDim, hidden, dropout);
-        priorDenoiser = new TimeConditionedMlp(priorSteps, latentDim, denoiserHidden);
-        auxiliaryEncoder = new AuxiliaryEncoder(inputDim, hidden, contextDim, auxiliaryDropout);
-        posteriorDenoiser = new ConditionalDenoiser(posteriorSteps, latentDim, contextDim, denoiserHidden);
-        priorSchedule = new NoiseSchedule(schedule, priorSteps);
-        posteriorSchedule = new NoiseSchedule(schedule, posteriorSteps);
-        RegisterComponents();
+        var encoder = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim], dropout);
+        var decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropout);
+        var priorDenoiser = new TimeConditionedMlp(priorSteps, latentDim, denoiserHidden);
+        var auxiliaryEncoder = new Mlp(inputDim, [hidden, hidden], [contextDim], auxiliaryDropout);
+        var posteriorDenoiser = new ConditionalDenoiser(posteriorSteps, latentDim, contextDim, denoiserHidden);
+        return new DdviModel(encoder, new BernoulliLikelihood(decoder, latentDim, inputDim), auxiliaryEncoder, posteriorDenoiser,
+            priorDenoiser, schedule);
     }
 
     public int InputDim { get; }
@@ -136,10 +181,15 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     /// </summary>
     public bool ChainAsOneOperation { get; set; } = true;
 
-    public MlpEncoder Encoder => encoder;
-    public MlpDecoder Decoder => decoder;
-    public TimeConditionedMlp PriorDenoiser => priorDenoiser;
-    public AuxiliaryEncoder AuxiliaryEncoder => auxiliaryEncoder;
+    public Module<Tensor, Tensor> Encoder => encoder;
+    public Likelihood Likelihood => likelihood;
+    /// <summary>The likelihood's decoder network.</summary>
+    public Module<Tensor, Tensor> Decoder => likelihood.Decoder;
+    /// <summary>True when the model has a prior denoiser (stage 1 and the warm-up posterior).</summary>
+    public bool HasPriorDenoiser => priorDenoiser is not null;
+    public TimeConditionedMlp PriorDenoiser => priorDenoiser
+        ?? throw new InvalidOperationException("DdviModel: this model was built without a prior denoiser, so it has no prior diffusion and no warm-up posterior.");
+    public Module<Tensor, Tensor> AuxiliaryEncoder => auxiliaryEncoder;
     public ConditionalDenoiser PosteriorDenoiser => posteriorDenoiser;
     public NoiseSchedule PriorSchedule => priorSchedule;
     public NoiseSchedule PosteriorSchedule => posteriorSchedule;
@@ -148,31 +198,33 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     public NoiseSchedule CurrentSchedule => Stage == DdviStage.Warmup ? priorSchedule : posteriorSchedule;
 
     /// <summary>Stage 1: the prior denoiser alone.</summary>
-    public IReadOnlyList<Parameter> PriorDiffusionParameters() => [.. priorDenoiser.parameters()];
+    public IReadOnlyList<Parameter> PriorDiffusionParameters() => [.. PriorDenoiser.parameters()];
 
-    /// <summary>Stage 2, trained end to end as the release: encoder, decoder and prior denoiser.</summary>
+    /// <summary>Stage 2, trained end to end as the release: encoder, likelihood (decoder and its own parameters) and prior denoiser.</summary>
     public IReadOnlyList<Parameter> WarmupParameters()
-        => [.. encoder.parameters(), .. decoder.parameters(), .. priorDenoiser.parameters()];
+        => [.. encoder.parameters(), .. likelihood.parameters(), .. PriorDenoiser.parameters()];
 
     /// <summary>
-    /// Stage 3's wake phase: encoder, auxiliary encoder, posterior denoiser and decoder (freeze
+    /// Stage 3's wake phase: encoder, auxiliary encoder, posterior denoiser and likelihood (freeze
     /// <see cref="DecoderParameters"/> for the first 30 epochs, as the release). The prior denoiser is not among them.
     /// </summary>
     public IReadOnlyList<Parameter> WakeParameters()
-        => [.. encoder.parameters(), .. auxiliaryEncoder.parameters(), .. posteriorDenoiser.parameters(), .. decoder.parameters()];
+        => [.. encoder.parameters(), .. auxiliaryEncoder.parameters(), .. posteriorDenoiser.parameters(), .. likelihood.parameters()];
 
     /// <summary>Stage 3's sleep phase: the only parameters the sleep loss reaches, auxiliary encoder and posterior denoiser.</summary>
     public IReadOnlyList<Parameter> SleepParameters() => [.. auxiliaryEncoder.parameters(), .. posteriorDenoiser.parameters()];
 
-    /// <summary>The decoder p_θ(x|z), frozen in stage 3's early epochs.</summary>
-    public IReadOnlyList<Parameter> DecoderParameters() => [.. decoder.parameters()];
+    /// <summary>The likelihood p_θ(x|z) (its decoder and own parameters), frozen in stage 3's early epochs.</summary>
+    public IReadOnlyList<Parameter> DecoderParameters() => [.. likelihood.parameters()];
 
     /// <summary>Parameters of q(y_T | x): μ and log σ², each <c>[B, d]</c>, for x <c>[B, D]</c>.</summary>
     public (Tensor Mean, Tensor LogVariance) Encode(Tensor x)
     {
         CheckInput(x);
-        var heads = encoder.call(x);
-        return (heads[0], heads[1]);
+        var output = encoder.call(x);                                                                 // [B, 2d]
+        if (output.dim() != 2 || output.shape[1] != 2L * LatentDim)
+            throw new InvalidOperationException($"DdviModel: the encoder returned [{string.Join(", ", output.shape)}], expected [B, {2 * LatentDim}] (μ and log σ²).");
+        return (output.narrow(1, 0, LatentDim), output.narrow(1, LatentDim, LatentDim));
     }
 
     /// <summary>
@@ -221,15 +273,11 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         return RunPriorChain(yT, keepTrajectory: false).Z.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Bernoulli logits <c>[B, D]</c> of p_θ(x|z) for z <c>[B, d]</c>.</summary>
-    public Tensor DecodeLogits(Tensor z) => decoder.call(z);
+    /// <summary>The decoder's output <c>[B, D]</c> for z <c>[B, d]</c> (logits for a Bernoulli likelihood).</summary>
+    public Tensor DecodeOutput(Tensor z) => likelihood.Decode(z);
 
-    /// <summary>Bernoulli means sigmoid(logits) <c>[B, D]</c> for z <c>[B, d]</c>.</summary>
-    public Tensor DecodeMeans(Tensor z)
-    {
-        using var logits = DecodeLogits(z);
-        return functional.sigmoid(logits);
-    }
+    /// <summary>E[x | z] <c>[B, D]</c> under the likelihood, for z <c>[B, d]</c>.</summary>
+    public Tensor DecodeMeans(Tensor z) => likelihood.Mean(z);
 
     private DdviPosteriorSample Sample(Tensor x, Generator generator, bool keepTrajectory, bool keepStates, bool conditioned)
     {
@@ -247,7 +295,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         IReadOnlyList<ReverseChainStep>? trajectory = null;
         if (PreparedChains && ChainAsOneOperation && is_grad_enabled() && !keepTrajectory && yT.device_type == DeviceType.CPU)
         {
-            states = context is null ? priorDenoiser.RunChain(yT, schedule) : posteriorDenoiser.RunChain(context, yT, schedule);
+            states = context is null ? PriorDenoiser.RunChain(yT, schedule) : posteriorDenoiser.RunChain(context, yT, schedule);
             z = states[schedule.Steps];
             if (!keepStates) states = null;
         }
@@ -281,8 +329,8 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     }
 
     private ReverseChainResult RunPriorChain(Tensor yT, bool keepTrajectory) => PreparedChains
-        ? ReverseChain.RunPrepared(priorDenoiser.PrepareChain(), yT, priorSchedule, keepTrajectory)
-        : ReverseChain.Run(priorDenoiser.call, yT, priorSchedule, keepTrajectory);
+        ? ReverseChain.RunPrepared(PriorDenoiser.PrepareChain(), yT, priorSchedule, keepTrajectory)
+        : ReverseChain.Run(PriorDenoiser.call, yT, priorSchedule, keepTrajectory);
 
     private void CheckInput(Tensor x)
     {

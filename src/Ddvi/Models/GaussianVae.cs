@@ -12,26 +12,26 @@ namespace Ddvi.Models;
 /// </summary>
 public sealed class GaussianVae : Module, ILatentVariableModel
 {
-    private readonly MlpEncoder encoder;
-    private readonly MlpDecoder decoder;
+    private readonly Mlp encoder;
+    private readonly Mlp decoder;
 
     public GaussianVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2) : base(nameof(GaussianVae))
     {
         LatentDim = latentDim;
-        encoder = new MlpEncoder(inputDim, [latentDim, latentDim], hidden, dropoutRate);
-        decoder = new MlpDecoder(latentDim, inputDim, hidden, dropoutRate);
+        encoder = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim], dropoutRate);
+        decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate);
         RegisterComponents();
     }
 
     public int LatentDim { get; }
 
-    public MlpEncoder Encoder => encoder;
-    public MlpDecoder Decoder => decoder;
+    public Mlp Encoder => encoder;
+    public Mlp Decoder => decoder;
 
     /// <summary>Mean and log-variance of q(z|x), each <c>[B, LatentDim]</c>; σ² = sigmoid(encoder output) as in the release.</summary>
     public (Tensor Mean, Tensor LogVariance) Posterior(Tensor x)
     {
-        var heads = encoder.call(x);
+        var heads = encoder.Heads(x);
         using var varianceLogit = heads[1];
         // log sigmoid stays finite where sigmoid underflows to 0, so log q(z|x) never becomes infinite.
         return (heads[0], functional.logsigmoid(varianceLogit));

@@ -26,12 +26,12 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
 {
     private static readonly double MinLogVariance2 = Math.Log(1e-6);
 
-    private readonly MlpEncoder encoder1;
+    private readonly Mlp encoder1;
     private readonly IafStack flow1;
-    private readonly MlpEncoder features;
-    private readonly MlpEncoder encoder2;
+    private readonly Mlp features;
+    private readonly Mlp encoder2;
     private readonly IafStack flow2;
-    private readonly MlpDecoder decoder;
+    private readonly Mlp decoder;
 
     /// <param name="inputDim">Pixels per image.</param>
     /// <param name="latentDim">Width d of z₁ and z₂.</param>
@@ -47,12 +47,12 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
         : base(nameof(HierarchicalIafVae))
     {
         LatentDim = latentDim;
-        encoder1 = new MlpEncoder(inputDim, [latentDim, latentDim, contextSize], hidden, dropoutRate);
+        encoder1 = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim, contextSize], dropoutRate);
         flow1 = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
-        features = new MlpEncoder(inputDim, [featureSize], hidden, dropoutRate);
-        encoder2 = new MlpEncoder(featureSize + latentDim, [latentDim, latentDim, contextSize], level2Hidden, dropoutRate);
+        features = new Mlp(inputDim, [hidden, hidden], [featureSize], dropoutRate);
+        encoder2 = new Mlp(featureSize + latentDim, [level2Hidden, level2Hidden], [latentDim, latentDim, contextSize], dropoutRate);
         flow2 = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
-        decoder = new MlpDecoder(latentDim, inputDim, hidden, dropoutRate);
+        decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate);
         RegisterComponents();
     }
 
@@ -62,11 +62,11 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
     public (FlowPosteriorSample Level1, FlowPosteriorSample Level2) SamplePosterior(Tensor x, Generator generator)
     {
         using var scope = NewDisposeScope();
-        var heads1 = encoder1.call(x);
+        var heads1 = encoder1.Heads(x);
         var level1 = FlowPosterior.Draw(heads1[0], functional.logsigmoid(heads1[1]), heads1[2], flow1, generator);
 
-        var imageFeatures = features.call(x)[0];
-        var heads2 = encoder2.call(cat([imageFeatures, level1.Z], 1));
+        var imageFeatures = features.Heads(x)[0];
+        var heads2 = encoder2.Heads(cat([imageFeatures, level1.Z], 1));
         var logVariance2 = functional.logsigmoid(heads2[1]).clamp_min(MinLogVariance2);
         var level2 = FlowPosterior.Draw(heads2[0], logVariance2, heads2[2], flow2, generator);
         return (level1.MoveToOuterDisposeScope(), level2.MoveToOuterDisposeScope());

@@ -24,9 +24,9 @@ public sealed record FlowPosteriorSample(Tensor Z0, Tensor Epsilon, Tensor LogVa
 /// </summary>
 public sealed class IafVae : Module, ILatentVariableModel
 {
-    private readonly MlpEncoder encoder;
+    private readonly Mlp encoder;
     private readonly IafStack flow;
-    private readonly MlpDecoder decoder;
+    private readonly Mlp decoder;
 
     /// <param name="inputDim">Pixels per image.</param>
     /// <param name="latentDim">Latent width d.</param>
@@ -39,9 +39,9 @@ public sealed class IafVae : Module, ILatentVariableModel
         int contextSize = 10, int flowLayers = 4, int madeHidden = 128) : base(nameof(IafVae))
     {
         LatentDim = latentDim;
-        encoder = new MlpEncoder(inputDim, [latentDim, latentDim, contextSize], hidden, dropoutRate);
+        encoder = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim, contextSize], dropoutRate);
         flow = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
-        decoder = new MlpDecoder(latentDim, inputDim, hidden, dropoutRate);
+        decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate);
         RegisterComponents();
     }
 
@@ -53,7 +53,7 @@ public sealed class IafVae : Module, ILatentVariableModel
     public FlowPosteriorSample SamplePosterior(Tensor x, Generator generator)
     {
         using var scope = NewDisposeScope();
-        var heads = encoder.call(x);
+        var heads = encoder.Heads(x);
         // log sigmoid stays finite where sigmoid underflows to 0, so log q(z_0|x) never becomes infinite.
         var logVariance = functional.logsigmoid(heads[1]);
         return FlowPosterior.Draw(heads[0], logVariance, heads[2], flow, generator).MoveToOuterDisposeScope();

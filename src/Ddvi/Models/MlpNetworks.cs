@@ -6,72 +6,87 @@ using static TorchSharp.torch.nn;
 namespace Ddvi.Models;
 
 /// <summary>
-/// The release's MNIST-format encoder trunk (REFERENCE.md §4): input → 1000 → 1000, each layer
-/// LeakyReLU(0.2) then dropout, followed by linear heads of the sizes asked for (e.g. mean and
-/// variance of q(z|x), class logits, flow context). Dropout is active only in training mode.
+/// The one multilayer-perceptron trunk behind every encoder, decoder, auxiliary encoder and discriminator:
+/// input → hidden layers, each Linear → LeakyReLU(slope) → dropout → one or more linear heads. <see cref="forward"/>
+/// returns the heads side by side <c>[B, Σ head widths]</c> (a single head's output as it is); <see cref="Heads"/>
+/// returns them apart (views). The paper's MNIST-format networks (arXiv:2401.02739, appendix; the authors' release) are
+/// <c>new Mlp(D, [1000, 1000], heads, dropout)</c> with slope 0.2. Dropout is active only in training mode and draws
+/// from libtorch's global generator (<see cref="UniformMaskDropout"/>).
 /// </summary>
-public sealed class MlpEncoder : Module<Tensor, Tensor[]>
+/// <remarks>Layers are created in the order hidden layers, then heads, so a seed gives the same initial weights as the
+/// separate encoder and decoder classes this replaces. Checkpoint keys: <c>hidden.k.*</c>, <c>heads.k.*</c>.</remarks>
+public sealed class Mlp : Module<Tensor, Tensor>
 {
-    private readonly Linear hidden1;
-    private readonly Linear hidden2;
-    private readonly LeakyReLU activation;
-    private readonly UniformMaskDropout dropout;
+    /// <summary>The slope of the LeakyReLU the paper's networks use.</summary>
+    public const double PaperLeakySlope = 0.2;
+
+    private readonly ModuleList<Linear> hidden;
     private readonly ModuleList<Linear> heads;
-
-    /// <param name="headSizes">Output width of each head, in the order <see cref="forward"/> returns them.</param>
-    public MlpEncoder(int inputDim, int[] headSizes, int hidden = 1000, double dropoutRate = 0.2) : base(nameof(MlpEncoder))
-    {
-        if (inputDim <= 0 || hidden <= 0 || headSizes.Length == 0 || headSizes.Any(s => s <= 0))
-            throw new ArgumentException($"MlpEncoder needs positive sizes, got input {inputDim}, hidden {hidden}, heads [{string.Join(", ", headSizes)}].");
-        hidden1 = Linear(inputDim, hidden);
-        hidden2 = Linear(hidden, hidden);
-        activation = LeakyReLU(0.2);
-        dropout = new UniformMaskDropout(dropoutRate);
-        heads = new ModuleList<Linear>(headSizes.Select(size => Linear(hidden, size)).ToArray());
-        RegisterComponents();
-    }
-
-    /// <summary>x <c>[B, inputDim]</c> → one tensor <c>[B, headSize]</c> per head.</summary>
-    public override Tensor[] forward(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var h = dropout.call(activation.call(hidden1.call(x)));
-        h = dropout.call(activation.call(hidden2.call(h)));
-        return heads.Select(head => head.call(h).MoveToOuterDisposeScope()).ToArray();
-    }
-}
-
-/// <summary>
-/// The release's MNIST-format decoder (REFERENCE.md §4): latent → 1000 → 1000 → output, LeakyReLU(0.2)
-/// and dropout between layers. It returns logits; <c>sigmoid(logits)</c> are the Bernoulli means
-/// (pixel intensities), and the loss uses the logits directly for a numerically stable BCE.
-/// </summary>
-public sealed class MlpDecoder : Module<Tensor, Tensor>
-{
-    private readonly Linear hidden1;
-    private readonly Linear hidden2;
-    private readonly Linear output;
-    private readonly LeakyReLU activation;
     private readonly UniformMaskDropout dropout;
+    private readonly long[] headWidths;
 
-    public MlpDecoder(int latentDim, int outputDim, int hidden = 1000, double dropoutRate = 0.2) : base(nameof(MlpDecoder))
+    /// <param name="inputDim">Input width.</param>
+    /// <param name="hiddenWidths">Width of each hidden layer, in order (none: the heads read the input directly).</param>
+    /// <param name="headWidths">Output width of each head, in the order <see cref="Heads"/> returns them.</param>
+    /// <param name="dropout">Dropout probability after each hidden layer, in [0, 1).</param>
+    /// <param name="leakySlope">Negative slope of the LeakyReLU (0 gives ReLU).</param>
+    public Mlp(int inputDim, IReadOnlyList<int> hiddenWidths, IReadOnlyList<int> headWidths, double dropout = 0.0,
+        double leakySlope = PaperLeakySlope) : base(nameof(Mlp))
     {
-        if (latentDim <= 0 || outputDim <= 0 || hidden <= 0)
-            throw new ArgumentException($"MlpDecoder needs positive sizes, got latent {latentDim}, output {outputDim}, hidden {hidden}.");
-        hidden1 = Linear(latentDim, hidden);
-        hidden2 = Linear(hidden, hidden);
-        output = Linear(hidden, outputDim);
-        activation = LeakyReLU(0.2);
-        dropout = new UniformMaskDropout(dropoutRate);
+        ArgumentNullException.ThrowIfNull(hiddenWidths);
+        ArgumentNullException.ThrowIfNull(headWidths);
+        if (inputDim < 1 || hiddenWidths.Any(w => w < 1) || headWidths.Count == 0 || headWidths.Any(w => w < 1))
+            throw new ArgumentException(
+                $"Mlp needs positive sizes and at least one head, got input {inputDim}, hidden [{string.Join(", ", hiddenWidths)}], heads [{string.Join(", ", headWidths)}].");
+        if (!(dropout >= 0 && dropout < 1))
+            throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "Mlp: dropout probability must lie in [0, 1).");
+        if (!double.IsFinite(leakySlope) || leakySlope < 0)
+            throw new ArgumentOutOfRangeException(nameof(leakySlope), leakySlope, "Mlp: the LeakyReLU slope must be finite and ≥ 0.");
+
+        InputDim = inputDim;
+        HiddenWidths = [.. hiddenWidths];
+        LeakySlope = leakySlope;
+        this.headWidths = headWidths.Select(w => (long)w).ToArray();
+        var layers = new List<Linear>();
+        int width = inputDim;
+        foreach (int w in hiddenWidths)
+        {
+            layers.Add(Linear(width, w));
+            width = w;
+        }
+        hidden = new ModuleList<Linear>([.. layers]);
+        heads = new ModuleList<Linear>(headWidths.Select(w => Linear(width, w)).ToArray());
+        this.dropout = new UniformMaskDropout(dropout);
         RegisterComponents();
     }
 
-    /// <summary>z <c>[B, latentDim]</c> → logits <c>[B, outputDim]</c>.</summary>
-    public override Tensor forward(Tensor z)
+    public int InputDim { get; }
+    public IReadOnlyList<int> HiddenWidths { get; }
+    public IReadOnlyList<long> HeadWidths => headWidths;
+    public double LeakySlope { get; }
+    public double Dropout => dropout.Probability;
+
+    /// <summary>The total output width, Σ head widths.</summary>
+    public long OutputDim => headWidths.Sum();
+
+    /// <summary>x <c>[B, input]</c> → the heads side by side <c>[B, Σ head widths]</c>.</summary>
+    public override Tensor forward(Tensor x)
+    {
+        if (x.dim() != 2 || x.shape[1] != InputDim)
+            throw new ArgumentException($"Mlp: input must be [B, {InputDim}], got [{string.Join(", ", x.shape)}].", nameof(x));
+        using var scope = NewDisposeScope();
+        var h = x;
+        foreach (var layer in hidden)
+            h = dropout.call(functional.leaky_relu(layer.call(h), LeakySlope));
+        if (heads.Count == 1) return heads[0].call(h).MoveToOuterDisposeScope();
+        return cat(heads.Select(head => head.call(h)).ToArray(), 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>x <c>[B, input]</c> → one tensor <c>[B, width]</c> per head (views of <see cref="forward"/>'s output).</summary>
+    public Tensor[] Heads(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = dropout.call(activation.call(hidden1.call(z)));
-        h = dropout.call(activation.call(hidden2.call(h)));
-        return output.call(h).MoveToOuterDisposeScope();
+        var output = forward(x);
+        return output.split(headWidths, 1).Select(head => head.MoveToOuterDisposeScope()).ToArray();
     }
 }

@@ -6,19 +6,65 @@ using static TorchSharp.torch;
 
 namespace Ddvi.Objectives;
 
+/// <summary>How the reconstruction term −log p(x | z) enters a loss.</summary>
+public enum ReconstructionScale
+{
+    /// <summary>
+    /// The authors' release: −log p(x | z) averaged over the D features as well as the batch (its BCE is a mean over
+    /// pixels). Against latent terms at their own scale this tempers the posterior: with β_KL the objective is
+    /// (1/D)·[−log p(x|z) + D·β_KL·(KL − λ log p(z))], i.e. the ELBO of a likelihood raised to the power 1/(D·β_KL).
+    /// </summary>
+    PerFeatureMean,
+
+    /// <summary>−log p(x | z) summed over features (a batch mean of per-example sums): the ELBO's own scale.</summary>
+    Sum,
+}
+
+/// <summary>What the sleep phase decodes its prior draws z' ~ p(z) into.</summary>
+public enum FantasyKind
+{
+    /// <summary>x̃ = E[x | z'], the likelihood's mean (the authors' release: sigmoid of the decoder's logits).</summary>
+    Mean,
+
+    /// <summary>x̃ ~ p(x | z'), a draw from the likelihood: the wake-sleep fantasy proper, with the data's support.</summary>
+    Sample,
+}
+
 /// <summary>Weights of the warm-up loss (stage 2, the release's <c>diff_vae</c>).</summary>
 /// <param name="KlWeight">Weight of KL(N(μ, σ²) ‖ N(0, I)) (0.01).</param>
 /// <param name="NoiseWeight">Weight of the prior denoiser's noise-prediction loss on prior samples (1).</param>
 /// <param name="NoiseLoss">Regression loss of the noise prediction (Huber, the release's).</param>
-public sealed record DdviWarmupWeights(double KlWeight = 0.01, double NoiseWeight = 1.0, NoiseLossKind NoiseLoss = NoiseLossKind.Huber);
+/// <param name="Reconstruction">How −log p(x|z) is scaled (per-feature mean, the release's).</param>
+public sealed record DdviWarmupWeights(double KlWeight = 0.01, double NoiseWeight = 1.0, NoiseLossKind NoiseLoss = NoiseLossKind.Huber,
+    ReconstructionScale Reconstruction = ReconstructionScale.PerFeatureMean);
 
-/// <summary>Weights of the DDVI wake and sleep losses (stage 3, the release's <c>diff_vae_warmup</c>).</summary>
-/// <param name="KlWeight">β_KL, weight of the latent terms KL − λ_z·log p(z) (0.003).</param>
+/// <summary>
+/// Weights of the DDVI wake and sleep losses (stage 3, the release's <c>diff_vae_warmup</c>). The record's defaults are
+/// the release's (<see cref="Release"/>); <see cref="Elbo"/> puts every term at the ELBO's own scale.
+/// </summary>
+/// <param name="KlWeight">β_KL, weight of the latent terms KL − λ_z·log p(z) (0.003 in the release).</param>
 /// <param name="PriorWeight">λ_z, weight of log p(z) inside the latent terms (1).</param>
 /// <param name="MatchingWeight">w, weight of the wake phase's mean matching and of the sleep phase's noise prediction
 /// (the release uses one weight, <c>diff_weight</c> = 1, for both).</param>
 /// <param name="NoiseLoss">Regression loss of both (Huber, the release's).</param>
-public sealed record DdviWeights(double KlWeight = 0.003, double PriorWeight = 1.0, double MatchingWeight = 1.0, NoiseLossKind NoiseLoss = NoiseLossKind.Huber);
+/// <param name="Reconstruction">How −log p(x|z) is scaled (per-feature mean in the release).</param>
+/// <param name="Fantasies">What the sleep phase decodes prior draws into (the likelihood's mean in the release).</param>
+public sealed record DdviWeights(double KlWeight = 0.003, double PriorWeight = 1.0, double MatchingWeight = 1.0, NoiseLossKind NoiseLoss = NoiseLossKind.Huber,
+    ReconstructionScale Reconstruction = ReconstructionScale.PerFeatureMean, FantasyKind Fantasies = FantasyKind.Mean)
+{
+    /// <summary>
+    /// The authors' release (the paper preset): per-feature mean reconstruction, β_KL = 0.003, λ_z = 1, w = 1, Huber,
+    /// mean fantasies. For D-dimensional x this tempers the posterior by 1/(D·β_KL) (≈ 0.43 for MNIST's 784 pixels).
+    /// </summary>
+    public static DdviWeights Release { get; } = new();
+
+    /// <summary>
+    /// The library default: −log p(x|z) summed over features, KL and −log p(z) with weight 1 (the ELBO's own scale),
+    /// w = 1 on the matching and noise-prediction terms (Huber), and fantasies drawn from the likelihood.
+    /// </summary>
+    public static DdviWeights Elbo { get; } = new(KlWeight: 1.0, PriorWeight: 1.0, MatchingWeight: 1.0, NoiseLoss: NoiseLossKind.Huber,
+        Reconstruction: ReconstructionScale.Sum, Fantasies: FantasyKind.Sample);
+}
 
 /// <summary>
 /// The parts of the release's test ELBO per example, each <c>[B]</c> (see <see cref="DdviObjectives.ElboTerms"/>):
@@ -87,7 +133,7 @@ public static class DdviObjectives
     /// <see cref="PriorDiffusionLoss"/> of the model's prior denoiser on B fresh prior samples. Nothing is detached: the
     /// reconstruction reaches the prior denoiser through the chain too. Terms: <c>bce</c>, <c>kl</c>, <c>noise</c>.
     /// </summary>
-    public static LossTerms WarmupLoss(DdviModel model, Tensor x, IPrior prior, DdviWarmupWeights weights, Generator generator) // x [B, D]
+    public static LossTerms WarmupLoss(DdviModel model, Tensor x, IPrior prior, DdviWarmupWeights weights, Generator generator, Tensor? mask = null) // x [B, D]
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(weights);
@@ -96,7 +142,7 @@ public static class DdviObjectives
 
         using var scope = NewDisposeScope();
         var posterior = model.WarmupPosterior(x, generator);
-        var bce = nn.functional.binary_cross_entropy_with_logits(model.DecodeLogits(posterior.Z), x);
+        var bce = Reconstruction(model, posterior.Z, x, mask, weights.Reconstruction);
         var kl = GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance).mean();
         var noise = PriorDiffusionLoss(model.PriorDenoiser, model.PriorSchedule, prior, (int)x.shape[0], weights.NoiseLoss, generator).Total;
         var total = bce + weights.KlWeight * kl + weights.NoiseWeight * noise;
@@ -113,7 +159,7 @@ public static class DdviObjectives
     /// gets gradient from the BCE only. The prior denoiser is not used. At t = 1 both sides equal z, so those examples
     /// add 0, as in the release. Terms: <c>bce</c>, <c>kl</c>, <c>log_p</c>, <c>matching</c>.
     /// </summary>
-    public static LossTerms WakeLoss(DdviModel model, Tensor x, IPrior prior, DdviWeights weights, Generator generator) // x [B, D]
+    public static LossTerms WakeLoss(DdviModel model, Tensor x, IPrior prior, DdviWeights weights, Generator generator, Tensor? mask = null) // x [B, D]
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prior);
@@ -122,7 +168,7 @@ public static class DdviObjectives
         using var scope = NewDisposeScope();
         var posterior = model.DdviPosterior(x, generator, keepStates: true);
         var z = posterior.Z;
-        var bce = nn.functional.binary_cross_entropy_with_logits(model.DecodeLogits(z), x);
+        var bce = Reconstruction(model, z, x, mask, weights.Reconstruction);
         var kl = GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance).mean();
         var logP = prior.LogDensity(z).mean();
 
@@ -158,7 +204,7 @@ public static class DdviObjectives
         var z = prior.Sample(batchSize, generator);                                          // [B, d]
         Tensor fantasies;                                                                           // [B, D]
         using (no_grad())
-            fantasies = model.DecodeMeans(z);
+            fantasies = weights.Fantasies == FantasyKind.Mean ? model.DecodeMeans(z) : model.Likelihood.Sample(z, generator);
         var context = model.AuxiliaryEncoder.call(fantasies);                                        // [B, c]
         var noise = NoisePrediction(z, model.PosteriorSchedule, weights.NoiseLoss, generator,
             (yt, t) => model.PosteriorDenoiser.call(yt, context, t));
@@ -195,7 +241,7 @@ public static class DdviObjectives
     /// <para>Each tensor is <c>[B]</c>; <see cref="DdviElboTerms.Combine"/> gives nats per image (log-likelihood summed over
     /// pixels) and the release's scale (log-likelihood averaged over pixels, as its BCE is).</para>
     /// </remarks>
-    public static DdviElboTerms ElboTerms(DdviModel model, Tensor x, IPrior prior, Generator generator) // x [B, D]
+    public static DdviElboTerms ElboTerms(DdviModel model, Tensor x, IPrior prior, Generator generator, Tensor? mask = null) // x [B, D]
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prior);
@@ -203,7 +249,7 @@ public static class DdviObjectives
         using var scope = NewDisposeScope();
         var posterior = model.Posterior(x, generator, keepStates: true);
         var z = posterior.Z;                                                                         // [B, d]
-        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(z), x);          // [B]
+        var logLikelihood = model.Likelihood.LogProbFromOutput(model.DecodeOutput(z), x, mask);     // [B]
         var kl = GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance);               // [B]
         var logPrior = prior.LogDensity(z);                                                          // [B]
 
@@ -231,6 +277,22 @@ public static class DdviObjectives
         var terms = new DdviElboTerms(logLikelihood, kl, logPrior, matching, x.shape[1]);
         scope.MoveToOuter([logLikelihood, kl, logPrior, matching]);
         return terms;
+    }
+
+    /// <summary>
+    /// −log p(x | z) as <paramref name="scale"/> says: a per-feature mean (observed entries only, under a mask) or a
+    /// batch mean of per-example sums. A scalar.
+    /// </summary>
+    public static Tensor Reconstruction(DdviModel model, Tensor z, Tensor x, Tensor? mask, ReconstructionScale scale)
+    {
+        var likelihood = model.Likelihood;
+        var output = model.DecodeOutput(z);
+        if (scale == ReconstructionScale.PerFeatureMean && mask is null)
+            return likelihood.MeanNegativeLogProbPerFeature(output, x);
+        var logProb = likelihood.LogProbFromOutput(output, x, mask);                                 // [B]
+        if (scale == ReconstructionScale.Sum) return -logProb.mean();
+        var observed = (mask!.dtype == ScalarType.Bool ? mask : mask.ne(0)).sum().clamp_min(1);
+        return -logProb.sum() / observed;
     }
 
     /// <summary>y_t entering each step and the chain's output y_{t−1} of that step, over t = T..1 (views of the states).</summary>

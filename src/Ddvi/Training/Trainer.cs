@@ -12,7 +12,7 @@ namespace Ddvi.Training;
 /// <param name="Stage">Name of what is trained (e.g. "vae", "prior-diffusion"); prefixes log lines.</param>
 /// <param name="Epochs">Total epochs of the stage.</param>
 /// <param name="Seed">Run seed; each epoch derives its own generator from it, so a resumed run repeats exactly.</param>
-/// <param name="CheckpointDirectory">Folder of this stage's checkpoints (and its losses.csv).</param>
+/// <param name="CheckpointDirectory">Folder of this stage's checkpoints (and its losses.csv), or null to write nothing.</param>
 /// <param name="CheckpointEvery">Save every N epochs; the last epoch is always saved.</param>
 /// <param name="LogEvery">Read running losses every N steps (each read synchronises with the device).</param>
 /// <param name="KeepCheckpoints">How many of the newest checkpoints to keep.</param>
@@ -20,7 +20,7 @@ public sealed record TrainerOptions(
     string Stage,
     int Epochs,
     long Seed,
-    string CheckpointDirectory,
+    string? CheckpointDirectory,
     int CheckpointEvery = 5,
     int LogEvery = 50,
     int KeepCheckpoints = 2)
@@ -48,19 +48,25 @@ public sealed class Trainer(ITrainingObserver observer)
     /// Trains from the latest checkpoint in <see cref="TrainerOptions.CheckpointDirectory"/> when
     /// <paramref name="resume"/> is set (from scratch otherwise), and returns the full loss history.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="cancellationToken"/> is checked before every step; cancelling throws
+    /// <see cref="OperationCanceledException"/> and keeps the checkpoints written so far.
+    /// </remarks>
     public TrainerState Fit(nn.Module model, IReadOnlyList<TrainingPhase> phases, IBatchSource batches,
-        TrainerOptions options, string configurationJson, bool resume)
+        TrainerOptions options, string configurationJson, bool resume, CancellationToken cancellationToken = default)
     {
         options.Validate();
+        if (resume && options.CheckpointDirectory is null)
+            throw new ArgumentException($"{options.Stage}: resuming needs a checkpoint folder.", nameof(resume));
         using var runner = new StepRunner(phases);
         var state = new TrainerState(options.Stage, 0, 0, []);
-        string? latest = resume ? Checkpoint.Latest(options.CheckpointDirectory) : null;
+        string? latest = resume ? Checkpoint.Latest(options.CheckpointDirectory!) : null;
         if (latest is not null)
         {
             state = Checkpoint.Load(latest, model, runner.Optimizers);
             observer.Message($"{options.Stage}: resumed from {latest} after {state.EpochsCompleted} epoch(s)");
         }
-        else if (!resume && Checkpoint.Latest(options.CheckpointDirectory) is { } existing)
+        else if (!resume && options.CheckpointDirectory is not null && Checkpoint.Latest(options.CheckpointDirectory) is { } existing)
         {
             throw new InvalidOperationException($"{options.CheckpointDirectory} already holds checkpoint {Path.GetFileName(existing)}: pass --resume to continue it, or choose another --out.");
         }
@@ -70,14 +76,15 @@ public sealed class Trainer(ITrainingObserver observer)
         observer.StageStarted(options.Stage, state.EpochsCompleted, options.Epochs, batches.StepsPerEpoch);
         for (int epoch = state.EpochsCompleted; epoch < options.Epochs; epoch++)
         {
-            var record = RunEpoch(model, runner, batches, options, epoch);
+            var record = RunEpoch(model, runner, batches, options, epoch, cancellationToken);
             history.Add(record);
             elapsed += record.Seconds;
             observer.EpochCompleted(options.Stage, record, options.Epochs);
             state = new TrainerState(options.Stage, epoch + 1, elapsed, history.ToList());
+            if (options.CheckpointDirectory is null) continue;
             WriteLossTable(Path.Combine(options.CheckpointDirectory, "losses.csv"), history);
             if ((epoch + 1) % options.CheckpointEvery == 0 || epoch + 1 == options.Epochs)
-                SaveCheckpoint(model, runner.Optimizers, state, options, configurationJson);
+                SaveCheckpoint(model, runner.Optimizers, state, options, options.CheckpointDirectory, configurationJson);
         }
         return state;
     }
@@ -90,7 +97,8 @@ public sealed class Trainer(ITrainingObserver observer)
         return (long)(x & 0x7FFF_FFFF_FFFF_FFFFUL);
     }
 
-    private EpochRecord RunEpoch(nn.Module model, StepRunner runner, IBatchSource batches, TrainerOptions options, int epoch)
+    private EpochRecord RunEpoch(nn.Module model, StepRunner runner, IBatchSource batches, TrainerOptions options, int epoch,
+        CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         long epochSeed = EpochSeed(options.Seed, options.Stage, epoch);
@@ -107,6 +115,7 @@ public sealed class Trainer(ITrainingObserver observer)
         {
             try
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 runner.Step(batch, epoch, generator);
             }
             finally
@@ -131,17 +140,17 @@ public sealed class Trainer(ITrainingObserver observer)
             if (!double.IsFinite(mean))
                 throw new NonFiniteLossException(
                     $"{options.Stage}: loss term '{key}' became {mean} in epoch {epoch + 1}, by step {step}. Training stopped; " +
-                    $"the last good checkpoint (if any) is kept in {options.CheckpointDirectory}. Try a lower learning rate or another seed.");
+                    $"the last good checkpoint (if any) is kept in {options.CheckpointDirectory ?? "(no checkpoint folder)"}. Try a lower learning rate or another seed.");
         }
         return means;
     }
 
     private void SaveCheckpoint(nn.Module model, IReadOnlyDictionary<string, optim.Optimizer> optimizers,
-        TrainerState state, TrainerOptions options, string configurationJson)
+        TrainerState state, TrainerOptions options, string folder, string configurationJson)
     {
-        string path = Path.Combine(options.CheckpointDirectory, Checkpoint.FileName(state.EpochsCompleted));
+        string path = Path.Combine(folder, Checkpoint.FileName(state.EpochsCompleted));
         Checkpoint.Save(path, model, optimizers, state, configurationJson);
-        var stale = Directory.EnumerateFiles(options.CheckpointDirectory, "epoch-*.ckpt")
+        var stale = Directory.EnumerateFiles(folder, "epoch-*.ckpt")
             .OrderByDescending(Path.GetFileName, StringComparer.Ordinal).Skip(options.KeepCheckpoints);
         foreach (var old in stale) File.Delete(old);
         observer.Message($"{options.Stage}: checkpoint {path}");

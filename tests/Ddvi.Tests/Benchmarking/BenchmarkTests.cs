@@ -25,7 +25,7 @@ public class BenchmarkTests
     [Fact]
     public void NetworkCostCountsLinearLayersFromTheirShapes()
     {
-        using var decoder = new MlpDecoder(latentDim: 2, outputDim: 5, hidden: 3, dropoutRate: 0.2);
+        using var decoder = new Mlp(2, [3, 3], [5], dropout: 0.2);
         // 2→3, 3→3, 3→5: 6 + 9 + 15 multiply-accumulates per example.
         var cost = NetworkCost.Of(decoder, dataWidth: 2);
         Assert.Equal(30, cost.Macs);

@@ -17,7 +17,7 @@ public class DdviModelTests
     static DdviModel SmallModel(long seed = 0, NoiseScheduleKind schedule = NoiseScheduleKind.Linear)
     {
         manual_seed(seed);
-        return new DdviModel(inputDim: InputDim, hidden: 16, priorSteps: PriorSteps, posteriorSteps: PosteriorSteps,
+        return DdviModel.Paper(inputDim: InputDim, hidden: 16, priorSteps: PriorSteps, posteriorSteps: PosteriorSteps,
             schedule: schedule, denoiserHidden: 16);
     }
 
@@ -80,10 +80,10 @@ public class DdviModelTests
     [Fact]
     public void CheckpointKeysAreTheFieldNamesAndTheSchedulesAddNone()
     {
-        using var model = new DdviModel(denoiserHidden: 8, hidden: 8);
+        using var model = DdviModel.Paper(denoiserHidden: 8, hidden: 8);
         var prefixes = model.state_dict().Keys.Select(k => k[..k.IndexOf('.')]).ToHashSet();
-        Assert.Equal(new HashSet<string> { "encoder", "decoder", "priorDenoiser", "auxiliaryEncoder", "posteriorDenoiser" }, prefixes);
-        Assert.Equal(new long[] { 8, 784 }, model.state_dict()["encoder.hidden1.weight"].shape);
+        Assert.Equal(new HashSet<string> { "encoder", "likelihood", "priorDenoiser", "auxiliaryEncoder", "posteriorDenoiser" }, prefixes);
+        Assert.Equal(new long[] { 8, 784 }, model.state_dict()["encoder.hidden.0.weight"].shape);
         Assert.Equal(new long[] { 20, 8 }, model.state_dict()["priorDenoiser.timeEmbeddings.0.weight"].shape);
         Assert.Equal(new long[] { 40, 8 }, model.state_dict()["posteriorDenoiser.timeEmbeddings.0.weight"].shape);
         Assert.Equal(20, model.PriorSchedule.Steps);
@@ -235,11 +235,11 @@ public class DdviModelTests
         Assert.Throws<ArgumentNullException>(() => model.WarmupPosterior(zeros(3, InputDim), null!));
         Assert.Throws<ArgumentOutOfRangeException>(() => model.SamplePriorDiffusion(0, Seeded(1)));
 
-        Assert.Contains("inputDim", Assert.Throws<ArgumentOutOfRangeException>(() => new DdviModel(inputDim: 0)).Message);
-        Assert.Contains("latentDim", Assert.Throws<ArgumentOutOfRangeException>(() => new DdviModel(latentDim: 0)).Message);
-        Assert.Contains("priorSteps", Assert.Throws<ArgumentOutOfRangeException>(() => new DdviModel(priorSteps: 0)).Message);
-        Assert.Contains("posteriorSteps", Assert.Throws<ArgumentOutOfRangeException>(() => new DdviModel(posteriorSteps: 0)).Message);
-        Assert.Contains("dropout", Assert.Throws<ArgumentOutOfRangeException>(() => new DdviModel(dropout: 1.0)).Message);
-        Assert.Contains("dropout", Assert.Throws<ArgumentOutOfRangeException>(() => new DdviModel(hidden: 8, denoiserHidden: 8, auxiliaryDropout: -0.1)).Message);
+        Assert.Contains("inputDim", Assert.Throws<ArgumentOutOfRangeException>(() => DdviModel.Paper(inputDim: 0)).Message);
+        Assert.Contains("latentDim", Assert.Throws<ArgumentOutOfRangeException>(() => DdviModel.Paper(latentDim: 0)).Message);
+        Assert.Contains("priorSteps", Assert.Throws<ArgumentOutOfRangeException>(() => DdviModel.Paper(priorSteps: 0)).Message);
+        Assert.Contains("posteriorSteps", Assert.Throws<ArgumentOutOfRangeException>(() => DdviModel.Paper(posteriorSteps: 0)).Message);
+        Assert.Contains("dropout", Assert.Throws<ArgumentOutOfRangeException>(() => DdviModel.Paper(dropout: 1.0)).Message);
+        Assert.Contains("dropout", Assert.Throws<ArgumentOutOfRangeException>(() => DdviModel.Paper(hidden: 8, denoiserHidden: 8, auxiliaryDropout: -0.1)).Message);
     }
 }

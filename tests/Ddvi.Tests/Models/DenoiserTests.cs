@@ -110,7 +110,7 @@ public class DenoiserTests
     [Fact]
     public void AuxiliaryEncoderDropoutActsOnlyInTraining()
     {
-        using var encoder = new AuxiliaryEncoder(inputDim: 20, hidden: 64);
+        using var encoder = new Mlp(20, [64, 64], [2], dropout: 0.4);
         using var scope = NewDisposeScope();
         var x = rand(16, 20, generator: Seeded(8));
 
@@ -132,11 +132,13 @@ public class DenoiserTests
     [Fact]
     public void AuxiliaryEncoderHasTheReleaseLayout()
     {
-        using var encoder = new AuxiliaryEncoder();
+        using var model = DdviModel.Paper();
+        var encoder = (Mlp)model.AuxiliaryEncoder;
+        Assert.Equal(0.4, encoder.Dropout);
         var shapes = encoder.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
-        Assert.Equal(new long[] { 1000, 784 }, shapes["hidden1.weight"]);
-        Assert.Equal(new long[] { 1000, 1000 }, shapes["hidden2.weight"]);
-        Assert.Equal(new long[] { 2, 1000 }, shapes["output.weight"]);
+        Assert.Equal(new long[] { 1000, 784 }, shapes["hidden.0.weight"]);
+        Assert.Equal(new long[] { 1000, 1000 }, shapes["hidden.1.weight"]);
+        Assert.Equal(new long[] { 2, 1000 }, shapes["heads.0.weight"]);
         Assert.Equal(6, shapes.Count);
     }
 
@@ -159,8 +161,8 @@ public class DenoiserTests
         RoundTrip(conditional, fresh);
         Assert.True(Same(conditional.forward(y, context, t), fresh.forward(y, context, t)));
 
-        using var encoder = new AuxiliaryEncoder(inputDim: 30, hidden: 24);
-        using var encoderCopy = RoundTrip(encoder, new AuxiliaryEncoder(inputDim: 30, hidden: 24));
+        using var encoder = new Mlp(30, [24, 24], [2], dropout: 0.4);
+        using var encoderCopy = RoundTrip(encoder, new Mlp(30, [24, 24], [2], dropout: 0.4));
         encoder.eval();
         encoderCopy.eval();
         Assert.True(Same(encoder.forward(x), encoderCopy.forward(x)));
@@ -171,7 +173,7 @@ public class DenoiserTests
     {
         using var mlp = new TimeConditionedMlp(steps: 5);
         using var conditional = new ConditionalDenoiser(steps: 5);
-        using var encoder = new AuxiliaryEncoder(inputDim: 10, hidden: 8);
+        using var encoder = new Mlp(10, [8, 8], [2], dropout: 0.4);
         using var scope = NewDisposeScope();
         var y = zeros(3, 2);
         var t = tensor(new long[] { 1, 2, 5 });
@@ -201,7 +203,8 @@ public class DenoiserTests
         var residual = Assert.Throws<ArgumentOutOfRangeException>(() => new ConditionalDenoiser(steps: 5, hiddenLayers: 2));
         Assert.Contains("at least 3", residual.Message);
         Assert.Equal("contextDim", Assert.Throws<ArgumentOutOfRangeException>(() => new ConditionalDenoiser(steps: 5, contextDim: 0)).ParamName);
-        Assert.Equal("dropout", Assert.Throws<ArgumentOutOfRangeException>(() => new AuxiliaryEncoder(dropout: 1.0)).ParamName);
-        Assert.Equal("inputDim", Assert.Throws<ArgumentOutOfRangeException>(() => new AuxiliaryEncoder(inputDim: 0)).ParamName);
+        Assert.Equal("dropout", Assert.Throws<ArgumentOutOfRangeException>(() => new Mlp(784, [1000], [2], dropout: 1.0)).ParamName);
+        Assert.Contains("input 0", Assert.Throws<ArgumentException>(() => new Mlp(0, [1000], [2])).Message);
+        Assert.Contains("heads []", Assert.Throws<ArgumentException>(() => new Mlp(4, [8], [])).Message);
     }
 }

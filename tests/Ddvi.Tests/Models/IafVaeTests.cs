@@ -34,8 +34,8 @@ public class IafVaeTests
 
     private static Tensor EncoderContext(IafVae model, Tensor x)
     {
-        var encoder = (MlpEncoder)model.named_children().Single(c => c.name == "encoder").module;
-        return encoder.call(x)[2];
+        var encoder = (Mlp)model.named_children().Single(c => c.name == "encoder").module;
+        return encoder.Heads(x)[2];
     }
 
     [Fact]

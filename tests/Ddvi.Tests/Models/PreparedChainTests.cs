@@ -22,7 +22,7 @@ public class PreparedChainTests
     static DdviModel Model(long seed)
     {
         manual_seed(seed);
-        return new DdviModel(InputDim, latentDim: 2, hidden: 16, priorSteps: 5, posteriorSteps: 7, denoiserHidden: 8);
+        return DdviModel.Paper(InputDim, latentDim: 2, hidden: 16, priorSteps: 5, posteriorSteps: 7, denoiserHidden: 8);
     }
 
     static Dictionary<string, double[]> Gradients(nn.Module model) => model.named_parameters()

@@ -48,7 +48,7 @@ public class DdviObjectivesTests
     static DdviModel SmallModel(long seed = 0, int hidden = 16, int posteriorSteps = PosteriorSteps)
     {
         manual_seed(seed);
-        return new DdviModel(inputDim: InputDim, hidden: hidden, priorSteps: PriorSteps, posteriorSteps: posteriorSteps, denoiserHidden: hidden);
+        return DdviModel.Paper(inputDim: InputDim, hidden: hidden, priorSteps: PriorSteps, posteriorSteps: posteriorSteps, denoiserHidden: hidden);
     }
 
     static Tensor Data(long batch, long seed, ScalarType dtype = ScalarType.Float32)
@@ -128,7 +128,7 @@ public class DdviObjectivesTests
 
         // The wake terms are the posterior's: BCE of its decoded z, the batch-mean KL and log p(z).
         var posterior = model.DdviPosterior(x, Seeded(3));
-        Assert.Equal(Value(nn.functional.binary_cross_entropy_with_logits(model.DecodeLogits(posterior.Z), x)), Term(wake, "bce"), 5);
+        Assert.Equal(Value(nn.functional.binary_cross_entropy_with_logits(model.DecodeOutput(posterior.Z), x)), Term(wake, "bce"), 5);
         Assert.Equal(Value(GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance).mean()), Term(wake, "kl"), 5);
         Assert.Equal(Value(prior.LogDensity(posterior.Z).mean()), Term(wake, "log_p"), 5);
     }
@@ -248,7 +248,7 @@ public class DdviObjectivesTests
         Assert.True(terms.Matching.min().item<float>() >= 0);
 
         var z = model.Posterior(x, Seeded(11)).Z;
-        Assert.True(GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(z), x).allclose(terms.LogLikelihood));
+        Assert.True(GaussianMath.BernoulliLogLikelihood(model.DecodeOutput(z), x).allclose(terms.LogLikelihood));
         Assert.True(prior.LogDensity(z).allclose(terms.LogPrior));
 
         var elbo = DdviObjectives.Elbo(model, x, prior, Seeded(11));

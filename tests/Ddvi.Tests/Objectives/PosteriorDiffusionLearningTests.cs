@@ -31,7 +31,7 @@ public class PosteriorDiffusionLearningTests
     {
         TorchSharp.torch.manual_seed(1);
         using var scope = NewDisposeScope();
-        using var model = new DdviModel(inputDim: 64, hidden: 32, priorSteps: 5, posteriorSteps: 40, denoiserHidden: 64);
+        using var model = DdviModel.Paper(inputDim: 64, hidden: 32, priorSteps: 5, posteriorSteps: 40, denoiserHidden: 64);
         var prior = new PinwheelPrior(CPU);
         using var generator = new Generator(2);
         using var optimizer = optim.Adam(model.SleepParameters(), lr: 1e-3);

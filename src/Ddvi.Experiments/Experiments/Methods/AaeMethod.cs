@@ -24,7 +24,7 @@ public sealed class AaeMethod : IExperimentMethod
     {
         var config = context.Config;
         var s = config.Aae;
-        _aae = new AdversarialAutoencoder((int)context.Train.Dimension, latentDim: 2, s.Hidden, s.Dropout,
+        _aae = new AdversarialAutoencoder((int)context.Train.Dimension, latentDim: context.Prior.Dimension, s.Hidden, s.Dropout,
             s.DiscriminatorHidden, s.DiscriminatorDropout);
         // Move before any optimiser sees the parameters: .to() replaces parameter objects.
         _aae.to(context.Device);

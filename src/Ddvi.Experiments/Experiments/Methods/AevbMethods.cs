@@ -15,7 +15,7 @@ public static class AevbMethods
         var settings = context.Config.Vae;
         var prior = context.Prior;
         return new SingleObjectiveMethod<GaussianVae>("vae",
-            new GaussianVae((int)context.Train.Dimension, latentDim: 2, settings.Hidden, settings.Dropout), context,
+            new GaussianVae((int)context.Train.Dimension, latentDim: context.Prior.Dimension, settings.Hidden, settings.Dropout), context,
             (model, step, epochs) => VaeObjective.Loss(model, step.Batch.RequireX(), prior,
                 new VaeWeights(settings.KlWeightAt(step.Epoch, epochs), settings.PriorWeight), step.Generator),
             (model, x, generator) => VaeObjective.Elbo(model, x, prior, generator),
@@ -28,7 +28,7 @@ public static class AevbMethods
         var settings = context.Config.Iaf;
         var prior = context.Prior;
         return new SingleObjectiveMethod<IafVae>("iaf-vae",
-            new IafVae((int)context.Train.Dimension, latentDim: 2, settings.Hidden, settings.Dropout,
+            new IafVae((int)context.Train.Dimension, latentDim: context.Prior.Dimension, settings.Hidden, settings.Dropout,
                 settings.ContextSize, settings.FlowLayers, settings.MadeHidden), context,
             (model, step, epochs) => IafVaeObjective.Loss(model, step.Batch.RequireX(), prior,
                 new VaeWeights(settings.KlWeightAt(step.Epoch, epochs), settings.PriorWeight), step.Generator),
@@ -43,7 +43,7 @@ public static class AevbMethods
         var settings = context.Config.HierarchicalIaf;
         var prior = context.Prior;
         return new SingleObjectiveMethod<HierarchicalIafVae>("h-iaf-vae",
-            new HierarchicalIafVae((int)context.Train.Dimension, latentDim: 2, settings.Hidden, settings.Dropout,
+            new HierarchicalIafVae((int)context.Train.Dimension, latentDim: context.Prior.Dimension, settings.Hidden, settings.Dropout,
                 settings.ContextSize, settings.FlowLayers, settings.MadeHidden, settings.FeatureSize, settings.Level2Hidden), context,
             (model, step, epochs) => HierarchicalIafVaeObjective.Loss(model, step.Batch.RequireX(), prior,
                 new VaeWeights(settings.KlWeightAt(step.Epoch, epochs), settings.PriorWeight), step.Generator),

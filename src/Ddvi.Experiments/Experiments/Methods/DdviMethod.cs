@@ -28,7 +28,7 @@ public sealed class DdviMethod : IExperimentMethod
         _context = context;
         var config = context.Config;
         var s = config.Ddvi;
-        _model = new DdviModel((int)context.Train.Dimension, latentDim: 2, s.Hidden, s.PriorSteps, s.PosteriorSteps, s.Schedule,
+        _model = DdviModel.Paper((int)context.Train.Dimension, latentDim: context.Prior.Dimension, s.Hidden, s.PriorSteps, s.PosteriorSteps, s.Schedule,
             s.Dropout, s.AuxiliaryDropout);
         // Move before any optimiser sees the parameters: .to() replaces parameter objects.
         _model.to(context.Device);
