@@ -1,3 +1,4 @@
+using Ddvi.Likelihoods;
 using Ddvi.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -16,15 +17,17 @@ namespace Ddvi.Models;
 public sealed class AdversarialAutoencoder : Module, ILatentVariableModel
 {
     private readonly Mlp encoder;
-    private readonly Mlp decoder;
+    private readonly Likelihood likelihood;
     private readonly AaeDiscriminator discriminator;
 
     public AdversarialAutoencoder(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
-        int discriminatorHidden = 1000, double discriminatorDropout = 0.2) : base(nameof(AdversarialAutoencoder))
+        int discriminatorHidden = 1000, double discriminatorDropout = 0.2, Likelihood? likelihood = null) : base(nameof(AdversarialAutoencoder))
     {
         LatentDim = latentDim;
         encoder = new Mlp(inputDim, [hidden, hidden], [latentDim], dropoutRate);
-        decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate);
+        this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
+        if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
+            throw new ArgumentException($"{GetType().Name}: the likelihood maps d = {this.likelihood.LatentDim} → D = {this.likelihood.DataDim}, expected {latentDim} → {inputDim}.", nameof(likelihood));
         discriminator = new AaeDiscriminator(latentDim, discriminatorHidden, discriminatorDropout);
         RegisterComponents();
     }
@@ -32,26 +35,24 @@ public sealed class AdversarialAutoencoder : Module, ILatentVariableModel
     public int LatentDim { get; }
 
     public Mlp Encoder => encoder;
-    public Mlp Decoder => decoder;
+    public Likelihood Likelihood => likelihood;
+    public nn.Module<Tensor, Tensor> Decoder => likelihood.Decoder;
     public AaeDiscriminator Discriminator => discriminator;
 
     /// <summary>The deterministic code z = f(x): x <c>[B, D]</c> → <c>[B, LatentDim]</c>.</summary>
     public Tensor Encode(Tensor x) => encoder.Heads(x)[0];
 
     /// <summary>Decoder logits for z <c>[B, LatentDim]</c> → <c>[B, D]</c>; sigmoid of them are the reconstructions.</summary>
-    public Tensor DecodeLogits(Tensor z) => decoder.call(z);
+    /// <summary>The decoder's output for z (logits for the Bernoulli likelihood).</summary>
+    public Tensor DecodeOutput(Tensor z) => likelihood.Decode(z);
 
     /// <summary>The encoder output itself: an AAE's posterior is a point mass, so <paramref name="generator"/> is not used.</summary>
     public Tensor EncodeLatents(Tensor x, Generator generator) => Encode(x);
 
-    public Tensor DecodeMeans(Tensor z)
-    {
-        using var logits = DecodeLogits(z);
-        return functional.sigmoid(logits);
-    }
+    public Tensor DecodeMeans(Tensor z) => likelihood.Mean(z);
 
     /// <summary>Encoder and decoder: what the reconstruction step updates.</summary>
-    public IReadOnlyList<Parameter> AutoencoderParameters() => [.. encoder.parameters(), .. decoder.parameters()];
+    public IReadOnlyList<Parameter> AutoencoderParameters() => [.. encoder.parameters(), .. likelihood.parameters()];
 
     /// <summary>The encoder alone: what the generator (regularisation) step updates.</summary>
     public IReadOnlyList<Parameter> EncoderParameters() => [.. encoder.parameters()];

@@ -1,3 +1,4 @@
+using Ddvi.Likelihoods;
 using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,20 +14,23 @@ namespace Ddvi.Models;
 public sealed class GaussianVae : Module, ILatentVariableModel
 {
     private readonly Mlp encoder;
-    private readonly Mlp decoder;
+    private readonly Likelihood likelihood;
 
-    public GaussianVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2) : base(nameof(GaussianVae))
+    public GaussianVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2, Likelihood? likelihood = null) : base(nameof(GaussianVae))
     {
         LatentDim = latentDim;
         encoder = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim], dropoutRate);
-        decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate);
+        this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
+        if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
+            throw new ArgumentException($"{GetType().Name}: the likelihood maps d = {this.likelihood.LatentDim} → D = {this.likelihood.DataDim}, expected {latentDim} → {inputDim}.", nameof(likelihood));
         RegisterComponents();
     }
 
     public int LatentDim { get; }
 
     public Mlp Encoder => encoder;
-    public Mlp Decoder => decoder;
+    public Likelihood Likelihood => likelihood;
+    public nn.Module<Tensor, Tensor> Decoder => likelihood.Decoder;
 
     /// <summary>Mean and log-variance of q(z|x), each <c>[B, LatentDim]</c>; σ² = sigmoid(encoder output) as in the release.</summary>
     public (Tensor Mean, Tensor LogVariance) Posterior(Tensor x)
@@ -45,7 +49,8 @@ public sealed class GaussianVae : Module, ILatentVariableModel
         return (mean + std * epsilon, epsilon);
     }
 
-    public Tensor DecodeLogits(Tensor z) => decoder.call(z);
+    /// <summary>The decoder's output for z (logits for the Bernoulli likelihood).</summary>
+    public Tensor DecodeOutput(Tensor z) => likelihood.Decode(z);
 
     public Tensor EncodeLatents(Tensor x, Generator generator)
     {
@@ -54,9 +59,5 @@ public sealed class GaussianVae : Module, ILatentVariableModel
         return Reparameterise(mean, logVariance, generator).Z.MoveToOuterDisposeScope();
     }
 
-    public Tensor DecodeMeans(Tensor z)
-    {
-        using var logits = DecodeLogits(z);
-        return functional.sigmoid(logits);
-    }
+    public Tensor DecodeMeans(Tensor z) => likelihood.Mean(z);
 }

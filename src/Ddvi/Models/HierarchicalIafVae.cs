@@ -1,3 +1,4 @@
+using Ddvi.Likelihoods;
 using Ddvi.Flows;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -31,7 +32,7 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
     private readonly Mlp features;
     private readonly Mlp encoder2;
     private readonly IafStack flow2;
-    private readonly Mlp decoder;
+    private readonly Likelihood likelihood;
 
     /// <param name="inputDim">Pixels per image.</param>
     /// <param name="latentDim">Width d of z₁ and z₂.</param>
@@ -43,7 +44,7 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
     /// <param name="featureSize">Width of the image features f(x) (128 in the release).</param>
     /// <param name="level2Hidden">Width of the level-2 encoder's two hidden layers (24 in the release).</param>
     public HierarchicalIafVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
-        int contextSize = 10, int flowLayers = 4, int madeHidden = 64, int featureSize = 128, int level2Hidden = 24)
+        int contextSize = 10, int flowLayers = 4, int madeHidden = 64, int featureSize = 128, int level2Hidden = 24, Likelihood? likelihood = null)
         : base(nameof(HierarchicalIafVae))
     {
         LatentDim = latentDim;
@@ -52,11 +53,16 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
         features = new Mlp(inputDim, [hidden, hidden], [featureSize], dropoutRate);
         encoder2 = new Mlp(featureSize + latentDim, [level2Hidden, level2Hidden], [latentDim, latentDim, contextSize], dropoutRate);
         flow2 = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
-        decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate);
+        this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
+        if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
+            throw new ArgumentException($"{GetType().Name}: the likelihood maps d = {this.likelihood.LatentDim} → D = {this.likelihood.DataDim}, expected {latentDim} → {inputDim}.", nameof(likelihood));
         RegisterComponents();
     }
 
     public int LatentDim { get; }
+
+    /// <summary>p(x | z) with its decoder.</summary>
+    public Likelihood Likelihood => likelihood;
 
     /// <summary>Draws z₁ ~ q(z₁|x), then z₂ ~ q(z₂|x, z₁), for x <c>[B, D]</c>, with what log q needs at each level.</summary>
     public (FlowPosteriorSample Level1, FlowPosteriorSample Level2) SamplePosterior(Tensor x, Generator generator)
@@ -73,7 +79,8 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
     }
 
     /// <summary>Decoder logits <c>[B, D]</c> for z₂ <c>[B, d]</c>.</summary>
-    public Tensor DecodeLogits(Tensor z2) => decoder.call(z2);
+    /// <summary>The decoder's output for z (logits for the Bernoulli likelihood).</summary>
+    public Tensor DecodeOutput(Tensor z2) => likelihood.Decode(z2);
 
     /// <summary>z₂ of a posterior draw: the latent the decoder reads.</summary>
     public Tensor EncodeLatents(Tensor x, Generator generator)
@@ -82,9 +89,5 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
         return SamplePosterior(x, generator).Level2.Z.MoveToOuterDisposeScope();
     }
 
-    public Tensor DecodeMeans(Tensor z)
-    {
-        using var logits = DecodeLogits(z);
-        return functional.sigmoid(logits);
-    }
+    public Tensor DecodeMeans(Tensor z) => likelihood.Mean(z);
 }

@@ -1,3 +1,4 @@
+using Ddvi.Likelihoods;
 using Ddvi.Flows;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -26,7 +27,7 @@ public sealed class IafVae : Module, ILatentVariableModel
 {
     private readonly Mlp encoder;
     private readonly IafStack flow;
-    private readonly Mlp decoder;
+    private readonly Likelihood likelihood;
 
     /// <param name="inputDim">Pixels per image.</param>
     /// <param name="latentDim">Latent width d.</param>
@@ -36,16 +37,21 @@ public sealed class IafVae : Module, ILatentVariableModel
     /// <param name="flowLayers">Number of IAF layers.</param>
     /// <param name="madeHidden">Units per hidden layer of each MADE.</param>
     public IafVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
-        int contextSize = 10, int flowLayers = 4, int madeHidden = 128) : base(nameof(IafVae))
+        int contextSize = 10, int flowLayers = 4, int madeHidden = 128, Likelihood? likelihood = null) : base(nameof(IafVae))
     {
         LatentDim = latentDim;
         encoder = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim, contextSize], dropoutRate);
         flow = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
-        decoder = new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate);
+        this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
+        if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
+            throw new ArgumentException($"{GetType().Name}: the likelihood maps d = {this.likelihood.LatentDim} → D = {this.likelihood.DataDim}, expected {latentDim} → {inputDim}.", nameof(likelihood));
         RegisterComponents();
     }
 
     public int LatentDim { get; }
+
+    /// <summary>p(x | z) with its decoder.</summary>
+    public Likelihood Likelihood => likelihood;
 
     public IafStack Flow => flow;
 
@@ -60,7 +66,8 @@ public sealed class IafVae : Module, ILatentVariableModel
     }
 
     /// <summary>Decoder logits <c>[B, D]</c> for z <c>[B, d]</c>.</summary>
-    public Tensor DecodeLogits(Tensor z) => decoder.call(z);
+    /// <summary>The decoder's output for z (logits for the Bernoulli likelihood).</summary>
+    public Tensor DecodeOutput(Tensor z) => likelihood.Decode(z);
 
     public Tensor EncodeLatents(Tensor x, Generator generator)
     {
@@ -68,11 +75,7 @@ public sealed class IafVae : Module, ILatentVariableModel
         return SamplePosterior(x, generator).Z.MoveToOuterDisposeScope();
     }
 
-    public Tensor DecodeMeans(Tensor z)
-    {
-        using var logits = DecodeLogits(z);
-        return functional.sigmoid(logits);
-    }
+    public Tensor DecodeMeans(Tensor z) => likelihood.Mean(z);
 }
 
 /// <summary>The draw shared by the IAF models: reparameterise the base Gaussian, then run the flow.</summary>

@@ -9,7 +9,7 @@ namespace Ddvi.Objectives;
 /// The three losses of the adversarial autoencoder as the release trains it (REFERENCE.md §6), one per
 /// optimiser step on each batch, in this order:
 /// <list type="number">
-/// <item>reconstruction (encoder + decoder): ½·mean over pixels and batch of (sigmoid(g(f(x))) − x)²;</item>
+/// <item>reconstruction (encoder + decoder): ½·mean over pixels and batch of (E[x | z = f(x)] − x)², the likelihood's mean (sigmoid of the logits for the Bernoulli);</item>
 /// <item>discriminator (D only): −w·mean_B[log D(z_p) + log(1 − D(f(x)))], z_p ~ p(z), f(x) held fixed;</item>
 /// <item>generator (encoder only): −w·mean_B[log D(f(x))], the encoder learning to be taken for the prior;</item>
 /// </list>
@@ -22,11 +22,11 @@ namespace Ddvi.Objectives;
 /// </summary>
 public static class AaeObjectives
 {
-    /// <summary>Reconstruction loss on x <c>[B, D]</c>: ½·MSE(sigmoid(decoder(encoder(x))), x), mean over pixels and batch.</summary>
+    /// <summary>Reconstruction loss on x <c>[B, D]</c>: ½·MSE(E[x | z = encoder(x)], x), mean over pixels and batch.</summary>
     public static LossTerms ReconstructionLoss(AdversarialAutoencoder model, Tensor x)
     {
         var z = model.Encode(x);
-        var reconstruction = functional.sigmoid(model.DecodeLogits(z));
+        var reconstruction = model.Likelihood.MeanFromOutput(model.DecodeOutput(z));
         var mse = functional.mse_loss(reconstruction, x);
         return new LossTerms(0.5 * mse, [("mse", mse)]);
     }

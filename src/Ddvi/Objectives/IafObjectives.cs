@@ -15,7 +15,7 @@ public static class IafVaeObjective
     public static LossTerms Loss(IafVae model, Tensor x, IPrior prior, VaeWeights weights, Generator generator)
     {
         var sample = model.SamplePosterior(x, generator);
-        var reconstruction = nn.functional.binary_cross_entropy_with_logits(model.DecodeLogits(sample.Z), x);
+        var reconstruction = model.Likelihood.MeanNegativeLogProbPerFeature(model.DecodeOutput(sample.Z), x);
         var logQ0 = GaussianMath.LogDensityOfReparameterised(sample.Epsilon, sample.LogVariance).mean();
         var logDet = sample.LogDet.mean();
         var logP = prior.LogDensity(sample.Z).mean();
@@ -32,7 +32,7 @@ public static class IafVaeObjective
     {
         using var scope = NewDisposeScope();
         var sample = model.SamplePosterior(x, generator);
-        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(sample.Z), x);   // [B]
+        var logLikelihood = model.Likelihood.LogProbFromOutput(model.DecodeOutput(sample.Z), x);   // [B]
         var latent = prior.LogDensity(sample.Z) - FlowObjective.LogQ(sample);                        // [B]
         return new ElboEstimate(
             (logLikelihood + latent).MoveToOuterDisposeScope(),
@@ -54,7 +54,7 @@ public static class HierarchicalIafVaeObjective
     public static LossTerms Loss(HierarchicalIafVae model, Tensor x, IPrior prior, VaeWeights weights, Generator generator)
     {
         var (level1, level2) = model.SamplePosterior(x, generator);
-        var reconstruction = nn.functional.binary_cross_entropy_with_logits(model.DecodeLogits(level2.Z), x);
+        var reconstruction = model.Likelihood.MeanNegativeLogProbPerFeature(model.DecodeOutput(level2.Z), x);
         var logQ01 = GaussianMath.LogDensityOfReparameterised(level1.Epsilon, level1.LogVariance).mean();
         var logDet1 = level1.LogDet.mean();
         var logP1 = FlowObjective.StandardNormalLogDensity(level1.Z).mean();
@@ -80,7 +80,7 @@ public static class HierarchicalIafVaeObjective
     {
         using var scope = NewDisposeScope();
         var (level1, level2) = model.SamplePosterior(x, generator);
-        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(level2.Z), x);                 // [B]
+        var logLikelihood = model.Likelihood.LogProbFromOutput(model.DecodeOutput(level2.Z), x);                 // [B]
         var latent = FlowObjective.StandardNormalLogDensity(level1.Z) - FlowObjective.LogQ(level1)
                      + prior.LogDensity(level2.Z) - FlowObjective.LogQ(level2);                                   // [B]
         return new ElboEstimate(

@@ -21,8 +21,7 @@ public static class VaeObjective
     {
         var (mean, logVariance) = model.Posterior(x);
         var (z, epsilon) = GaussianVae.Reparameterise(mean, logVariance, generator);
-        var logits = model.DecodeLogits(z);
-        var reconstruction = nn.functional.binary_cross_entropy_with_logits(logits, x);
+        var reconstruction = model.Likelihood.MeanNegativeLogProbPerFeature(model.DecodeOutput(z), x);
         var logQ = GaussianMath.LogDensityOfReparameterised(epsilon, logVariance).mean();
         var logP = prior.LogDensity(z).mean();
         var total = reconstruction + weights.KlWeight * (logQ - weights.PriorWeight * logP);
@@ -38,7 +37,7 @@ public static class VaeObjective
         using var scope = NewDisposeScope();
         var (mean, logVariance) = model.Posterior(x);
         var (z, epsilon) = GaussianVae.Reparameterise(mean, logVariance, generator);
-        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(z), x);                     // [B]
+        var logLikelihood = model.Likelihood.LogProbFromOutput(model.DecodeOutput(z), x);                     // [B]
         var latent = prior.LogDensity(z) - GaussianMath.LogDensityOfReparameterised(epsilon, logVariance);      // [B]
         return new ElboEstimate(
             (logLikelihood + latent).MoveToOuterDisposeScope(),

@@ -14,7 +14,7 @@ public class AaeMethodTests
     private static readonly AaeSettings Small = new() { Hidden = 32, DiscriminatorHidden = 32 };
 
     private static AaeMethod Create(ExperimentConfig config, int examples = 64) =>
-        new(new MethodContext(config, GaussianVaeTests.TwoHalves(examples, 7), new StandardNormalPrior(), CPU));
+        new(new MethodContext(config, GaussianVaeTests.TwoHalves(examples, 7), new QuadrantNormalPrior(), CPU));
 
     private static ExperimentConfig Config(int? epochs = 4, string dataset = "synthetic") =>
         new() { Model = "aae", Dataset = dataset, Epochs = epochs, BatchSize = 64, Aae = Small };

@@ -15,7 +15,7 @@ public class AdversarialAutoencoderTests
         var x = rand(5, 64, generator: generator);
         var z = aae.Encode(x);
         Assert.Equal(new long[] { 5, 2 }, z.shape);
-        Assert.Equal(new long[] { 5, 64 }, aae.DecodeLogits(z).shape);
+        Assert.Equal(new long[] { 5, 64 }, aae.DecodeOutput(z).shape);
         var images = aae.DecodeMeans(z);
         Assert.Equal(new long[] { 5, 64 }, images.shape);
         Assert.True((images >= 0).all().item<bool>() && (images <= 1).all().item<bool>());

@@ -104,7 +104,7 @@ public class GaussianVaeTests
     {
         using var folder = new TempFolder();
         using var data = TwoHalves(512, 4);
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         TorchSharp.torch.manual_seed(2);
         using var vae = new GaussianVae(64, hidden: 64);
         var phase = new TrainingPhase
@@ -127,14 +127,14 @@ public class GaussianVaeTests
         using var data = TwoHalves(16, 5);
         using var vae = new GaussianVae(64, hidden: 32);
         vae.eval();
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         using var g1 = new Generator(3);
         using var g2 = new Generator(3);
         var elbo = VaeObjective.Elbo(vae, data.Images, prior, g1);
         // Recompute by hand with the same noise.
         var (mean, logVariance) = vae.Posterior(data.Images);
         var (z, _) = GaussianVae.Reparameterise(mean, logVariance, g2);
-        var logLikelihood = GaussianMath.BernoulliLogLikelihood(vae.DecodeLogits(z), data.Images);
+        var logLikelihood = GaussianMath.BernoulliLogLikelihood(vae.DecodeOutput(z), data.Images);
         var latent = prior.LogDensity(z) - GaussianMath.LogDensity(z, mean, logVariance.exp());
         Assert.True(elbo.NatsPerImage.allclose(logLikelihood + latent, rtol: 1e-5, atol: 1e-4));
         Assert.True(elbo.ReleasePerPixelScale.allclose(logLikelihood / 64 + latent, rtol: 1e-5, atol: 1e-5));

@@ -53,7 +53,7 @@ public class HierarchicalIafVaeTests
         using var scope = NewDisposeScope();
         using var data = GaussianVaeTests.TwoHalves(16, 2);
         using var model = Small();
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         using var generator = new Generator(3);
         var terms = HierarchicalIafVaeObjective.Loss(model, data.Images, prior, new VaeWeights(0.2, 0.5), generator);
         Assert.Equal(["bce", "log_q0_1", "log_det_1", "log_p_1", "log_q0_2", "log_det_2", "log_p_2"], terms.Terms.Select(p => p.Name));
@@ -72,7 +72,7 @@ public class HierarchicalIafVaeTests
         using var data = GaussianVaeTests.TwoHalves(16, 5);
         using var model = Small();
         model.eval();
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         using var g1 = new Generator(3);
         using var g2 = new Generator(3);
         var elbo = HierarchicalIafVaeObjective.Elbo(model, data.Images, prior, g1);
@@ -83,7 +83,7 @@ public class HierarchicalIafVaeTests
             return GaussianMath.LogDensity(s.Z0, mean, s.LogVariance.exp()) - s.LogDet;
         }
         var logN1 = GaussianMath.LogDensity(level1.Z, zeros_like(level1.Z), ones_like(level1.Z));
-        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(level2.Z), data.Images);
+        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeOutput(level2.Z), data.Images);
         var latent = logN1 - LogQ(level1) + prior.LogDensity(level2.Z) - LogQ(level2);
         Assert.True(elbo.NatsPerImage.allclose(logLikelihood + latent, rtol: 1e-5, atol: 1e-3));
         Assert.True(elbo.ReleasePerPixelScale.allclose(logLikelihood / 64 + latent, rtol: 1e-5, atol: 1e-3));
@@ -120,7 +120,7 @@ public class HierarchicalIafVaeTests
         // nearly constant latents: the loss stays flat until the gates open, hence about two hundred steps here.
         using var folder = new TempFolder();
         using var data = GaussianVaeTests.TwoHalves(1024, 4);
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         TorchSharp.torch.manual_seed(2);
         using var model = new HierarchicalIafVae(64, hidden: 64, contextSize: 4, madeHidden: 8, featureSize: 16, level2Hidden: 12);
         var phase = new TrainingPhase

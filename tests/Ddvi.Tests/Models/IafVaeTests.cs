@@ -57,7 +57,7 @@ public class IafVaeTests
         using var data = GaussianVaeTests.TwoHalves(16, 2);
         using var model = Small();
         model.eval();
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         using var g1 = new Generator(3);
         using var g2 = new Generator(3);
         var terms = IafVaeObjective.Loss(model, data.Images, prior, new VaeWeights(0.3, 2), g1);
@@ -80,14 +80,14 @@ public class IafVaeTests
         using var data = GaussianVaeTests.TwoHalves(16, 5);
         using var model = Small();
         model.eval();
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         using var g1 = new Generator(3);
         using var g2 = new Generator(3);
         var elbo = IafVaeObjective.Elbo(model, data.Images, prior, g1);
         var sample = model.SamplePosterior(data.Images, g2);
         var mean = sample.Z0 - (0.5 * sample.LogVariance).exp() * sample.Epsilon;
         var logQ = GaussianMath.LogDensity(sample.Z0, mean, sample.LogVariance.exp()) - sample.LogDet;
-        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeLogits(sample.Z), data.Images);
+        var logLikelihood = GaussianMath.BernoulliLogLikelihood(model.DecodeOutput(sample.Z), data.Images);
         var latent = prior.LogDensity(sample.Z) - logQ;
         Assert.True(elbo.NatsPerImage.allclose(logLikelihood + latent, rtol: 1e-5, atol: 1e-3));
         Assert.True(elbo.ReleasePerPixelScale.allclose(logLikelihood / 64 + latent, rtol: 1e-5, atol: 1e-3));
@@ -126,7 +126,7 @@ public class IafVaeTests
         // nearly constant latents: the loss stays flat until the gates open, hence about two hundred steps here.
         using var folder = new TempFolder();
         using var data = GaussianVaeTests.TwoHalves(1024, 4);
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         TorchSharp.torch.manual_seed(2);
         using var model = new IafVae(64, hidden: 64, contextSize: 4, madeHidden: 16);
         var phase = new TrainingPhase

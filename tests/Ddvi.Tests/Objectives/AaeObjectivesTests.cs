@@ -79,7 +79,7 @@ public class AaeObjectivesTests
         using var threads = new SingleThread();
         using var scope = NewDisposeScope();
         manual_seed(11);
-        var prior = new StandardNormalPrior();
+        var prior = new QuadrantNormalPrior();
         using var discriminator = new AaeDiscriminator(2, 32);
         using var optimizer = optim.Adam(discriminator.parameters(), lr: 1e-3);
         using var generator = new Generator(12);
@@ -166,11 +166,11 @@ public class AaeObjectivesTests
         using var generator = new Generator(1);
         var x = rand([4, 64], generator: generator);
         aae.train();
-        AaeObjectives.DiscriminatorLoss(aae, x, new StandardNormalPrior(), 0.2, 6, generator);
+        AaeObjectives.DiscriminatorLoss(aae, x, new QuadrantNormalPrior(), 0.2, 6, generator);
         AaeObjectives.GeneratorLoss(aae, x, 6);
         Assert.True(aae.Encoder.training && aae.Discriminator.training && aae.Decoder.training);
         aae.eval();
-        AaeObjectives.DiscriminatorLoss(aae, x, new StandardNormalPrior(), 0.2, 6, generator);
+        AaeObjectives.DiscriminatorLoss(aae, x, new QuadrantNormalPrior(), 0.2, 6, generator);
         AaeObjectives.GeneratorLoss(aae, x, 6);
         Assert.False(aae.Encoder.training || aae.Discriminator.training);
     }
@@ -183,7 +183,7 @@ public class AaeObjectivesTests
         using var generator = new Generator(3);
         var x = rand([8, 64], generator: generator);
         aae.train();
-        AaeObjectives.DiscriminatorLoss(aae, x, new StandardNormalPrior(), 0.2, 6, generator).Total.backward();
+        AaeObjectives.DiscriminatorLoss(aae, x, new QuadrantNormalPrior(), 0.2, 6, generator).Total.backward();
         Assert.All(aae.EncoderParameters(), p => Assert.Null(p.grad));
         Assert.All(aae.Decoder.parameters(), p => Assert.Null(p.grad));
         Assert.All(aae.DiscriminatorParameters(), p => Assert.NotNull(p.grad));

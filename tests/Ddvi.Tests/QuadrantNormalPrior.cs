@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Ddvi.Tests;
 
 /// <summary>A minimal ILabelledPrior for tests of code that must work with any prior: N(0, I) on R^2, classes by quadrant.</summary>
-internal sealed class StandardNormalPrior : ILabelledPrior
+internal sealed class QuadrantNormalPrior : ILabelledPrior
 {
     public string Name => "test-normal";
     public int Dimension => 2;
