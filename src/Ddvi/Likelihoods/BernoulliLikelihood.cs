@@ -34,7 +34,10 @@ public sealed class BernoulliLikelihood : Likelihood
 
     /// <summary>BCE with logits, averaged over pixels and batch: exactly the release's reconstruction loss.</summary>
     public override Tensor MeanNegativeLogProbPerFeature(Tensor output, Tensor x)
-        => functional.binary_cross_entropy_with_logits(output, x);
+    {
+        CheckShape(output, x, null);
+        return functional.binary_cross_entropy_with_logits(output, x);
+    }
 
     protected override Tensor ElementLogProb(Tensor output, Tensor x, Tensor? mask)
         => -functional.binary_cross_entropy_with_logits(output, Filled(x, mask, 0), reduction: Reduction.None);

@@ -156,7 +156,8 @@ public abstract class Likelihood : Module
             throw new ArgumentException($"{Kind} likelihood: latents must be [B, {LatentDim}], got [{string.Join(", ", z.shape)}].", nameof(z));
     }
 
-    private void CheckShape(Tensor output, Tensor x, Tensor? mask)
+    /// <summary>Checks output and x are <c>[B, D]</c> alike and the mask, if any, has their shape.</summary>
+    protected void CheckShape(Tensor output, Tensor x, Tensor? mask)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(x);

@@ -1,0 +1,89 @@
+using System.Globalization;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Ddvi.Likelihoods;
+
+/// <summary>
+/// p(x | z) = Π_j N(x_j; μ_j(z), σ_j²) with the mean μ from the decoder and a scale σ that is either fixed (one value for
+/// every feature) or learned per feature as log σ_j:
+/// log p(x_j | z) = −½ log(2π) − log σ_j − (x_j − μ_j)² / (2σ_j²). Support: every finite real.
+/// </summary>
+/// <remarks>
+/// A learned scale is the parameter <c>log_sigma</c> <c>[D]</c> (its checkpoint key); a fixed scale is a setting of the
+/// module, not a tensor, so a fixed-σ Gaussian has no parameter besides the decoder's.
+/// </remarks>
+public sealed class GaussianLikelihood : Likelihood
+{
+    private static readonly double HalfLogTwoPi = 0.5 * Math.Log(2 * Math.PI);
+
+    // Field name = checkpoint key; null when σ is fixed.
+    private readonly Parameter? log_sigma;
+    private readonly double fixedSigma;
+
+    /// <param name="decoder">z <c>[B, d]</c> → means μ <c>[B, D]</c>.</param>
+    /// <param name="latentDim">d.</param>
+    /// <param name="dataDim">D.</param>
+    /// <param name="sigma">The fixed σ, or the initial σ of every feature when <paramref name="learnScale"/>; positive and finite.</param>
+    /// <param name="learnScale">Learn a per-feature log σ_j <c>[D]</c> (float32, on the CPU until the module is moved).</param>
+    public GaussianLikelihood(Module<Tensor, Tensor> decoder, int latentDim, int dataDim, double sigma = 1.0, bool learnScale = false)
+        : base(nameof(GaussianLikelihood), decoder, latentDim, dataDim)
+    {
+        if (!(sigma > 0) || !double.IsFinite(sigma))
+            throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "GaussianLikelihood: σ must be positive and finite.");
+        fixedSigma = sigma;
+        LearnsScale = learnScale;
+        if (learnScale)
+            log_sigma = Parameter(full(dataDim, Math.Log(sigma), dtype: float32));
+        RegisterComponents();
+    }
+
+    public override string Kind => "gaussian";
+    public override string SupportDescription => "finite real values";
+
+    /// <summary>True when σ is the learned parameter <c>log_sigma</c> <c>[D]</c>; false when it is fixed.</summary>
+    public bool LearnsScale { get; }
+
+    /// <summary>
+    /// The current σ <c>[D]</c>, detached (a new tensor the caller owns): exp(log σ_j) when learned, on the parameter's
+    /// device and dtype; the fixed σ repeated D times (float32, CPU) otherwise.
+    /// </summary>
+    public Tensor Sigma()
+    {
+        using var _ = no_grad();
+        return log_sigma is null ? full(DataDim, fixedSigma, dtype: float32) : log_sigma.detach().exp();
+    }
+
+    public override string Describe() => LearnsScale
+        ? $"{Kind}(D = {DataDim}, σ learned per feature)"
+        : $"{Kind}(D = {DataDim}, σ = {fixedSigma.ToString("R", CultureInfo.InvariantCulture)})";
+
+    /// <summary>μ (a new handle on the decoder output).</summary>
+    public override Tensor MeanFromOutput(Tensor output) => output.alias();
+
+    /// <summary>x = μ + σ ε with ε ~ N(0, I) drawn with <paramref name="generator"/>.</summary>
+    public override Tensor SampleFromOutput(Tensor output, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var epsilon = Runtime.RandomDraws.Normal(output.shape, output.dtype, output.device, generator);
+        var noise = log_sigma is null ? epsilon * fixedSigma : epsilon * log_sigma.exp().to(output.dtype);
+        return (output + noise).MoveToOuterDisposeScope();
+    }
+
+    protected override Tensor ElementLogProb(Tensor output, Tensor x, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        var residual = Filled(x, mask, 0) - output;                                       // [B, D]
+        if (log_sigma is null)
+        {
+            double logSigma = Math.Log(fixedSigma);
+            return (residual.square() * (-0.5 / (fixedSigma * fixedSigma)) - (HalfLogTwoPi + logSigma)).MoveToOuterDisposeScope();
+        }
+        var standardised = residual * (-log_sigma).exp();                                // (x − μ)/σ, σ per feature
+        return (-0.5 * standardised.square() - log_sigma - HalfLogTwoPi).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Nothing beyond non-finite values (checked by the caller).</summary>
+    protected override Tensor InvalidValues(Tensor x) => zeros_like(x, dtype: ScalarType.Bool);
+}
