@@ -142,17 +142,26 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         (r.Elbo.Available ? $"elbo={r.Elbo.NatsPerImage:F2} nats/image ({r.Elbo.ReleasePerPixelScale:F4} per-pixel scale) " : "elbo=n/a ") +
         $"mmd={r.Mmd.Value:F4}";
 
-    /// <summary>latents-test.csv: z1, z2, label, and y_T (yT1, yT2) for diffusion posteriors.</summary>
-    private static void WriteLatents(string path, Tensor latents, Tensor labels, Tensor? chainStarts)
+    /// <summary>
+    /// latents-test.csv: z1, …, zd, label, and y_T (yT1, yT2, …) for diffusion posteriors; for the paper's d = 2 the
+    /// header is z1,z2,label[,yT1,yT2].
+    /// </summary>
+    internal static void WriteLatents(string path, Tensor latents, Tensor labels, Tensor? chainStarts)
     {
+        int d = (int)latents.shape[1];
+        int startWidth = chainStarts is null ? 0 : (int)chainStarts.shape[1];
         var z = latents.cpu().to(float32).contiguous().data<float>().ToArray();
         var y = labels.cpu().to(int64).contiguous().data<long>().ToArray();
         var start = chainStarts?.cpu().to(float32).contiguous().data<float>().ToArray();
-        var text = new StringBuilder(start is null ? "z1,z2,label\n" : "z1,z2,label,yT1,yT2\n");
+        var columns = Enumerable.Range(1, d).Select(j => $"z{j}").Append("label");
+        if (start is not null) columns = columns.Concat(Enumerable.Range(1, startWidth).Select(j => $"yT{j}"));
+        var text = new StringBuilder(string.Join(',', columns)).Append('\n');
         for (int i = 0; i < y.Length; i++)
         {
-            text.Append(CultureInfo.InvariantCulture, $"{z[2 * i]:R},{z[2 * i + 1]:R},{y[i]}");
-            if (start is not null) text.Append(CultureInfo.InvariantCulture, $",{start[2 * i]:R},{start[2 * i + 1]:R}");
+            for (int j = 0; j < d; j++) text.Append(CultureInfo.InvariantCulture, $"{z[d * i + j]:R},");
+            text.Append(CultureInfo.InvariantCulture, $"{y[i]}");
+            if (start is not null)
+                for (int j = 0; j < startWidth; j++) text.Append(CultureInfo.InvariantCulture, $",{start[startWidth * i + j]:R}");
             text.Append('\n');
         }
         AtomicFile.WriteAllText(path, text.ToString());
@@ -161,20 +170,26 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
     private static void WritePlots(RunDirectory run, Session session, EvaluationArtifacts a,
         IReadOnlyList<(string Stage, IReadOnlyList<EpochRecord> History)> histories)
     {
-        var (zx, zy) = Columns(a.TestLatents);
+        // One projection for every latent plot (the coordinates themselves for d = 2), fitted on the test latents, so
+        // prior samples and chain starts are drawn on the latents' axes; for d ≠ 2 the titles and axes say what is shown.
+        var view = LatentProjection.Fit(a.TestLatents, "test latents");
+        var (zx, zy) = view.Apply(a.TestLatents);
         var labels = a.TestLabels.cpu().to(int32).contiguous().data<int>().ToArray();
-        var (px, py) = Columns(a.PriorSamples);
+        var (px, py) = view.Apply(a.PriorSamples);
         var classes = a.PriorClasses.cpu().to(int32).contiguous().data<int>().ToArray();
         string model = session.Config.Model.ToUpperInvariant();
-        LatentScatter.Save(run.Plot("latents.png"), zx, zy, labels, $"{model} test latents ({DatasetCatalog.ShortName(session.Config.Dataset)})");
-        LatentScatter.Save(run.Plot("prior.png"), px, py, classes, $"prior samples: {session.Prior.Name}");
+        LatentScatter.Save(run.Plot("latents.png"), zx, zy, labels, view.Title($"{model} test latents ({DatasetCatalog.ShortName(session.Config.Dataset)})"), axes: view);
+        LatentScatter.Save(run.Plot("prior.png"), px, py, classes, view.Title($"prior samples: {session.Prior.Name}"), axes: view);
         LatentScatter.SaveSideBySide(run.Plot("prior-vs-latents.png"),
-            ($"prior: {session.Prior.Name}", px, py, classes), ($"{model} latents", zx, zy, labels));
+            (view.Title($"prior: {session.Prior.Name}"), px, py, classes), (view.Title($"{model} latents"), zx, zy, labels), axes: view);
         if (a.TestChainStarts is not null)
         {
-            var (sx, sy) = Columns(a.TestChainStarts);
+            bool shared = a.TestChainStarts.shape[1] == view.Dimension;
+            var startView = shared ? view : LatentProjection.Fit(a.TestChainStarts, "chain starts");
+            var (sx, sy) = startView.Apply(a.TestChainStarts);
             LatentScatter.SaveSideBySide(run.Plot("chain-start-vs-latents.png"),
-                ("chain start y_T ~ q(y_T|x)", sx, sy, labels), ($"{model} latents z = y_0", zx, zy, labels));
+                (startView.Title("chain start y_T ~ q(y_T|x)"), sx, sy, labels), (view.Title($"{model} latents z = y_0"), zx, zy, labels),
+                axes: shared ? view : null);
         }
         var shape = session.Data.Test.Shape;
         ImageGrid.Save(run.Plot("samples.png"), a.DecodedByClass.cpu().to(float32).contiguous().data<float>().ToArray(), (int)a.DecodedByClass.shape[0],
@@ -185,20 +200,6 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
                 .ToDictionary(k => k, k => (IReadOnlyList<double>)history.Select(r => r.Losses.GetValueOrDefault(k, double.NaN)).ToList());
             LossCurves.Save(run.Plot($"losses-{stage}.png"), series, "epoch");
         }
-    }
-
-    private static (float[] X, float[] Y) Columns(Tensor points)
-    {
-        var flat = points.cpu().to(float32).contiguous().data<float>().ToArray();
-        int n = flat.Length / 2;
-        var x = new float[n];
-        var y = new float[n];
-        for (int i = 0; i < n; i++)
-        {
-            x[i] = flat[2 * i];
-            y[i] = flat[2 * i + 1];
-        }
-        return (x, y);
     }
 
     /// <summary>The objects of one run on its device: data, prior, method. Disposes its tensors.</summary>

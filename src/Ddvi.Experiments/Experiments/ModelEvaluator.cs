@@ -97,7 +97,7 @@ public static class ModelEvaluator
             TrainExamples = data.Train.Count,
             TestExamples = data.Test.Count,
             KnnAccuracy = new KnnMetric(knn, settings.KnnNeighbours,
-                $"{settings.KnnNeighbours}-nearest-neighbour majority vote on 2-D latents, fit on train latents with train labels, scored on test latents"),
+                $"{settings.KnnNeighbours}-nearest-neighbour majority vote on {testLatents.shape[1]}-D latents, fit on train latents with train labels, scored on test latents"),
             LatentNll = new LatentNllMetric(nll.Value, settings.NllBandwidths, settings.PriorSamples,
                 "mean over prior samples z of −log q̂(z), q̂ a Gaussian KDE of the test latents (mixture over the bandwidths); lower means the latents cover the prior",
                 nllReference),
@@ -151,7 +151,7 @@ public static class ModelEvaluator
         }
     }
 
-    /// <summary>Posterior latents of every row of <paramref name="images"/>, batch by batch: <c>[N, D]</c> → <c>[N, 2]</c>.</summary>
+    /// <summary>Posterior latents of every row of <paramref name="images"/>, batch by batch: <c>[N, D]</c> → <c>[N, d]</c>.</summary>
     public static Tensor Encode(IExperimentMethod method, Tensor images, int batchSize, Generator generator)
     {
         var parts = new List<Tensor>();

@@ -4,8 +4,10 @@ using Tensor = TorchSharp.torch.Tensor;
 namespace Ddvi.Plotting;
 
 /// <summary>
-/// Scatter plots of 2-D latents coloured by class, as the paper's latent-space figures show them
-/// (prior samples next to the encoded test set). Labels 0–9 take the Category10 palette, as the
+/// Scatter plots of latents coloured by class, as the paper's latent-space figures show them
+/// (prior samples next to the encoded test set). 2-D latents are drawn as they are; latents of another dimension
+/// through a <see cref="LatentProjection"/> (principal components, or z against a jitter for d = 1), which the
+/// tensor overloads fit themselves and name in the title and on the axes. Labels 0–9 take the Category10 palette, as the
 /// paper's figures do; a panel with labels outside 0–9 (EMNIST's 26 letters or 47 classes) spreads the Turbo colour
 /// map over its label range instead, so no two labels share a colour; axes have equal units so shapes are not distorted; points with a
 /// non-finite coordinate are left out. Files are written atomically as PNG.
@@ -16,25 +18,27 @@ public static class LatentScatter
     public const float DefaultMarkerSize = 2;
 
     /// <summary>One panel: points (x_i, y_i) with integer labels.</summary>
+    /// <param name="axes">The projection the points come from, for its axis labels; null (or 2-D) → no axis labels.</param>
     public static void Save(string path, float[] x, float[] y, int[] labels, string title,
-        int width = DefaultPanelSize, int height = DefaultPanelSize, float markerSize = DefaultMarkerSize)
+        int width = DefaultPanelSize, int height = DefaultPanelSize, float markerSize = DefaultMarkerSize, LatentProjection? axes = null)
     {
         PngPath.ValidatedFullPath(path);
         RequireImageSize(width, height);
-        using var plot = BuildPlot(title, x, y, labels, markerSize);
+        using var plot = BuildPlot(title, x, y, labels, markerSize, xLabel: axes?.XLabel, yLabel: axes?.YLabel);
         Ddvi.IO.AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
     }
 
     /// <summary>Two panels side by side in one PNG (e.g. prior samples left, learned latents right); each panel is <paramref name="panelSize"/> square.</summary>
+    /// <param name="axes">The projection both panels' points come from, for the axis labels; null (or 2-D) → none.</param>
     public static void SaveSideBySide(string path,
         (string Title, float[] X, float[] Y, int[] Labels) left,
         (string Title, float[] X, float[] Y, int[] Labels) right,
-        int panelSize = DefaultPanelSize, float markerSize = DefaultMarkerSize)
+        int panelSize = DefaultPanelSize, float markerSize = DefaultMarkerSize, LatentProjection? axes = null)
     {
         PngPath.ValidatedFullPath(path);
         RequireImageSize(panelSize, panelSize);
-        using var leftPlot = BuildPlot(left.Title, left.X, left.Y, left.Labels, markerSize);
-        using var rightPlot = BuildPlot(right.Title, right.X, right.Y, right.Labels, markerSize);
+        using var leftPlot = BuildPlot(left.Title, left.X, left.Y, left.Labels, markerSize, xLabel: axes?.XLabel, yLabel: axes?.YLabel);
+        using var rightPlot = BuildPlot(right.Title, right.X, right.Y, right.Labels, markerSize, xLabel: axes?.XLabel, yLabel: axes?.YLabel);
         // The Multiplot(Plot) constructor: the parameterless one starts with an empty plot of its own.
         var figure = new Multiplot(leftPlot) { Layout = new ScottPlot.MultiplotLayouts.Columns() };
         figure.AddPlot(rightPlot);
@@ -42,27 +46,57 @@ public static class LatentScatter
         Ddvi.IO.AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));
     }
 
-    /// <summary>Tensor overload: latents <c>[N, 2]</c> and labels <c>[N]</c>, copied to the CPU once.</summary>
+    /// <summary>
+    /// Tensor overload: latents <c>[N, d]</c> of any dimension and labels <c>[N]</c>, copied to the CPU once. For d ≠ 2
+    /// the points are those of <see cref="LatentProjection.Fit"/> on these latents, and the title and axes say so.
+    /// </summary>
     public static void Save(string path, Tensor latents, Tensor labels, string title,
         int width = DefaultPanelSize, int height = DefaultPanelSize, float markerSize = DefaultMarkerSize)
     {
-        var (x, y, classes) = ToArrays(latents, labels);
-        Save(path, x, y, classes, title, width, height, markerSize);
+        PngPath.ValidatedFullPath(path);
+        RequireImageSize(width, height);
+        using var plot = BuildPlot(latents, labels, title, markerSize);
+        Ddvi.IO.AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
     }
 
-    /// <summary>Tensor overload of <see cref="SaveSideBySide(string, ValueTuple{string, float[], float[], int[]}, ValueTuple{string, float[], float[], int[]}, int, float)"/>: latents <c>[N, 2]</c>, labels <c>[N]</c>.</summary>
+    /// <summary>The panel of the tensor overloads: latents <c>[N, d]</c> through <see cref="LatentProjection.Fit"/>, titled and labelled by it.</summary>
+    internal static Plot BuildPlot(Tensor latents, Tensor labels, string title, float markerSize)
+    {
+        RequireLabels(latents, labels);
+        var projection = LatentProjection.Fit(latents);
+        var (x, y) = projection.Apply(latents);
+        return BuildPlot(projection.Title(title), x, y, ToLabels(labels), markerSize, xLabel: projection.XLabel, yLabel: projection.YLabel);
+    }
+
+    /// <summary>
+    /// Tensor overload of <see cref="SaveSideBySide(string, ValueTuple{string, float[], float[], int[]}, ValueTuple{string, float[], float[], int[]}, int, float, LatentProjection)"/>:
+    /// latents <c>[N, d]</c>, labels <c>[N]</c>. For d ≠ 2 both panels share one projection, fitted on their points together, and say so.
+    /// </summary>
     public static void SaveSideBySide(string path,
         (string Title, Tensor Latents, Tensor Labels) left,
         (string Title, Tensor Latents, Tensor Labels) right,
         int panelSize = DefaultPanelSize, float markerSize = DefaultMarkerSize)
     {
-        var (leftX, leftY, leftClasses) = ToArrays(left.Latents, left.Labels);
-        var (rightX, rightY, rightClasses) = ToArrays(right.Latents, right.Labels);
-        SaveSideBySide(path, (left.Title, leftX, leftY, leftClasses), (right.Title, rightX, rightY, rightClasses), panelSize, markerSize);
+        RequireLabels(left.Latents, left.Labels);
+        RequireLabels(right.Latents, right.Labels);
+        if (left.Latents.shape[1] != right.Latents.shape[1])
+            throw new ArgumentException(
+                $"Latent scatter: the panels' latents have {left.Latents.shape[1]} and {right.Latents.shape[1]} dimensions; side-by-side panels share their axes.");
+        LatentProjection projection;
+        using (TorchSharp.torch.NewDisposeScope())
+        {
+            var both = TorchSharp.torch.cat([left.Latents.detach().cpu().to(TorchSharp.torch.float64), right.Latents.detach().cpu().to(TorchSharp.torch.float64)], 0);
+            projection = LatentProjection.Fit(both, "latents, both panels");
+        }
+        var (leftX, leftY) = projection.Apply(left.Latents);
+        var (rightX, rightY) = projection.Apply(right.Latents);
+        SaveSideBySide(path, (projection.Title(left.Title), leftX, leftY, ToLabels(left.Labels)),
+            (projection.Title(right.Title), rightX, rightY, ToLabels(right.Labels)), panelSize, markerSize, projection);
     }
 
-    /// <summary>A scatter of latents coloured by label value (see <see cref="LabelColours"/>).</summary>
-    internal static Plot BuildPlot(string title, float[] x, float[] y, int[] labels, float markerSize, bool legend = true)
+    /// <summary>A scatter of latents coloured by label value (see <see cref="LabelColours"/>); axis labels only when given.</summary>
+    internal static Plot BuildPlot(string title, float[] x, float[] y, int[] labels, float markerSize, bool legend = true,
+        string? xLabel = null, string? yLabel = null)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(y);
@@ -75,6 +109,8 @@ public static class LatentScatter
 
         var plot = BundledFont.NewPlot();
         plot.Title(title);
+        if (xLabel is not null) plot.XLabel(xLabel);
+        if (yLabel is not null) plot.YLabel(yLabel);
         var legendItems = new List<LegendItem>();
         var colours = LabelColours(labels);
         foreach (int label in labels.Distinct().Order())
@@ -110,24 +146,19 @@ public static class LatentScatter
         return plot;
     }
 
-    static (float[] X, float[] Y, int[] Labels) ToArrays(Tensor latents, Tensor labels)
+    static void RequireLabels(Tensor latents, Tensor labels)
     {
-        if (latents.dim() != 2 || latents.shape[1] != 2)
-            throw new ArgumentException($"Latent scatter: latents must be [N, 2], got [{string.Join(", ", latents.shape)}].", nameof(latents));
+        if (latents.dim() != 2 || latents.shape[1] < 1)
+            throw new ArgumentException($"Latent scatter: latents must be [N, d], got [{string.Join(", ", latents.shape)}].", nameof(latents));
         if (labels.dim() != 1 || labels.shape[0] != latents.shape[0])
             throw new ArgumentException(
                 $"Latent scatter: labels must be [{latents.shape[0]}], got [{string.Join(", ", labels.shape)}].", nameof(labels));
+    }
+
+    static int[] ToLabels(Tensor labels)
+    {
         using var scope = TorchSharp.torch.NewDisposeScope();
-        float[] interleaved = latents.detach().cpu().to(TorchSharp.torch.float32).contiguous().data<float>().ToArray();
-        int[] classes = labels.detach().cpu().to(TorchSharp.torch.int32).contiguous().data<int>().ToArray();
-        var x = new float[classes.Length];
-        var y = new float[classes.Length];
-        for (int i = 0; i < classes.Length; i++)
-        {
-            x[i] = interleaved[2 * i];
-            y[i] = interleaved[2 * i + 1];
-        }
-        return (x, y, classes);
+        return labels.detach().cpu().to(TorchSharp.torch.int32).contiguous().data<int>().ToArray();
     }
 
     /// <summary>

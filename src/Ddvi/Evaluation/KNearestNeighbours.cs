@@ -11,7 +11,7 @@ namespace Ddvi.Evaluation;
 /// <remarks>
 /// A vote tie goes to the smallest label. Training points at exactly the same distance across the k-th
 /// place are chosen by the search (unspecified order), as in any KNN without an index tie rule.
-/// Two exact searches give the same neighbours: for 2-D latents (every latent of this project) a bucket grid on the
+/// Two exact searches give the same neighbours: for 2-D latents (the paper's) a bucket grid on the
 /// host (<see cref="NeighbourSearch.Grid"/>), which visits a few dozen training points per query; otherwise the full
 /// distance matrix on the inputs' device (<see cref="NeighbourSearch.DistanceMatrix"/>), <c>blockRows</c> test rows at a
 /// time, so memory is about <c>blockRows · N</c> distances (256 · 60,000 float32 ≈ 60 MB) and cost O(M · N · d).

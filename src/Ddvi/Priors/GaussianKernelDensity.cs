@@ -11,7 +11,7 @@ namespace Ddvi.Priors;
 /// q̂(z) = (1/H) Σ_h (1/N) Σ_i N(z; c_i, h² I). Log densities are clamped to
 /// [<see cref="MinLogDensity"/>, <see cref="MaxLogDensity"/>] like the release, so far-away points stay finite.
 /// <para>
-/// Two evaluations give the same numbers. On the CPU in 2-D (every prior and latent of this project) a bucket grid of
+/// Two evaluations give the same numbers. On the CPU in 2-D (the paper's priors and latents) a bucket grid of
 /// the centres visits only those whose kernel is not negligible next to the nearest one's: with m the nearest squared
 /// distance, a centre at squared distance D contributes exp(−(D − m)/(2h²)) relative to it, below e^−40 ≈ 4e−18 (under
 /// float64 resolution, even summed over 10,000 centres) once D − m &gt; 80 h²; the grid visits centres within that reach
@@ -65,6 +65,9 @@ public sealed class GaussianKernelDensity : IDisposable
 
     public IReadOnlyList<double> Bandwidths { get; }
     public long CentreCount => _centres.shape[0];
+
+    /// <summary>d, the dimension of the centres and of the queries.</summary>
+    public long Dimension => _centres.shape[1];
 
     /// <summary>"Gaussian KDE over N points, bandwidths {…}", for logs and metrics files.</summary>
     public string Description => $"Gaussian KDE over {CentreCount} points, bandwidths {{{string.Join(", ", Bandwidths)}}}";

@@ -75,7 +75,7 @@ public sealed class KernelDensityPrior : ILabelledPrior, IDisposable
 
     internal static Tensor LogDensityOf(GaussianKernelDensity density, string prior, Device device, Tensor z)
     {
-        PriorChecks.LatentBatch(prior, z, device);
+        PriorChecks.LatentBatch(prior, z, device, density.Dimension);
         using var scope = NewDisposeScope();
         return density.LogDensity(z).to(float32).MoveToOuterDisposeScope();
     }

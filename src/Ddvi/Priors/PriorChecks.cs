@@ -19,11 +19,18 @@ internal static class PriorChecks
                 $"{prior} prior: class index must be in [0, {classCount - 1}].");
     }
 
-    /// <summary>z must be a floating-point <c>[B, 2]</c> tensor on the prior's device.</summary>
-    public static void LatentBatch(string prior, Tensor z, Device device)
+    /// <summary>d, the latent dimension of a prior that takes any, must be at least 1.</summary>
+    public static void Dimension(string prior, int dimension)
     {
-        if (z.dim() != 2 || z.shape[1] != 2)
-            throw new ArgumentException($"{prior} prior: log density expects z of shape [B, 2], got [{string.Join(", ", z.shape)}].", nameof(z));
+        if (dimension < 1)
+            throw new ArgumentOutOfRangeException(nameof(dimension), dimension, $"{prior} prior: the latent dimension d must be at least 1, got {dimension}.");
+    }
+
+    /// <summary>z must be a floating-point <c>[B, d]</c> tensor (d = <paramref name="dimension"/>, 2 by default) on the prior's device.</summary>
+    public static void LatentBatch(string prior, Tensor z, Device device, long dimension = 2)
+    {
+        if (z.dim() != 2 || z.shape[1] != dimension)
+            throw new ArgumentException($"{prior} prior: log density expects z of shape [B, {dimension}], got [{string.Join(", ", z.shape)}].", nameof(z));
         if (!is_floating_point(z))
             throw new ArgumentException($"{prior} prior: log density expects a floating-point z, got {z.dtype}.", nameof(z));
         if (z.device_type != device.type || (device.type == DeviceType.CUDA && device.index >= 0 && z.device_index != device.index))

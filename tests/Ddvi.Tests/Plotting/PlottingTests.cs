@@ -236,8 +236,10 @@ public sealed class PlottingTests : IDisposable
             Assert.Throws<ArgumentException>(() => LossCurves.Save(path, new Dictionary<string, IReadOnlyList<double>>(), "epoch")).Message);
         using (NewDisposeScope())
         {
-            Assert.Contains("[N, 2]",
-                Assert.Throws<ArgumentException>(() => LatentScatter.Save(path, zeros(5, 3), zeros(5, int64), "t")).Message);
+            Assert.Contains("[N, d]",
+                Assert.Throws<ArgumentException>(() => LatentScatter.Save(path, zeros(5), zeros(5, int64), "t")).Message);
+            Assert.Contains("labels must be [5]",
+                Assert.Throws<ArgumentException>(() => LatentScatter.Save(path, zeros(5, 3), zeros(4, int64), "t")).Message);
             Assert.Contains("reshape",
                 Assert.Throws<ArgumentException>(() => ImageGrid.Save(path, zeros(5, 784), columns: 5)).Message);
         }

@@ -62,8 +62,12 @@ public static class ComparisonReport
         string path = new RunDirectory(run.Folder).TestLatents;
         string title = string.Create(CultureInfo.InvariantCulture, $"{run.Model} (seed {run.Seed})");
         if (!File.Exists(path)) return PanelCell.Empty($"{title}: no latents-test.csv");
-        var (x, y, labels) = ReadLatents(path);
-        return new PanelCell(title, x, y, labels);
+        var (values, dimension, labels) = ReadLatentTable(path);
+        using var scope = NewDisposeScope();
+        var latents = tensor(values, [labels.Length, dimension]);
+        var view = LatentProjection.Fit(latents);
+        var (x, y) = view.Apply(latents);
+        return new PanelCell(view.Title(title), x, y, labels);
     }
 
     private static PanelCell PriorCell(string rowName, IReadOnlyList<RunResult> runs)
@@ -76,16 +80,10 @@ public static class ComparisonReport
             using var scope = NewDisposeScope();
             using var generator = new Generator(unchecked((ulong)config.Seed));
             var (z, classes) = prior.SampleLabelled(points, generator);
-            float[] flat = z.to(float32).contiguous().data<float>().ToArray();
             int[] labels = classes.to(int32).data<int>().ToArray();
-            var x = new float[labels.Length];
-            var y = new float[labels.Length];
-            for (int i = 0; i < labels.Length; i++)
-            {
-                x[i] = flat[2 * i];
-                y[i] = flat[2 * i + 1];
-            }
-            return new PanelCell($"prior: {rowName}", x, y, labels);
+            var view = LatentProjection.Fit(z, "prior samples");
+            var (x, y) = view.Apply(z);
+            return new PanelCell(view.Title($"prior: {rowName}"), x, y, labels);
         }
         finally
         {
@@ -94,31 +92,50 @@ public static class ComparisonReport
     }
 
     /// <summary>
-    /// Reads the z columns and labels of a run's latents-test.csv (header z1,z2,label, possibly followed by more
-    /// columns such as DDVI's chain start yT1,yT2); errors name the file and line.
+    /// The z columns and labels of a run's latents-test.csv drawn in 2-D: for the paper's 2-D latents the columns
+    /// themselves, otherwise a <see cref="LatentProjection"/> of them (see <see cref="ReadLatentTable"/>).
     /// </summary>
     public static (float[] X, float[] Y, int[] Labels) ReadLatents(string path)
     {
+        var (values, dimension, labels) = ReadLatentTable(path);
+        using var scope = NewDisposeScope();
+        var latents = tensor(values, [labels.Length, dimension]);
+        var (x, y) = LatentProjection.Fit(latents).Apply(latents);
+        return (x, y, labels);
+    }
+
+    /// <summary>
+    /// Reads the z columns and labels of a run's latents-test.csv (header z1,…,zd,label — z1,z2,label for the paper's
+    /// 2-D latents — possibly followed by more columns such as DDVI's chain start yT1,yT2,…): the latents row by row
+    /// <c>[N·d]</c>, d and the labels; errors name the file and line.
+    /// </summary>
+    public static (float[] Values, int Dimension, int[] Labels) ReadLatentTable(string path)
+    {
         var lines = File.ReadAllLines(path);
         var header = lines.Length == 0 ? [] : lines[0].Trim().Split(',');
-        if (header.Length < 3 || header[0] != "z1" || header[1] != "z2" || header[2] != "label")
-            throw new InvalidDataException($"{path}: expected a header starting 'z1,z2,label' (a Ddvi latents file).");
-        var x = new List<float>();
-        var y = new List<float>();
+        int dimension = 0;
+        while (dimension < header.Length && header[dimension] == $"z{dimension + 1}") dimension++;
+        if (dimension == 0 || dimension >= header.Length || header[dimension] != "label")
+            throw new InvalidDataException($"{path}: expected a header starting 'z1,z2,label' or 'z1,…,zd,label' (a Ddvi latents file).");
+        string expected = string.Join(',', Enumerable.Range(1, dimension).Select(j => $"z{j}").Append("label"));
+        var values = new List<float>();
         var labels = new List<int>();
         for (int i = 1; i < lines.Length; i++)
         {
             if (lines[i].Length == 0) continue;
             var fields = lines[i].Split(',');
-            if (fields.Length != header.Length
-                || !float.TryParse(fields[0], NumberStyles.Float, CultureInfo.InvariantCulture, out float zx)
-                || !float.TryParse(fields[1], NumberStyles.Float, CultureInfo.InvariantCulture, out float zy)
-                || !int.TryParse(fields[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out int label))
-                throw new InvalidDataException($"{path}, line {i + 1}: expected 'z1,z2,label' numbers, got '{lines[i]}'.");
-            x.Add(zx);
-            y.Add(zy);
+            int label = 0;
+            bool ok = fields.Length == header.Length
+                      && int.TryParse(fields[dimension], NumberStyles.Integer, CultureInfo.InvariantCulture, out label);
+            for (int j = 0; ok && j < dimension; j++)
+            {
+                ok = float.TryParse(fields[j], NumberStyles.Float, CultureInfo.InvariantCulture, out float z);
+                values.Add(z);
+            }
+            if (!ok)
+                throw new InvalidDataException($"{path}, line {i + 1}: expected '{expected}' numbers, got '{lines[i]}'.");
             labels.Add(label);
         }
-        return ([.. x], [.. y], [.. labels]);
+        return ([.. values], dimension, [.. labels]);
     }
 }
