@@ -1,4 +1,5 @@
-// Compiled by MSBuild's RoslynCodeTaskFactory (see LibTorchSharpGlibcxx.targets); not part of any project.
+// Compiled by MSBuild's RoslynCodeTaskFactory (see LibTorchSharpGlibcxx.targets); not part of any project. Also shipped in
+// the Ddvi package's buildTransitive folder, compiled the same way on the consumer's build.
 using System;
 using System.IO;
 using System.Linq;
@@ -8,12 +9,15 @@ using Microsoft.Build.Utilities;
 
 /// <summary>
 /// Sets VER_FLG_WEAK on the ELF version need for <see cref="VersionName"/> in every libLibTorchSharp.so
-/// found under <see cref="Directories"/>, when the system libstdc++ does not define that version.
+/// found under <see cref="Directories"/>: when the system libstdc++ does not define that version, or always when
+/// <see cref="OnlyIfSystemLacksVersion"/> is false (output meant for other machines; the flag is harmless where the
+/// version exists).
 /// </summary>
 public class MarkGlibcxxVersionNeedWeak : Task
 {
     [Required] public string[] Directories { get; set; }
     [Required] public string VersionName { get; set; }
+    public bool OnlyIfSystemLacksVersion { get; set; } = true;
 
     const uint ShtGnuVerneed = 0x6ffffffe;
     const ushort VerFlagWeak = 0x2;
@@ -28,7 +32,7 @@ public class MarkGlibcxxVersionNeedWeak : Task
     public override bool Execute()
     {
         string libstdcxx = LibStdCxxCandidates.FirstOrDefault(File.Exists);
-        if (libstdcxx != null && ContainsAscii(File.ReadAllBytes(libstdcxx), VersionName + "\0"))
+        if (OnlyIfSystemLacksVersion && libstdcxx != null && ContainsAscii(File.ReadAllBytes(libstdcxx), VersionName + "\0"))
         {
             Log.LogMessage(MessageImportance.Low, $"{libstdcxx} defines {VersionName}; libLibTorchSharp.so left as shipped.");
             return true;
