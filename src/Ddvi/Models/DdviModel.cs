@@ -221,6 +221,12 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     public (Tensor Mean, Tensor LogVariance) Encode(Tensor x)
     {
         CheckInput(x);
+        // An Mlp with heads (μ, log σ²) gives them apart: each head's product then runs on its own, as in the release.
+        if (encoder is Mlp { HeadWidths.Count: 2 } mlp && mlp.HeadWidths[0] == LatentDim && mlp.HeadWidths[1] == LatentDim)
+        {
+            var heads = mlp.Heads(x);
+            return (heads[0], heads[1]);
+        }
         var output = encoder.call(x);                                                                 // [B, 2d]
         if (output.dim() != 2 || output.shape[1] != 2L * LatentDim)
             throw new InvalidOperationException($"DdviModel: the encoder returned [{string.Join(", ", output.shape)}], expected [B, {2 * LatentDim}] (μ and log σ²).");

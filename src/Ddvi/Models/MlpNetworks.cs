@@ -9,7 +9,7 @@ namespace Ddvi.Models;
 /// The one multilayer-perceptron trunk behind every encoder, decoder, auxiliary encoder and discriminator:
 /// input → hidden layers, each Linear → LeakyReLU(slope) → dropout → one or more linear heads. <see cref="forward"/>
 /// returns the heads side by side <c>[B, Σ head widths]</c> (a single head's output as it is); <see cref="Heads"/>
-/// returns them apart (views). The paper's MNIST-format networks (arXiv:2401.02739, appendix; the authors' release) are
+/// returns them apart. The paper's MNIST-format networks (arXiv:2401.02739, appendix; the authors' release) are
 /// <c>new Mlp(D, [1000, 1000], heads, dropout)</c> with slope 0.2. Dropout is active only in training mode and draws
 /// from libtorch's global generator (<see cref="UniformMaskDropout"/>).
 /// </summary>
@@ -72,21 +72,40 @@ public sealed class Mlp : Module<Tensor, Tensor>
     /// <summary>x <c>[B, input]</c> → the heads side by side <c>[B, Σ head widths]</c>.</summary>
     public override Tensor forward(Tensor x)
     {
-        if (x.dim() != 2 || x.shape[1] != InputDim)
-            throw new ArgumentException($"Mlp: input must be [B, {InputDim}], got [{string.Join(", ", x.shape)}].", nameof(x));
-        using var scope = NewDisposeScope();
-        var h = x;
-        foreach (var layer in hidden)
-            h = dropout.call(functional.leaky_relu(layer.call(h), LeakySlope));
-        if (heads.Count == 1) return heads[0].call(h).MoveToOuterDisposeScope();
-        return cat(heads.Select(head => head.call(h)).ToArray(), 1).MoveToOuterDisposeScope();
+        if (heads.Count == 1)
+        {
+            using var scope = NewDisposeScope();
+            return heads[0].call(Trunk(x)).MoveToOuterDisposeScope();
+        }
+        var parts = Heads(x);
+        try
+        {
+            return cat(parts, 1);
+        }
+        finally
+        {
+            foreach (var part in parts) part.Dispose();
+        }
     }
 
-    /// <summary>x <c>[B, input]</c> → one tensor <c>[B, width]</c> per head (views of <see cref="forward"/>'s output).</summary>
+    /// <summary>
+    /// x <c>[B, input]</c> → one tensor <c>[B, width]</c> per head, each from its own head layer (contiguous, and with
+    /// the same products and rounding as separate networks would have).
+    /// </summary>
     public Tensor[] Heads(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var output = forward(x);
-        return output.split(headWidths, 1).Select(head => head.MoveToOuterDisposeScope()).ToArray();
+        var h = Trunk(x);
+        return heads.Select(head => head.call(h).MoveToOuterDisposeScope()).ToArray();
+    }
+
+    private Tensor Trunk(Tensor x)
+    {
+        if (x.dim() != 2 || x.shape[1] != InputDim)
+            throw new ArgumentException($"Mlp: input must be [B, {InputDim}], got [{string.Join(", ", x.shape)}].", nameof(x));
+        var h = x;
+        foreach (var layer in hidden)
+            h = dropout.call(functional.leaky_relu(layer.call(h), LeakySlope));
+        return h;
     }
 }
