@@ -27,7 +27,7 @@ internal static class TrainCommand
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
 
-        // DDVI pipeline (REFERENCE.md §3); defaults are the release's.
+        // DDVI pipeline (arXiv:2401.02739; the authors' release); defaults are the release's.
         var priorIterations = CliOptions.PriorDiffusionIterations();
         var warmupEpochs = CliOptions.WarmupEpochs();
         var priorSteps = new Option<int>("--prior-steps") { Description = "DDVI: T of the prior (warm-up) chain", DefaultValueFactory = _ => 20 };

@@ -4,7 +4,7 @@ using Ddvi.Diffusion;
 namespace Ddvi.Experiments;
 
 /// <summary>
-/// The three-stage DDVI pipeline's settings (REFERENCE.md §1–§3), the release's values as defaults.
+/// The three-stage DDVI pipeline's settings (arXiv:2401.02739; the authors' release), the release's values as defaults.
 /// Stage lengths left null take the paper's values, or short ones on the built-in synthetic dataset.
 /// </summary>
 public sealed record DdviSettings
