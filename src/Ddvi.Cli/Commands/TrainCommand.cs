@@ -16,9 +16,13 @@ internal static class TrainCommand
         var prior = CliOptions.Prior();
         var priorNoise = new Option<double?>("--prior-noise") { Description = "Swiss-roll noise (default 0; the release's less-noisy variant is 0.1) or square noise level (default 3, the paper's square; the release's plain square is 1)" };
         var priorDensity = CliOptions.PriorDensity();
-        var epochs = new Option<int?>("--epochs") { Description = "Training epochs of the model (DDVI: of stage 3). Default: the paper's (ddvi 100; vae, iaf-vae, h-iaf-vae and aae 200); shorter on the synthetic dataset (ddvi 15, aae 15, the others 30)" };
+        var epochs = new Option<int?>("--epochs")
+        {
+            Description = $"Training epochs of the model (DDVI: of stage 3). Default: the paper's ({ModelCatalog.Describe(m => m.PaperEpochs)}); " +
+                          $"shorter on the synthetic dataset ({ModelCatalog.Describe(m => m.QuickEpochs)})",
+        };
         var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
-        var learningRate = new Option<double?>("--lr") { Description = "Adam learning rate (default: the model's: 1e-4, aae 2e-4)" };
+        var learningRate = new Option<double?>("--lr") { Description = $"Adam learning rate (default: the model's: {ModelCatalog.Describe(m => m.LearningRate)})" };
         var seed = new Option<long>("--seed") { Description = "Random seed of everything in the run", DefaultValueFactory = _ => 0 };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/MODEL-DATASET-PRIOR-sSEED)" };
         var resume = new Option<bool>("--resume") { Description = "Continue the stopped run in --out from its last checkpoint, with its saved configuration" };
