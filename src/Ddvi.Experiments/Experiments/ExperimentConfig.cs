@@ -43,7 +43,11 @@ public sealed record ExperimentConfig
 
     public int BatchSize { get; init; } = 128;
 
-    /// <summary>Adam learning rate; null = the model's default (1e-4 for the VAE).</summary>
+    /// <summary>
+    /// Adam learning rate (<c>--lr</c>) of the model's training: DDVI's stage 3 (its wake and sleep phases; stages 1 and 2
+    /// take <see cref="DdviSettings.PriorDiffusionLearningRate"/> and <see cref="DdviSettings.WarmupLearningRate"/>), the
+    /// single stage of the other models. Null = the model's default (<see cref="ModelRegistration.LearningRate"/>).
+    /// </summary>
     public double? LearningRate { get; init; }
 
     public long Seed { get; init; }
