@@ -1,5 +1,9 @@
 using System.CommandLine;
 using Ddvi.Cli.Commands;
+using Ddvi.Runtime;
+
+// Process-wide CPU settings (MKL's kernel choice, glibc's heap) first, before any tensor exists; see CpuRuntime.
+CpuRuntime.Configure();
 
 var root = new RootCommand("Ddvi: denoising diffusion variational inference (Piriyakulkij, Wang, Kuleshov, AAAI 2025) and its baselines")
 {

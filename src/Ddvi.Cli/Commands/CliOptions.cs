@@ -70,4 +70,18 @@ internal static class CliOptions
     {
         Description = "DDVI stage 2: epochs of the warm-up model (default 100; 8 on synthetic)",
     };
+
+    private static readonly DdviSettings DdviDefaults = new();
+
+    public static Option<double> PriorDiffusionLearningRate() => new("--prior-diffusion-lr")
+    {
+        Description = "DDVI stage 1: Adam learning rate of the prior diffusion; the default is the release's",
+        DefaultValueFactory = _ => DdviDefaults.PriorDiffusionLearningRate,
+    };
+
+    public static Option<double> WarmupLearningRate() => new("--warmup-lr")
+    {
+        Description = "DDVI stage 2: Adam learning rate of the warm-up model; the default is the release's",
+        DefaultValueFactory = _ => DdviDefaults.WarmupLearningRate,
+    };
 }

@@ -9,16 +9,39 @@ namespace Ddvi.Cli.Commands;
 /// <summary><c>ddvi train</c>: trains a model, evaluates it and writes everything into one run folder.</summary>
 internal static class TrainCommand
 {
-    public static Command Create()
+    public static Command Create() => Build().Command;
+
+    /// <summary>
+    /// The configuration <c>ddvi train ARGS</c> builds from its options, before validation (with <c>--resume</c> the run's
+    /// saved config.json is used instead). A parse error is an <see cref="ArgumentException"/> with the parser's messages.
+    /// </summary>
+    internal static ExperimentConfig ConfigFor(params string[] args)
+    {
+        var (command, configFrom) = Build();
+        var parse = command.Parse(args);
+        if (parse.Errors.Count > 0) throw new ArgumentException(string.Join(" ", parse.Errors.Select(e => e.Message)));
+        return configFrom(parse);
+    }
+
+    private static (Command Command, Func<ParseResult, ExperimentConfig> ConfigFrom) Build()
     {
         var dataset = CliOptions.Dataset();
         var model = CliOptions.Model();
         var prior = CliOptions.Prior();
         var priorNoise = new Option<double?>("--prior-noise") { Description = "Swiss-roll noise (default 0; the release's less-noisy variant is 0.1) or square noise level (default 3, the paper's square; the release's plain square is 1)" };
         var priorDensity = CliOptions.PriorDensity();
-        var epochs = new Option<int?>("--epochs") { Description = "Training epochs of the model (DDVI: of stage 3). Default: the paper's (ddvi 100; vae, iaf-vae, h-iaf-vae and aae 200); shorter on the synthetic dataset (ddvi 15, aae 15, the others 30)" };
+        var epochs = new Option<int?>("--epochs")
+        {
+            Description = $"Training epochs of the model (DDVI: of stage 3). Default: the paper's ({ModelCatalog.Describe(m => m.PaperEpochs)}); " +
+                          $"shorter on the synthetic dataset ({ModelCatalog.Describe(m => m.QuickEpochs)})",
+        };
         var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
-        var learningRate = new Option<double?>("--lr") { Description = "Adam learning rate (default: the model's: 1e-4, aae 2e-4)" };
+        var learningRate = new Option<double?>("--lr")
+        {
+            Description = "Adam learning rate of the model's training: for DDVI, of stage 3 (its wake and sleep phases; stages 1 and 2 " +
+                          "take --prior-diffusion-lr and --warmup-lr); for the other models, of their single stage. " +
+                          $"Default: the model's ({ModelCatalog.Describe(m => m.LearningRate)})",
+        };
         var seed = new Option<long>("--seed") { Description = "Random seed of everything in the run", DefaultValueFactory = _ => 0 };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/MODEL-DATASET-PRIOR-sSEED)" };
         var resume = new Option<bool>("--resume") { Description = "Continue the stopped run in --out from its last checkpoint, with its saved configuration" };
@@ -27,9 +50,11 @@ internal static class TrainCommand
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
 
-        // DDVI pipeline (REFERENCE.md §3); defaults are the release's.
+        // DDVI pipeline (arXiv:2401.02739; the authors' release); defaults are the release's.
         var priorIterations = CliOptions.PriorDiffusionIterations();
         var warmupEpochs = CliOptions.WarmupEpochs();
+        var priorDiffusionLr = CliOptions.PriorDiffusionLearningRate();
+        var warmupLr = CliOptions.WarmupLearningRate();
         var priorSteps = new Option<int>("--prior-steps") { Description = "DDVI: T of the prior (warm-up) chain", DefaultValueFactory = _ => 20 };
         var posteriorSteps = new Option<int>("--posterior-steps") { Description = "DDVI: T of the x-conditioned posterior chain", DefaultValueFactory = _ => 40 };
         var klWeight = new Option<double>("--kl-weight") { Description = "DDVI: β_KL of the wake loss", DefaultValueFactory = _ => 0.003 };
@@ -43,40 +68,43 @@ internal static class TrainCommand
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
             dataset, model, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir,
-            priorIterations, warmupEpochs, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss,
+            priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss,
+        };
+        ExperimentConfig ConfigFrom(ParseResult parse) => new()
+        {
+            Dataset = parse.GetValue(dataset)!,
+            Model = parse.GetValue(model)!,
+            Prior = parse.GetValue(prior)!,
+            PriorNoise = parse.GetValue(priorNoise),
+            PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
+            Epochs = parse.GetValue(epochs),
+            BatchSize = parse.GetValue(batchSize),
+            LearningRate = parse.GetValue(learningRate),
+            Seed = parse.GetValue(seed),
+            CheckpointEvery = parse.GetValue(checkpointEvery),
+            Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
+            Threads = parse.GetValue(threads),
+            DataDirectory = parse.GetValue(dataDir),
+            Ddvi = new DdviSettings
+            {
+                PriorDiffusionIterations = parse.GetValue(priorIterations),
+                WarmupEpochs = parse.GetValue(warmupEpochs),
+                PriorDiffusionLearningRate = parse.GetValue(priorDiffusionLr),
+                WarmupLearningRate = parse.GetValue(warmupLr),
+                PriorSteps = parse.GetValue(priorSteps),
+                PosteriorSteps = parse.GetValue(posteriorSteps),
+                KlWeight = parse.GetValue(klWeight),
+                PriorWeight = parse.GetValue(priorWeight),
+                MatchingWeight = parse.GetValue(matchingWeight),
+                SleepSteps = parse.GetValue(sleepSteps),
+                FrozenDecoderEpochs = parse.GetValue(frozenDecoder),
+                Schedule = Enum.Parse<NoiseScheduleKind>(parse.GetValue(schedule)!, ignoreCase: true),
+                NoiseLoss = Enum.Parse<NoiseLossKind>(parse.GetValue(noiseLoss)!, ignoreCase: true),
+            },
         };
         command.SetAction(parse => CommandRunner.Run(() =>
         {
-            var config = new ExperimentConfig
-            {
-                Dataset = parse.GetValue(dataset)!,
-                Model = parse.GetValue(model)!,
-                Prior = parse.GetValue(prior)!,
-                PriorNoise = parse.GetValue(priorNoise),
-                PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
-                Epochs = parse.GetValue(epochs),
-                BatchSize = parse.GetValue(batchSize),
-                LearningRate = parse.GetValue(learningRate),
-                Seed = parse.GetValue(seed),
-                CheckpointEvery = parse.GetValue(checkpointEvery),
-                Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
-                Threads = parse.GetValue(threads),
-                DataDirectory = parse.GetValue(dataDir),
-                Ddvi = new DdviSettings
-                {
-                    PriorDiffusionIterations = parse.GetValue(priorIterations),
-                    WarmupEpochs = parse.GetValue(warmupEpochs),
-                    PriorSteps = parse.GetValue(priorSteps),
-                    PosteriorSteps = parse.GetValue(posteriorSteps),
-                    KlWeight = parse.GetValue(klWeight),
-                    PriorWeight = parse.GetValue(priorWeight),
-                    MatchingWeight = parse.GetValue(matchingWeight),
-                    SleepSteps = parse.GetValue(sleepSteps),
-                    FrozenDecoderEpochs = parse.GetValue(frozenDecoder),
-                    Schedule = Enum.Parse<NoiseScheduleKind>(parse.GetValue(schedule)!, ignoreCase: true),
-                    NoiseLoss = Enum.Parse<NoiseLossKind>(parse.GetValue(noiseLoss)!, ignoreCase: true),
-                },
-            };
+            var config = ConfigFrom(parse);
             bool resuming = parse.GetValue(resume);
             string? folder = parse.GetValue(output);
             if (resuming && folder is null) throw new ArgumentException("--resume needs --out RUN_FOLDER: the run to continue");
@@ -86,6 +114,6 @@ internal static class TrainCommand
             Console.WriteLine($"run folder: {Path.GetFullPath(folder)}");
             return 0;
         }));
-        return command;
+        return (command, ConfigFrom);
     }
 }

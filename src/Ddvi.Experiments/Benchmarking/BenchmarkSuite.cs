@@ -96,6 +96,7 @@ public static class BenchmarkSuite
 
     public static BenchmarkReport Run(BenchmarkOptions options, Action<string> log)
     {
+        CpuRuntime.Configure(); // before the first matrix product: the settings the CLI runs with
         options.Validate();
         var started = DateTimeOffset.Now;
         var device = ComputeDevice.Resolve(options.Device);

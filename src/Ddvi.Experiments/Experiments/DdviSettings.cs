@@ -4,7 +4,7 @@ using Ddvi.Diffusion;
 namespace Ddvi.Experiments;
 
 /// <summary>
-/// The three-stage DDVI pipeline's settings (REFERENCE.md §1–§3), the release's values as defaults.
+/// The three-stage DDVI pipeline's settings (arXiv:2401.02739; the authors' release), the release's values as defaults.
 /// Stage lengths left null take the paper's values, or short ones on the built-in synthetic dataset.
 /// </summary>
 public sealed record DdviSettings
@@ -16,6 +16,8 @@ public sealed record DdviSettings
     public int PriorDiffusionStepsPerEpoch { get; init; } = 1000;
 
     public int PriorDiffusionBatchSize { get; init; } = PaperSettings.BatchSize;
+
+    /// <summary>Stage 1 Adam learning rate (<c>--prior-diffusion-lr</c>; 1e-3 in the release).</summary>
     public double PriorDiffusionLearningRate { get; init; } = 1e-3;
 
     /// <summary>T of the prior (warm-up) chain.</summary>
@@ -24,6 +26,8 @@ public sealed record DdviSettings
     /// <summary>Stage 2 epochs (100 in the release); null = default.</summary>
     public int? WarmupEpochs { get; init; }
 
+    /// <summary>Stage 2 Adam learning rate (<c>--warmup-lr</c>; 1e-4 in the release). Stage 3 takes <c>--lr</c>
+    /// (<see cref="ExperimentConfig.ResolvedLearningRate"/>).</summary>
     public double WarmupLearningRate { get; init; } = 1e-4;
     public double WarmupKlWeight { get; init; } = 0.01;
 
@@ -60,10 +64,10 @@ public sealed record DdviSettings
         ExperimentConfig.Require(PriorDiffusionIterations is null or >= 1, $"--prior-diffusion-iterations must be ≥ 1, got {PriorDiffusionIterations}");
         ExperimentConfig.Require(PriorDiffusionStepsPerEpoch >= 1, $"ddvi.prior_diffusion_steps_per_epoch must be ≥ 1, got {PriorDiffusionStepsPerEpoch}");
         ExperimentConfig.Require(PriorDiffusionBatchSize >= 1, $"ddvi.prior_diffusion_batch_size must be ≥ 1, got {PriorDiffusionBatchSize}");
-        ExperimentConfig.Require(PriorDiffusionLearningRate > 0, $"ddvi.prior_diffusion_learning_rate must be > 0, got {PriorDiffusionLearningRate}");
+        ExperimentConfig.Require(PriorDiffusionLearningRate > 0 && double.IsFinite(PriorDiffusionLearningRate), $"--prior-diffusion-lr must be > 0, got {PriorDiffusionLearningRate}");
         ExperimentConfig.Require(PriorSteps >= 1, $"--prior-steps must be ≥ 1, got {PriorSteps}");
         ExperimentConfig.Require(WarmupEpochs is null or >= 1, $"--warmup-epochs must be ≥ 1, got {WarmupEpochs}");
-        ExperimentConfig.Require(WarmupLearningRate > 0, $"ddvi.warmup_learning_rate must be > 0, got {WarmupLearningRate}");
+        ExperimentConfig.Require(WarmupLearningRate > 0 && double.IsFinite(WarmupLearningRate), $"--warmup-lr must be > 0, got {WarmupLearningRate}");
         ExperimentConfig.Require(WarmupKlWeight >= 0, $"ddvi.warmup_kl_weight must be ≥ 0, got {WarmupKlWeight}");
         ExperimentConfig.Require(PosteriorSteps >= 1, $"--posterior-steps must be ≥ 1, got {PosteriorSteps}");
         ExperimentConfig.Require(KlWeight >= 0, $"--kl-weight must be ≥ 0, got {KlWeight}");

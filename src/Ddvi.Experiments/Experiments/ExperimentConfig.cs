@@ -5,9 +5,9 @@ using Ddvi.Runtime;
 namespace Ddvi.Experiments;
 
 /// <summary>
-/// Everything that defines a run, with the release's values as defaults (REFERENCE.md). Immutable;
-/// <see cref="Validate"/> checks it once, and the resolved copy is written as config.json next to
-/// the checkpoints and results.
+/// Everything that defines a run, with the release's values as defaults (arXiv:2401.02739; the authors' release).
+/// Immutable; <see cref="Validate"/> checks it once, and the resolved copy is written as config.json next to the
+/// checkpoints and results.
 /// </summary>
 public sealed record ExperimentConfig
 {
@@ -43,7 +43,11 @@ public sealed record ExperimentConfig
 
     public int BatchSize { get; init; } = 128;
 
-    /// <summary>Adam learning rate; null = the model's default (1e-4 for the VAE).</summary>
+    /// <summary>
+    /// Adam learning rate (<c>--lr</c>) of the model's training: DDVI's stage 3 (its wake and sleep phases; stages 1 and 2
+    /// take <see cref="DdviSettings.PriorDiffusionLearningRate"/> and <see cref="DdviSettings.WarmupLearningRate"/>), the
+    /// single stage of the other models. Null = the model's default (<see cref="ModelRegistration.LearningRate"/>).
+    /// </summary>
     public double? LearningRate { get; init; }
 
     public long Seed { get; init; }
@@ -136,7 +140,7 @@ public sealed record ExperimentConfig
     }
 }
 
-/// <summary>AEVB weights of the release (REFERENCE.md §6).</summary>
+/// <summary>AEVB baseline weights (arXiv:2401.02739; the authors' release).</summary>
 public sealed record VaeSettings
 {
     /// <summary>Final weight β of the latent terms.</summary>
@@ -165,7 +169,7 @@ public sealed record VaeSettings
         KlWeight * Math.Min(1.0, epoch / Math.Max(1e-9, KlRampFraction * epochs));
 }
 
-/// <summary>How metrics are computed (REFERENCE.md §7).</summary>
+/// <summary>How the paper's metrics are computed (arXiv:2401.02739; the authors' release).</summary>
 public sealed record EvaluationSettings
 {
     /// <summary>Neighbours of the KNN classifier on latents.</summary>
@@ -197,7 +201,7 @@ public sealed record EvaluationSettings
     }
 }
 
-/// <summary>Adversarial autoencoder settings of the release (REFERENCE.md §6).</summary>
+/// <summary>Adversarial autoencoder baseline settings (arXiv:2401.02739; the authors' release).</summary>
 public sealed record AaeSettings
 {
     /// <summary>w, the weight of the discriminator and generator losses (6 in the release).</summary>
@@ -232,7 +236,8 @@ public sealed record AaeSettings
     }
 }
 
-/// <summary>IAF-VAE weights and sizes of the release (REFERENCE.md §6, conf/model/iaf_vae.yaml).</summary>
+/// <summary>IAF-VAE weights and sizes of the release (arXiv:2401.02739; the authors' release,
+/// conf/model/iaf_vae.yaml).</summary>
 public record IafSettings
 {
     /// <summary>Final weight β of the latent terms.</summary>
@@ -277,8 +282,8 @@ public record IafSettings
 }
 
 /// <summary>
-/// Hierarchical IAF-VAE settings of the release (REFERENCE.md §6, conf/model/h_iaf_vae.yaml): the IAF-VAE's with
-/// β = 0.005, p_w = 0.5 and 64-unit MADEs, plus the level-2 network sizes.
+/// Hierarchical IAF-VAE settings of the release (arXiv:2401.02739; the authors' release, conf/model/h_iaf_vae.yaml):
+/// the IAF-VAE's with β = 0.005, p_w = 0.5 and 64-unit MADEs, plus the level-2 network sizes.
 /// </summary>
 public sealed record HierarchicalIafSettings : IafSettings
 {

@@ -2,7 +2,8 @@ using System.Text.Json.Serialization;
 
 namespace Ddvi.Experiments;
 
-/// <summary>metrics.json: every number with what it means and how it was computed (REFERENCE.md §7).</summary>
+/// <summary>metrics.json: every number with what it means and how it was computed, following the paper's metrics
+/// (arXiv:2401.02739; the authors' release).</summary>
 public sealed record MetricsReport
 {
     public required string Model { get; init; }

@@ -1,50 +1,56 @@
+using System.Globalization;
 using Ddvi.Experiments.Methods;
 
 namespace Ddvi.Experiments;
 
-/// <summary>The models Ddvi trains, by command-line name, with their paper defaults.</summary>
+/// <summary>
+/// One model the experiments train, with everything that differs by model: its command-line name, its defaults (the
+/// paper's and the authors' release's numbers; arXiv:2401.02739) and how to build it from a run's configuration.
+/// </summary>
+/// <param name="Name">The command-line name (<c>--model</c>).</param>
+/// <param name="PaperEpochs">Epochs of the paper/release (DDVI: of stage 3).</param>
+/// <param name="QuickEpochs">Epochs on the built-in synthetic dataset: enough to show structure in about two minutes on
+/// 2 cores.</param>
+/// <param name="LearningRate">Adam learning rate of the model's training when <c>--lr</c> is not given (DDVI: of
+/// stage 3; its stages 1 and 2 have their own, in <see cref="DdviSettings"/>).</param>
+/// <param name="Create">Builds the method (model, objectives and stages) for a run.</param>
+public sealed record ModelRegistration(string Name, int PaperEpochs, int QuickEpochs, double LearningRate,
+    Func<MethodContext, IExperimentMethod> Create);
+
+/// <summary>The models Ddvi trains, registered by name in one list: adding a model is one entry.</summary>
 public static class ModelCatalog
 {
-    public static IReadOnlyList<string> Names { get; } = ["ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae"];
+    /// <summary>Every model, in the order the command line lists them.</summary>
+    public static IReadOnlyList<ModelRegistration> Models { get; } =
+    [
+        new("ddvi", PaperEpochs: 100, QuickEpochs: 15, LearningRate: 1e-4, context => new DdviMethod(context)),
+        new("vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.Vae),
+        new("iaf-vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.IafVae),
+        new("h-iaf-vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.HierarchicalIafVae),
+        new("aae", PaperEpochs: 200, QuickEpochs: 15, LearningRate: 2e-4, context => new AaeMethod(context)),
+    ];
+
+    public static IReadOnlyList<string> Names { get; } = [.. Models.Select(m => m.Name)];
+
+    /// <summary>The registration of <paramref name="model"/>; an unknown name is an error listing the valid ones.</summary>
+    public static ModelRegistration Get(string model) =>
+        Models.FirstOrDefault(m => m.Name == model)
+        ?? throw new ArgumentException($"--model '{model}' is not known; valid: {string.Join(", ", Names)}");
 
     /// <summary>Epochs of the paper/release for the model.</summary>
-    public static int PaperEpochs(string model) => model switch
-    {
-        "vae" => 200,
-        "ddvi" => 100,
-        "iaf-vae" or "h-iaf-vae" => 200,
-        "aae" => 200,
-        _ => throw Unknown(model),
-    };
+    public static int PaperEpochs(string model) => Get(model).PaperEpochs;
 
     /// <summary>Epochs on the built-in synthetic dataset: enough to show structure in about two minutes on 2 cores.</summary>
-    public static int QuickEpochs(string model) => model switch
-    {
-        "vae" => 30,
-        "ddvi" => 15,
-        "iaf-vae" or "h-iaf-vae" => 30,
-        "aae" => 15,
-        _ => throw Unknown(model),
-    };
+    public static int QuickEpochs(string model) => Get(model).QuickEpochs;
 
-    public static double DefaultLearningRate(string model) => model switch
-    {
-        "vae" or "ddvi" => 1e-4,
-        "iaf-vae" or "h-iaf-vae" => 1e-4,
-        "aae" => 2e-4,
-        _ => throw Unknown(model),
-    };
+    public static double DefaultLearningRate(string model) => Get(model).LearningRate;
 
-    public static IExperimentMethod Create(MethodContext context) => context.Config.Model switch
-    {
-        "vae" => AevbMethods.Vae(context),
-        "ddvi" => new DdviMethod(context),
-        "iaf-vae" => AevbMethods.IafVae(context),
-        "h-iaf-vae" => AevbMethods.HierarchicalIafVae(context),
-        "aae" => new AaeMethod(context),
-        var other => throw Unknown(other),
-    };
+    public static IExperimentMethod Create(MethodContext context) => Get(context.Config.Model).Create(context);
 
-    private static ArgumentException Unknown(string model) =>
-        new($"--model '{model}' is not known; valid: {string.Join(", ", Names)}");
+    /// <summary>Each model's value of <paramref name="value"/>, for help texts: "ddvi 100, vae 200, …".</summary>
+    public static string Describe<T>(Func<ModelRegistration, T> value) where T : IFormattable =>
+        string.Join(", ", Models.Select(m => $"{m.Name} {Format(value(m))}"));
+
+    private static string Format(IFormattable value) =>
+        value is double d ? d.ToString("0.###e0", CultureInfo.InvariantCulture) : value.ToString(null, CultureInfo.InvariantCulture);
 }

@@ -24,7 +24,8 @@ public sealed record EvaluationArtifacts(
 }
 
 /// <summary>
-/// Computes the metrics of REFERENCE.md §7 for any trained method: KNN accuracy on latents, latent NLL,
+/// Computes the paper's metrics (arXiv:2401.02739; the authors' release)
+/// for any trained method: KNN accuracy on latents, latent NLL,
 /// the test ELBO (when the method has one) and the MMD between decoded prior samples and test images.
 /// Runs under no_grad with the model in eval mode (dropout off), in large batches.
 /// </summary>

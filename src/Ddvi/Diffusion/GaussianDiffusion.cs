@@ -15,8 +15,9 @@ public enum NoiseLossKind
 }
 
 /// <summary>
-/// The mathematics of Gaussian diffusion in latent space, kept apart from any network (REFERENCE.md §1–§2):
-/// forward noising y_t = √ᾱ_t y_0 + √(1 − ᾱ_t) ε, the prediction ŷ_0 = (y_t − √(1 − ᾱ_t) ε̂)/√ᾱ_t, the deterministic
+/// The mathematics of Gaussian diffusion in latent space, kept apart from any network (arXiv:2401.02739; the authors'
+/// release): forward noising y_t = √ᾱ_t y_0 + √(1 − ᾱ_t) ε, the prediction ŷ_0 = (y_t − √(1 − ᾱ_t) ε̂)/√ᾱ_t, the
+/// deterministic
 /// DDIM step y_{t−1} = √ᾱ_{t−1} ŷ_0 + √(1 − ᾱ_{t−1}) ε̂, and the forward posterior
 /// r(y_{t−1} | y_t, y_0) = N(w0_t y_0 + wt_t y_t, σ̃²_t) with the model's mean obtained by putting ŷ_0 in place of y_0.
 /// </summary>

@@ -15,7 +15,8 @@ public enum NoiseScheduleKind
 
 /// <summary>
 /// The variance schedule of the Gaussian forward process r(y_t | y_0) = N(√ᾱ_t y_0, (1 − ᾱ_t) I) and every table derived
-/// from it (REFERENCE.md §1): β_t, α_t = 1 − β_t, ᾱ_t = ∏_{s≤t} α_s, √ᾱ_t, √(1 − ᾱ_t), ᾱ_{t−1}, √ᾱ_{t−1}, √(1 − ᾱ_{t−1})
+/// from it, as DDVI's forward process uses them (arXiv:2401.02739; the authors' release):
+/// β_t, α_t = 1 − β_t, ᾱ_t = ∏_{s≤t} α_s, √ᾱ_t, √(1 − ᾱ_t), ᾱ_{t−1}, √ᾱ_{t−1}, √(1 − ᾱ_{t−1})
 /// and the forward posterior r(y_{t−1} | y_t, y_0) = N(w0_t y_0 + wt_t y_t, σ̃²_t) with
 /// w0_t = β_t √ᾱ_{t−1}/(1 − ᾱ_t), wt_t = √α_t (1 − ᾱ_{t−1})/(1 − ᾱ_t), σ̃²_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t).
 /// </summary>

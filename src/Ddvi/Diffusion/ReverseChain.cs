@@ -21,7 +21,8 @@ public sealed record ReverseChainResult(Tensor Z, IReadOnlyList<ReverseChainStep
 public delegate Tensor ChainNoisePredictor(Tensor y, int step);
 
 /// <summary>
-/// Runs the deterministic DDIM chain y_T → y_{T−1} → … → y_0 = z with a noise predictor (REFERENCE.md §1):
+/// Runs the deterministic DDIM chain y_T → y_{T−1} → … → y_0 = z with a noise predictor, the DDVI posterior's reverse
+/// process (arXiv:2401.02739; the authors' release):
 /// y_{t−1} = √ᾱ_{t−1} ŷ_0 + √(1 − ᾱ_{t−1}) ε̂_t, ŷ_0 = (y_t − √(1 − ᾱ_t) ε̂_t)/√ᾱ_t, for t = T..1.
 /// </summary>
 /// <remarks>

@@ -18,8 +18,8 @@ public readonly record struct ConfidenceInterval(double Mean, double HalfWidth95
 }
 
 /// <summary>
-/// Student-t confidence intervals (REFERENCE.md §7: tables give mean ± 95% interval over seeds):
-/// mean ± t_{0.975, n−1} · s / √n with s the sample standard deviation (denominator n − 1).
+/// Student-t confidence intervals, the form of the paper's result tables (mean ± 95% interval over seeds;
+/// arXiv:2401.02739): mean ± t_{0.975, n−1} · s / √n with s the sample standard deviation (denominator n − 1).
 /// </summary>
 /// <remarks>
 /// The t quantile is computed, not tabled: for p &gt; ½, F(t) = 1 − ½ I_{ν/(ν+t²)}(ν/2, ½) with I the

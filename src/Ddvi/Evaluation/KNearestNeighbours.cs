@@ -4,8 +4,9 @@ using static TorchSharp.torch;
 namespace Ddvi.Evaluation;
 
 /// <summary>
-/// k-nearest-neighbour classification of latents, the release's KNN accuracy (REFERENCE.md §7):
-/// a test latent gets the majority label among its k nearest training latents under Euclidean distance,
+/// k-nearest-neighbour classification of latents, the KNN accuracy of the paper's latent metrics (arXiv:2401.02739; the
+/// authors' release): a test latent gets the majority label among its k nearest training latents under Euclidean
+/// distance,
 /// and the accuracy is the fraction of test latents whose prediction equals their label.
 /// </summary>
 /// <remarks>

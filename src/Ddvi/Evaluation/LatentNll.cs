@@ -12,7 +12,8 @@ namespace Ddvi.Evaluation;
 public sealed record LatentNllResult(double Value, IReadOnlyList<double> Bandwidths, long SampleCount, long LatentCount, string Description);
 
 /// <summary>
-/// The release's latent negative log-likelihood (REFERENCE.md §7): NLL = −(1/S) Σ_s log q̂(z_s), where
+/// The latent negative log-likelihood of the paper's metrics, as the release computes it (arXiv:2401.02739; the
+/// authors' release): NLL = −(1/S) Σ_s log q̂(z_s), where
 /// z_s ∼ p(z) are prior samples and q̂ is the <see cref="GaussianKernelDensity"/> of the M test latents,
 /// q̂(z) = (1/H) Σ_h (1/M) Σ_i N(z; c_i, h² I). It measures how well the aggregate posterior covers the prior.
 /// </summary>

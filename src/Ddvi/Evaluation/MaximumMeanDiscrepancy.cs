@@ -4,7 +4,7 @@ namespace Ddvi.Evaluation;
 
 /// <summary>
 /// Squared maximum mean discrepancy with a mixture of RBF kernels, the release's image-quality metric
-/// (REFERENCE.md §7), in the "mix RBF" form of the common MMD implementations:
+/// (arXiv:2401.02739; the authors' release), in the "mix RBF" form of the common MMD implementations:
 /// k(a, b) = Σ_σ exp(−‖a − b‖² / (2σ²)) (a sum, not an average, over σ), and the biased V-statistic
 /// MMD² = (1/N²) Σ_ij k(x_i, x_j) + (1/M²) Σ_ij k(y_i, y_j) − (2/(NM)) Σ_ij k(x_i, y_j), diagonals included.
 /// </summary>

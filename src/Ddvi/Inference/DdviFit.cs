@@ -73,6 +73,7 @@ public static class DdviFit
     public static FittedDdvi Fit(Tensor x, Likelihood likelihood, IPrior prior, DdviOptions? options = null,
         IProgress<FitProgress>? progress = null, CancellationToken cancellationToken = default, DdviNetworks? networks = null)
     {
+        CpuRuntime.Configure(); // Ddvi's process-wide CPU settings, once (a no-op when the program applied them already)
         ArgumentNullException.ThrowIfNull(x);
         options ??= new DdviOptions();
         options.Validate();

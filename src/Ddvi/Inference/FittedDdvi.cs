@@ -151,6 +151,7 @@ public sealed class FittedDdvi : IDisposable
     public static FittedDdvi Load(string path, Likelihood likelihood, IPrior prior, DdviNetworks? networks = null,
         DeviceChoice device = DeviceChoice.Cpu)
     {
+        CpuRuntime.Configure(); // as DdviFit.Fit: Ddvi's process-wide CPU settings, once
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         DdviFit.CheckParts(likelihood, prior);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such fitted-model file.", path);

@@ -8,7 +8,7 @@ using static TorchSharp.torch.nn;
 namespace Ddvi.Models;
 
 /// <summary>
-/// The adversarial autoencoder baseline of the paper (REFERENCE.md §6; Makhzani et al. 2016): a
+/// The adversarial autoencoder baseline of the paper (arXiv:2401.02739; the authors' release; Makhzani et al. 2016): a
 /// deterministic encoder z = f(x), a decoder with Bernoulli-mean outputs sigmoid(g(z)), and a
 /// discriminator D(z) that tells prior samples from encodings. The encoder is pushed to make its
 /// aggregate posterior look like p(z) by fooling D, so no likelihood bound is defined. Holds no
@@ -62,8 +62,9 @@ public sealed class AdversarialAutoencoder : Module, ILatentVariableModel
 }
 
 /// <summary>
-/// The AAE's discriminator on latent codes (REFERENCE.md §6): z → 1000 → 1000 → 1, LeakyReLU(0.2) and
-/// dropout 0.2 after each hidden layer. It returns the logit l(z) of D(z) = sigmoid(l(z)), the probability
+/// The AAE's discriminator on latent codes, as the authors' release builds it (arXiv:2401.02739):
+/// z → 1000 → 1000 → 1, LeakyReLU(0.2) and dropout 0.2 after each hidden layer. It returns the logit l(z) of D(z) =
+/// sigmoid(l(z)), the probability
 /// that z came from the prior, so losses can use log-sigmoid forms that never overflow.
 /// In training mode its input can be perturbed by multiplicative noise z + σ·|z|·ε, ε ~ N(0, I), which
 /// blurs both distributions early in training so the encoder gets a useful signal; σ follows

@@ -7,8 +7,9 @@ using static TorchSharp.torch.autograd;
 namespace Ddvi.Models;
 
 /// <summary>
-/// The whole DDIM chain of a time-conditioned denoiser (REFERENCE.md §1) as one autograd operation: the forward pass
-/// runs the T steps without building a graph, and the backward pass runs them in reverse as plain products. It computes
+/// The whole DDIM chain of a time-conditioned denoiser (the DDVI posterior's reverse process; arXiv:2401.02739)
+/// as one autograd operation: the forward pass runs the T steps without building a graph, and the backward pass runs
+/// them in reverse as plain products. It computes
 /// the same function and gradients as the prepared chain built from modules (<see cref="TimeConditionedLayers.Prepare"/>
 /// with <see cref="ReverseChain.RunPrepared"/>) with less work: nothing is recorded for the ≈ 12 operations of each of
 /// the T steps, ReLU's backward is one C# pass (<see cref="ElementwiseKernels"/>), and each weight's and table's gradient

@@ -7,7 +7,8 @@ using static TorchSharp.torch.nn;
 namespace Ddvi.Models;
 
 /// <summary>
-/// Shared body of the DDVI denoisers (REFERENCE.md §1): hidden layers h_k = ReLU(W_k h_{k−1} + b_k + e_k[t]) where e_k is
+/// Shared body of the DDVI denoisers, as the authors' release builds them (arXiv:2401.02739):
+/// hidden layers h_k = ReLU(W_k h_{k−1} + b_k + e_k[t]) where e_k is
 /// a learned per-timestep embedding table of T rows (initialised uniform [0, 1)) added to the pre-activation.
 /// Timestep t ∈ 1..T reads row t − 1 of each table.
 /// </summary>
@@ -134,7 +135,8 @@ static class TimeConditionedLayers
 }
 
 /// <summary>
-/// Unconditional noise predictor ε_θ(y_t, t) of the prior diffusion (REFERENCE.md §1, §3 stage 1): an MLP of
+/// Unconditional noise predictor ε_θ(y_t, t) of the prior diffusion, stage 1 of the release's pipeline
+/// (arXiv:2401.02739; the authors' release): an MLP of
 /// <c>hiddenLayers</c> layers of <c>hidden</c> units, h_k = ReLU(W_k h_{k−1} + b_k + e_k[t]), with a learned embedding
 /// table e_k of T rows per hidden layer (uniform [0, 1) at initialisation; t ∈ 1..T reads row t − 1), then a linear
 /// output to d.
@@ -192,7 +194,8 @@ public sealed class TimeConditionedMlp : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>
-/// The posterior's noise predictor ε_φ(y_t, a_φ(x), t) (REFERENCE.md §1, §3 stage 3): the time-conditioned MLP of
+/// The posterior's noise predictor ε_φ(y_t, a_φ(x), t), trained in stage 3 of the release's pipeline (arXiv:2401.02739;
+/// the authors' release): the time-conditioned MLP of
 /// <see cref="TimeConditionedMlp"/> on concat(y_t, a) with a residual connection from the first hidden layer's output to
 /// the third's, added after the third layer's ReLU: h_3 = ReLU(W_3 h_2 + b_3 + e_3[t]) + h_1.
 /// </summary>

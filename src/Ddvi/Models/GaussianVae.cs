@@ -7,7 +7,7 @@ using static TorchSharp.torch.nn;
 namespace Ddvi.Models;
 
 /// <summary>
-/// The AEVB baseline of the paper (REFERENCE.md §6): q(z|x) = N(μ(x), diag σ²(x)) with
+/// The AEVB baseline of the paper (arXiv:2401.02739; the authors' release): q(z|x) = N(μ(x), diag σ²(x)) with
 /// σ² = sigmoid(encoder output) as in the release, a Bernoulli decoder p(x|z), and a fixed prior
 /// supplied by the objective. Holds no optimiser and runs no loop.
 /// </summary>

@@ -7,7 +7,7 @@ using static TorchSharp.torch.nn;
 namespace Ddvi.Models;
 
 /// <summary>
-/// The hierarchical IAF-VAE baseline (REFERENCE.md §6): a two-level flow posterior
+/// The hierarchical IAF-VAE baseline of the paper (arXiv:2401.02739; the authors' release): a two-level flow posterior
 /// q(z₁, z₂|x) = q(z₁|x) q(z₂|x, z₁) and the generative model p(z₁) p(z₂) p(x|z₂) with p(z₁) = N(0, I).
 /// <list type="bullet">
 /// <item>Level 1, as <see cref="IafVae"/>: encoder → μ₁, σ₁² = sigmoid(·), h₁ → z₁ = IAF₁(μ₁ + σ₁ε₁; h₁).</item>

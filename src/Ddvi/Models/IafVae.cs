@@ -18,10 +18,10 @@ namespace Ddvi.Models;
 public sealed record FlowPosteriorSample(Tensor Z0, Tensor Epsilon, Tensor LogVariance, Tensor Z, Tensor LogDet);
 
 /// <summary>
-/// The IAF-VAE baseline of the paper (REFERENCE.md §6; Kingma et al. 2016): the MNIST-format encoder gives
-/// μ(x), σ²(x) = sigmoid(·) (as the release's VAE) and a context h(x) of size 10; z_0 = μ + σ·ε is pushed through
-/// an <see cref="IafStack"/> conditioned on h, and the Bernoulli decoder reads z = z_K. Holds no optimiser and runs
-/// no loop; the prior and the weights of the loss belong to the objective.
+/// The IAF-VAE baseline of the paper (arXiv:2401.02739; the authors' release; Kingma et al. 2016): the MNIST-format
+/// encoder gives μ(x), σ²(x) = sigmoid(·) (as the release's VAE) and a context h(x) of size 10; z_0 = μ + σ·ε is pushed
+/// through an <see cref="IafStack"/> conditioned on h, and the Bernoulli decoder reads z = z_K. Holds no optimiser and
+/// runs no loop; the prior and the weights of the loss belong to the objective.
 /// </summary>
 public sealed class IafVae : Module, ILatentVariableModel
 {

@@ -6,8 +6,8 @@ using static TorchSharp.torch.nn;
 namespace Ddvi.Objectives;
 
 /// <summary>
-/// The three losses of the adversarial autoencoder as the release trains it (REFERENCE.md §6), one per
-/// optimiser step on each batch, in this order:
+/// The three losses of the adversarial autoencoder as the release trains it (arXiv:2401.02739; the authors' release),
+/// one per optimiser step on each batch, in this order:
 /// <list type="number">
 /// <item>reconstruction (encoder + decoder): ½·mean over pixels and batch of (E[x | z = f(x)] − x)², the likelihood's mean (sigmoid of the logits for the Bernoulli);</item>
 /// <item>discriminator (D only): −w·mean_B[log D(z_p) + log(1 − D(f(x)))], z_p ~ p(z), f(x) held fixed;</item>
@@ -18,7 +18,8 @@ namespace Ddvi.Objectives;
 /// growing at about 34.5 per term and its gradient vanishes while these keep a useful gradient.
 /// Each function sets the mode its step needs (the encoder in eval mode while it only supplies codes to D,
 /// D in eval mode, without input noise, while the encoder learns from it) and restores it afterwards. The release
-/// asks for the same modes, but its dropout ignores them (REFERENCE.md §4 defect); here eval mode turns dropout off.
+/// asks for the same modes, but its dropout ignores them (a defect of the authors' release: its dropout stays on at
+/// evaluation); here eval mode turns dropout off.
 /// </summary>
 public static class AaeObjectives
 {

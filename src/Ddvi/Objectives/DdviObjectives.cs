@@ -112,8 +112,9 @@ public sealed record DdviElboTerms(Tensor LogLikelihood, Tensor KlYT, Tensor Log
 }
 
 /// <summary>
-/// The objectives of the three-stage unsupervised DDVI pipeline (REFERENCE.md §2–§3) and the release's test ELBO, as
-/// pure functions of a <see cref="DdviModel"/> (or a denoiser), a batch, a prior and a generator. Every random draw
+/// The objectives of the three-stage unsupervised DDVI pipeline (arXiv:2401.02739; the authors' release)
+/// and the release's test ELBO, as pure functions of a <see cref="DdviModel"/> (or a denoiser), a batch, a prior and a
+/// generator. Every random draw
 /// (prior samples, y_T's noise, timesteps, ε) takes the caller's generator, which must live on the model's device.
 /// BCE is binary cross-entropy with logits, a mean over pixels and batch; "Huber" is smooth L1 with threshold 1, a mean
 /// over batch and latent dimensions; every other term is a batch mean.
@@ -121,7 +122,7 @@ public sealed record DdviElboTerms(Tensor LogLikelihood, Tensor KlYT, Tensor Log
 /// <remarks>
 /// Along a chain, μ_φ,t denotes the posterior's transition from y_t: the DDIM output y_{t−1} of step t (the posterior's
 /// transitions are deterministic, so this is their mean), and μ̃_t = w0_t z + wt_t y_t the mean of the forward posterior
-/// r(y_{t−1} | y_t, y_0 = z), REFERENCE.md §1. This is what the release compares in its wake loss and its ELBO.
+/// r(y_{t−1} | y_t, y_0 = z) (arXiv:2401.02739). This is what the release compares in its wake loss and its ELBO.
 /// </remarks>
 public static class DdviObjectives
 {
@@ -246,7 +247,8 @@ public static class DdviObjectives
     }
 
     /// <summary>
-    /// The terms of the release's test ELBO (REFERENCE.md §2), per example, with (y_T, …, y_0 = z) one draw from the
+    /// The terms of the release's test ELBO (arXiv:2401.02739; the authors' release),
+    /// per example, with (y_T, …, y_0 = z) one draw from the
     /// posterior <see cref="DdviModel.Stage"/> selects:
     /// ELBO = log p_θ(x|z) − KL(N(μ, σ²) ‖ N(0, I)) + log p(z) − Σ_{t=2}^{T} ‖μ_φ,t − μ̃_t‖² / (2σ̃²_t),
     /// with μ_φ,t = y_{t−1} and μ̃_t = w0_t z + wt_t y_t; t = 1, where σ̃²_1 = 0, is left out as in the release.
@@ -259,7 +261,7 @@ public static class DdviObjectives
     /// (point masses, whose density terms are unbounded), and each is scored as if it were N(μ_φ,t, σ̃²_t), so that its KL to
     /// r(y_{t−1}|y_t, z) = N(μ̃_t, σ̃²_t) reduces to the mean-matching term; (3) the last step's density term and the
     /// t = 1 transition are dropped (σ̃²_1 = 0). The release averages the matching term over latent dimensions as well; here
-    /// it is a proper squared norm (summed over d), as REFERENCE.md writes it.</para>
+    /// it is a proper squared norm (summed over d), as the KL between the two Gaussians gives it.</para>
     /// <para>Each tensor is <c>[B]</c>; <see cref="DdviElboTerms.Combine"/> gives nats per image (log-likelihood summed over
     /// pixels) and the release's scale (log-likelihood averaged over pixels, as its BCE is).</para>
     /// </remarks>

@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 namespace Ddvi.Objectives;
 
 /// <summary>
-/// The IAF-VAE training loss of the release (REFERENCE.md §6) and its one-sample ELBO. With z_0 = μ + σε and
+/// The IAF-VAE training loss of the release (arXiv:2401.02739; the authors' release)
+/// and its one-sample ELBO. With z_0 = μ + σε and
 /// z = IAF(z_0; h): L = BCE(x̂(z), x) + β·(log q₀(z_0|x) − log|det ∂z/∂z_0| − p_w·log p(z)), BCE a mean over pixels and
 /// batch, the latent terms means over the batch; <see cref="VaeWeights"/> carries β(t) and p_w (1 in the release).
 /// </summary>
@@ -41,7 +42,7 @@ public static class IafVaeObjective
 }
 
 /// <summary>
-/// The hierarchical IAF-VAE loss of the release (REFERENCE.md §6) and its one-sample ELBO:
+/// The hierarchical IAF-VAE loss of the release (arXiv:2401.02739; the authors' release) and its one-sample ELBO:
 /// L = BCE(x̂(z₂), x) + β·[(log q₀(z₁⁰|x) − log det₁ − p_w·log N(z₁; 0, I)) + (log q₀(z₂⁰|x, z₁) − log det₂ − p_w·log p(z₂))],
 /// β ramping to 0.005 and p_w = 0.5 in the release (the same p_w weighs both prior terms, as there).
 /// </summary>

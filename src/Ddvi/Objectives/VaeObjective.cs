@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Ddvi.Objectives;
 
-/// <summary>The weights of the AEVB objective of the release (REFERENCE.md §6).</summary>
+/// <summary>The weights of the AEVB baseline's objective (arXiv:2401.02739; the authors' release).</summary>
 /// <param name="KlWeight">β(t), the current weight of the latent terms (ramped by the caller).</param>
 /// <param name="PriorWeight">p_w, the weight of log p(z) inside the latent term (5 in the release).</param>
 public sealed record VaeWeights(double KlWeight, double PriorWeight);

@@ -7,7 +7,7 @@ namespace Ddvi.Priors;
 
 /// <summary>
 /// Gaussian kernel density estimate on R^d with a mixture of bandwidths, as the DDVI release uses for
-/// structured priors and for the latent NLL metric (REFERENCE.md §2, §7):
+/// structured priors and for the latent NLL metric (arXiv:2401.02739; the authors' release):
 /// q̂(z) = (1/H) Σ_h (1/N) Σ_i N(z; c_i, h² I). Log densities are clamped to
 /// [<see cref="MinLogDensity"/>, <see cref="MaxLogDensity"/>] like the release, so far-away points stay finite.
 /// <para>

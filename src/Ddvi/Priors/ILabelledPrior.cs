@@ -4,8 +4,9 @@ namespace Ddvi.Priors;
 
 /// <summary>
 /// A prior whose mass is split into <see cref="ClassCount"/> labelled segments (pinwheel arm, swiss-roll segment, square
-/// edge, mixture component), as the paper's 2-D priors are (arXiv:2401.02739, §5). The paper's latent metrics and the
-/// semi-supervised models use the labels; <see cref="IPrior.Sample"/> draws labelled points and drops the labels.
+/// edge, mixture component), as the paper's 2-D priors are (arXiv:2401.02739; the authors' release).
+/// The paper's latent metrics and the semi-supervised models use the labels; <see cref="IPrior.Sample"/> draws labelled
+/// points and drops the labels.
 /// </summary>
 public interface ILabelledPrior : IPrior
 {

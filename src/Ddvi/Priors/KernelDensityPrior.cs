@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Ddvi.Priors;
 
 /// <summary>
-/// A prior whose log density is the release's kernel density estimate (REFERENCE.md §2):
+/// A prior whose log density is the kernel density estimate of the authors' release (arXiv:2401.02739):
 /// log p̂(z) = log (1/H) Σ_h (1/N) Σ_i N(z; z_i, h² I), clamped to [−1000, 1000], over N = <see cref="DefaultSampleCount"/>
 /// samples z_i of the sampler drawn from a generator seeded at construction. Sampling is delegated to the sampler.
 /// Used for priors without a closed-form density (swiss roll, square) and, on request, to reproduce the release's

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Ddvi.Priors;
 
 /// <summary>
-/// The pinwheel prior of the DDVI paper (REFERENCE.md §5), with its exact density.
+/// The pinwheel prior of the DDVI paper (arXiv:2401.02739; the authors' release), with its exact density.
 /// <para>
 /// Arm c of 10: features (r, s) ~ N((1, 0), diag(0.15², 0.005²)), angle θ_c(r) = 2πc/10 + 0.25·e^r,
 /// z = T_c(r, s) = R(θ_c(r))·(r, s) with R the counter-clockwise rotation. (The release's einsum applies Rᵀ,

@@ -8,7 +8,8 @@ namespace Ddvi.Priors;
 public sealed record PriorSettings(string Name, double? Noise);
 
 /// <summary>
-/// Builds priors by name (REFERENCE.md §5). Canonical names: <c>pinwheel</c>, <c>swiss-roll</c> (noise std, default 0),
+/// Builds the paper's 2-D priors by name (arXiv:2401.02739; the authors' release).
+/// Canonical names: <c>pinwheel</c>, <c>swiss-roll</c> (noise std, default 0),
 /// <c>square</c> (noise level, default 3 = the paper's square), <c>gaussian</c>, <c>gaussian-mixture</c>.
 /// The release's names are accepted as aliases: <c>pin_wheel</c>, <c>swiss_roll</c>, <c>less_noisy_swiss_roll</c>
 /// (swiss roll with noise 0.1), <c>less_noisy_square</c> (square with level 3), <c>gaussian_mixture</c>.

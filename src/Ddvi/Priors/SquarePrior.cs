@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 namespace Ddvi.Priors;
 
 /// <summary>
-/// The square prior (REFERENCE.md §5): the perimeter of [−1, 1]² (length 8), walked clockwise from the corner (−1, 1)
+/// The square prior of the paper (arXiv:2401.02739; the authors' release):
+/// the perimeter of [−1, 1]² (length 8), walked clockwise from the corner (−1, 1)
 /// as the release does (top edge left to right, right edge downwards, bottom edge right to left, left edge upwards),
 /// is split into 10 equal segments of length 0.8; class c is segment c. A point is uniform along its segment plus
 /// Gaussian noise across its edge with standard deviation noiseLevel/50.

@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 namespace Ddvi.Priors;
 
 /// <summary>
-/// The swiss-roll prior (REFERENCE.md §5): segment c of 10 draws u ~ U[c/10, (c+1)/10), r = 3√u, angle = 4.5π√u,
+/// The swiss-roll prior of the paper (arXiv:2401.02739; the authors' release):
+/// segment c of 10 draws u ~ U[c/10, (c+1)/10), r = 3√u, angle = 4.5π√u,
 /// z = r·(cos angle, sin angle) + noise·N(0, I). Noise 0 is the release's <c>swiss_roll</c>, 0.1 its
 /// <c>less_noisy_swiss_roll</c>. With noise 0 the prior lives on a curve and has no density on R², so
 /// log p(z) is the release's Gaussian KDE (<see cref="KernelDensityPrior"/>) over 10,000 samples drawn with the

@@ -14,11 +14,12 @@ public enum DeviceChoice
 /// <summary>Resolves the device and thread count of a run and seeds libtorch's global generators.</summary>
 public static class ComputeDevice
 {
-    /// <summary>The device for <paramref name="choice"/>; throws when CUDA is asked for but not available.</summary>
+    /// <summary>
+    /// The device for <paramref name="choice"/>; throws when CUDA is asked for but not available. Applies no
+    /// process-wide setting: <see cref="CpuRuntime.Configure"/> does, once at start-up.
+    /// </summary>
     public static torch.Device Resolve(DeviceChoice choice)
     {
-        MathKernelDispatch.Ensure(); // before any matrix product, or MKL keeps its first kernel choice
-        NativeHeap.KeepFreedBlocks(); // before training allocates its first large tensors
         return choice switch
         {
             DeviceChoice.Cpu => torch.CPU,
@@ -31,12 +32,14 @@ public static class ComputeDevice
     }
 
     /// <summary>
-    /// One line on Ddvi's CPU kernels for logs and benchmark headers: MKL's kernel choice, the heap setting and where the
-    /// parallel loops and chain kernel run. On another device they touch only host-side tensors, and the line says so.
+    /// One line on Ddvi's CPU kernels for logs and benchmark headers: MKL's kernel choice, the heap setting (both as
+    /// <see cref="CpuRuntime.Configure"/> left them; this changes nothing) and where the parallel loops and chain kernel
+    /// run. On another device they touch only host-side tensors, and the line says so.
     /// </summary>
     public static string HostKernelNotes(torch.Device device)
     {
-        string notes = $"{MathKernelDispatch.Ensure().Description}; {NativeHeap.Description}; {OpenMpTeam.Description}";
+        string kernels = MathKernelDispatch.State?.Description ?? "MKL chooses its own kernels (CpuRuntime.Configure was not called)";
+        string notes = $"{kernels}; {NativeHeap.Description}; {OpenMpTeam.Description}";
         return device.type == DeviceType.CPU
             ? notes
             : $"host side only: {notes}; on {device} the chain, Adam and the KDE run as libtorch operations";

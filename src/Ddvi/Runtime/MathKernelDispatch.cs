@@ -37,8 +37,8 @@ public sealed record MathKernelDispatchState(MathKernelDispatchStatus Status, st
 /// <para>Applies only to x86-64 Linux on a non-Intel CPU with AVX-512 F, CD, BW, DQ and VL (the set MKL's AVX-512
 /// kernels use). Set <c>DDVI_MKL_AVX512=off</c> to keep MKL's own choice. Results change only by float32 rounding
 /// (different blocking of the same sums).</para>
-/// <para>Call it before any tensor work. <see cref="ComputeDevice.Resolve"/> calls it, and every CLI command that computes
-/// resolves its device before touching a tensor.</para>
+/// <para>Call it before any tensor work. <see cref="CpuRuntime.Configure"/> calls it, and the CLI, the benchmark suite,
+/// the test assembly and <see cref="Inference.DdviFit.Fit"/> call that first.</para>
 /// </remarks>
 public static class MathKernelDispatch
 {

@@ -12,6 +12,7 @@ namespace Ddvi.Runtime;
 /// </summary>
 public static class NativeHeap
 {
+    private static readonly Lock Gate = new();
     private static bool _unavailable = !OperatingSystem.IsLinux();
     private static bool? _keepingFreedBlocks;
 
@@ -31,30 +32,46 @@ public static class NativeHeap
     /// frees and reallocates megabytes of activations, gradients and chain buffers, and every page of them faulted in
     /// again: a full Fashion-MNIST pipeline took 235 million minor page faults. Measured with <c>ddvi bench</c>: warm-up
     /// steps 20–22 → 16–17 ms, stage-3 steps 52–55 → 48–50 ms, page faults 0.9–1.1 M → 0.15 M, peak memory unchanged.
-    /// Call it once, before the heavy allocations start; a no-op off glibc or with <see cref="DisableVariable"/> set off.
+    /// Call it once, before the heavy allocations start (<see cref="CpuRuntime.Configure"/> does); a no-op off glibc or
+    /// with <see cref="DisableVariable"/> set off. Idempotent and thread-safe.
     /// </summary>
     /// <returns>Whether the settings are in effect.</returns>
     public static bool KeepFreedBlocks()
     {
-        if (_keepingFreedBlocks is bool done) return done;
+        lock (Gate)
+            return _keepingFreedBlocks ??= Apply();
+    }
+
+    private static bool Apply()
+    {
         if (_unavailable || MathKernelDispatch.IsSwitchedOff(Environment.GetEnvironmentVariable(DisableVariable)))
-            return (_keepingFreedBlocks = false).Value;
+            return false;
         try
         {
             const int mmapThreshold = -3, trimThreshold = -1; // glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
-            bool applied = MallocOption(mmapThreshold, MappingThresholdBytes) == 1 && MallocOption(trimThreshold, TrimThresholdBytes) == 1;
-            return (_keepingFreedBlocks = applied).Value;
+            return MallocOption(mmapThreshold, MappingThresholdBytes) == 1 && MallocOption(trimThreshold, TrimThresholdBytes) == 1;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            return (_keepingFreedBlocks = false).Value;
+            return false;
         }
     }
 
-    /// <summary>One line for logs and benchmark reports: which heap settings apply.</summary>
-    public static string Description => KeepFreedBlocks()
-        ? $"glibc heap: blocks under {MappingThresholdBytes >> 20} MiB from the heap, up to {TrimThresholdBytes >> 20} MiB of freed memory kept"
-        : "glibc heap: default settings";
+    /// <summary>One line for logs and benchmark reports: which heap settings apply (reports only; applies nothing).</summary>
+    public static string Description
+    {
+        get
+        {
+            bool? keeping;
+            lock (Gate) keeping = _keepingFreedBlocks;
+            return keeping switch
+            {
+                true => $"glibc heap: blocks under {MappingThresholdBytes >> 20} MiB from the heap, up to {TrimThresholdBytes >> 20} MiB of freed memory kept",
+                false => "glibc heap: default settings",
+                null => "glibc heap: default settings (CpuRuntime.Configure was not called)",
+            };
+        }
+    }
 
     /// <summary>Returns free heap memory to the system (glibc <c>malloc_trim(0)</c>); true when the call was made.</summary>
     public static bool Trim()

@@ -16,7 +16,7 @@ public class CliTests
 
         (code, output, _) = Ddvi("train", "--help");
         Assert.Equal(0, code);
-        foreach (var value in new[] { "ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae", "pinwheel", "swiss-roll", "square", "gaussian-mixture", "fashion-mnist", "--resume", "--device" })
+        foreach (var value in new[] { "ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae", "pinwheel", "swiss-roll", "square", "gaussian-mixture", "fashion-mnist", "--resume", "--device", "--prior-diffusion-lr", "--warmup-lr" })
             Assert.Contains(value, output);
     }
 
@@ -40,6 +40,10 @@ public class CliTests
         var (code, _, error) = Ddvi("train", "--epochs", "0");
         Assert.Equal(2, code);
         Assert.Contains("--epochs", error);
+
+        (code, _, error) = Ddvi("train", "--warmup-lr", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("--warmup-lr", error);
 
         (code, _, error) = Ddvi("train", "--prior", "swiss-roll", "--prior-density", "exact");
         Assert.Equal(2, code);

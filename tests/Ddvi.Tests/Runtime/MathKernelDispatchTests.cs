@@ -19,7 +19,7 @@ public class MathKernelDispatchTests
     [Fact]
     public void EnablesWideKernelsExactlyWhereMklWouldNotUseThem()
     {
-        // The test assembly calls Ensure before any matrix product (MathKernelSetup), as the CLI does.
+        // The test assembly calls Ensure before any matrix product (CpuRuntimeSetup), as the CLI does.
         var state = MathKernelDispatch.Ensure();
         if (MathKernelDispatch.IsSwitchedOff(Environment.GetEnvironmentVariable(MathKernelDispatch.DisableVariable)))
         {

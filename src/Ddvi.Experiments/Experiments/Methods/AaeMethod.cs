@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 namespace Ddvi.Experiments.Methods;
 
 /// <summary>
-/// The adversarial autoencoder baseline trained as the release trains it (REFERENCE.md §6): one stage whose
-/// every batch runs three phases in order, each with its own Adam optimiser (lr 2e-4): "reconstruction"
+/// The adversarial autoencoder baseline trained as the release trains it (arXiv:2401.02739; the authors' release):
+/// one stage whose every batch runs three phases in order, each with its own Adam optimiser (lr 2e-4): "reconstruction"
 /// (encoder and decoder), "discriminator" (discriminator only) and "generator" (encoder only, the discriminator
 /// held fixed). Every learning rate is multiplied by 0.1 from epoch 150 of 200 (75% of the run), and the
 /// discriminator's input noise steps down 0.2 → 0.1 → 0 at the quarter and half marks

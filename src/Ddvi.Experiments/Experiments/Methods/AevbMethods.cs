@@ -3,7 +3,8 @@ using Ddvi.Objectives;
 
 namespace Ddvi.Experiments.Methods;
 
-/// <summary>The AEVB family of baselines, each trained with the release's objective and β ramp (REFERENCE.md §6).</summary>
+/// <summary>The AEVB family of baselines, each trained with the release's objective and β ramp (arXiv:2401.02739; the
+/// authors' release).</summary>
 public static class AevbMethods
 {
     private const string PixelScales =

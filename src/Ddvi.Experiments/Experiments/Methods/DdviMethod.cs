@@ -8,7 +8,8 @@ namespace Ddvi.Experiments.Methods;
 
 /// <summary>
 /// Denoising diffusion variational inference as the release trains it, in three stages over one
-/// <see cref="DdviModel"/> (REFERENCE.md §3): (1) a diffusion model of the prior trained on prior samples,
+/// <see cref="DdviModel"/> (arXiv:2401.02739; the authors' release):
+/// (1) a diffusion model of the prior trained on prior samples,
 /// (2) the warm-up model whose posterior runs the prior's reverse chain, (3) DDVI proper with the
 /// x-conditioned posterior chain, trained by wake steps on data and K sleep steps on fantasy pairs,
 /// with the decoder frozen for the first epochs. Every stage continues from the previous one's weights
@@ -97,7 +98,7 @@ public sealed class DdviMethod : IExperimentMethod
     public bool HasElbo => true;
 
     public string ElboDefinition =>
-        "the release's DDVI evaluation formula (REFERENCE.md §2), one sample per test image: log p(x|z) − KL(N(μ,σ²) ‖ N(0,I)) + log p(z) " +
+        "the release's DDVI evaluation formula (arXiv:2401.02739; the authors' release), one sample per test image: log p(x|z) − KL(N(μ,σ²) ‖ N(0,I)) + log p(z) " +
         "− Σ_{t=2}^{T} ‖μ_φ,t − μ̃_t‖²/(2σ̃²_t) along the sampled chain; nats_per_image sums log p(x|z) over pixels, " +
         "release_per_pixel_scale averages it over pixels (the release's BCE scale). It is not a strict bound (see docs/elbo.md)";
 
