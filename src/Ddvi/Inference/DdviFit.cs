@@ -99,33 +99,14 @@ public static class DdviFit
                 data.nan_to_num_(0.0);
             likelihood.CheckData(data, "DdviFit.Fit data", observed);
 
-            var weights = options.Weights;
             var likelihoodParameters = likelihood.parameters().ToList();
             var wakeParameters = new List<TorchSharp.Modules.Parameter>(model.WakeParameters()
                 .Where(p => options.TrainLikelihood || !likelihoodParameters.Contains(p)));
             wakeParameters.AddRange(prior.PriorParameters);
-            var wake = new TrainingPhase
-            {
-                Name = "wake",
-                Parameters = wakeParameters,
-                LearningRate = options.LearningRate,
-                FrozenParameters = epoch => epoch < options.FrozenLikelihoodEpochs && options.TrainLikelihood ? likelihoodParameters : [],
-                Loss = step =>
-                {
-                    var batch = step.Batch.RequireX();
-                    using var mask = observed is null ? null : MaskRows(observed, batch, step);
-                    return DdviObjectives.WakeLoss(model, batch, prior, weights, step.Generator, mask);
-                },
-            };
-            var sleep = new TrainingPhase
-            {
-                Name = "sleep",
-                Parameters = model.SleepParameters(),
-                LearningRate = options.SleepLearningRate,
-                RepeatsPerBatch = Math.Max(1, options.SleepSteps),
-                IsActive = _ => options.SleepSteps > 0,
-                Loss = step => DdviObjectives.SleepLoss(model, prior, options.BatchSize, weights, step.Generator),
-            };
+            var (wake, sleep) = DdviPhases.WakeAndSleep(model, prior, options.Weights, options.LearningRate, options.SleepLearningRate,
+                options.SleepSteps, options.BatchSize, wakeParameters,
+                frozenParameters: epoch => epoch < options.FrozenLikelihoodEpochs && options.TrainLikelihood ? likelihoodParameters : [],
+                mask: observed is null ? null : step => MaskRows(observed, step));
 
             // Missing-entry masks travel as the batch's "labels": the row indices select the same rows of the mask.
             var batches = new TensorBatches(data, observed is null ? null : arange(data.shape[0], device: device), options.BatchSize);
@@ -148,7 +129,7 @@ public static class DdviFit
         }
     }
 
-    private static Tensor MaskRows(Tensor observed, Tensor batch, PhaseStep step)
+    private static Tensor MaskRows(Tensor observed, PhaseStep step)
     {
         var rows = step.Batch.Labels ?? throw new InvalidOperationException("DdviFit: the batch lost its row indices.");
         return observed.index_select(0, rows);

@@ -1,3 +1,4 @@
+using Ddvi.Inference;
 using Ddvi.Models;
 using Ddvi.Objectives;
 using Ddvi.Training;
@@ -60,23 +61,8 @@ public sealed class DdviMethod : IExperimentMethod
         int epochs = config.ResolvedEpochs;
         int frozen = config.ResolvedFrozenDecoderEpochs;
         var weights = new DdviWeights(s.KlWeight, s.PriorWeight, s.MatchingWeight, s.NoiseLoss);
-        var wake = new TrainingPhase
-        {
-            Name = "wake",
-            Parameters = _model.WakeParameters(),
-            LearningRate = config.ResolvedLearningRate,
-            FrozenParameters = epoch => epoch < frozen ? _model.DecoderParameters() : [],
-            Loss = step => DdviObjectives.WakeLoss(_model, step.Batch.RequireX(), prior, weights, step.Generator),
-        };
-        var sleep = new TrainingPhase
-        {
-            Name = "sleep",
-            Parameters = _model.SleepParameters(),
-            LearningRate = config.ResolvedLearningRate,
-            RepeatsPerBatch = Math.Max(1, s.SleepSteps),
-            IsActive = _ => s.SleepSteps > 0,
-            Loss = step => DdviObjectives.SleepLoss(_model, prior, config.BatchSize, weights, step.Generator),
-        };
+        var (wake, sleep) = DdviPhases.WakeAndSleep(_model, prior, weights, config.ResolvedLearningRate, config.ResolvedLearningRate,
+            s.SleepSteps, config.BatchSize, frozenParameters: epoch => epoch < frozen ? _model.DecoderParameters() : []);
 
         Stages =
         [
