@@ -102,7 +102,11 @@ public static class DdviFit
             var likelihoodParameters = likelihood.parameters().ToList();
             var wakeParameters = new List<TorchSharp.Modules.Parameter>(model.WakeParameters()
                 .Where(p => options.TrainLikelihood || !likelihoodParameters.Contains(p)));
-            wakeParameters.AddRange(prior.PriorParameters);
+            // A prior that is a module is trained through all its trainable parameters, whether or not it lists them.
+            var priorParameters = prior is nn.Module priorModule
+                ? priorModule.parameters().Where(p => p.requires_grad).Union(prior.PriorParameters).ToList()
+                : prior.PriorParameters;
+            wakeParameters.AddRange(priorParameters.Where(p => !wakeParameters.Contains(p)));
             var (wake, sleep) = DdviPhases.WakeAndSleep(model, prior, options.Weights, options.LearningRate, options.SleepLearningRate,
                 options.SleepSteps, options.BatchSize, wakeParameters,
                 frozenParameters: epoch => epoch < options.FrozenLikelihoodEpochs && options.TrainLikelihood ? likelihoodParameters : [],

@@ -163,6 +163,62 @@ public sealed class DdviFitTests
         Assert.Contains("auxiliaryEncoder.heads.0.weight", keys);
     }
 
+    [Fact]
+    public void AUsersOwnLikelihoodAndPriorModuleFitSaveAndLoad()
+    {
+        var x = GaussianData(64, 4, seed: 12);
+        using var folder = new TempFolder();
+        string path = Path.Combine(folder.Path, "own.ddvi");
+        manual_seed(3);
+        using var likelihood = new LaplaceLikelihood(new Mlp(2, [16], [4]), 2, 4);
+        using var prior = new ShiftedNormalPrior(2);
+        using var fitted = DdviFit.Fit(x, likelihood, prior, Short);
+        Assert.NotEqual(0f, prior.Shift.detach().abs().sum().item<float>());   // trained without listing PriorParameters
+        fitted.Save(path);
+        using var loaded = FittedDdvi.Load(path, new LaplaceLikelihood(new Mlp(2, [16], [4]), 2, 4), new ShiftedNormalPrior(2));
+        Assert.True(fitted.PosteriorMean(x, 3).equal(loaded.PosteriorMean(x, 3)).all().item<bool>());
+        Assert.True(((ShiftedNormalPrior)loaded.Prior).Shift.equal(prior.Shift).all().item<bool>());
+    }
+
+    /// <summary>A likelihood a user might write: Laplace with unit scale around the decoder's output.</summary>
+    private sealed class LaplaceLikelihood : Likelihood
+    {
+        public LaplaceLikelihood(nn.Module<Tensor, Tensor> decoder, int latentDim, int dataDim) : base(nameof(LaplaceLikelihood), decoder, latentDim, dataDim)
+            => RegisterComponents();
+
+        public override string Kind => "laplace";
+        public override string SupportDescription => "any finite value";
+        public override Tensor MeanFromOutput(Tensor output) => output.alias();
+        public override Tensor SampleFromOutput(Tensor output, Generator generator)
+        {
+            var u = rand(output.shape, generator: generator) - 0.5;
+            return output - u.sign() * (1 - 2 * u.abs()).log();
+        }
+        protected override Tensor ElementLogProb(Tensor output, Tensor x, Tensor? mask) => -(x - output).abs() - Math.Log(2);
+        protected override Tensor InvalidValues(Tensor x) => zeros_like(x, dtype: ScalarType.Bool);
+    }
+
+    /// <summary>A learnable prior a user might write: N(shift, I) with a learned shift, a module that does not list its parameters.</summary>
+    private sealed class ShiftedNormalPrior : nn.Module, IPrior
+    {
+        private readonly TorchSharp.Modules.Parameter shift;
+
+        public ShiftedNormalPrior(int dimension) : base(nameof(ShiftedNormalPrior))
+        {
+            Dimension = dimension;
+            shift = nn.Parameter(zeros(dimension));
+            RegisterComponents();
+        }
+
+        public TorchSharp.Modules.Parameter Shift => shift;
+        public string Name => "shifted-normal";
+        public int Dimension { get; }
+        public bool HasExactDensity => true;
+        public string DensityDescription => "exact: N(shift, I)";
+        public Tensor Sample(long n, Generator generator) => randn(new long[] { n, Dimension }, generator: generator) + shift.detach();
+        public Tensor LogDensity(Tensor z) => -0.5 * (z - shift).square().sum(1) - 0.5 * Dimension * Math.Log(2 * Math.PI);
+    }
+
     private sealed class Recorder(List<FitProgress> list, Action<FitProgress>? afterEpoch = null) : IProgress<FitProgress>
     {
         public void Report(FitProgress value)
