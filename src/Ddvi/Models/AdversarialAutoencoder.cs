@@ -16,15 +16,16 @@ namespace Ddvi.Models;
 /// </summary>
 public sealed class AdversarialAutoencoder : Module, ILatentVariableModel
 {
-    private readonly Mlp encoder;
+    private readonly Module<Tensor, Tensor> encoder;
     private readonly Likelihood likelihood;
     private readonly AaeDiscriminator discriminator;
 
     public AdversarialAutoencoder(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
-        int discriminatorHidden = 1000, double discriminatorDropout = 0.2, Likelihood? likelihood = null) : base(nameof(AdversarialAutoencoder))
+        int discriminatorHidden = 1000, double discriminatorDropout = 0.2, Likelihood? likelihood = null,
+        Module<Tensor, Tensor>? encoder = null) : base(nameof(AdversarialAutoencoder))
     {
         LatentDim = latentDim;
-        encoder = new Mlp(inputDim, [hidden, hidden], [latentDim], dropoutRate);
+        this.encoder = encoder ?? new Mlp(inputDim, [hidden, hidden], [latentDim], dropoutRate);
         this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
         if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
             throw new ArgumentException($"{GetType().Name}: the likelihood maps d = {this.likelihood.LatentDim} → D = {this.likelihood.DataDim}, expected {latentDim} → {inputDim}.", nameof(likelihood));
@@ -34,13 +35,13 @@ public sealed class AdversarialAutoencoder : Module, ILatentVariableModel
 
     public int LatentDim { get; }
 
-    public Mlp Encoder => encoder;
+    public Module<Tensor, Tensor> Encoder => encoder;
     public Likelihood Likelihood => likelihood;
     public nn.Module<Tensor, Tensor> Decoder => likelihood.Decoder;
     public AaeDiscriminator Discriminator => discriminator;
 
     /// <summary>The deterministic code z = f(x): x <c>[B, D]</c> → <c>[B, LatentDim]</c>.</summary>
-    public Tensor Encode(Tensor x) => encoder.Heads(x)[0];
+    public Tensor Encode(Tensor x) => Mlp.HeadsOf(encoder, x, [LatentDim])[0];
 
     /// <summary>Decoder logits for z <c>[B, LatentDim]</c> → <c>[B, D]</c>; sigmoid of them are the reconstructions.</summary>
     /// <summary>The decoder's output for z (logits for the Bernoulli likelihood).</summary>

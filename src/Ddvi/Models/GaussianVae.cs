@@ -13,13 +13,16 @@ namespace Ddvi.Models;
 /// </summary>
 public sealed class GaussianVae : Module, ILatentVariableModel
 {
-    private readonly Mlp encoder;
+    private readonly Module<Tensor, Tensor> encoder;
+    private readonly long[] encoderHeads;
     private readonly Likelihood likelihood;
 
-    public GaussianVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2, Likelihood? likelihood = null) : base(nameof(GaussianVae))
+    public GaussianVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2, Likelihood? likelihood = null,
+        Module<Tensor, Tensor>? encoder = null) : base(nameof(GaussianVae))
     {
         LatentDim = latentDim;
-        encoder = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim], dropoutRate);
+        encoderHeads = [latentDim, latentDim];
+        this.encoder = encoder ?? new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim], dropoutRate);
         this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
         if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
             throw new ArgumentException($"{GetType().Name}: the likelihood maps d = {this.likelihood.LatentDim} → D = {this.likelihood.DataDim}, expected {latentDim} → {inputDim}.", nameof(likelihood));
@@ -28,14 +31,14 @@ public sealed class GaussianVae : Module, ILatentVariableModel
 
     public int LatentDim { get; }
 
-    public Mlp Encoder => encoder;
+    public Module<Tensor, Tensor> Encoder => encoder;
     public Likelihood Likelihood => likelihood;
     public nn.Module<Tensor, Tensor> Decoder => likelihood.Decoder;
 
     /// <summary>Mean and log-variance of q(z|x), each <c>[B, LatentDim]</c>; σ² = sigmoid(encoder output) as in the release.</summary>
     public (Tensor Mean, Tensor LogVariance) Posterior(Tensor x)
     {
-        var heads = encoder.Heads(x);
+        var heads = Mlp.HeadsOf(encoder, x, encoderHeads);
         using var varianceLogit = heads[1];
         // log sigmoid stays finite where sigmoid underflows to 0, so log q(z|x) never becomes infinite.
         return (heads[0], functional.logsigmoid(varianceLogit));

@@ -27,9 +27,11 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
 {
     private static readonly double MinLogVariance2 = Math.Log(1e-6);
 
-    private readonly Mlp encoder1;
+    private readonly Module<Tensor, Tensor> encoder1;
     private readonly IafStack flow1;
-    private readonly Mlp features;
+    private readonly Module<Tensor, Tensor> features;
+    private readonly long[] level1Heads;
+    private readonly long[] featureHeads;
     private readonly Mlp encoder2;
     private readonly IafStack flow2;
     private readonly Likelihood likelihood;
@@ -44,13 +46,16 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
     /// <param name="featureSize">Width of the image features f(x) (128 in the release).</param>
     /// <param name="level2Hidden">Width of the level-2 encoder's two hidden layers (24 in the release).</param>
     public HierarchicalIafVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
-        int contextSize = 10, int flowLayers = 4, int madeHidden = 64, int featureSize = 128, int level2Hidden = 24, Likelihood? likelihood = null)
+        int contextSize = 10, int flowLayers = 4, int madeHidden = 64, int featureSize = 128, int level2Hidden = 24, Likelihood? likelihood = null,
+        Module<Tensor, Tensor>? encoder1 = null, Module<Tensor, Tensor>? features = null)
         : base(nameof(HierarchicalIafVae))
     {
         LatentDim = latentDim;
-        encoder1 = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim, contextSize], dropoutRate);
+        level1Heads = [latentDim, latentDim, contextSize];
+        featureHeads = [featureSize];
+        this.encoder1 = encoder1 ?? new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim, contextSize], dropoutRate);
         flow1 = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
-        features = new Mlp(inputDim, [hidden, hidden], [featureSize], dropoutRate);
+        this.features = features ?? new Mlp(inputDim, [hidden, hidden], [featureSize], dropoutRate);
         encoder2 = new Mlp(featureSize + latentDim, [level2Hidden, level2Hidden], [latentDim, latentDim, contextSize], dropoutRate);
         flow2 = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
         this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
@@ -68,10 +73,10 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
     public (FlowPosteriorSample Level1, FlowPosteriorSample Level2) SamplePosterior(Tensor x, Generator generator)
     {
         using var scope = NewDisposeScope();
-        var heads1 = encoder1.Heads(x);
+        var heads1 = Mlp.HeadsOf(encoder1, x, level1Heads);
         var level1 = FlowPosterior.Draw(heads1[0], functional.logsigmoid(heads1[1]), heads1[2], flow1, generator);
 
-        var imageFeatures = features.Heads(x)[0];
+        var imageFeatures = Mlp.HeadsOf(features, x, featureHeads)[0];
         var heads2 = encoder2.Heads(cat([imageFeatures, level1.Z], 1));
         var logVariance2 = functional.logsigmoid(heads2[1]).clamp_min(MinLogVariance2);
         var level2 = FlowPosterior.Draw(heads2[0], logVariance2, heads2[2], flow2, generator);

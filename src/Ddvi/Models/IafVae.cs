@@ -25,7 +25,8 @@ public sealed record FlowPosteriorSample(Tensor Z0, Tensor Epsilon, Tensor LogVa
 /// </summary>
 public sealed class IafVae : Module, ILatentVariableModel
 {
-    private readonly Mlp encoder;
+    private readonly Module<Tensor, Tensor> encoder;
+    private readonly long[] encoderHeads;
     private readonly IafStack flow;
     private readonly Likelihood likelihood;
 
@@ -37,10 +38,12 @@ public sealed class IafVae : Module, ILatentVariableModel
     /// <param name="flowLayers">Number of IAF layers.</param>
     /// <param name="madeHidden">Units per hidden layer of each MADE.</param>
     public IafVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
-        int contextSize = 10, int flowLayers = 4, int madeHidden = 128, Likelihood? likelihood = null) : base(nameof(IafVae))
+        int contextSize = 10, int flowLayers = 4, int madeHidden = 128, Likelihood? likelihood = null,
+        Module<Tensor, Tensor>? encoder = null) : base(nameof(IafVae))
     {
         LatentDim = latentDim;
-        encoder = new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim, contextSize], dropoutRate);
+        encoderHeads = [latentDim, latentDim, contextSize];
+        this.encoder = encoder ?? new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim, contextSize], dropoutRate);
         flow = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
         this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
         if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
@@ -59,7 +62,7 @@ public sealed class IafVae : Module, ILatentVariableModel
     public FlowPosteriorSample SamplePosterior(Tensor x, Generator generator)
     {
         using var scope = NewDisposeScope();
-        var heads = encoder.Heads(x);
+        var heads = Mlp.HeadsOf(encoder, x, encoderHeads);
         // log sigmoid stays finite where sigmoid underflows to 0, so log q(z_0|x) never becomes infinite.
         var logVariance = functional.logsigmoid(heads[1]);
         return FlowPosterior.Draw(heads[0], logVariance, heads[2], flow, generator).MoveToOuterDisposeScope();

@@ -99,6 +99,21 @@ public sealed class Mlp : Module<Tensor, Tensor>
         return heads.Select(head => head.call(h).MoveToOuterDisposeScope()).ToArray();
     }
 
+    /// <summary>
+    /// The heads of any network whose output is its heads side by side: an <see cref="Mlp"/>'s own
+    /// <see cref="Heads"/>, or the output of another network (a conv net) split into <paramref name="widths"/>.
+    /// </summary>
+    public static Tensor[] HeadsOf(Module<Tensor, Tensor> network, Tensor x, IReadOnlyList<long> widths)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        if (network is Mlp mlp && mlp.headWidths.SequenceEqual(widths)) return mlp.Heads(x);
+        using var scope = NewDisposeScope();
+        var output = network.call(x);
+        if (output.dim() != 2 || output.shape[1] != widths.Sum())
+            throw new InvalidOperationException($"{network.GetType().Name}: returned [{string.Join(", ", output.shape)}], expected [B, {widths.Sum()}] (heads of widths {string.Join(", ", widths)} side by side).");
+        return output.split(widths.ToArray(), 1).Select(head => head.contiguous().MoveToOuterDisposeScope()).ToArray();
+    }
+
     private Tensor Trunk(Tensor x)
     {
         if (x.dim() != 2 || x.shape[1] != InputDim)
