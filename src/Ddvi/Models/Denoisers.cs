@@ -1,4 +1,5 @@
 using Ddvi.Diffusion;
+using Ddvi.FastPaths;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

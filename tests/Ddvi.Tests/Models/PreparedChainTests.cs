@@ -2,6 +2,7 @@ using Ddvi.Data;
 using Ddvi.Diffusion;
 using Ddvi.Experiments;
 using Ddvi.Experiments.Methods;
+using Ddvi.FastPaths;
 using Ddvi.Models;
 using Ddvi.Priors;
 using Ddvi.Runtime;
