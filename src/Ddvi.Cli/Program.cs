@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddvi.Cli.Commands;
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 
 // Process-wide CPU settings (MKL's kernel choice, glibc's heap) first, before any tensor exists; see CpuRuntime.

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 
 namespace Ddvi.Tests;

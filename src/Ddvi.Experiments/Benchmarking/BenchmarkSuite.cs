@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Ddvi.Experiments;
+using Ddvi.FastPaths;
 using Ddvi.IO;
 using Ddvi.Runtime;
 using static TorchSharp.torch;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Ddvi.Data;
 using Ddvi.Evaluation;
+using Ddvi.FastPaths;
 using Ddvi.Models;
 using Ddvi.Priors;
 using static TorchSharp.torch;
@@ -53,12 +54,12 @@ public static class ModelEvaluator
             testLatents = Encode(method, data.Test.Images, settings.BatchSize, generator);
         double knn = KNearestNeighbours.Accuracy(trainLatents, data.Train.Labels, testLatents, data.Test.Labels,
             data.Train.ClassCount, settings.KnnNeighbours);
-        Runtime.NativeHeap.Trim();
+        NativeHeap.Trim();
 
         var (priorSamples, priorClasses) = prior.SampleLabelled(settings.PriorSamples, generator);
         var nll = LatentNll.Compute(testLatents, priorSamples, settings.NllBandwidths);
         double nllReference = PriorSampleReferenceNll(prior, testLatents.shape[0], priorSamples, config);
-        Runtime.NativeHeap.Trim();
+        NativeHeap.Trim();
 
         ElboMetric elbo;
         if (method.HasElbo)
@@ -82,7 +83,7 @@ public static class ModelEvaluator
         int mmdCount = (int)Math.Min(Math.Min(settings.MmdSamples, data.Test.Count), priorSamples.shape[0]);
         var decoded = Decode(method, priorSamples.narrow(0, 0, mmdCount), settings.BatchSize);
         double mmdSquared = MaximumMeanDiscrepancy.Compute(decoded, data.Test.Images.narrow(0, 0, mmdCount), settings.MmdSigmas);
-        Runtime.NativeHeap.Trim();
+        NativeHeap.Trim();
 
         var byClass = cat(Enumerable.Range(0, prior.ClassCount)
             .Select(c => method.Model.DecodeMeans(prior.SampleClass(c, SamplesPerClass, generator))).ToArray(), 0);

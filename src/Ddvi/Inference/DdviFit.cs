@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Ddvi.FastPaths;
 using Ddvi.Likelihoods;
 using Ddvi.Models;
 using Ddvi.Objectives;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Ddvi.FastPaths;
 using Ddvi.IO;
 using Ddvi.Likelihoods;
 using Ddvi.Models;

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 using Ddvi.Diffusion;
 using Ddvi.Likelihoods;
@@ -173,11 +174,11 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     public bool PreparedChains { get; set; } = true;
 
     /// <summary>
-    /// Whether a prepared chain whose gradients are being recorded runs as one autograd operation with a written-out
-    /// backward pass (<see cref="DenoiserChainFunction"/>, the default) instead of step by step. The same function and
-    /// gradients; it saves the autograd engine's per-operation work in stages 2 and 3. Off, without
-    /// <see cref="PreparedChains"/>, when the step list is asked for (<c>keepTrajectory</c>) or off the CPU (where it has
-    /// not been measured), the chain is recorded operation by operation.
+    /// Whether a prepared chain runs as one autograd operation with a written-out backward pass where
+    /// <see cref="ChainRunner.Supports"/> says it applies (gradients being recorded, no step list asked for, on the CPU;
+    /// the default) instead of step by step. The same function and gradients; it saves the autograd engine's
+    /// per-operation work in stages 2 and 3. Off, without <see cref="PreparedChains"/>, or where the runner does not
+    /// apply, the chain is recorded operation by operation.
     /// </summary>
     public bool ChainAsOneOperation { get; set; } = true;
 
@@ -299,9 +300,10 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         Tensor z;
         Tensor? states = null;
         IReadOnlyList<ReverseChainStep>? trajectory = null;
-        if (PreparedChains && ChainAsOneOperation && is_grad_enabled() && !keepTrajectory && yT.device_type == DeviceType.CPU)
+        Module denoiser = conditioned ? posteriorDenoiser : PriorDenoiser;
+        if (PreparedChains && ChainAsOneOperation && ChainRunner.Supports(denoiser, yT.device_type, is_grad_enabled(), keepTrajectory))
         {
-            states = context is null ? PriorDenoiser.RunChain(yT, schedule) : posteriorDenoiser.RunChain(context, yT, schedule);
+            states = context is null ? ChainRunner.RunChain(PriorDenoiser, yT, schedule) : ChainRunner.RunChain(posteriorDenoiser, context, yT, schedule);
             z = states[schedule.Steps];
             if (!keepStates) states = null;
         }

@@ -100,38 +100,30 @@ static class TimeConditionedLayers
         };
     }
 
-    /// <summary>
-    /// The whole DDIM chain y_T → … → y_0 of this network as one autograd operation (<see cref="DenoiserChainFunction"/>):
-    /// the same states and gradients as <see cref="Prepare"/> with <see cref="ReverseChain.RunPrepared"/>, with the
-    /// backward pass written out instead of recorded step by step. Returns y_T, …, y_0 stacked as <c>[T + 1, B, d]</c>.
-    /// </summary>
-    public static Tensor RunChain(ModuleList<Linear> layers, ModuleList<Embedding> embeddings, Linear output,
-        long stateWidth, Tensor? firstLayerExtra, int residualFrom, int residualTo, NoiseSchedule schedule, Tensor yT, int steps, string owner)
-    {
-        if (schedule.Steps != steps)
-            throw new ArgumentException($"{owner}: the schedule has T = {schedule.Steps} but the network has {steps} time embedding rows.", nameof(schedule));
-        if (yT.dim() != 2 || yT.shape[1] != stateWidth)
-            throw new ArgumentException($"{owner}: y_T must be [B, {stateWidth}], got [{string.Join(", ", yT.shape)}].", nameof(yT));
-        int count = layers.Count;
-        var weights = new Tensor[count];
-        var tables = new Tensor[count];
-        for (int k = 0; k < count; k++)
-        {
-            weights[k] = k == 0 ? layers[k].weight!.narrow(1, 0, stateWidth) : layers[k].weight!;
-            var table = layers[k].bias!.unsqueeze(0) + embeddings[k].weight!;                     // [T, hidden]
-            if (k == 0 && firstLayerExtra is not null) table = table.unsqueeze(1) + firstLayerExtra.unsqueeze(0);
-            tables[k] = table;
-        }
-        var coefficients = Enumerable.Range(1, steps).Select(schedule.DdimCoefficients).ToArray();
-        var shape = new DenoiserChainFunction.ChainShape(count, residualFrom, residualTo, coefficients);
-        return DenoiserChainFunction.Run(shape, yT, weights, tables, output.weight!, output.bias!);
-    }
-
     public static void CheckInput(Tensor x, long width, string name, string owner)
     {
         if (x.dim() != 2 || x.shape[1] != width)
             throw new ArgumentException($"{owner}: {name} must be [B, {width}], got [{string.Join(", ", x.shape)}].", name);
     }
+}
+
+/// <summary>
+/// What a chain runner outside the module needs of a time-conditioned denoiser (see <c>Ddvi.FastPaths.ChainRunner</c>):
+/// its hidden layers, time embedding tables, output layer and residual connection, read as they are. The denoisers
+/// themselves know nothing of how a runner uses them.
+/// </summary>
+internal interface ITimeConditionedNetwork
+{
+    ModuleList<Linear> Layers { get; }
+    ModuleList<Embedding> TimeEmbeddings { get; }
+    Linear Output { get; }
+    /// <summary>d: the width of the state y_t (the first layer's leading input columns).</summary>
+    int DataDim { get; }
+    /// <summary>T: the number of rows of each time embedding table.</summary>
+    int Steps { get; }
+    /// <summary>Hidden layers (0-based) joined by a residual connection, the first's output added to the second's; −1 for none.</summary>
+    int ResidualFrom { get; }
+    int ResidualTo { get; }
 }
 
 /// <summary>
@@ -142,7 +134,7 @@ static class TimeConditionedLayers
 /// output to d.
 /// </summary>
 /// <remarks>Initial weights and embeddings draw from libtorch's global generator (seed it once per run).</remarks>
-public sealed class TimeConditionedMlp : Module<Tensor, Tensor, Tensor>
+public sealed class TimeConditionedMlp : Module<Tensor, Tensor, Tensor>, ITimeConditionedNetwork
 {
     readonly ModuleList<Linear> layers;
     readonly ModuleList<Embedding> timeEmbeddings;
@@ -185,12 +177,11 @@ public sealed class TimeConditionedMlp : Module<Tensor, Tensor, Tensor>
     public ChainNoisePredictor PrepareChain() =>
         TimeConditionedLayers.Prepare(layers, timeEmbeddings, output, DataDim, null, residualFrom: -1, residualTo: -1, Steps, nameof(TimeConditionedMlp));
 
-    /// <summary>
-    /// The DDIM chain from <paramref name="yT"/> <c>[B, d]</c> as one autograd operation (see
-    /// <see cref="TimeConditionedLayers.RunChain"/>): y_T, …, y_0 stacked as <c>[T + 1, B, d]</c>.
-    /// </summary>
-    public Tensor RunChain(Tensor yT, NoiseSchedule schedule) =>
-        TimeConditionedLayers.RunChain(layers, timeEmbeddings, output, DataDim, null, residualFrom: -1, residualTo: -1, schedule, yT, Steps, nameof(TimeConditionedMlp));
+    ModuleList<Linear> ITimeConditionedNetwork.Layers => layers;
+    ModuleList<Embedding> ITimeConditionedNetwork.TimeEmbeddings => timeEmbeddings;
+    Linear ITimeConditionedNetwork.Output => output;
+    int ITimeConditionedNetwork.ResidualFrom => -1;
+    int ITimeConditionedNetwork.ResidualTo => -1;
 }
 
 /// <summary>
@@ -200,7 +191,7 @@ public sealed class TimeConditionedMlp : Module<Tensor, Tensor, Tensor>
 /// the third's, added after the third layer's ReLU: h_3 = ReLU(W_3 h_2 + b_3 + e_3[t]) + h_1.
 /// </summary>
 /// <remarks>Initial weights and embeddings draw from libtorch's global generator (seed it once per run).</remarks>
-public sealed class ConditionalDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
+public sealed class ConditionalDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, ITimeConditionedNetwork
 {
     readonly ModuleList<Linear> layers;
     readonly ModuleList<Embedding> timeEmbeddings;
@@ -272,16 +263,9 @@ public sealed class ConditionalDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         };
     }
 
-    /// <summary>
-    /// The DDIM chain from <paramref name="yT"/> <c>[B, d]</c> conditioned on <paramref name="context"/> <c>[B, c]</c>, as one
-    /// autograd operation (see <see cref="TimeConditionedLayers.RunChain"/>): y_T, …, y_0 stacked as <c>[T + 1, B, d]</c>.
-    /// </summary>
-    public Tensor RunChain(Tensor context, Tensor yT, NoiseSchedule schedule)
-    {
-        TimeConditionedLayers.CheckInput(context, ContextDim, nameof(context), nameof(ConditionalDenoiser));
-        if (yT.shape[0] != context.shape[0])
-            throw new ArgumentException($"ConditionalDenoiser: y_T has {yT.shape[0]} rows but the context has {context.shape[0]}.", nameof(yT));
-        var contextShare = context.matmul(layers[0].weight!.narrow(1, DataDim, ContextDim).t()); // [B, hidden]
-        return TimeConditionedLayers.RunChain(layers, timeEmbeddings, output, DataDim, contextShare, ResidualFrom, ResidualTo, schedule, yT, Steps, nameof(ConditionalDenoiser));
-    }
+    ModuleList<Linear> ITimeConditionedNetwork.Layers => layers;
+    ModuleList<Embedding> ITimeConditionedNetwork.TimeEmbeddings => timeEmbeddings;
+    Linear ITimeConditionedNetwork.Output => output;
+    int ITimeConditionedNetwork.ResidualFrom => ResidualFrom;
+    int ITimeConditionedNetwork.ResidualTo => ResidualTo;
 }

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;

@@ -1,4 +1,5 @@
 using System.Numerics;
+using Ddvi.FastPaths;
 using Ddvi.Geometry;
 using Ddvi.Runtime;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using TorchSharp;
 
 namespace Ddvi.Runtime;

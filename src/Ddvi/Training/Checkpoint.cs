@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.IO;
 using System.Text.Json;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using TorchSharp;
 using static TorchSharp.torch;
 

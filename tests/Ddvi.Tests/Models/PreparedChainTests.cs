@@ -2,6 +2,7 @@ using Ddvi.Data;
 using Ddvi.Diffusion;
 using Ddvi.Experiments;
 using Ddvi.Experiments.Methods;
+using Ddvi.FastPaths;
 using Ddvi.Models;
 using Ddvi.Priors;
 using Ddvi.Runtime;
@@ -116,21 +117,24 @@ public class PreparedChainTests
         using var stateWeights = randn([schedule.Steps + 1, 37, 2], dtype: ScalarType.Float64, generator: generator);
 
         var results = new List<(double[] States, double[] YTGrad, double[] ContextGrad, Dictionary<string, double[]> Gradients)>();
-        foreach (bool oneOperation in new[] { true, false })
+        // The seam's one operation, the prepared chain recorded step by step, and the reference: a module call per step.
+        foreach (var path in new[] { "one operation", "prepared", "module calls" })
         {
             denoiser.zero_grad();
             using var scope = NewDisposeScope();
             var yT = yTValue.clone().requires_grad_();
             var context = contextValue.clone().requires_grad_();
             Tensor states;
-            if (oneOperation)
+            if (path == "one operation")
             {
-                states = conditioned ? model.PosteriorDenoiser.RunChain(context, yT, schedule) : model.PriorDenoiser.RunChain(yT, schedule);
+                Assert.True(ChainRunner.Supports(denoiser, yT.device_type, is_grad_enabled(), keepTrajectory: false));
+                states = conditioned ? ChainRunner.RunChain(model.PosteriorDenoiser, context, yT, schedule) : ChainRunner.RunChain(model.PriorDenoiser, yT, schedule);
             }
             else
             {
-                var predictor = conditioned ? model.PosteriorDenoiser.PrepareChain(context) : model.PriorDenoiser.PrepareChain();
-                var chain = ReverseChain.RunPrepared(predictor, yT, schedule, keepTrajectory: true);
+                var chain = path == "prepared"
+                    ? ReverseChain.RunPrepared(conditioned ? model.PosteriorDenoiser.PrepareChain(context) : model.PriorDenoiser.PrepareChain(), yT, schedule, keepTrajectory: true)
+                    : ReverseChain.Run(conditioned ? (y, t) => model.PosteriorDenoiser.call(y, context, t) : model.PriorDenoiser.call, yT, schedule, keepTrajectory: true);
                 states = stack(chain.Steps!.Select(s => s.Yt).Append(chain.Z).ToArray());
             }
             Assert.Equal(new long[] { schedule.Steps + 1, 37, 2 }, states.shape);
@@ -139,14 +143,37 @@ public class PreparedChainTests
                 conditioned ? context.grad!.data<double>().ToArray() : [], Gradients(denoiser)));
         }
 
-        var (fused, recorded) = (results[0], results[1]);
-        for (int i = 0; i < fused.States.Length; i++) Assert.Equal(recorded.States[i], fused.States[i], 12);
-        for (int i = 0; i < fused.YTGrad.Length; i++) Assert.Equal(recorded.YTGrad[i], fused.YTGrad[i], 10);
-        for (int i = 0; i < fused.ContextGrad.Length; i++) Assert.Equal(recorded.ContextGrad[i], fused.ContextGrad[i], 10);
-        Assert.Equal(recorded.Gradients.Keys.Order(), fused.Gradients.Keys.Order());
-        Assert.NotEmpty(fused.Gradients);
-        foreach (var (name, gradient) in fused.Gradients)
-            for (int i = 0; i < gradient.Length; i++) Assert.Equal(recorded.Gradients[name][i], gradient[i], 10);
+        var fused = results[0];
+        foreach (var recorded in results.Skip(1))
+        {
+            for (int i = 0; i < fused.States.Length; i++) Assert.Equal(recorded.States[i], fused.States[i], 12);
+            for (int i = 0; i < fused.YTGrad.Length; i++) Assert.Equal(recorded.YTGrad[i], fused.YTGrad[i], 10);
+            for (int i = 0; i < fused.ContextGrad.Length; i++) Assert.Equal(recorded.ContextGrad[i], fused.ContextGrad[i], 10);
+            Assert.Equal(recorded.Gradients.Keys.Order(), fused.Gradients.Keys.Order());
+            Assert.NotEmpty(fused.Gradients);
+            foreach (var (name, gradient) in fused.Gradients)
+                for (int i = 0; i < gradient.Length; i++) Assert.Equal(recorded.Gradients[name][i], gradient[i], 10);
+        }
+    }
+
+    /// <summary>
+    /// The chain runner's seam says where its one operation applies: both denoisers on the CPU while gradients are
+    /// recorded and no step list is asked for; not with the step list, not without gradients, not off the CPU, and not
+    /// for any other noise predictor.
+    /// </summary>
+    [Fact]
+    public void ChainRunnerSupportsBothDenoisersOnlyOnTheCpuWithGradientsAndNoStepList()
+    {
+        using var model = Model(seed: 1);
+        foreach (var denoiser in new nn.Module[] { model.PriorDenoiser, model.PosteriorDenoiser })
+        {
+            Assert.True(ChainRunner.Supports(denoiser, DeviceType.CPU, recordsGradients: true, keepTrajectory: false));
+            Assert.False(ChainRunner.Supports(denoiser, DeviceType.CPU, recordsGradients: true, keepTrajectory: true));
+            Assert.False(ChainRunner.Supports(denoiser, DeviceType.CPU, recordsGradients: false, keepTrajectory: false));
+            Assert.False(ChainRunner.Supports(denoiser, DeviceType.CUDA, recordsGradients: true, keepTrajectory: false));
+        }
+        using var other = nn.Linear(2, 2);
+        Assert.False(ChainRunner.Supports(other, DeviceType.CPU, recordsGradients: true, keepTrajectory: false));
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 using static TorchSharp.torch;
 

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 using static TorchSharp.torch;
 

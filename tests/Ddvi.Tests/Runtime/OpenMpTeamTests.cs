@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 using static TorchSharp.torch;
 

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

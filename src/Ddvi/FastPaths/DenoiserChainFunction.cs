@@ -4,13 +4,13 @@ using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 
-namespace Ddvi.Models;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// The whole DDIM chain of a time-conditioned denoiser (the DDVI posterior's reverse process; arXiv:2401.02739)
 /// as one autograd operation: the forward pass runs the T steps without building a graph, and the backward pass runs
 /// them in reverse as plain products. It computes
-/// the same function and gradients as the prepared chain built from modules (<see cref="TimeConditionedLayers.Prepare"/>
+/// the same function and gradients as the prepared chain built from modules (<see cref="Models.TimeConditionedLayers.Prepare"/>
 /// with <see cref="ReverseChain.RunPrepared"/>) with less work: nothing is recorded for the ≈ 12 operations of each of
 /// the T steps, ReLU's backward is one C# pass (<see cref="ElementwiseKernels"/>), and each weight's and table's gradient
 /// is summed over all steps at the end as one product or sum. Per-operation overhead, not arithmetic, dominated a DDVI

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 
-namespace Ddvi.Runtime;
+namespace Ddvi.FastPaths;
 
 /// <summary>What <see cref="MathKernelDispatch.Ensure"/> found and did.</summary>
 public enum MathKernelDispatchStatus

@@ -1,7 +1,7 @@
 using System.Numerics;
 using static TorchSharp.torch;
 
-namespace Ddvi.Runtime;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// Dropout keep-masks for float32 CPU tensors, m_i = 1/(1 − p) with probability 1 − p and 0 otherwise, filled in one

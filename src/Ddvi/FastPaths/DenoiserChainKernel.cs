@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using Ddvi.Runtime;
 using static TorchSharp.torch;
 
-namespace Ddvi.Models;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// The CPU kernel behind <see cref="DenoiserChainFunction"/>: each step's layers as direct BLAS products

@@ -1,7 +1,7 @@
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 
-namespace Ddvi.Runtime;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// Parallel loops run on libtorch's own OpenMP threads (libgomp's <c>GOMP_parallel</c>, the entry point a
@@ -10,7 +10,7 @@ namespace Ddvi.Runtime;
 /// <remarks>
 /// Between two libtorch operations libgomp's worker keeps spinning on its core, waiting for the next one. A
 /// <c>Parallel.For</c> issued then has to win that core from a spinning thread, so in practice the calling thread did
-/// nearly all of the loop: profiled over stage-3 steps, <see cref="Training.FusedAdam"/>'s loop took 11% of the main
+/// nearly all of the loop: profiled over stage-3 steps, <see cref="FusedAdam"/>'s loop took 11% of the main
 /// thread's samples and 1% of the pool threads', while the OpenMP worker spun through 40% of its own. Handing the chunks
 /// to the same team puts them on that spinning thread at once. Where no libgomp is loaded (another platform or BLAS
 /// build), or with <see cref="DisableVariable"/> set off, the loop falls back to <c>Parallel.For</c>.

@@ -1,4 +1,4 @@
-namespace Ddvi.Runtime;
+namespace Ddvi.FastPaths;
 
 /// <summary>What <see cref="CpuRuntime.Configure"/> set for this process.</summary>
 /// <param name="MathKernels">MKL's kernel choice (<see cref="MathKernelDispatch.Ensure"/>).</param>
@@ -29,7 +29,7 @@ public sealed record CpuRuntimeState(MathKernelDispatchState MathKernels, bool H
 /// decided at their first use; <c>DDVI_OPENMP_LOOPS=off</c> runs them on .NET's thread pool instead.</para>
 /// <para>Both settings change speed only; results differ at most by float32 rounding. Idempotent and thread-safe: the
 /// first call decides for the process and later calls return its outcome. Resolving a device
-/// (<see cref="ComputeDevice.Resolve"/>) no longer applies them.</para>
+/// (<see cref="Runtime.ComputeDevice.Resolve"/>) no longer applies them.</para>
 /// </remarks>
 public static class CpuRuntime
 {

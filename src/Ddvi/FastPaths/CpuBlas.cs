@@ -1,12 +1,12 @@
 using System.Runtime.InteropServices;
 
-namespace Ddvi.Runtime;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// The BLAS matrix product that libtorch's CPU build carries (Intel MKL's <c>sgemm_</c> and <c>dgemm_</c>, exported by
 /// <c>libtorch_cpu.so</c>), called directly on raw memory. For Ddvi's 128 × 128 chain blocks a call through libtorch costs
 /// ≈ 14 µs against ≈ 12 µs direct, and the ReLU, bias and residual steps around it, done as separate tensor operations,
-/// cost more than the product itself; the chain kernel (<see cref="Models.DenoiserChainKernel"/>) fuses those in C#
+/// cost more than the product itself; the chain kernel (<see cref="DenoiserChainKernel"/>) fuses those in C#
 /// around these calls. The same MKL, with the same kernel choice (<see cref="MathKernelDispatch"/>), does the arithmetic.
 /// </summary>
 /// <remarks>Row-major helpers over the column-major Fortran interface (32-bit integers, as libtorch's LP64 MKL).</remarks>

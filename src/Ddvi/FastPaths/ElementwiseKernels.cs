@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
-namespace Ddvi.Runtime;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// Element-wise steps of a hand-written backward pass that libtorch offers only inside autograd, for small blocks (a

@@ -3,7 +3,7 @@ using Ddvi.Runtime;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Ddvi.Training;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// TorchSharp's <see cref="Adam"/> with a one-pass step for contiguous float32 CPU parameters: each element's moments and

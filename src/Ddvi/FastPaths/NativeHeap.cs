@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Ddvi.Runtime;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// glibc heap settings for Ddvi's allocation pattern, and trimming. <see cref="KeepFreedBlocks"/> stops the constant

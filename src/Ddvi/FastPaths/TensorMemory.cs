@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
-namespace Ddvi.Runtime;
+namespace Ddvi.FastPaths;
 
 /// <summary>
 /// Direct access to a contiguous CPU tensor's elements, for the few loops Ddvi writes in C# (Adam's sweep, dropout masks,
