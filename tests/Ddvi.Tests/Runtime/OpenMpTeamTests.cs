@@ -56,11 +56,30 @@ public class OpenMpTeamTests
     [Fact]
     public void AChunksExceptionReachesTheCallerAndLaterChunksAreSkipped()
     {
+        // Chunks after the failing one wait until it has thrown and then take 20 ms each, so that the other thread cannot
+        // run through all of them in the moment the exception needs to be recorded (with trivial chunks it could, on a
+        // loaded machine: the test was flaky). Chunks are handed out in order, so chunk 3 always runs before any waits.
         int ran = 0;
+        using var thrown = new ManualResetEventSlim();
         var error = Assert.Throws<InvalidOperationException>(() => OpenMpTeam.For(10_000, 2, chunk =>
         {
             Interlocked.Increment(ref ran);
-            if (chunk == 3) throw new InvalidOperationException("chunk 3 failed");
+            if (chunk == 3)
+            {
+                try
+                {
+                    throw new InvalidOperationException("chunk 3 failed");
+                }
+                finally
+                {
+                    thrown.Set();
+                }
+            }
+            if (chunk > 3)
+            {
+                thrown.Wait(TimeSpan.FromSeconds(30));
+                Thread.Sleep(20);
+            }
         }));
         Assert.Equal("chunk 3 failed", error.Message);
         Assert.True(ran < 10_000, $"{ran} chunks ran after the failure");
