@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddvi.Diffusion;
+using Ddvi.Objectives;
 using Ddvi.Experiments;
 using Ddvi.Priors;
 using Ddvi.Runtime;
@@ -63,12 +64,13 @@ internal static class TrainCommand
         var sleepSteps = new Option<int>("--sleep-steps") { Description = "DDVI: K sleep steps per wake step", DefaultValueFactory = _ => 3 };
         var frozenDecoder = new Option<int?>("--frozen-decoder-epochs") { Description = "DDVI: stage-3 epochs with the decoder fixed (default 30% of --epochs, the release's 30 of 100)" };
         var schedule = new Option<string>("--schedule") { Description = "DDVI: β schedule of the chains: linear (the release's) or cosine", DefaultValueFactory = _ => "linear" }.AcceptOnlyFromAmong("linear", "cosine");
+        var startTerm = new Option<string>("--start-term") { Description = "DDVI stage 3: what the wake loss compares the chain's start y_T with: standard-normal (KL to N(0, I), the release's) or forward-marginal (r(y_T|z) = N(√ᾱ_T z, (1 − ᾱ_T) I), as the auxiliary-variable ELBO has it)", DefaultValueFactory = _ => "standard-normal" }.AcceptOnlyFromAmong("standard-normal", "forward-marginal");
         var noiseLoss = new Option<string>("--noise-loss") { Description = "DDVI: noise-prediction loss: huber (the release's) or l2", DefaultValueFactory = _ => "huber" }.AcceptOnlyFromAmong("huber", "l2");
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
             dataset, model, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir,
-            priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss,
+            priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm,
         };
         ExperimentConfig ConfigFrom(ParseResult parse) => new()
         {
@@ -100,6 +102,7 @@ internal static class TrainCommand
                 FrozenDecoderEpochs = parse.GetValue(frozenDecoder),
                 Schedule = Enum.Parse<NoiseScheduleKind>(parse.GetValue(schedule)!, ignoreCase: true),
                 NoiseLoss = Enum.Parse<NoiseLossKind>(parse.GetValue(noiseLoss)!, ignoreCase: true),
+                Start = Enum.Parse<StartTarget>(parse.GetValue(startTerm)!.Replace("-", ""), ignoreCase: true),
             },
         };
         command.SetAction(parse => CommandRunner.Run(() =>

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Ddvi.Diffusion;
+using Ddvi.Objectives;
 
 namespace Ddvi.Experiments;
 
@@ -54,6 +55,10 @@ public sealed record DdviSettings
 
     [JsonConverter(typeof(JsonStringEnumConverter<NoiseLossKind>))]
     public NoiseLossKind NoiseLoss { get; init; } = NoiseLossKind.Huber;
+
+    /// <summary>What stage 3's wake loss compares y_T with: N(0, I) as the release, or the forward marginal r(y_T | z).</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<StartTarget>))]
+    public StartTarget Start { get; init; } = StartTarget.StandardNormal;
 
     public int Hidden { get; init; } = PaperSettings.Hidden;
     public double Dropout { get; init; } = PaperSettings.Dropout;

@@ -60,7 +60,8 @@ public sealed class DdviMethod : IExperimentMethod
 
         int epochs = config.ResolvedEpochs;
         int frozen = config.ResolvedFrozenDecoderEpochs;
-        var weights = new DdviWeights(s.KlWeight, s.PriorWeight, s.MatchingWeight, s.NoiseLoss);
+        var weights = new DdviWeights(s.KlWeight, s.PriorWeight, s.MatchingWeight, s.NoiseLoss, Start: s.Start);
+        Weights = weights;
         var (wake, sleep) = DdviPhases.WakeAndSleep(_model, prior, weights, config.ResolvedLearningRate, config.ResolvedLearningRate,
             s.SleepSteps, config.BatchSize, frozenParameters: epoch => epoch < frozen ? _model.DecoderParameters() : []);
 
@@ -81,6 +82,9 @@ public sealed class DdviMethod : IExperimentMethod
     public ILatentVariableModel Model => _model;
     public DdviModel DdviModel => _model;
     public IReadOnlyList<TrainingStage> Stages { get; }
+
+    /// <summary>The weights of stage 3's wake and sleep losses.</summary>
+    public DdviWeights Weights { get; }
     public bool HasElbo => true;
 
     public string ElboDefinition =>
