@@ -222,16 +222,8 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
     public (Tensor Mean, Tensor LogVariance) Encode(Tensor x)
     {
         CheckInput(x);
-        // An Mlp with heads (μ, log σ²) gives them apart: each head's product then runs on its own, as in the release.
-        if (encoder is Mlp { HeadWidths.Count: 2 } mlp && mlp.HeadWidths[0] == LatentDim && mlp.HeadWidths[1] == LatentDim)
-        {
-            var heads = mlp.Heads(x);
-            return (heads[0], heads[1]);
-        }
-        var output = encoder.call(x);                                                                 // [B, 2d]
-        if (output.dim() != 2 || output.shape[1] != 2L * LatentDim)
-            throw new InvalidOperationException($"DdviModel: the encoder returned [{string.Join(", ", output.shape)}], expected [B, {2 * LatentDim}] (μ and log σ²).");
-        return (output.narrow(1, 0, LatentDim), output.narrow(1, LatentDim, LatentDim));
+        var heads = Mlp.HeadsOf(encoder, x, [LatentDim, LatentDim]);                                // μ, log σ²: [B, d] each
+        return (heads[0], heads[1]);
     }
 
     /// <summary>
