@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ddvi.Cli;
 using Ddvi.Cli.Commands;
 using Ddvi.FastPaths;
 using Ddvi.Runtime;
@@ -19,7 +20,7 @@ var root = new RootCommand("Ddvi: denoising diffusion variational inference (Pir
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)
 {
-    foreach (var error in parse.Errors) Console.Error.WriteLine($"error: {error.Message}");
+    foreach (var error in parse.Errors) Console.Error.WriteLine($"error: {ParseErrors.Plain(error.Message)}");
     Console.Error.WriteLine("Run 'ddvi --help' or 'ddvi COMMAND --help' for the valid options and values.");
     return 2;
 }

@@ -31,6 +31,10 @@ internal static class ReportCommand
             var discovery = RunResult.Discover(paths);
             foreach (var folder in discovery.Unfinished)
                 Console.Error.WriteLine($"warning: {folder} has no metrics.json (unfinished or failed run): left out");
+            foreach (var (folder, problem) in discovery.Malformed)
+                Console.Error.WriteLine($"warning: {folder} cannot be read, left out: {problem}");
+            if (discovery.Runs.Count == 0)
+                throw new InvalidDataException($"no finished run could be read under {string.Join(", ", paths)}: nothing to report.");
             var files = ComparisonReport.Write(discovery.Runs, outputFolder);
             Console.WriteLine($"{discovery.Runs.Count} runs; results: {files.Markdown}, {files.Csv}, {files.Panel}");
             return 0;

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
+using Ddvi.Training;
 using Ddvi.Diffusion;
 using Ddvi.Objectives;
 using Ddvi.Experiments;
@@ -11,6 +13,23 @@ namespace Ddvi.Cli.Commands;
 internal static class TrainCommand
 {
     public static Command Create() => Build().Command;
+
+    /// <summary>The names of the options of each built train command that map to config.json keys (for tests).</summary>
+    internal static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Command, string[]> KeyedOptions = new();
+
+    /// <summary>The options of <c>ddvi train</c>, and which of them map to config.json keys.</summary>
+    internal static (IReadOnlyList<string> All, IReadOnlyList<string> Keyed) OptionNames()
+    {
+        var command = Build().Command;
+        return ([.. command.Options.Select(o => o.Name)], KeyedOptions.TryGetValue(command, out var keyed) ? keyed : []);
+    }
+
+    private static JsonNode? Lookup(JsonObject root, string key)
+    {
+        JsonNode? node = root;
+        foreach (var part in key.Split('.')) node = node?[part];
+        return node?.DeepClone();
+    }
 
     /// <summary>
     /// The configuration <c>ddvi train ARGS</c> builds from its options, before validation (with <c>--resume</c> the run's
@@ -105,15 +124,50 @@ internal static class TrainCommand
                 Start = Enum.Parse<StartTarget>(parse.GetValue(startTerm)!.Replace("-", ""), ignoreCase: true),
             },
         };
-        command.SetAction(parse => CommandRunner.Run(() =>
+        // Every option that sets a config.json key, with its key: with --resume, those given are checked against the run's
+        // own values (see ResumeRequest). A test checks that every option of the command is here or is --out/--resume.
+        (Option Option, string Key)[] keyed =
+        [
+            (dataset, "dataset"), (model, "model"), (prior, "prior"), (priorNoise, "prior_noise"), (priorDensity, "prior_density"),
+            (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"),
+            (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"),
+            (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
+            (priorDiffusionLr, "ddvi.prior_diffusion_learning_rate"), (warmupLr, "ddvi.warmup_learning_rate"),
+            (priorSteps, "ddvi.prior_steps"), (posteriorSteps, "ddvi.posterior_steps"), (klWeight, "ddvi.kl_weight"),
+            (priorWeight, "ddvi.prior_weight"), (matchingWeight, "ddvi.matching_weight"), (sleepSteps, "ddvi.sleep_steps"),
+            (frozenDecoder, "ddvi.frozen_decoder_epochs"), (schedule, "ddvi.schedule"), (noiseLoss, "ddvi.noise_loss"), (startTerm, "ddvi.start"),
+        ];
+        KeyedOptions.AddOrUpdate(command, [.. keyed.Select(k => k.Option.Name)]);
+        command.SetAction(parse => CommandRunner.Run(signals =>
         {
             var config = ConfigFrom(parse);
             bool resuming = parse.GetValue(resume);
             string? folder = parse.GetValue(output);
             if (resuming && folder is null) throw new ArgumentException("--resume needs --out RUN_FOLDER: the run to continue");
-            if (!resuming) config.Validate();
+            ResumeRequest? request = null;
+            if (resuming)
+            {
+                var values = JsonNode.Parse(config.ToJson())!.AsObject();
+                request = new ResumeRequest([.. keyed.Where(k => parse.GetResult(k.Option) is { Implicit: false })
+                    .Select(k => new GivenOption(k.Option.Name, k.Key, Lookup(values, k.Key)))]);
+            }
+            else
+            {
+                config.Validate();
+            }
             folder ??= RunDirectory.DefaultFor(config);
-            var report = ConsoleProgress.Run(observer => new ExperimentRunner(observer).Train(config, folder, resuming));
+            try
+            {
+                ConsoleProgress.Run(observer => new ExperimentRunner(observer) { EvaluationStarting = () => signals.Graceful = false }
+                    .Train(config, folder, resuming, request, signals.Token));
+            }
+            catch (TrainingStoppedException stop) when (signals.Received is { } signal)
+            {
+                StopSignals.ShowCursor();
+                Console.Error.WriteLine($"stopped: {stop.Message}");
+                Console.Error.WriteLine($"resume with: ddvi train --resume --out {Path.GetFullPath(folder)}");
+                return StopSignals.ExitCode(signal);
+            }
             Console.WriteLine($"run folder: {Path.GetFullPath(folder)}");
             return 0;
         }));

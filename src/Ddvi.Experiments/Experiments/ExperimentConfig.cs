@@ -87,6 +87,29 @@ public sealed record ExperimentConfig
     /// <summary>DDVI stage 3 epochs with a frozen decoder: explicit, else 30% of the stage (the release's 30 of 100).</summary>
     public int ResolvedFrozenDecoderEpochs => Ddvi.FrozenDecoderEpochs ?? (int)Math.Round(0.3 * ResolvedEpochs);
 
+    /// <summary>
+    /// This configuration with <paramref name="epochs"/> epochs of the last stage, keeping every schedule that is
+    /// measured in epochs where it was (so that the epochs already trained stay what they were): DDVI's frozen-decoder
+    /// epochs, the KL ramp of the VAE and IAF models (its fraction rescaled to the same epochs, capped at the whole run),
+    /// the AAE's learning-rate step.
+    /// </summary>
+    public ExperimentConfig WithEpochs(int epochs)
+    {
+        int old = ResolvedEpochs;
+        var changed = this with { Epochs = epochs };
+        if (epochs == old) return changed;
+        double Ramp(double fraction) => Math.Min(1.0, fraction * old / epochs);
+        return Model switch
+        {
+            "ddvi" => changed with { Ddvi = Ddvi with { FrozenDecoderEpochs = ResolvedFrozenDecoderEpochs } },
+            "vae" => changed with { Vae = Vae with { KlRampFraction = Ramp(Vae.KlRampFraction) } },
+            "iaf-vae" => changed with { Iaf = Iaf with { KlRampFraction = Ramp(Iaf.KlRampFraction) } },
+            "h-iaf-vae" => changed with { HierarchicalIaf = HierarchicalIaf with { KlRampFraction = Ramp(HierarchicalIaf.KlRampFraction) } },
+            "aae" => changed with { Aae = Aae with { LearningRateDecayEpoch = Aae.DecayEpochFor(old) } },
+            _ => changed,
+        };
+    }
+
     /// <summary>Checks names and ranges; every message names the option and what is expected.</summary>
     public ExperimentConfig Validate()
     {
@@ -98,7 +121,8 @@ public sealed record ExperimentConfig
         Priors.PriorCatalog.RequireDensity(prior.Name, PriorDensity);
         Require(Epochs is null || Epochs >= 1, $"--epochs must be ≥ 1, got {Epochs}");
         Require(BatchSize >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
-        Require(LearningRate is null || (LearningRate > 0 && double.IsFinite(LearningRate.Value)), $"--lr must be > 0, got {LearningRate}");
+        Require(Seed >= 0, $"--seed must be an integer ≥ 0, got {Seed}");
+        Require(LearningRate is null || (LearningRate > 0 && double.IsFinite(LearningRate.Value)), $"--lr must be a finite number > 0, got {LearningRate}");
         Require(Threads >= 0, $"--threads must be ≥ 0 (0 = libtorch default), got {Threads}");
         Require(CheckpointEvery >= 1, $"--checkpoint-every must be ≥ 1, got {CheckpointEvery}");
         Require(SyntheticTrainCount >= 1 && SyntheticTestCount >= 1, "synthetic dataset sizes must be ≥ 1");
@@ -121,6 +145,7 @@ public sealed record ExperimentConfig
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        Converters = { new FiniteOrNullConverter() },
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
@@ -157,9 +182,9 @@ public sealed record VaeSettings
 
     public void Validate()
     {
-        ExperimentConfig.Require(KlWeight >= 0, $"vae.kl_weight must be ≥ 0, got {KlWeight}");
+        ExperimentConfig.Require(KlWeight >= 0 && double.IsFinite(KlWeight), $"vae.kl_weight must be a finite number ≥ 0, got {KlWeight}");
         ExperimentConfig.Require(KlRampFraction is > 0 and <= 1, $"vae.kl_ramp_fraction must be in (0, 1], got {KlRampFraction}");
-        ExperimentConfig.Require(PriorWeight >= 0, $"vae.prior_weight must be ≥ 0, got {PriorWeight}");
+        ExperimentConfig.Require(PriorWeight >= 0 && double.IsFinite(PriorWeight), $"vae.prior_weight must be a finite number ≥ 0, got {PriorWeight}");
         ExperimentConfig.Require(Hidden >= 1, $"vae.hidden must be ≥ 1, got {Hidden}");
         ExperimentConfig.Require(Dropout is >= 0 and < 1, $"vae.dropout must be in [0, 1), got {Dropout}");
     }
@@ -194,9 +219,9 @@ public sealed record EvaluationSettings
     {
         ExperimentConfig.Require(KnnNeighbours >= 1, $"evaluation.knn_neighbours must be ≥ 1, got {KnnNeighbours}");
         ExperimentConfig.Require(PriorSamples >= 1, $"evaluation.prior_samples must be ≥ 1, got {PriorSamples}");
-        ExperimentConfig.Require(NllBandwidths.Length > 0 && NllBandwidths.All(h => h > 0), "evaluation.nll_bandwidths must be positive numbers");
+        ExperimentConfig.Require(NllBandwidths.Length > 0 && NllBandwidths.All(h => h > 0 && double.IsFinite(h)), "evaluation.nll_bandwidths must be finite positive numbers");
         ExperimentConfig.Require(MmdSamples >= 1, $"evaluation.mmd_samples must be ≥ 1, got {MmdSamples}");
-        ExperimentConfig.Require(MmdSigmas.Length > 0 && MmdSigmas.All(s => s > 0), "evaluation.mmd_sigmas must be positive numbers");
+        ExperimentConfig.Require(MmdSigmas.Length > 0 && MmdSigmas.All(s => s > 0 && double.IsFinite(s)), "evaluation.mmd_sigmas must be finite positive numbers");
         ExperimentConfig.Require(BatchSize >= 1, $"evaluation.batch_size must be ≥ 1, got {BatchSize}");
     }
 }
@@ -225,8 +250,8 @@ public sealed record AaeSettings
 
     public void Validate()
     {
-        ExperimentConfig.Require(AdversarialWeight > 0 && double.IsFinite(AdversarialWeight), $"aae.adversarial_weight must be > 0, got {AdversarialWeight}");
-        ExperimentConfig.Require(DiscriminatorNoise >= 0 && double.IsFinite(DiscriminatorNoise), $"aae.discriminator_noise must be ≥ 0, got {DiscriminatorNoise}");
+        ExperimentConfig.Require(AdversarialWeight > 0 && double.IsFinite(AdversarialWeight), $"aae.adversarial_weight must be a finite number > 0, got {AdversarialWeight}");
+        ExperimentConfig.Require(DiscriminatorNoise >= 0 && double.IsFinite(DiscriminatorNoise), $"aae.discriminator_noise must be a finite number ≥ 0, got {DiscriminatorNoise}");
         ExperimentConfig.Require(LearningRateDecayEpoch is null or >= 0, $"aae.learning_rate_decay_epoch must be ≥ 0, got {LearningRateDecayEpoch}");
         ExperimentConfig.Require(LearningRateDecay > 0 && LearningRateDecay <= 1, $"aae.learning_rate_decay must be in (0, 1], got {LearningRateDecay}");
         ExperimentConfig.Require(Hidden >= 1, $"aae.hidden must be ≥ 1, got {Hidden}");
@@ -266,9 +291,9 @@ public record IafSettings
 
     public virtual void Validate()
     {
-        ExperimentConfig.Require(KlWeight >= 0, $"{Key}.kl_weight must be ≥ 0, got {KlWeight}");
+        ExperimentConfig.Require(KlWeight >= 0 && double.IsFinite(KlWeight), $"{Key}.kl_weight must be a finite number ≥ 0, got {KlWeight}");
         ExperimentConfig.Require(KlRampFraction is > 0 and <= 1, $"{Key}.kl_ramp_fraction must be in (0, 1], got {KlRampFraction}");
-        ExperimentConfig.Require(PriorWeight >= 0, $"{Key}.prior_weight must be ≥ 0, got {PriorWeight}");
+        ExperimentConfig.Require(PriorWeight >= 0 && double.IsFinite(PriorWeight), $"{Key}.prior_weight must be a finite number ≥ 0, got {PriorWeight}");
         ExperimentConfig.Require(ContextSize >= 1, $"{Key}.context_size must be ≥ 1, got {ContextSize}");
         ExperimentConfig.Require(FlowLayers >= 1, $"{Key}.flow_layers must be ≥ 1, got {FlowLayers}");
         ExperimentConfig.Require(MadeHidden >= 1, $"{Key}.made_hidden must be ≥ 1, got {MadeHidden}");
@@ -307,5 +332,24 @@ public sealed record HierarchicalIafSettings : IafSettings
         base.Validate();
         ExperimentConfig.Require(FeatureSize >= 1, $"{Key}.feature_size must be ≥ 1, got {FeatureSize}");
         ExperimentConfig.Require(Level2Hidden >= 1, $"{Key}.level2_hidden must be ≥ 1, got {Level2Hidden}");
+    }
+}
+
+/// <summary>
+/// Writes a NaN or infinite double as JSON null (JSON has no such numbers: the serializer would otherwise stop with its
+/// own message) and reads null back as NaN. Configurations never hold one (validation rejects them); a metric that could
+/// not be computed does, and metrics.json names it with the reason (<see cref="MetricsReport.NotComputed"/>).
+/// </summary>
+public sealed class FiniteOrNullConverter : JsonConverter<double>
+{
+    public override bool HandleNull => true;
+
+    public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.TokenType == JsonTokenType.Null ? double.NaN : reader.GetDouble();
+
+    public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options)
+    {
+        if (double.IsFinite(value)) writer.WriteNumberValue(value);
+        else writer.WriteNullValue();
     }
 }

@@ -2,6 +2,7 @@ using Ddvi.IO;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Ddvi.Data;
 using Ddvi.Plotting;
 using Ddvi.Priors;
@@ -17,30 +18,84 @@ namespace Ddvi.Experiments;
 /// </summary>
 public sealed class ExperimentRunner(ITrainingObserver observer)
 {
+    /// <summary>Called when training has ended and evaluation begins (a stop request can then no longer be honoured
+    /// at a step: the command stops at once instead).</summary>
+    public Action? EvaluationStarting { get; init; }
+
     /// <summary>Trains (or resumes) the run in <paramref name="runFolder"/> and evaluates it.</summary>
     /// <param name="config">The configuration of a new run; ignored on resume, where the run's config.json rules.</param>
-    public MetricsReport Train(ExperimentConfig config, string runFolder, bool resume)
+    /// <param name="resume">Continue the run in the folder from its last intact checkpoint.</param>
+    /// <param name="request">On resume, the options given with it (see <see cref="ResumeRequest"/>); null = none.</param>
+    /// <param name="cancellationToken">A stop request: the run finishes its step, writes a checkpoint and throws
+    /// <see cref="TrainingStoppedException"/> (logged with the command that resumes it).</param>
+    /// <remarks>
+    /// The folder is held (<see cref="RunLock"/>) for the whole call: a second process gets an error and writes nothing.
+    /// A folder whose earlier run never wrote a checkpoint (it failed on bad data or a missing device) does not count as
+    /// a run: starting again replaces its configuration. Every error that ends the run is also written to train.log.
+    /// </remarks>
+    public MetricsReport Train(ExperimentConfig config, string runFolder, bool resume, ResumeRequest? request = null,
+        CancellationToken cancellationToken = default)
     {
         var run = new RunDirectory(runFolder);
+        if (!resume) config.Validate();
+        using var hold = RunLock.Acquire(run.Root);
+        var orphans = AtomicFile.RemoveOrphans(run.Root);
+        IReadOnlyList<ConfigChange> changes = [];
+        bool replacing = false;
         if (resume)
         {
             if (!File.Exists(run.Config))
                 throw new FileNotFoundException($"--resume: {run.Config} not found; there is no run to resume in {run.Root}.", run.Config);
-            config = ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config);
+            var saved = ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config);
+            (config, changes) = request is null ? (saved, []) : request.ApplyTo(saved);
         }
-        else
+        else if (File.Exists(run.Config))
         {
-            config.Validate();
-            if (File.Exists(run.Config))
+            if (HasTrained(run))
                 throw new InvalidOperationException($"--out {run.Root} already holds a run: pass --resume to continue it, or choose another --out.");
-            AtomicFile.WriteAllText(run.Config, config.ToJson());
+            replacing = true;
         }
 
         var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
-        log.Message($"{(resume ? "resuming" : "starting")} {config.Model} on {config.Dataset} with prior {config.Prior}, seed {config.Seed}, in {run.Root}");
+        try
+        {
+            if (replacing) log.Message($"{run.Root} holds the configuration of an earlier attempt that never wrote a checkpoint: replacing it");
+            if (!resume) WriteConfig(run, config, [new ConfigChange("", null, null, "new run")]);
+            log.Message($"{(resume ? "resuming" : "starting")} {config.Model} on {config.Dataset} with prior {config.Prior}, seed {config.Seed}, in {run.Root}");
+            if (orphans.Files > 0)
+                log.Message($"removed {orphans.Files} temporary file(s) ({orphans.Bytes / 1e6:F1} MB) that interrupted saves had left behind");
+            return TrainHeld(config, run, resume, changes, log, cancellationToken);
+        }
+        catch (TrainingStoppedException stop)
+        {
+            log.Message($"stopped on request: {stop.Message}. Resume with: ddvi train --resume --out {Quote(run.Root)}");
+            throw;
+        }
+        catch (Exception e)
+        {
+            log.Message($"error: {e.Message}");
+            throw;
+        }
+    }
+
+    private MetricsReport TrainHeld(ExperimentConfig config, RunDirectory run, bool resume, IReadOnlyList<ConfigChange> changes,
+        ITrainingObserver log, CancellationToken cancellationToken)
+    {
         using var session = Session.Open(config);
         log.Message($"device {session.Device}, {get_num_threads()} threads ({ComputeDevice.HostKernelNotes(session.Device)}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
         if (session.Data.Note is { } dataNote) log.Message(dataNote);
+        CheckEvaluationLimits(session);
+        if (changes.Count > 0)
+        {
+            var last = session.Method.Stages[^1];
+            if (changes.Any(c => c.Key == "epochs") && Checkpoint.Latest(run.Checkpoints(last.Name)) is { } newest
+                && Checkpoint.ReadHeader(newest).State.EpochsCompleted > last.Epochs)
+                throw new ArgumentException($"--epochs {last.Epochs}: this run has already trained {Checkpoint.ReadHeader(newest).State.EpochsCompleted} epochs of '{last.Name}'; " +
+                                            "--epochs can lengthen a run, not undo epochs already trained.");
+            foreach (var change in changes)
+                log.Message($"config: {change.Key} {Show(change.From)} -> {Show(change.To)} ({change.Reason})");
+            WriteConfig(run, config, changes);
+        }
 
         var trainer = new Trainer(log);
         string configJson = config.ToJson();
@@ -51,26 +106,86 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         {
             string checkpoints = run.Checkpoints(stage.Name);
             var options = new TrainerOptions(stage.Name, stage.Epochs, config.Seed, checkpoints, config.CheckpointEvery);
-            string? latest = Checkpoint.Latest(checkpoints);
-            if (resume && latest is not null && Checkpoint.ReadHeader(latest).State is { } done && done.EpochsCompleted >= stage.Epochs)
+            string? latest = resume ? Checkpoint.LatestIntact(checkpoints, log.Message) : null;
+            if (latest is not null && Checkpoint.ReadHeader(latest).State is { Partial: null } done && done.EpochsCompleted >= stage.Epochs)
             {
                 log.Message($"{stage.Name}: finished earlier ({done.EpochsCompleted} epochs), skipped");
                 pendingWeights = latest;
                 trainingSeconds += done.SecondsElapsed;
                 histories.Add((stage.Name, done.History));
+                if (stage.UsePosterior is not null && !File.Exists(run.StageSnapshot(stage.Name)))
+                {
+                    // The run stopped between the stage's last checkpoint and its snapshot: measure it now.
+                    log.Message($"{stage.Name}: its posterior snapshot is missing (the run stopped before it was taken); measuring it now");
+                    Checkpoint.Load(latest, session.Method.Module);
+                    TakeSnapshot(session, run, stage, log);
+                }
                 continue;
             }
             if (pendingWeights is not null) Checkpoint.Load(pendingWeights, session.Method.Module);
             pendingWeights = null;
-            var state = trainer.Fit(session.Method.Module, stage.Phases, stage.Batches, options, configJson, resume);
+            var state = trainer.Fit(session.Method.Module, stage.Phases, stage.Batches, options, configJson, resume, cancellationToken);
             trainingSeconds += state.SecondsElapsed;
             histories.Add((stage.Name, state.History));
             if (stage.UsePosterior is not null) TakeSnapshot(session, run, stage, log);
         }
         if (pendingWeights is not null) Checkpoint.Load(pendingWeights, session.Method.Module);
 
+        cancellationToken.ThrowIfCancellationRequested();
+        EvaluationStarting?.Invoke();
         return EvaluateAndWrite(session, run, histories, trainingSeconds, log);
     }
+
+    /// <summary>Whether any stage of the run in <paramref name="run"/> has written a checkpoint or the run has metrics.</summary>
+    private static bool HasTrained(RunDirectory run) =>
+        File.Exists(run.Metrics)
+        || (Directory.Exists(Path.Combine(run.Root, "checkpoints"))
+            && Directory.EnumerateDirectories(Path.Combine(run.Root, "checkpoints")).Any(stage => Checkpoint.Latest(stage) is not null));
+
+    /// <summary>Limits of the evaluation that the data must meet, checked before any training.</summary>
+    private static void CheckEvaluationLimits(Session session)
+    {
+        int k = session.Config.Evaluation.KnnNeighbours;
+        if (session.Data.Train.Count < k)
+            throw new ArgumentException(
+                $"--dataset {session.Config.Dataset}: its {session.Data.Train.Count} training examples are fewer than the {k} neighbours of the KNN " +
+                $"accuracy (evaluation.knn_neighbours): use a dataset with at least {k} training examples.");
+    }
+
+    /// <summary>Writes config.json and appends the changes to config-history.json (both atomically).</summary>
+    private static void WriteConfig(RunDirectory run, ExperimentConfig config, IReadOnlyList<ConfigChange> changes)
+    {
+        var history = File.Exists(run.ConfigHistory) ? TryParseArray(run.ConfigHistory) : new JsonArray();
+        history.Add(new JsonObject
+        {
+            ["time"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+            ["changes"] = new JsonArray([.. changes.Select(c => (JsonNode)new JsonObject
+            {
+                ["key"] = c.Key.Length == 0 ? null : c.Key,
+                ["from"] = c.From?.DeepClone(),
+                ["to"] = c.To?.DeepClone(),
+                ["reason"] = c.Reason,
+            })]),
+        });
+        AtomicFile.WriteAllText(run.Config, config.ToJson());
+        AtomicFile.WriteAllText(run.ConfigHistory, history.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    private static JsonArray TryParseArray(string path)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path)) as JsonArray ?? new JsonArray();
+        }
+        catch (JsonException)
+        {
+            return new JsonArray(); // A damaged history is started again rather than stopping the run.
+        }
+    }
+
+    private static string Show(JsonNode? value) => value is null ? "(default)" : value.ToJsonString();
+
+    private static string Quote(string path) => path.Any(c => char.IsWhiteSpace(c) || c is '\'' or '"' or '$' or '&' or ';') ? $"'{path.Replace("'", "'\\''")}'" : path;
 
     /// <summary>Evaluates the finished run in <paramref name="runFolder"/> again, rewriting its metrics, latents and plots.</summary>
     public MetricsReport Evaluate(string runFolder)
@@ -78,6 +193,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         var run = new RunDirectory(runFolder);
         if (!File.Exists(run.Config))
             throw new FileNotFoundException($"{run.Config} not found: {run.Root} is not a Ddvi run folder (expected config.json and checkpoints/).", run.Config);
+        using var hold = RunLock.Acquire(run.Root, "RUN_FOLDER");
         var config = ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config);
         var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
         using var session = Session.Open(config);
@@ -87,12 +203,12 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         string? last = null;
         foreach (var stage in session.Method.Stages)
         {
-            string? latest = Checkpoint.Latest(run.Checkpoints(stage.Name));
+            string? latest = Checkpoint.LatestIntact(run.Checkpoints(stage.Name), log.Message);
             var state = latest is null ? null : Checkpoint.ReadHeader(latest).State;
-            if (state is null || state.EpochsCompleted < stage.Epochs)
+            if (state is null || state.Partial is not null || state.EpochsCompleted < stage.Epochs)
                 throw new InvalidOperationException(
                     $"{run.Root}: stage '{stage.Name}' has not finished ({state?.EpochsCompleted ?? 0}/{stage.Epochs} epochs); " +
-                    $"finish it with: ddvi train --resume --out {run.Root}");
+                    $"finish it with: ddvi train --resume --out {Quote(run.Root)}");
             trainingSeconds += state.SecondsElapsed;
             histories.Add((stage.Name, state.History));
             last = latest;
@@ -110,7 +226,9 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         {
             var snapshots = session.Method.Stages.Select(s => run.StageSnapshot(s.Name)).Where(File.Exists)
                 .Select(path => JsonSerializer.Deserialize<StageSnapshot>(File.ReadAllText(path), ExperimentConfig.JsonOptions)!).ToList();
-            report = report with { TrainingSeconds = trainingSeconds, StageSnapshots = snapshots };
+            report = (report with { TrainingSeconds = trainingSeconds, StageSnapshots = snapshots }).WithNonFiniteNamed();
+            foreach (var (key, reason) in report.NotComputed ?? new Dictionary<string, string>())
+                log.Message($"warning: metric {key}: {reason}");
             AtomicFile.WriteAllText(run.Metrics, JsonSerializer.Serialize(report, ExperimentConfig.JsonOptions));
             WriteLatents(run.TestLatents, artifacts.TestLatents, artifacts.TestLabels, artifacts.TestChainStarts);
             WritePlots(run, session, artifacts, histories);

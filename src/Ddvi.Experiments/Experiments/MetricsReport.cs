@@ -23,6 +23,37 @@ public sealed record MetricsReport
     public double TrainingSeconds { get; init; }
     public double EvaluationSeconds { get; init; }
     public string Device { get; init; } = "";
+
+    /// <summary>Metrics that came out NaN or infinite (written as null), by their dotted key, with the reason.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, string>? NotComputed { get; init; }
+
+    /// <summary>This report with <see cref="NotComputed"/> naming every non-finite number in it.</summary>
+    public MetricsReport WithNonFiniteNamed()
+    {
+        var options = new System.Text.Json.JsonSerializerOptions(ExperimentConfig.JsonOptions) { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+        options.Converters.Clear();
+        var found = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        Scan(System.Text.Json.JsonSerializer.SerializeToNode(this with { NotComputed = null }, options), "", found);
+        return found.Count == 0 ? this : this with { NotComputed = found };
+    }
+
+    private static void Scan(System.Text.Json.Nodes.JsonNode? node, string key, IDictionary<string, string> found)
+    {
+        switch (node)
+        {
+            case System.Text.Json.Nodes.JsonObject obj:
+                foreach (var (name, value) in obj) Scan(value, key.Length == 0 ? name : $"{key}.{name}", found);
+                break;
+            case System.Text.Json.Nodes.JsonArray array:
+                for (int i = 0; i < array.Count; i++) Scan(array[i], $"{key}[{i}]", found);
+                break;
+            case System.Text.Json.Nodes.JsonValue value when value.TryGetValue(out string? text) && text is "NaN" or "Infinity" or "-Infinity":
+                found[key] = $"the value came out {text} (not a finite number: the latents, decoded samples or the model's outputs " +
+                             "held non-finite values); written as null";
+                break;
+        }
+    }
 }
 
 public sealed record KnnMetric(double Value, int Neighbours, string Definition);

@@ -5,6 +5,9 @@ public sealed class RunDirectory(string root)
 {
     public string Root { get; } = Path.GetFullPath(root);
     public string Config => Path.Combine(Root, "config.json");
+
+    /// <summary>Every change of config.json: creation, and what each resume changed and why.</summary>
+    public string ConfigHistory => Path.Combine(Root, "config-history.json");
     public string Log => Path.Combine(Root, "train.log");
     public string Metrics => Path.Combine(Root, "metrics.json");
     public string TestLatents => Path.Combine(Root, "latents-test.csv");

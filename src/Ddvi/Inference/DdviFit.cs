@@ -68,8 +68,9 @@ public static class DdviFit
     /// <param name="prior">p(z) on R^d, d = the likelihood's latent width.</param>
     /// <param name="options">Settings (<see cref="DdviOptions"/>'s defaults when null).</param>
     /// <param name="progress">Told after every epoch.</param>
-    /// <param name="cancellationToken">Checked before every step; cancelling throws <see cref="OperationCanceledException"/>
-    /// and keeps the checkpoints written so far.</param>
+    /// <param name="cancellationToken">Checked after every step; cancelling throws <see cref="OperationCanceledException"/>
+    /// and keeps the checkpoints written so far; with a checkpoint folder, it first writes a checkpoint of the step where it
+    /// stopped (a <see cref="Training.TrainingStoppedException"/>), from which the same call continues exactly.</param>
     /// <param name="networks">Networks to use in place of the defaults.</param>
     public static FittedDdvi Fit(Tensor x, Likelihood likelihood, IPrior prior, DdviOptions? options = null,
         IProgress<FitProgress>? progress = null, CancellationToken cancellationToken = default, DdviNetworks? networks = null)

@@ -54,9 +54,11 @@ public static class ComputeDevice
     }
 
     /// <summary>Seeds libtorch's global generators (used by dropout and weight initialisation).</summary>
-    public static void SeedGlobal(long seed)
+    /// <returns>libtorch's global CPU generator (whose state a mid-epoch checkpoint keeps).</returns>
+    public static torch.Generator SeedGlobal(long seed)
     {
-        torch.manual_seed(seed);
+        var cpu = torch.manual_seed(seed);
         if (torch.cuda.is_available()) torch.cuda.manual_seed_all(seed);
+        return cpu;
     }
 }

@@ -111,6 +111,25 @@ public sealed class LossSums : IDisposable
     /// <summary>The mean of every term since the last clear; each read synchronises with the device.</summary>
     public Dictionary<string, double> Means() => _sums.ToDictionary(kv => kv.Key, kv => kv.Value.item<double>() / _counts[kv.Key]);
 
+    /// <summary>The running sums themselves (not means), read from the device: with <see cref="Counts"/>, what
+    /// <see cref="Restore"/> needs to continue them exactly.</summary>
+    public Dictionary<string, double> Totals() => _sums.ToDictionary(kv => kv.Key, kv => kv.Value.item<double>());
+
+    /// <summary>How many values each sum holds.</summary>
+    public Dictionary<string, int> Counts() => new(_counts);
+
+    /// <summary>Replaces the sums with saved ones (see <see cref="Totals"/>); float64 values round-trip exactly.</summary>
+    public void Restore(IReadOnlyDictionary<string, double> totals, IReadOnlyDictionary<string, int> counts, Device device)
+    {
+        Clear();
+        foreach (var (key, total) in totals)
+        {
+            _sums[key] = tensor(total, dtype: float64, device: device).DetachFromDisposeScope();
+            _counts[key] = counts.TryGetValue(key, out int count) ? count
+                : throw new InvalidDataException($"saved running losses have a sum but no count for '{key}'");
+        }
+    }
+
     public void Clear()
     {
         foreach (var sum in _sums.Values) sum.Dispose();

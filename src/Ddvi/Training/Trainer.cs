@@ -34,6 +34,24 @@ public sealed record TrainerOptions(
     }
 }
 
+/// <summary>
+/// Training was stopped on request (a signal, a cancelled token) after a completed step, and a checkpoint of that
+/// point was written: resuming continues exactly there.
+/// </summary>
+/// <param name="checkpoint">The checkpoint of the point where it stopped; null when the stage had not trained yet.</param>
+public sealed class TrainingStoppedException(string stage, int epochsCompleted, int steps, string? checkpoint)
+    : OperationCanceledException(checkpoint is null
+        ? $"{stage}: stopped before its first step; nothing of this stage was trained"
+        : steps == 0
+            ? $"{stage}: stopped after {epochsCompleted} epoch(s); checkpoint {checkpoint}"
+            : $"{stage}: stopped in epoch {epochsCompleted + 1} after step {steps}; checkpoint {checkpoint}")
+{
+    public string Stage { get; } = stage;
+    public int EpochsCompleted { get; } = epochsCompleted;
+    public int Steps { get; } = steps;
+    public string? Checkpoint { get; } = checkpoint;
+}
+
 /// <summary>Training stopped because a loss became NaN or infinite; the last good checkpoint is kept.</summary>
 public sealed class NonFiniteLossException(string message) : Exception(message);
 
@@ -45,12 +63,16 @@ public sealed class NonFiniteLossException(string message) : Exception(message);
 public sealed class Trainer(ITrainingObserver observer)
 {
     /// <summary>
-    /// Trains from the latest checkpoint in <see cref="TrainerOptions.CheckpointDirectory"/> when
+    /// Trains from the latest intact checkpoint in <see cref="TrainerOptions.CheckpointDirectory"/> when
     /// <paramref name="resume"/> is set (from scratch otherwise), and returns the full loss history.
     /// </summary>
     /// <remarks>
-    /// <paramref name="cancellationToken"/> is checked before every step; cancelling throws
-    /// <see cref="OperationCanceledException"/> and keeps the checkpoints written so far.
+    /// <para><paramref name="cancellationToken"/> is checked after every step (and before an epoch's first). A
+    /// cancelled run with a checkpoint folder finishes the step it is in, writes a checkpoint of exactly that point
+    /// (mid-epoch ones hold the epoch's generator states and running losses, so that resuming continues the epoch as
+    /// if nothing had happened) and throws <see cref="TrainingStoppedException"/>; without a folder it throws
+    /// <see cref="OperationCanceledException"/>.</para>
+    /// <para>A damaged newest checkpoint is named through the observer and the previous intact one is used.</para>
     /// </remarks>
     public TrainerState Fit(nn.Module model, IReadOnlyList<TrainingPhase> phases, IBatchSource batches,
         TrainerOptions options, string configurationJson, bool resume, CancellationToken cancellationToken = default)
@@ -60,11 +82,12 @@ public sealed class Trainer(ITrainingObserver observer)
             throw new ArgumentException($"{options.Stage}: resuming needs a checkpoint folder.", nameof(resume));
         using var runner = new StepRunner(phases);
         var state = new TrainerState(options.Stage, 0, 0, []);
-        string? latest = resume ? Checkpoint.Latest(options.CheckpointDirectory!) : null;
+        string? latest = resume ? Checkpoint.LatestIntact(options.CheckpointDirectory!, observer.Message) : null;
         if (latest is not null)
         {
             state = Checkpoint.Load(latest, model, runner.Optimizers);
-            observer.Message($"{options.Stage}: resumed from {latest} after {state.EpochsCompleted} epoch(s)");
+            string where = state.Partial is { } p ? $"{state.EpochsCompleted} epoch(s) and {p.Steps} step(s)" : $"{state.EpochsCompleted} epoch(s)";
+            observer.Message($"{options.Stage}: resumed from {latest} after {where}");
         }
         else if (!resume && options.CheckpointDirectory is not null && Checkpoint.Latest(options.CheckpointDirectory) is { } existing)
         {
@@ -73,10 +96,14 @@ public sealed class Trainer(ITrainingObserver observer)
 
         var history = new List<EpochRecord>(state.History);
         double elapsed = state.SecondsElapsed;
+        var partial = state.Partial;
         observer.StageStarted(options.Stage, state.EpochsCompleted, options.Epochs, batches.StepsPerEpoch);
         for (int epoch = state.EpochsCompleted; epoch < options.Epochs; epoch++)
         {
-            var record = RunEpoch(model, runner, batches, options, epoch, cancellationToken);
+            if (partial is null && cancellationToken.IsCancellationRequested)
+                Stop(model, runner, state, options, configurationJson);
+            var record = RunEpoch(model, runner, batches, options, epoch, partial, state, configurationJson, cancellationToken);
+            partial = null;
             history.Add(record);
             elapsed += record.Seconds;
             observer.EpochCompleted(options.Stage, record, options.Epochs);
@@ -89,6 +116,16 @@ public sealed class Trainer(ITrainingObserver observer)
         return state;
     }
 
+    // A stop at an epoch boundary: saves that point unless its checkpoint exists already (or nothing was trained), then throws.
+    private void Stop(nn.Module model, StepRunner runner, TrainerState state, TrainerOptions options, string configurationJson)
+    {
+        if (options.CheckpointDirectory is null) throw new OperationCanceledException($"{options.Stage}: stopped after {state.EpochsCompleted} epoch(s).");
+        if (state.EpochsCompleted == 0) throw new TrainingStoppedException(options.Stage, 0, 0, null);
+        string path = Path.Combine(options.CheckpointDirectory, Checkpoint.FileName(state.EpochsCompleted));
+        if (!File.Exists(path)) SaveCheckpoint(model, runner.Optimizers, state, options, options.CheckpointDirectory, configurationJson);
+        throw new TrainingStoppedException(options.Stage, state.EpochsCompleted, 0, path);
+    }
+
     /// <summary>The generator seed of one epoch: a fixed mix of the run seed, the stage and the epoch.</summary>
     public static long EpochSeed(long seed, string stage, int epoch)
     {
@@ -98,13 +135,14 @@ public sealed class Trainer(ITrainingObserver observer)
     }
 
     private EpochRecord RunEpoch(nn.Module model, StepRunner runner, IBatchSource batches, TrainerOptions options, int epoch,
-        CancellationToken cancellationToken)
+        PartialEpoch? partial, TrainerState before, string configurationJson, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        double earlierSeconds = partial?.Seconds ?? 0;
         long epochSeed = EpochSeed(options.Seed, options.Stage, epoch);
         // Dropout draws from libtorch's global generators: reseeding them per epoch makes resume exact. TorchSharp's
         // manual_seed reaches only the CPU's, so a GPU's is reseeded too (a resumed CUDA run drifted without it).
-        ComputeDevice.SeedGlobal(epochSeed);
+        var global = ComputeDevice.SeedGlobal(epochSeed);
         using var generator = new Generator((ulong)epochSeed);
         model.train();
         runner.BeginEpoch(epoch);
@@ -115,7 +153,14 @@ public sealed class Trainer(ITrainingObserver observer)
         {
             try
             {
-                cancellationToken.ThrowIfCancellationRequested();
+                if (partial is not null && step < partial.Steps)
+                {
+                    // Continuing a stopped epoch: the same batches in the same order, the completed ones passed over; the
+                    // generators and running sums are then put back as they were after the last completed step.
+                    step++;
+                    if (step == partial.Steps) Restore(partial, runner, generator, global);
+                    continue;
+                }
                 runner.Step(batch, epoch, generator);
             }
             finally
@@ -126,10 +171,35 @@ public sealed class Trainer(ITrainingObserver observer)
             step++;
             var running = step % options.LogEvery == 0 ? ReadMeans(runner.Sums, options, epoch, step) : null;
             observer.StepCompleted(options.Stage, epoch, step, running);
+            if (cancellationToken.IsCancellationRequested && step < batches.StepsPerEpoch)
+            {
+                if (options.CheckpointDirectory is null) throw new OperationCanceledException($"{options.Stage}: stopped in epoch {epoch + 1} after step {step}.");
+                var stopped = before with
+                {
+                    Partial = new PartialEpoch(step, earlierSeconds + clock.Elapsed.TotalSeconds, runner.Sums.Totals(), runner.Sums.Counts(),
+                        StateBytes(generator), StateBytes(global)),
+                };
+                string path = Path.Combine(options.CheckpointDirectory, Checkpoint.FileName(epoch, step));
+                SaveCheckpoint(model, runner.Optimizers, stopped, options, options.CheckpointDirectory, configurationJson);
+                throw new TrainingStoppedException(options.Stage, epoch, step, path);
+            }
         }
         var means = ReadMeans(runner.Sums, options, epoch, step);
         runner.Sums.Clear();
-        return new EpochRecord(epoch, clock.Elapsed.TotalSeconds, means);
+        return new EpochRecord(epoch, earlierSeconds + clock.Elapsed.TotalSeconds, means);
+    }
+
+    private static void Restore(PartialEpoch partial, StepRunner runner, Generator generator, Generator global)
+    {
+        using (var state = tensor(partial.GeneratorState, dtype: uint8)) generator.set_state(state);
+        using (var state = tensor(partial.GlobalGeneratorState, dtype: uint8)) global.set_state(state);
+        runner.Sums.Restore(partial.LossSums, partial.LossCounts, runner.Device);
+    }
+
+    private static byte[] StateBytes(Generator generator)
+    {
+        using var state = generator.get_state();
+        return state.cpu().data<byte>().ToArray();
     }
 
     private static Dictionary<string, double> ReadMeans(LossSums sums, TrainerOptions options, int epoch, int step)
@@ -150,8 +220,7 @@ public sealed class Trainer(ITrainingObserver observer)
     {
         string path = Path.Combine(folder, Checkpoint.FileName(state.EpochsCompleted));
         Checkpoint.Save(path, model, optimizers, state, configurationJson);
-        var stale = Directory.EnumerateFiles(folder, "epoch-*.ckpt")
-            .OrderByDescending(Path.GetFileName, StringComparer.Ordinal).Skip(options.KeepCheckpoints);
+        var stale = Checkpoint.List(folder).Reverse().Skip(options.KeepCheckpoints);
         foreach (var old in stale) File.Delete(old);
         observer.Message($"{options.Stage}: checkpoint {path}");
     }

@@ -49,7 +49,7 @@ public class StageLearningRateTests
     public void BadValuesAreErrorsNamingTheOption(string option, string value)
     {
         var error = Assert.Throws<ArgumentException>(() => TrainCommand.ConfigFor(option, value).Validate());
-        Assert.StartsWith($"{option} must be > 0", error.Message);
+        Assert.StartsWith($"{option} must be a finite number > 0", error.Message);
     }
 
     [Theory]

@@ -120,16 +120,16 @@ public class ComparisonRunnerTests
     {
         using var folder = new TempFolder();
         var options = TinyVaes(folder.Path, 0, 1);
-        // Seed 0 has a matching config.json and a corrupt checkpoint: resuming it fails.
+        // Seed 0 has a matching config.json, but a file where its checkpoints folder should be: resuming it fails.
         var broken = new RunDirectory(options.Plan()[0].Folder);
-        Directory.CreateDirectory(broken.Checkpoints("vae"));
+        Directory.CreateDirectory(broken.Root);
         File.WriteAllText(broken.Config, options.Plan()[0].Config.ToJson());
-        File.WriteAllText(Path.Combine(broken.Checkpoints("vae"), Checkpoint.FileName(1)), "not a checkpoint");
+        File.WriteAllText(Path.Combine(broken.Root, "checkpoints"), "not a folder");
 
         var outcome = new ComparisonRunner(SilentObserver.Instance).Run(options);
         Assert.False(outcome.Succeeded);
         Assert.Equal(RunStatus.Failed, outcome.Runs[0].Status);
-        Assert.Contains("epoch-0001.ckpt", outcome.Runs[0].Error);
+        Assert.Contains("checkpoints", outcome.Runs[0].Error);
         Assert.Equal(RunStatus.Trained, outcome.Runs[1].Status);
         Assert.Contains("| vae | 1 | 1 |", File.ReadAllText(outcome.Files!.Markdown));
     }

@@ -43,6 +43,8 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
     public ComparisonOutcome Run(ComparisonOptions options)
     {
         options.Validate();
+        // One comparison per folder at a time; each run folder is held by whoever trains it (RunLock).
+        using var hold = RunLock.Acquire(options.OutputFolder);
         var plan = options.Plan();
         var inspected = plan.Select(run => (Run: run, State: Inspect(run))).ToList();
         var outcomes = new RunOutcome?[plan.Count];
@@ -108,7 +110,7 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
             Say($"[{position + 1}/{pending.Count}] {(resume ? "resuming" : "training")} {run.Name}");
             try
             {
-                if (resume) UpdateExecutionSettings(run);
+                if (resume) HeldWhile(run, () => UpdateExecutionSettings(run));
                 new ExperimentRunner(observer).Train(run.Config, run.Folder, resume);
                 outcomes[index] = new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained);
             }
@@ -131,8 +133,12 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
             try
             {
                 // The child takes the whole configuration from config.json: every setting travels, not only those with a CLI option.
-                if (resume) UpdateExecutionSettings(run);
-                else AtomicFile.WriteAllText(new RunDirectory(run.Folder).Config, run.Config.ToJson());
+                // Written while the folder is held, so that a run another process is training is never touched.
+                HeldWhile(run, () =>
+                {
+                    if (resume) UpdateExecutionSettings(run);
+                    else AtomicFile.WriteAllText(new RunDirectory(run.Folder).Config, run.Config.ToJson());
+                });
                 Say($"{(resume ? "resuming" : "training")} {run.Name} in a child process");
                 var result = await processes.RunAsync(["train", "--resume", "--out", run.Folder], line => Say($"[{run.Name}] {line}")).ConfigureAwait(false);
                 bool finished = result.ExitCode == 0 && File.Exists(new RunDirectory(run.Folder).Metrics);
@@ -203,6 +209,11 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
 
     private static ExperimentConfig WithoutExecutionSettings(ExperimentConfig config) =>
         config with { Threads = 0, Device = DeviceChoice.Auto, DataDirectory = null, CheckpointEvery = 1 };
+
+    private static void HeldWhile(PlannedRun run, Action action)
+    {
+        using (RunLock.Acquire(run.Folder)) action();
+    }
 
     /// <summary>A resumed run runs with this comparison's threads and device: its config.json is rewritten when they differ.</summary>
     private static void UpdateExecutionSettings(PlannedRun run)

@@ -51,13 +51,27 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
     /// <summary>
     /// The finished runs under <paramref name="paths"/>: each path is a run folder (it has metrics.json) or a
     /// comparison folder, whose runs/* subfolders are scanned (unfinished ones are listed, not loaded).
-    /// Throws for a path that is neither, for an explicitly named unfinished run, and for two runs of the same
-    /// dataset, prior, model and seed.
+    /// A run folder that cannot be read (damaged config.json or metrics.json) is listed with the reason in
+    /// <see cref="RunDiscovery.Malformed"/> and the others are still collected. Throws for a path that is neither, for an
+    /// explicitly named unfinished run, and for two runs of the same dataset, prior, model and seed.
     /// </summary>
     public static RunDiscovery Discover(IEnumerable<string> paths)
     {
         var runs = new List<RunResult>();
         var unfinished = new List<string>();
+        var malformed = new List<(string Folder, string Problem)>();
+        void TryLoad(string folder)
+        {
+            try
+            {
+                runs.Add(Load(folder));
+            }
+            catch (Exception e) when (e is InvalidDataException or ArgumentException or JsonException or IOException or UnauthorizedAccessException
+                                          && e is not FileNotFoundException)
+            {
+                malformed.Add((folder, e.Message));
+            }
+        }
         foreach (var path in paths)
         {
             string full = Path.GetFullPath(path);
@@ -67,13 +81,14 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
             string runsFolder = Path.Combine(full, "runs");
             if (File.Exists(run.Metrics) || File.Exists(run.Config))
             {
-                runs.Add(Load(full));
+                if (File.Exists(run.Metrics)) TryLoad(full);
+                else runs.Add(Load(full)); // named explicitly but unfinished: an error that says how to finish it
             }
             else if (Directory.Exists(runsFolder))
             {
                 foreach (var folder in Directory.EnumerateDirectories(runsFolder).Order(StringComparer.Ordinal))
                 {
-                    if (File.Exists(new RunDirectory(folder).Metrics)) runs.Add(Load(folder));
+                    if (File.Exists(new RunDirectory(folder).Metrics)) TryLoad(folder);
                     else unfinished.Add(folder);
                 }
             }
@@ -88,9 +103,11 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
             throw new InvalidDataException(
                 $"two runs of {duplicate.Key.Model} with prior {duplicate.Key.PriorLabel}, seed {duplicate.Key.Seed} on {duplicate.Key.Dataset}: " +
                 $"{string.Join(" and ", duplicate.Select(r => r.Folder))}; give each run once.");
-        return new RunDiscovery(runs, unfinished);
+        return new RunDiscovery(runs, unfinished, malformed);
     }
 }
 
-/// <summary>Finished runs found under some folders, and the run folders skipped because they have no metrics.json yet.</summary>
-public sealed record RunDiscovery(IReadOnlyList<RunResult> Runs, IReadOnlyList<string> Unfinished);
+/// <summary>Finished runs found under some folders, the run folders skipped because they have no metrics.json yet,
+/// and those skipped because their files could not be read (with the reason).</summary>
+public sealed record RunDiscovery(IReadOnlyList<RunResult> Runs, IReadOnlyList<string> Unfinished,
+    IReadOnlyList<(string Folder, string Problem)> Malformed);
