@@ -218,7 +218,7 @@ public sealed class Trainer(ITrainingObserver observer)
     private void SaveCheckpoint(nn.Module model, IReadOnlyDictionary<string, optim.Optimizer> optimizers,
         TrainerState state, TrainerOptions options, string folder, string configurationJson)
     {
-        string path = Path.Combine(folder, Checkpoint.FileName(state.EpochsCompleted));
+        string path = Path.Combine(folder, Checkpoint.FileName(state.EpochsCompleted, state.Partial?.Steps ?? 0));
         Checkpoint.Save(path, model, optimizers, state, configurationJson);
         var stale = Checkpoint.List(folder).Reverse().Skip(options.KeepCheckpoints);
         foreach (var old in stale) File.Delete(old);

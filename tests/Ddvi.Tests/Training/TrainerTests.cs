@@ -236,4 +236,95 @@ public class TrainerTests
         // One resumed epoch (8 steps) and three (24 steps) leave the same number of live tensors behind.
         Assert.Equal(afterOneEpoch - start, afterThreeEpochs - afterOneEpoch);
     }
+
+    /// <summary>Cancels the token when the given epoch (0-based) reaches the given step.</summary>
+    private sealed class CancelAt(CancellationTokenSource source, int epoch, int step) : ITrainingObserver
+    {
+        public List<string> Messages { get; } = [];
+        public void StageStarted(string stage, int firstEpoch, int epochs, int stepsPerEpoch) { }
+        public void StepCompleted(string stage, int e, int s, IReadOnlyDictionary<string, double>? runningLosses)
+        {
+            if (e == epoch && s == step) source.Cancel();
+        }
+        public void EpochCompleted(string stage, EpochRecord record, int epochs) { }
+        public void Message(string text) => Messages.Add(text);
+    }
+
+    [Fact]
+    public void AStopMidEpochWritesACheckpointThereAndResumingIsExact()
+    {
+        using var straight = new TempFolder();
+        using var stopped = new TempFolder();
+        var (m1, p1, b1, _) = Setup();
+        var uninterrupted = new Trainer(SilentObserver.Instance).Fit(m1, [p1], b1,
+            new TrainerOptions("toy", 4, 3, straight.Path, CheckpointEvery: 2, LogEvery: 3), "{}", resume: false);
+
+        var (m2, p2, b2, _) = Setup();
+        using var stop = new CancellationTokenSource();
+        var error = Assert.Throws<TrainingStoppedException>(() => new Trainer(new CancelAt(stop, 2, 5)).Fit(m2, [p2], b2,
+            new TrainerOptions("toy", 4, 3, stopped.Path, CheckpointEvery: 2, LogEvery: 3), "{}", resume: false, stop.Token));
+        Assert.Equal((2, 5), (error.EpochsCompleted, error.Steps));
+        Assert.Equal(Checkpoint.FileName(2, 5), Path.GetFileName(error.Checkpoint));
+        Assert.Equal(error.Checkpoint, Checkpoint.Latest(stopped.Path));
+        var partial = Checkpoint.ReadHeader(error.Checkpoint!).State.Partial!;
+        Assert.Equal(5, partial.Steps);
+        Assert.Equal(5, partial.LossCounts["fit/loss"]);
+
+        // A new process: fresh weights that the checkpoint replaces; the epoch continues at step 6 with the same draws.
+        var (m3, p3, b3, _) = Setup();
+        using (no_grad()) foreach (var p in m3.parameters()) p.add_(1.0);
+        var observer = new CancelAt(new CancellationTokenSource(), -1, -1);
+        var resumed = new Trainer(observer).Fit(m3, [p3], b3,
+            new TrainerOptions("toy", 4, 3, stopped.Path, CheckpointEvery: 2, LogEvery: 3), "{}", resume: true);
+        Assert.Contains(observer.Messages, m => m.Contains("after 2 epoch(s) and 5 step(s)", StringComparison.Ordinal));
+        Assert.Equal(Weights(m1), Weights(m3));
+        Assert.Equal(uninterrupted.History.Select(r => r.Losses["fit/loss"]), resumed.History.Select(r => r.Losses["fit/loss"]));
+    }
+
+    [Fact]
+    public void AStopAtAnEpochBoundarySavesThatEpochAndNothingTrainedYetSavesNothing()
+    {
+        using var folder = new TempFolder();
+        var (model, phase, batches, _) = Setup();
+        using var stop = new CancellationTokenSource();
+        // Cancelled at the last step of epoch 1 (0-based): the epoch ends, and the next one does not start.
+        var error = Assert.Throws<TrainingStoppedException>(() => new Trainer(new CancelAt(stop, 1, batches.StepsPerEpoch)).Fit(model, [phase], batches,
+            new TrainerOptions("toy", 5, 1, folder.Path, CheckpointEvery: 4), "{}", resume: false, stop.Token));
+        Assert.Equal((2, 0), (error.EpochsCompleted, error.Steps));
+        Assert.Equal(Checkpoint.FileName(2), Path.GetFileName(error.Checkpoint));
+        Assert.Null(Checkpoint.ReadHeader(error.Checkpoint!).State.Partial);
+
+        using var empty = new TempFolder();
+        using var already = new CancellationTokenSource();
+        already.Cancel();
+        var none = Assert.Throws<TrainingStoppedException>(() => new Trainer(SilentObserver.Instance).Fit(model, [phase], batches,
+            new TrainerOptions("toy", 5, 1, empty.Path), "{}", resume: false, already.Token));
+        Assert.Null(none.Checkpoint);
+        Assert.Null(Checkpoint.Latest(empty.Path));
+    }
+
+    [Fact]
+    public void ADamagedNewestCheckpointIsNamedAndThePreviousIntactOneIsUsed()
+    {
+        using var straight = new TempFolder();
+        using var folder = new TempFolder();
+        var (m1, p1, b1, _) = Setup();
+        new Trainer(SilentObserver.Instance).Fit(m1, [p1], b1, new TrainerOptions("toy", 3, 1, straight.Path, CheckpointEvery: 1), "{}", false);
+
+        var (model, phase, batches, _) = Setup();
+        new Trainer(SilentObserver.Instance).Fit(model, [phase], batches, new TrainerOptions("toy", 3, 1, folder.Path, CheckpointEvery: 1), "{}", false);
+        string newest = Checkpoint.Latest(folder.Path)!;
+        Assert.Equal(Checkpoint.FileName(3), Path.GetFileName(newest));
+        var bytes = File.ReadAllBytes(newest);
+        File.WriteAllBytes(newest, bytes[..(bytes.Length / 2)]); // truncated, as by a full disk or a copy cut short
+
+        var (again, p2, b2, _) = Setup();
+        var observer = new CancelAt(new CancellationTokenSource(), -1, -1);
+        var state = new Trainer(observer).Fit(again, [p2], b2, new TrainerOptions("toy", 3, 1, folder.Path, CheckpointEvery: 1), "{}", resume: true);
+        Assert.Contains(observer.Messages, m => m.StartsWith("warning: ", StringComparison.Ordinal) && m.Contains(newest, StringComparison.Ordinal));
+        Assert.Contains(observer.Messages, m => m.Contains($"resumed from {Path.Combine(folder.Path, Checkpoint.FileName(2))}", StringComparison.Ordinal));
+        Assert.True(File.Exists(newest + ".damaged"));
+        Assert.Equal(3, state.EpochsCompleted);
+        Assert.Equal(Weights(m1), Weights(again)); // epoch 3 trained again from the intact epoch 2: the same result
+    }
 }
