@@ -36,7 +36,7 @@ internal static class CompareCommand
         {
             dataset, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
         };
-        command.SetAction(parse => CommandRunner.Run(() =>
+        command.SetAction(parse => CommandRunner.Run(signals =>
         {
             var options = new ComparisonOptions
             {
@@ -60,12 +60,18 @@ internal static class CompareCommand
                 Jobs = parse.GetValue(jobs),
                 Threads = parse.GetValue(threads),
             }.Validate();
-            var outcome = ConsoleProgress.Run(observer => new ComparisonRunner(observer).Run(options));
+            var outcome = ConsoleProgress.Run(observer => new ComparisonRunner(observer).Run(options, signals.Token));
             foreach (var run in outcome.Runs)
                 Console.WriteLine($"{run.Status.ToString().ToLowerInvariant(),-8} {run.Run.Name}{(run.Error is null ? "" : $": {run.Error}")}");
             if (outcome.Files is { } files) Console.WriteLine($"results: {files.Markdown}");
             int failed = outcome.Runs.Count(r => r.Status == RunStatus.Failed);
             if (failed > 0) Console.Error.WriteLine($"error: {failed} of {outcome.Runs.Count} runs failed (listed above); the tables hold the others.");
+            if (outcome.Stopped && signals.Received is { } signal)
+            {
+                StopSignals.ShowCursor();
+                Console.Error.WriteLine($"stopped: run the same command again to continue the unfinished runs from their checkpoints");
+                return StopSignals.ExitCode(signal);
+            }
             return outcome.Succeeded ? 0 : 1;
         }));
         return command;

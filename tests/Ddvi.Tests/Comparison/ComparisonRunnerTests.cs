@@ -36,7 +36,7 @@ public class ComparisonRunnerTests
         public int MostAtOnce;
         public List<IReadOnlyList<string>> Calls { get; } = [];
 
-        public async Task<TrainProcessResult> RunAsync(IReadOnlyList<string> arguments, Action<string> output)
+        public async Task<TrainProcessResult> RunAsync(IReadOnlyList<string> arguments, Action<string> output, CancellationToken stop = default)
         {
             lock (Calls) Calls.Add(arguments);
             int now = Interlocked.Increment(ref _running);
@@ -226,5 +226,36 @@ public class ComparisonRunnerTests
             Assert.Equal(run.Config.Seed, metrics.GetProperty("seed").GetInt64());
         }
         Assert.Contains("| vae | 2 | 1 |", File.ReadAllText(outcome.Files!.Markdown));
+    }
+
+    /// <summary>Requests a stop at the given step of the first epoch it sees.</summary>
+    private sealed class StopAtStep(CancellationTokenSource source, int step) : ITrainingObserver
+    {
+        public void StageStarted(string stage, int firstEpoch, int epochs, int stepsPerEpoch) { }
+        public void StepCompleted(string stage, int epoch, int s, IReadOnlyDictionary<string, double>? runningLosses)
+        {
+            if (s == step) source.Cancel();
+        }
+        public void EpochCompleted(string stage, EpochRecord record, int epochs) { }
+        public void Message(string text) { }
+    }
+
+    [Fact]
+    public void AStoppedComparisonKeepsACheckpointStartsNothingNewAndTheSameCommandFinishesIt()
+    {
+        using var folder = new TempFolder();
+        var options = TinyVaes(folder.Path, 0, 1) with { BaseConfig = ExperimentRunnerTests.Tiny("vae", epochs: 2) };
+        using var stop = new CancellationTokenSource();
+        var stopped = new ComparisonRunner(new StopAtStep(stop, 2)).Run(options, stop.Token);
+        Assert.True(stopped.Stopped);
+        Assert.False(stopped.Succeeded);
+        Assert.Equal([RunStatus.Stopped, RunStatus.Stopped], stopped.Runs.Select(r => r.Status));
+        Assert.Contains("after step 2", stopped.Runs[0].Error);
+        Assert.Contains("not started", stopped.Runs[1].Error);
+        Assert.EndsWith(Checkpoint.FileName(0, 2), Checkpoint.Latest(new RunDirectory(options.Plan()[0].Folder).Checkpoints("vae")));
+
+        var finished = new ComparisonRunner(SilentObserver.Instance).Run(options);
+        Assert.True(finished.Succeeded);
+        Assert.Equal([RunStatus.Resumed, RunStatus.Trained], finished.Runs.Select(r => r.Status));
     }
 }

@@ -16,6 +16,8 @@ public enum RunStatus
     Resumed,
     /// <summary>Could not be trained or evaluated; <see cref="RunOutcome.Error"/> says why.</summary>
     Failed,
+    /// <summary>Stopped on request (a signal) with a checkpoint, or not started because of one: the same command continues it.</summary>
+    Stopped,
 }
 
 public sealed record RunOutcome(PlannedRun Run, RunStatus Status, string? Error = null);
@@ -23,7 +25,10 @@ public sealed record RunOutcome(PlannedRun Run, RunStatus Status, string? Error 
 /// <summary>Every run's outcome and the result files (null when no run finished).</summary>
 public sealed record ComparisonOutcome(IReadOnlyList<RunOutcome> Runs, ReportFiles? Files)
 {
-    public bool Succeeded => Files is not null && Runs.All(r => r.Status != RunStatus.Failed);
+    public bool Succeeded => Files is not null && Runs.All(r => r.Status is not RunStatus.Failed and not RunStatus.Stopped);
+
+    /// <summary>Whether a stop request ended the comparison before every run finished.</summary>
+    public bool Stopped => Runs.Any(r => r.Status == RunStatus.Stopped);
 }
 
 /// <summary>
@@ -40,7 +45,9 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
 {
     private readonly Lock _observerLock = new();
 
-    public ComparisonOutcome Run(ComparisonOptions options)
+    /// <param name="stop">A stop request: runs in progress stop at a step with a checkpoint (in this process, or as
+    /// child processes sent SIGTERM), no new run starts, and the tables are written from the runs finished so far.</param>
+    public ComparisonOutcome Run(ComparisonOptions options, CancellationToken stop = default)
     {
         options.Validate();
         // One comparison per folder at a time; each run folder is held by whoever trains it (RunLock).
@@ -71,13 +78,13 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
             $"{pending.Count(p => p.Resume)} to resume, {pending.Count(p => !p.Resume)} to train" +
             (options.Jobs > 1 ? $", {options.Jobs} at a time with {options.ThreadsPerRun} threads each" : ""));
 
-        if (options.Jobs == 1) RunInProcess(pending, outcomes);
-        else RunAsProcesses(pending, outcomes, options.Jobs);
+        if (options.Jobs == 1) RunInProcess(pending, outcomes, stop);
+        else RunAsProcesses(pending, outcomes, options.Jobs, stop);
 
         var results = new List<RunResult>();
         for (int i = 0; i < plan.Count; i++)
         {
-            if (outcomes[i]!.Status == RunStatus.Failed) continue;
+            if (outcomes[i]!.Status is RunStatus.Failed or RunStatus.Stopped) continue;
             try
             {
                 results.Add(RunResult.Load(plan[i].Folder));
@@ -89,6 +96,8 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
         }
         foreach (var failed in outcomes.Where(o => o!.Status == RunStatus.Failed))
             Say($"FAILED {failed!.Run.Name}: {failed.Error}");
+        if (outcomes.Any(o => o!.Status == RunStatus.Stopped))
+            Say($"stopped on request: {outcomes.Count(o => o!.Status == RunStatus.Stopped)} run(s) not finished; the same command continues them");
 
         ReportFiles? files = null;
         if (results.Count > 0)
@@ -103,16 +112,25 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
         return new ComparisonOutcome([.. outcomes.Select(o => o!)], files);
     }
 
-    private void RunInProcess(List<(int Index, PlannedRun Run, bool Resume)> pending, RunOutcome?[] outcomes)
+    private void RunInProcess(List<(int Index, PlannedRun Run, bool Resume)> pending, RunOutcome?[] outcomes, CancellationToken stop)
     {
         foreach (var (position, (index, run, resume)) in pending.Index())
         {
+            if (stop.IsCancellationRequested)
+            {
+                outcomes[index] = new RunOutcome(run, RunStatus.Stopped, "not started: the comparison was stopped");
+                continue;
+            }
             Say($"[{position + 1}/{pending.Count}] {(resume ? "resuming" : "training")} {run.Name}");
             try
             {
                 if (resume) HeldWhile(run, () => UpdateExecutionSettings(run));
-                new ExperimentRunner(observer).Train(run.Config, run.Folder, resume);
+                new ExperimentRunner(observer).Train(run.Config, run.Folder, resume, cancellationToken: stop);
                 outcomes[index] = new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained);
+            }
+            catch (OperationCanceledException e) when (stop.IsCancellationRequested)
+            {
+                outcomes[index] = new RunOutcome(run, RunStatus.Stopped, e.Message);
             }
             catch (Exception e)
             {
@@ -123,13 +141,18 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
         }
     }
 
-    private void RunAsProcesses(List<(int Index, PlannedRun Run, bool Resume)> pending, RunOutcome?[] outcomes, int jobs)
+    private void RunAsProcesses(List<(int Index, PlannedRun Run, bool Resume)> pending, RunOutcome?[] outcomes, int jobs, CancellationToken stop)
     {
         var processes = launcher ?? DdviProcessLauncher.ForCurrentProcess();
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = jobs };
         Parallel.ForEachAsync(pending, parallel, async (item, _) =>
         {
             var (index, run, resume) = item;
+            if (stop.IsCancellationRequested)
+            {
+                outcomes[index] = new RunOutcome(run, RunStatus.Stopped, "not started: the comparison was stopped");
+                return;
+            }
             try
             {
                 // The child takes the whole configuration from config.json: every setting travels, not only those with a CLI option.
@@ -140,11 +163,13 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
                     else AtomicFile.WriteAllText(new RunDirectory(run.Folder).Config, run.Config.ToJson());
                 });
                 Say($"{(resume ? "resuming" : "training")} {run.Name} in a child process");
-                var result = await processes.RunAsync(["train", "--resume", "--out", run.Folder], line => Say($"[{run.Name}] {line}")).ConfigureAwait(false);
+                var result = await processes.RunAsync(["train", "--resume", "--out", run.Folder], line => Say($"[{run.Name}] {line}"), stop).ConfigureAwait(false);
                 bool finished = result.ExitCode == 0 && File.Exists(new RunDirectory(run.Folder).Metrics);
                 outcomes[index] = finished
                     ? new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained)
-                    : new RunOutcome(run, RunStatus.Failed, ChildError(result, run));
+                    : stop.IsCancellationRequested
+                        ? new RunOutcome(run, RunStatus.Stopped, $"stopped on request (exit code {result.ExitCode})")
+                        : new RunOutcome(run, RunStatus.Failed, ChildError(result, run));
             }
             catch (Exception e)
             {

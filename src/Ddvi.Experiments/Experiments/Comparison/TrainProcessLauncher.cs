@@ -14,7 +14,9 @@ public sealed record TrainProcessResult(int ExitCode, IReadOnlyList<string> Erro
 public interface ITrainProcessLauncher
 {
     /// <summary>Runs <c>ddvi</c> with <paramref name="arguments"/> to its end, passing each output line (stdout and stderr) to <paramref name="output"/> as it arrives.</summary>
-    Task<TrainProcessResult> RunAsync(IReadOnlyList<string> arguments, Action<string> output);
+    /// <param name="stop">When cancelled, the child is asked to stop (SIGTERM: it finishes its step and writes a
+    /// checkpoint) and waited for.</param>
+    Task<TrainProcessResult> RunAsync(IReadOnlyList<string> arguments, Action<string> output, CancellationToken stop = default);
 }
 
 /// <summary>Runs the <c>ddvi</c> program as a child process: an executable, or <c>dotnet Ddvi.Cli.dll</c>.</summary>
@@ -41,7 +43,7 @@ public sealed class DdviProcessLauncher(string fileName, IReadOnlyList<string> l
         return new DdviProcessLauncher(process, [assembly]);
     }
 
-    public async Task<TrainProcessResult> RunAsync(IReadOnlyList<string> arguments, Action<string> output)
+    public async Task<TrainProcessResult> RunAsync(IReadOnlyList<string> arguments, Action<string> output, CancellationToken stop = default)
     {
         var start = new ProcessStartInfo(FileName)
         {
@@ -67,7 +69,33 @@ public sealed class DdviProcessLauncher(string fileName, IReadOnlyList<string> l
             throw new InvalidOperationException($"could not start {FileName}");
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        await process.WaitForExitAsync().ConfigureAwait(false);
+        using (stop.Register(() => AskToStop(process)))
+            await process.WaitForExitAsync().ConfigureAwait(false);
         lock (errors) return new TrainProcessResult(process.ExitCode, [.. errors]);
     }
+
+    /// <summary>SIGTERM on Linux and macOS (the child stops at a step with a checkpoint); elsewhere the process is ended.</summary>
+    private static void AskToStop(Process process)
+    {
+        try
+        {
+            if (process.HasExited) return;
+            if (OperatingSystem.IsWindows()) process.Kill(entireProcessTree: true);
+            else SignalInterop.Terminate(process.Id);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+}
+
+internal static partial class SignalInterop
+{
+    private const int SigTerm = 15;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+
+    public static void Terminate(int pid) => Kill(pid, SigTerm);
 }
