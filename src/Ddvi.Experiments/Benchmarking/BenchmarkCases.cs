@@ -95,8 +95,8 @@ public static class BenchmarkCases
         Warmup => "DDVI stage 2: warm-up model step",
         DdviFrozenDecoder => "DDVI stage 3 step, decoder frozen (first 30 epochs): wake + K sleep steps, KDE log-density",
         Ddvi => "DDVI stage 3 step (epochs 30-100): wake + K sleep steps, KDE log-density",
-        EvaluateDdvi => "evaluation of a DDVI model: KNN, latent NLL, ELBO (KDE log-density), MMD on the test images",
-        EvaluateVae => "evaluation of a VAE: KNN, latent NLL, ELBO, MMD on the test images",
+        EvaluateDdvi => "evaluation of a DDVI model: KNN, latent NLL, ELBO (KDE log-density), true ELBO and IWAE bound (chain Jacobians), MMD on the test images",
+        EvaluateVae => "evaluation of a VAE: KNN, latent NLL, ELBO, true ELBO and IWAE bound, MMD on the test images",
         _ => throw new ArgumentException($"unknown benchmark '{name}'"),
     };
 

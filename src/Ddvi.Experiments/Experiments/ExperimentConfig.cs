@@ -212,8 +212,21 @@ public sealed record EvaluationSettings
     /// <summary>RBF kernel scales of the MMD.</summary>
     public double[] MmdSigmas { get; init; } = [2, 5, 10, 20, 40, 80];
 
-    /// <summary>Rows per no-grad forward pass.</summary>
+    /// <summary>Rows per no-grad forward pass (for the likelihood bounds: test images × posterior draws per pass).</summary>
     public int BatchSize { get; init; } = 2_000;
+
+    /// <summary>
+    /// K, posterior draws per test image for the true ELBO and the importance-weighted bound on log p(x)
+    /// (<c>ddvi evaluate --iwae-samples</c>); bounds are reported for k = 1, 10, 100, … dividing K, and K.
+    /// </summary>
+    public int IwaeSamples { get; init; } = 100;
+
+    /// <summary>
+    /// N, the first test images the true ELBO and the importance-weighted bound average over
+    /// (<c>ddvi evaluate --iwae-examples</c>); capped by the test set. Kept small because DDVI's posterior density needs a
+    /// backward pass through its chain per latent coordinate and draw.
+    /// </summary>
+    public int IwaeExamples { get; init; } = 500;
 
     public void Validate()
     {
@@ -223,6 +236,8 @@ public sealed record EvaluationSettings
         ExperimentConfig.Require(MmdSamples >= 1, $"evaluation.mmd_samples must be ≥ 1, got {MmdSamples}");
         ExperimentConfig.Require(MmdSigmas.Length > 0 && MmdSigmas.All(s => s > 0 && double.IsFinite(s)), "evaluation.mmd_sigmas must be finite positive numbers");
         ExperimentConfig.Require(BatchSize >= 1, $"evaluation.batch_size must be ≥ 1, got {BatchSize}");
+        ExperimentConfig.Require(IwaeSamples >= 1, $"--iwae-samples (evaluation.iwae_samples) must be ≥ 1, got {IwaeSamples}");
+        ExperimentConfig.Require(IwaeExamples >= 1, $"--iwae-examples (evaluation.iwae_examples) must be ≥ 1, got {IwaeExamples}");
     }
 }
 

@@ -188,13 +188,19 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
     private static string Quote(string path) => path.Any(c => char.IsWhiteSpace(c) || c is '\'' or '"' or '$' or '&' or ';') ? $"'{path.Replace("'", "'\\''")}'" : path;
 
     /// <summary>Evaluates the finished run in <paramref name="runFolder"/> again, rewriting its metrics, latents and plots.</summary>
-    public MetricsReport Evaluate(string runFolder)
+    /// <param name="runFolder">The run folder.</param>
+    /// <param name="evaluation">
+    /// Replaces the saved evaluation settings for this evaluation only (config.json is not changed); gets the saved ones
+    /// and returns the ones to use. Null keeps them.
+    /// </param>
+    public MetricsReport Evaluate(string runFolder, Func<EvaluationSettings, EvaluationSettings>? evaluation = null)
     {
         var run = new RunDirectory(runFolder);
         if (!File.Exists(run.Config))
             throw new FileNotFoundException($"{run.Config} not found: {run.Root} is not a Ddvi run folder (expected config.json and checkpoints/).", run.Config);
         using var hold = RunLock.Acquire(run.Root, "RUN_FOLDER");
         var config = ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config);
+        if (evaluation is not null) config = (config with { Evaluation = evaluation(config.Evaluation) }).Validate();
         var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
         using var session = Session.Open(config);
 
@@ -258,6 +264,10 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         $"knn_accuracy={r.KnnAccuracy.Value:F4} latent_nll={r.LatentNll.Value:F4} " +
         (r.LatentNll.PriorSampleReference is double reference ? $"(prior samples themselves: {reference:F4}) " : "") +
         (r.Elbo.Available ? $"elbo={r.Elbo.NatsPerImage:F2} nats/image ({r.Elbo.ReleasePerPixelScale:F4} per-pixel scale) " : "elbo=n/a ") +
+        (r.LikelihoodBounds is { } b
+            ? $"true_elbo={b.TrueElbo.NatsPerImage:F2} log_px_iwae{b.Samples}={b.LogLikelihood.NatsPerImage:F2} " +
+              (b.Injectivity is { } i ? $"sign_changes={i.ExamplesWithSignChange} " : "")
+            : "") +
         $"mmd={r.Mmd.Value:F4}";
 
     /// <summary>

@@ -17,6 +17,13 @@ public sealed record MetricsReport
     public required KnnMetric KnnAccuracy { get; init; }
     public required LatentNllMetric LatentNll { get; init; }
     public required ElboMetric Elbo { get; init; }
+
+    /// <summary>
+    /// The true ELBO and importance-weighted bounds on log p(x); null for a model without a posterior density (the AAE)
+    /// and in metrics files written before they existed.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public LikelihoodBoundsMetric? LikelihoodBounds { get; init; }
     public required MmdMetric Mmd { get; init; }
     /// <summary>Latent metrics of intermediate posteriors (DDVI's warm-up), measured when their stage ended.</summary>
     public IReadOnlyList<StageSnapshot> StageSnapshots { get; init; } = [];
@@ -72,3 +79,29 @@ public sealed record ElboMetric(
     string Definition);
 
 public sealed record MmdMetric(double Value, double Squared, double[] Sigmas, int Samples, string Definition);
+
+/// <summary>One bound: its mean over the test images in nats per image, and the mean's standard error (null for one image).</summary>
+/// <param name="K">Posterior draws per estimate (1: the ELBO).</param>
+public sealed record BoundValue(int K, double NatsPerImage,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? StandardError);
+
+/// <summary>The Jacobian-sign check of a change-of-variables posterior (DDVI) over all draws.</summary>
+/// <param name="ExamplesWithSignChange">Test images whose draws' determinants do not share one nonzero sign: the chain folds there.</param>
+public sealed record InjectivityMetric(long Draws, long NegativeDeterminantDraws, long SingularDraws, long ExamplesWithSignChange);
+
+/// <summary>
+/// True lower bounds on log p(x) in nats per image (docs/elbo.md), next to the release-formula <see cref="ElboMetric"/>.
+/// </summary>
+/// <param name="TrueElbo">E_q[log p(x|z) + log p(z) − log q(z|x)], estimated with <paramref name="Samples"/> draws per image.</param>
+/// <param name="LogLikelihood">IWAE_K with K = <paramref name="Samples"/>: the tightest lower bound on log p(x) here.</param>
+/// <param name="Iwae">IWAE_k for k = 1, 10, 100, … dividing K, and K.</param>
+/// <param name="PriorDensity">The log p(z) in the bounds.</param>
+/// <param name="PosteriorDensity">How log q(z|x) is computed.</param>
+/// <param name="PriorClampedDraws">Draws whose log p(z) the release's KDE clamp would have raised (null: exact prior).</param>
+/// <param name="Injectivity">DDVI's determinant-sign check (null for posteriors injective by construction).</param>
+public sealed record LikelihoodBoundsMetric(
+    int Examples, int Samples, BoundValue TrueElbo, BoundValue LogLikelihood, IReadOnlyList<BoundValue> Iwae,
+    string PriorDensity, string PosteriorDensity,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? PriorClampedDraws,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] InjectivityMetric? Injectivity,
+    double Seconds, string Definition);

@@ -1,4 +1,5 @@
 using Ddvi.FastPaths;
+using Ddvi.Flows;
 using Ddvi.Runtime;
 using Ddvi.Diffusion;
 using Ddvi.Likelihoods;
@@ -68,7 +69,7 @@ public sealed record DdviPosteriorSample(
 /// <para>Dropout in the networks is active only in <c>train()</c> mode and draws from libtorch's global generator; every
 /// other draw takes the caller's generator.</para>
 /// </remarks>
-public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterior
+public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterior, IPosteriorDensity
 {
     private readonly Module<Tensor, Tensor> encoder;
     private readonly Likelihood likelihood;
@@ -270,6 +271,38 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         using var scope = NewDisposeScope();
         var yT = RandomDraws.Normal([n, LatentDim], priorSchedule.DType, priorSchedule.Device, generator);
         return RunPriorChain(yT, keepTrajectory: false).Z.MoveToOuterDisposeScope();
+    }
+
+    public string PosteriorDensityDescription =>
+        $"{(Stage == DdviStage.Ddvi ? "DDVI" : "warm-up")} posterior by change of variables through its deterministic DDIM chain: " +
+        "log q(z|x) = log N(y_T; μ(x), diag σ²(x)) − log|det ∂z/∂y_T|, the d × d Jacobian from autograd (one backward pass per " +
+        "latent coordinate, float64 determinant); exact where the chain is injective";
+
+    /// <summary>
+    /// K draws per row from the posterior <see cref="Stage"/> selects, with its exact density by change of variables: the
+    /// chain y_T ↦ z is deterministic given x, so where it is injective
+    /// log q(z|x) = log N(y_T; μ(x), diag σ²(x)) − log|det ∂z/∂y_T|. The Jacobian comes from autograd through the
+    /// step-by-step tensor chain (not the fused kernel), so this builds a graph even under <c>no_grad()</c>; the encoder
+    /// and auxiliary encoder run once per row without one. <see cref="PosteriorDraws.JacobianSign"/> carries sign(det) of
+    /// every draw: a continuous injective map keeps one sign, so mixed signs for one x show the chain folds there (and a
+    /// fold makes log q too low, the bounds too high). One sign does not prove injectivity.
+    /// </summary>
+    public PosteriorDraws DrawWithLogDensity(Tensor x, int samples, Generator generator) // [B, D] → [K, B, d], [K, B], [K, B]
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        using var scope = NewDisposeScope();
+        var (mean, logVariance) = Encode(x);                                                          // [B, d] each
+        bool conditioned = Stage == DdviStage.Ddvi;
+        var context = conditioned ? PosteriorDrawShapes.Repeat(auxiliaryEncoder.call(x), samples) : null; // [K·B, c]
+        var logVarianceK = PosteriorDrawShapes.Repeat(logVariance, samples);                        // [K·B, d]
+        var eps = RandomDraws.Normal([samples * x.shape[0], LatentDim], mean.dtype, mean.device, generator);
+        var yT = PosteriorDrawShapes.Repeat(mean, samples) + (0.5 * logVarianceK).exp() * eps;       // [K·B, d]
+        var chain = ChangeOfVariables.LogAbsDetJacobian(y => RunChain(context, y, keepTrajectory: false).Z, yT);
+        var logQ = Objectives.GaussianMath.LogDensityOfReparameterised(eps, logVarianceK) - chain.LogAbsDet; // [K·B]
+        return new PosteriorDraws(
+            PosteriorDrawShapes.Split(chain.Output, samples).MoveToOuterDisposeScope(),
+            PosteriorDrawShapes.Split(logQ, samples).MoveToOuterDisposeScope(),
+            PosteriorDrawShapes.Split(chain.Sign, samples).MoveToOuterDisposeScope());
     }
 
     /// <summary>The decoder's output <c>[B, D]</c> for z <c>[B, d]</c> (logits for a Bernoulli likelihood).</summary>

@@ -11,7 +11,7 @@ namespace Ddvi.Models;
 /// σ² = sigmoid(encoder output) as in the release, a Bernoulli decoder p(x|z), and a fixed prior
 /// supplied by the objective. Holds no optimiser and runs no loop.
 /// </summary>
-public sealed class GaussianVae : Module, ILatentVariableModel
+public sealed class GaussianVae : Module, ILatentVariableModel, IPosteriorDensity
 {
     private readonly Module<Tensor, Tensor> encoder;
     private readonly long[] encoderHeads;
@@ -63,4 +63,19 @@ public sealed class GaussianVae : Module, ILatentVariableModel
     }
 
     public Tensor DecodeMeans(Tensor z) => likelihood.Mean(z);
+
+    public string PosteriorDensityDescription => "Gaussian: log q(z|x) = log N(z; μ(x), diag σ²(x)), exact";
+
+    /// <summary>K draws z = μ + σ·ε per row, with log q(z|x) = −½ Σ (ε² + log σ² + log 2π) (exact).</summary>
+    public PosteriorDraws DrawWithLogDensity(Tensor x, int samples, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var (mean, logVariance) = Posterior(x);                                                     // [B, d] each
+        var logVarianceK = PosteriorDrawShapes.Repeat(logVariance, samples);                        // [K·B, d]
+        var (z, epsilon) = Reparameterise(PosteriorDrawShapes.Repeat(mean, samples), logVarianceK, generator);
+        var logQ = Objectives.GaussianMath.LogDensityOfReparameterised(epsilon, logVarianceK);     // [K·B]
+        return new PosteriorDraws(
+            PosteriorDrawShapes.Split(z, samples).MoveToOuterDisposeScope(),
+            PosteriorDrawShapes.Split(logQ, samples).MoveToOuterDisposeScope());
+    }
 }

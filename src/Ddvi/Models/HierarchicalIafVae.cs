@@ -23,7 +23,7 @@ namespace Ddvi.Models;
 /// N(0, I) and the decoder ignores it, E_q[log p(x|z₂) + log p(z₂) + log N(z₁) − log q(z₁, z₂|x)] is a valid lower
 /// bound on log p(x): z₁ is an auxiliary variable whose prior integrates to one.
 /// </remarks>
-public sealed class HierarchicalIafVae : Module, ILatentVariableModel
+public sealed class HierarchicalIafVae : Module, ILatentVariableModel, IPosteriorDensity
 {
     private static readonly double MinLogVariance2 = Math.Log(1e-6);
 
@@ -95,4 +95,31 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel
     }
 
     public Tensor DecodeMeans(Tensor z) => likelihood.Mean(z);
+
+    public string PosteriorDensityDescription =>
+        "two-level IAF with z1 auxiliary: LogQ = log q(z1|x) + log q(z2|x, z1) − log N(z1; 0, I), each level's log q exact " +
+        "(base Gaussian minus the flow's log-determinant); the weight p(x|z2) p(z2) N(z1; 0, I) / q(z1, z2|x) is unbiased for p(x), " +
+        "so the bounds hold, though looser than with the marginal q(z2|x)";
+
+    /// <summary>
+    /// K draws (z₁, z₂) per row. <see cref="PosteriorDraws.Z"/> is z₂ (the decoder's latent) and
+    /// <see cref="PosteriorDraws.LogQ"/> = log q(z₁|x) + log q(z₂|x, z₁) − log N(z₁; 0, I): z₁ is an auxiliary variable
+    /// scored against its own prior N(0, I), the same bound as this model's ELBO (see the remarks on the class).
+    /// </summary>
+    public PosteriorDraws DrawWithLogDensity(Tensor x, int samples, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var heads1 = Mlp.HeadsOf(encoder1, x, level1Heads);
+        var imageFeatures = PosteriorDrawShapes.Repeat(Mlp.HeadsOf(features, x, featureHeads)[0], samples);
+        var level1 = FlowPosterior.Draw(PosteriorDrawShapes.Repeat(heads1[0], samples),
+            PosteriorDrawShapes.Repeat(functional.logsigmoid(heads1[1]), samples), PosteriorDrawShapes.Repeat(heads1[2], samples), flow1, generator);
+        var heads2 = encoder2.Heads(cat([imageFeatures, level1.Z], 1));
+        var logVariance2 = functional.logsigmoid(heads2[1]).clamp_min(MinLogVariance2);
+        var level2 = FlowPosterior.Draw(heads2[0], logVariance2, heads2[2], flow2, generator);
+        var logQ = Objectives.FlowObjective.LogQ(level1) + Objectives.FlowObjective.LogQ(level2)
+                   - Objectives.FlowObjective.StandardNormalLogDensity(level1.Z);                    // [K·B]
+        return new PosteriorDraws(
+            PosteriorDrawShapes.Split(level2.Z, samples).MoveToOuterDisposeScope(),
+            PosteriorDrawShapes.Split(logQ, samples).MoveToOuterDisposeScope());
+    }
 }

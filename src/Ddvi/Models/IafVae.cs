@@ -23,7 +23,7 @@ public sealed record FlowPosteriorSample(Tensor Z0, Tensor Epsilon, Tensor LogVa
 /// through an <see cref="IafStack"/> conditioned on h, and the Bernoulli decoder reads z = z_K. Holds no optimiser and
 /// runs no loop; the prior and the weights of the loss belong to the objective.
 /// </summary>
-public sealed class IafVae : Module, ILatentVariableModel
+public sealed class IafVae : Module, ILatentVariableModel, IPosteriorDensity
 {
     private readonly Module<Tensor, Tensor> encoder;
     private readonly long[] encoderHeads;
@@ -79,6 +79,23 @@ public sealed class IafVae : Module, ILatentVariableModel
     }
 
     public Tensor DecodeMeans(Tensor z) => likelihood.Mean(z);
+
+    public string PosteriorDensityDescription =>
+        "IAF: log q(z|x) = log N(z0; μ(x), diag σ²(x)) − log|det ∂z/∂z0|, the flow's exact triangular log-determinant";
+
+    /// <summary>K draws z = IAF(μ + σ·ε; h) per row, with log q(z|x) = log N(z_0; μ, σ²) − log|det ∂z/∂z_0| (exact).</summary>
+    public PosteriorDraws DrawWithLogDensity(Tensor x, int samples, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var heads = Mlp.HeadsOf(encoder, x, encoderHeads);
+        var logVariance = functional.logsigmoid(heads[1]);
+        var sample = FlowPosterior.Draw(PosteriorDrawShapes.Repeat(heads[0], samples), PosteriorDrawShapes.Repeat(logVariance, samples),
+            PosteriorDrawShapes.Repeat(heads[2], samples), flow, generator);
+        var logQ = Objectives.FlowObjective.LogQ(sample);                                             // [K·B]
+        return new PosteriorDraws(
+            PosteriorDrawShapes.Split(sample.Z, samples).MoveToOuterDisposeScope(),
+            PosteriorDrawShapes.Split(logQ, samples).MoveToOuterDisposeScope());
+    }
 }
 
 /// <summary>The draw shared by the IAF models: reparameterise the base Gaussian, then run the flow.</summary>

@@ -74,22 +74,30 @@ public sealed class GaussianKernelDensity : IDisposable
     public string Description => $"Gaussian KDE over {CentreCount} points, bandwidths {{{string.Join(", ", Bandwidths)}}}";
 
     /// <summary>log q̂(z) for z <c>[B, d]</c> → <c>[B]</c>, in blocks of <paramref name="blockRows"/> queries so memory stays bounded.</summary>
-    public Tensor LogDensity(Tensor z, int blockRows = 512)
+    /// <param name="z">Queries <c>[B, d]</c>.</param>
+    /// <param name="blockRows">Queries per block of the tensor path.</param>
+    /// <param name="clamp">
+    /// Clamp to [<see cref="MinLogDensity"/>, <see cref="MaxLogDensity"/>] as the release (the default). Unclamped, the value
+    /// is the log of the mixture itself, a density that integrates to one (finite however far z is: the nearest centre is
+    /// factored out); the clamp raises it to −1000 far from every centre, where the clamped function no longer integrates
+    /// to one (its floor e^−1000 has infinite mass over R^d).
+    /// </param>
+    public Tensor LogDensity(Tensor z, int blockRows = 512, bool clamp = true)
     {
         if (z.dim() != 2 || z.shape[1] != _centres.shape[1])
             throw new ArgumentException($"KDE query must be [B, {_centres.shape[1]}], got [{string.Join(", ", z.shape)}].");
         if (_grid is not null && z.device_type == TorchSharp.DeviceType.CPU)
-            return PlanarLogDensity(z);
+            return PlanarLogDensity(z, clamp);
         var blocks = new List<Tensor>();
         for (long start = 0; start < z.shape[0]; start += blockRows)
         {
             long rows = Math.Min(blockRows, z.shape[0] - start);
-            blocks.Add(BlockLogDensity(z.narrow(0, start, rows)));
+            blocks.Add(BlockLogDensity(z.narrow(0, start, rows), clamp));
         }
         return blocks.Count == 1 ? blocks[0] : cat(blocks, 0);
     }
 
-    Tensor BlockLogDensity(Tensor z) // [b, d] → [b]
+    Tensor BlockLogDensity(Tensor z, bool clamp) // [b, d] → [b]
     {
         // Each block frees its [b, N] temporaries before the next one starts.
         using var scope = NewDisposeScope();
@@ -114,10 +122,11 @@ public sealed class GaussianKernelDensity : IDisposable
             var inner = (excess * -inverseTwoH2).exp_().sum(1).log_();                              // [b]
             perBandwidth[h] = inner - nearest.squeeze(1) * inverseTwoH2 + _logNormalisers[h];
         }
-        return stack(perBandwidth, 1).logsumexp(1).clamp(MinLogDensity, MaxLogDensity).MoveToOuterDisposeScope();
+        var logDensity = stack(perBandwidth, 1).logsumexp(1);
+        return (clamp ? logDensity.clamp(MinLogDensity, MaxLogDensity) : logDensity).MoveToOuterDisposeScope();
     }
 
-    Tensor PlanarLogDensity(Tensor z) // [B, 2] → [B]
+    Tensor PlanarLogDensity(Tensor z, bool clamp) // [B, 2] → [B]
     {
         using var scope = NewDisposeScope();
         var (x, y) = PlanarNeighbourGrid.Coordinates(z);
@@ -152,8 +161,8 @@ public sealed class GaussianKernelDensity : IDisposable
                     gy += scale * sums.WeightedDy[h];
                 }
                 double logDensity = top + Math.Log(total);
-                bool clamped = logDensity < MinLogDensity || logDensity > MaxLogDensity;
-                values[q] = Math.Clamp(logDensity, MinLogDensity, MaxLogDensity);
+                bool clamped = clamp && (logDensity < MinLogDensity || logDensity > MaxLogDensity);
+                values[q] = clamp ? Math.Clamp(logDensity, MinLogDensity, MaxLogDensity) : logDensity;
                 gradients[2 * q] = clamped ? 0 : gx / total;
                 gradients[2 * q + 1] = clamped ? 0 : gy / total;
             }

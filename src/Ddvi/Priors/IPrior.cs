@@ -27,6 +27,13 @@ public interface IPrior
     /// <summary>log p(z) for z <c>[B, d]</c> → <c>[B]</c>, differentiable in z (and in the prior's parameters, if any).</summary>
     Tensor LogDensity(Tensor z);
 
+    /// <summary>
+    /// log of a density that integrates to one, for z <c>[B, d]</c> → <c>[B]</c>: what a bound on log p(x) needs. The same as
+    /// <see cref="LogDensity"/> unless that is clamped, as the release's kernel density estimate is (to [−1000, 1000]);
+    /// then this is the unclamped mixture of Gaussian kernels, which is a proper density.
+    /// </summary>
+    Tensor NormalisedLogDensity(Tensor z) => LogDensity(z);
+
     /// <summary>The prior's own trainable parameters (none for a fixed prior).</summary>
     IReadOnlyList<TorchSharp.Modules.Parameter> PriorParameters => [];
 }

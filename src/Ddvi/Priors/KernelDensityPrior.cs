@@ -44,6 +44,9 @@ public sealed class KernelDensityPrior : ILabelledPrior, IDisposable
 
     public Tensor LogDensity(Tensor z) => LogDensityOf(_density, Name, _device, z);
 
+    /// <summary>The KDE's log density without the release's clamp: the log of a proper mixture density.</summary>
+    public Tensor NormalisedLogDensity(Tensor z) => LogDensityOf(_density, Name, _device, z, clamp: false);
+
     public void Dispose() => _density.Dispose();
 
     /// <summary>A KDE over <paramref name="sampleCount"/> samples of <paramref name="sampler"/> from a CPU generator seeded by <paramref name="seed"/>.</summary>
@@ -73,10 +76,10 @@ public sealed class KernelDensityPrior : ILabelledPrior, IDisposable
         $"{density.Description} (approximate: {prior} prior samples, seed {seed}, log density clamped to " +
         $"[{GaussianKernelDensity.MinLogDensity}, {GaussianKernelDensity.MaxLogDensity}])";
 
-    internal static Tensor LogDensityOf(GaussianKernelDensity density, string prior, Device device, Tensor z)
+    internal static Tensor LogDensityOf(GaussianKernelDensity density, string prior, Device device, Tensor z, bool clamp = true)
     {
         PriorChecks.LatentBatch(prior, z, device, density.Dimension);
         using var scope = NewDisposeScope();
-        return density.LogDensity(z).to(float32).MoveToOuterDisposeScope();
+        return density.LogDensity(z, clamp: clamp).to(float32).MoveToOuterDisposeScope();
     }
 }

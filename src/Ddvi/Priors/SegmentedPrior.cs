@@ -19,6 +19,9 @@ public abstract class SegmentedPrior(Device device) : ILabelledPrior
     public abstract string DensityDescription { get; }
     public abstract Tensor LogDensity(Tensor z);
 
+    /// <summary>See <see cref="IPrior.NormalisedLogDensity"/>: <see cref="LogDensity"/> unless the prior's density is a clamped KDE.</summary>
+    public virtual Tensor NormalisedLogDensity(Tensor z) => LogDensity(z);
+
     public (Tensor Z, Tensor Classes) SampleLabelled(long n, Generator generator)
     {
         PriorChecks.SampleCount(Name, n);

@@ -55,5 +55,8 @@ public sealed class SwissRollPrior : SegmentedPrior, IDisposable
 
     public override Tensor LogDensity(Tensor z) => KernelDensityPrior.LogDensityOf(_density, Name, Device, z);
 
+    /// <summary>The KDE's log density without the release's clamp: the log of a proper mixture density.</summary>
+    public override Tensor NormalisedLogDensity(Tensor z) => KernelDensityPrior.LogDensityOf(_density, Name, Device, z, clamp: false);
+
     public void Dispose() => _density.Dispose();
 }

@@ -58,6 +58,14 @@ public class CliTests
         (code, _, error) = Ddvi("evaluate", empty.Path);
         Assert.Equal(1, code);
         Assert.Contains("config.json", error);
+
+        (code, _, error) = Ddvi("evaluate", empty.Path, "--iwae-samples", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("--iwae-samples", error);
+
+        (code, _, error) = Ddvi("evaluate", empty.Path, "--iwae-examples", "-3");
+        Assert.Equal(2, code);
+        Assert.Contains("--iwae-examples", error);
     }
 
     [Fact]
@@ -82,10 +90,24 @@ public class CliTests
         Assert.InRange(metrics.GetProperty("knn_accuracy").GetProperty("value").GetDouble(), 0, 1);
         Assert.True(File.Exists(Path.Combine(run, "plots", "prior-vs-latents.png")));
 
-        (code, output, error) = Ddvi("evaluate", run);
+        // The true bounds sit beside the release-formula ELBO: true ELBO ≤ IWAE (Jensen, per image, so also on average).
+        var bounds = metrics.GetProperty("likelihood_bounds");
+        int defaultSamples = new Ddvi.Experiments.EvaluationSettings().IwaeSamples;
+        Assert.Equal(defaultSamples, bounds.GetProperty("samples").GetInt32());
+        Assert.True(bounds.GetProperty("true_elbo").GetProperty("nats_per_image").GetDouble()
+                    <= bounds.GetProperty("log_likelihood").GetProperty("nats_per_image").GetDouble());
+        Assert.Contains("true_elbo=", output);
+
+        (code, output, error) = Ddvi("evaluate", run, "--iwae-samples", "10", "--iwae-examples", "20");
         Assert.True(code == 0, error);
         var again = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
         Assert.Equal(metrics.GetProperty("latent_nll").GetProperty("value").GetDouble(), again.GetProperty("latent_nll").GetProperty("value").GetDouble());
+        var rebounded = again.GetProperty("likelihood_bounds");
+        Assert.Equal(10, rebounded.GetProperty("samples").GetInt32());
+        Assert.Equal(20, rebounded.GetProperty("examples").GetInt32());
+        Assert.Equal([1, 10], rebounded.GetProperty("iwae").EnumerateArray().Select(b => b.GetProperty("k").GetInt32()));
+        // The options apply to this evaluation only; config.json keeps the run's settings.
+        Assert.Contains($"\"iwae_samples\": {defaultSamples},", File.ReadAllText(Path.Combine(run, "config.json")));
 
         (code, output, error) = Ddvi("train", "--resume", "--out", run);
         Assert.True(code == 0, error);

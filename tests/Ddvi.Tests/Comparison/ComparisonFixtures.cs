@@ -23,6 +23,11 @@ internal static class ComparisonFixtures
         KnnAccuracy = new KnnMetric(knn, 5, "knn"),
         LatentNll = new LatentNllMetric(nll, [0.01], 300, "nll"),
         Elbo = elbo is null ? new ElboMetric(false, null, null, "none") : new ElboMetric(true, elbo, elbo / 784, "elbo"),
+        // The true bounds, when there is an ELBO: true ELBO = ELBO − 1, IWAE = ELBO + 2, so tables can be checked by hand.
+        LikelihoodBounds = elbo is not double release ? null : new LikelihoodBoundsMetric(40, 100,
+            new BoundValue(1, release - 1, 0.1), new BoundValue(100, release + 2, 0.1),
+            [new BoundValue(1, release - 1, 0.1), new BoundValue(10, release + 1, 0.1), new BoundValue(100, release + 2, 0.1)],
+            "exact", "test", null, null, 1.0, "bounds"),
         Mmd = new MmdMetric(mmd, mmd * mmd, [2], 100, "mmd"),
         TrainingSeconds = seconds,
     };

@@ -36,6 +36,10 @@ public class ResultsTableTests
         Assert.Equal(-102, elbo.Mean, 12);
         Assert.Equal(T975With2Dof * 2 / Math.Sqrt(3), elbo.HalfWidth95, 9);
         Assert.Equal(3, elbo.Count);
+        // The true bounds pool the same way (fixtures: true ELBO = ELBO − 1, IWAE = ELBO + 2).
+        Assert.Equal(-103, vae.Cells[Column("true_elbo")].Interval!.Value.Mean, 12);
+        Assert.Equal(-100, vae.Cells[Column("log_px_iwae")].Interval!.Value.Mean, 12);
+        Assert.Equal(T975With2Dof * 2 / Math.Sqrt(3), vae.Cells[Column("log_px_iwae")].Interval!.Value.HalfWidth95, 9);
     }
 
     [Fact]
@@ -44,9 +48,12 @@ public class ResultsTableTests
         var table = ResultsTable.Build(ThreeSeedsOfTwoModels());
         var vae = table.Rows.Single(r => r.Model == "vae");
         var ddvi = table.Rows.Single(r => r.Model == "ddvi");
-        // Higher is better: ELBO and KNN go to DDVI.
-        Assert.True(ddvi.Cells[Column("elbo")].Best);
-        Assert.False(vae.Cells[Column("elbo")].Best);
+        // Higher is better: the bounds and KNN go to DDVI.
+        foreach (var key in new[] { "elbo", "true_elbo", "log_px_iwae" })
+        {
+            Assert.True(ddvi.Cells[Column(key)].Best, key);
+            Assert.False(vae.Cells[Column(key)].Best, key);
+        }
         Assert.True(ddvi.Cells[Column("knn_accuracy")].Best);
         // Lower is better: NLL, MMD and time go to the VAE.
         foreach (var key in new[] { "latent_nll", "mmd", "training_seconds" })
@@ -85,9 +92,9 @@ public class ResultsTableTests
         Assert.True(aae.Cells[Column("latent_nll")].Best);
 
         var markdown = table.ToMarkdown();
-        Assert.Contains("| aae | 2 | 1 | n/a | **1.250 ± 3.177** |", markdown);
+        Assert.Contains("| aae | 2 | 1 | n/a | n/a | n/a | **1.250 ± 3.177** |", markdown);
         var csvLine = table.ToCsv().Split('\n').Single(l => l.StartsWith("synthetic,pinwheel,aae,", StringComparison.Ordinal));
-        Assert.StartsWith("synthetic,pinwheel,aae,2,1,n/a,n/a,false,1.25,", csvLine);
+        Assert.StartsWith("synthetic,pinwheel,aae,2,1,n/a,n/a,false,n/a,n/a,false,n/a,n/a,false,1.25,", csvLine);
     }
 
     [Fact]
@@ -102,13 +109,16 @@ public class ResultsTableTests
         int pinwheel = Array.IndexOf(lines, "## pinwheel (synthetic)");
         int square = Array.IndexOf(lines, "## square (synthetic)");
         Assert.True(pinwheel > 0 && square > pinwheel, markdown);
-        Assert.Equal("| model | seeds | epochs | ELBO (nats/image) ↑ | latent NLL ↓ | KNN accuracy ↑ | MMD ↓ | training time (s) ↓ |", lines[pinwheel + 2]);
-        Assert.Equal("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", lines[pinwheel + 3]);
+        Assert.Equal("| model | seeds | epochs | ELBO, release formula (nats/image) ↑ | true ELBO (nats/image) ↑ | log p(x) ≥ IWAE-K (nats/image) ↑ | latent NLL ↓ | KNN accuracy ↑ | MMD ↓ | training time (s) ↓ |", lines[pinwheel + 2]);
+        Assert.Equal("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", lines[pinwheel + 3]);
         // Catalog order: ddvi before vae. Half widths: t·s/√n.
-        Assert.Equal("| ddvi | 3 | 1 | **-91.00 ± 2.48** | 5.000 ± 2.484 | **0.9100 ± 0.0248** | 0.4500 ± 0.1242 | 31.0 ± 2.5 |", lines[pinwheel + 4]);
-        Assert.Equal("| vae | 3 | 1 | -102.00 ± 4.97 | **2.000 ± 2.484** | 0.8200 ± 0.0497 | **0.2500 ± 0.1242** | **11.0 ± 2.5** |", lines[pinwheel + 5]);
+        Assert.Equal("| ddvi | 3 | 1 | **-91.00 ± 2.48** | **-92.00 ± 2.48** | **-89.00 ± 2.48** | 5.000 ± 2.484 | **0.9100 ± 0.0248** | 0.4500 ± 0.1242 | 31.0 ± 2.5 |", lines[pinwheel + 4]);
+        Assert.Equal("| vae | 3 | 1 | -102.00 ± 4.97 | -103.00 ± 4.97 | -100.00 ± 4.97 | **2.000 ± 2.484** | 0.8200 ± 0.0497 | **0.2500 ± 0.1242** | **11.0 ± 2.5** |", lines[pinwheel + 5]);
         // One seed: the value alone, and nothing bold in a section of one model.
-        Assert.Equal("| vae | 1 | 1 | -120.00 | 1.000 | 0.7000 | 0.3000 | 9.0 |", lines[square + 4]);
+        Assert.Equal("| vae | 1 | 1 | -120.00 | -121.00 | -118.00 | 1.000 | 0.7000 | 0.3000 | 9.0 |", lines[square + 4]);
+        // The note says which number is which.
+        Assert.Contains("not a lower bound on log p(x)", markdown);
+        Assert.Contains("without the release's clamp", markdown);
     }
 
     [Fact]
@@ -120,7 +130,7 @@ public class ResultsTableTests
 
         Assert.Equal(
             "dataset,prior,model,seeds,epochs," +
-            "elbo_mean,elbo_ci95,elbo_best,latent_nll_mean,latent_nll_ci95,latent_nll_best,knn_accuracy_mean,knn_accuracy_ci95,knn_accuracy_best," +
+            "elbo_mean,elbo_ci95,elbo_best,true_elbo_mean,true_elbo_ci95,true_elbo_best,log_px_iwae_mean,log_px_iwae_ci95,log_px_iwae_best,latent_nll_mean,latent_nll_ci95,latent_nll_best,knn_accuracy_mean,knn_accuracy_ci95,knn_accuracy_best," +
             "mmd_mean,mmd_ci95,mmd_best,training_seconds_mean,training_seconds_ci95,training_seconds_best", lines[0]);
         Assert.Equal(4, lines.Length);
         var vae = lines[2].Split(',');
@@ -128,8 +138,8 @@ public class ResultsTableTests
         Assert.Equal(-102, double.Parse(vae[5], System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(T975With2Dof * 2 / Math.Sqrt(3), double.Parse(vae[6], System.Globalization.CultureInfo.InvariantCulture), 9);
         Assert.Equal("false", vae[7]);
-        Assert.Equal("true", vae[10]);
-        Assert.Equal("synthetic,square,vae,1,1,-120,n/a,false,1,n/a,false,0.7,n/a,false,0.3,n/a,false,9,n/a,false", lines[3]);
+        Assert.Equal("true", vae[16]); // latent_nll_best
+        Assert.Equal("synthetic,square,vae,1,1,-120,n/a,false,-121,n/a,false,-118,n/a,false,1,n/a,false,0.7,n/a,false,0.3,n/a,false,9,n/a,false", lines[3]);
     }
 
     [Fact]

@@ -43,6 +43,26 @@ public sealed class DdviFitTests
     }
 
     [Fact]
+    public void LikelihoodBoundsGivePerRowTrueElboBelowTheImportanceWeightedBound()
+    {
+        var x = GaussianData(40, 6, seed: 3);
+        using var likelihood = Gaussian(2, 6);
+        using var fitted = DdviFit.Fit(x, likelihood, new StandardNormalPrior(2, CPU), Short);
+        x[0, 2] = float.NaN; // a missing entry is left out of log p(x|z), as in Elbo
+        using var bounds = fitted.LikelihoodBounds(x, samples: 20, seed: 4);
+        Assert.Equal(new long[] { 40 }, bounds.TrueElbo.shape);
+        Assert.True(bounds.LogLikelihood.isfinite().all().item<bool>());
+        // log (1/K) Σ w ≥ (1/K) Σ log w for every row's draws (Jensen).
+        Assert.True((bounds.LogLikelihood - bounds.TrueElbo).min().item<double>() >= 0);
+        Assert.Equal([1, 10, 20], bounds.Summary.Bounds.Select(b => b.K));
+        Assert.Equal(800, bounds.Summary.Injectivity!.Draws);
+        // A seed fixes the draws.
+        using var again = fitted.LikelihoodBounds(x, samples: 20, seed: 4);
+        Assert.True(again.LogLikelihood.equal(bounds.LogLikelihood).all().item<bool>());
+        Assert.Throws<ArgumentOutOfRangeException>(() => fitted.LikelihoodBounds(x, samples: 0));
+    }
+
+    [Fact]
     public void TrainingRaisesTheElbo()
     {
         var x = GaussianData(256, 6, seed: 7);
