@@ -9,7 +9,7 @@ namespace Ddvi.Benchmarking;
 /// <remarks>
 /// Each process is a POSIX shell counting in a loop: always runnable, at the default priority, working in user mode like
 /// a compiler or a second training run. Every few tens of milliseconds it checks that the process that started it is still
-/// alive and exits when it is not, so a bench that is killed (even by SIGKILL, which runs no clean-up) leaves nothing
+/// its parent and exits when it is not, so a bench that is killed (even by SIGKILL, which runs no clean-up) leaves nothing
 /// spinning behind. <see cref="Dispose"/> kills them at once and waits for them; so does the end of the process, for a
 /// bench stopped by Ctrl-C.
 /// </remarks>
@@ -19,10 +19,13 @@ public sealed class BackgroundLoad : IDisposable
     public const string Shell = "/bin/sh";
 
     /// <summary>
-    /// The loop: rounds of 20,000 additions (≈ 20 ms with dash), each followed by <c>kill -0</c> on the parent's id, which
-    /// fails once the parent has exited (its orphans are re-parented, but <c>$PPID</c> keeps the original id).
+    /// The loop, given its parent's process id as <c>$1</c>: rounds of 20,000 additions (≈ 20 ms with dash), each after
+    /// reading its own parent's id from <c>/proc/$$/stat</c> (a shell built-in, no new process). Once the parent has exited
+    /// the loop is re-parented and the ids differ, even while the dead parent waits to be reaped (where <c>kill -0</c> would
+    /// still succeed) and even if the parent died before the shell started (where <c>$PPID</c> would already be the new one).
     /// </summary>
-    public const string Script = "p=$PPID; while kill -0 \"$p\" 2>/dev/null; do i=0; while [ \"$i\" -lt 20000 ]; do i=$((i + 1)); done; done";
+    public const string Script =
+        "while read -r _ _ _ q _ < /proc/$$/stat && [ \"$q\" = \"$1\" ]; do i=0; while [ \"$i\" -lt 20000 ]; do i=$((i + 1)); done; done";
 
     private readonly List<Process> _processes = [];
     private readonly EventHandler _onExit;
@@ -39,6 +42,8 @@ public sealed class BackgroundLoad : IDisposable
                 var start = new ProcessStartInfo(Shell) { UseShellExecute = false, RedirectStandardInput = false };
                 start.ArgumentList.Add("-c");
                 start.ArgumentList.Add(Script);
+                start.ArgumentList.Add("ddvi-busy");                                          // $0
+                start.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)); // $1
                 _processes.Add(Process.Start(start) ?? throw new InvalidOperationException($"--background-load: could not start {Shell}"));
             }
         }
@@ -51,12 +56,13 @@ public sealed class BackgroundLoad : IDisposable
 
     /// <summary>Starts <paramref name="count"/> busy processes (0 starts none).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A negative count.</exception>
-    /// <exception cref="InvalidOperationException">No <see cref="Shell"/> on this system, or it would not start.</exception>
+    /// <exception cref="InvalidOperationException">No <see cref="Shell"/> or no <c>/proc</c> (Linux's) on this system, or a
+    /// process would not start.</exception>
     public static BackgroundLoad Start(int count)
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "--background-load: expected a count of busy processes ≥ 0");
-        if (count > 0 && !File.Exists(Shell))
-            throw new InvalidOperationException($"--background-load needs {Shell} for its busy processes, and this system has none");
+        if (count > 0 && (!File.Exists(Shell) || !File.Exists("/proc/self/stat")))
+            throw new InvalidOperationException($"--background-load needs {Shell} and Linux's /proc for its busy processes, and this system lacks them");
         return new BackgroundLoad(count);
     }
 

@@ -8,6 +8,12 @@ public class BackgroundLoadTests
 {
     static bool Alive(int id) => File.Exists($"/proc/{id}/stat");
 
+    static string Stat(int id)
+    {
+        try { return File.ReadAllText($"/proc/{id}/stat"); }
+        catch (IOException) { return "gone"; }
+    }
+
     static void WaitUntil(Func<bool> condition, string what)
     {
         var clock = Stopwatch.StartNew();
@@ -52,15 +58,14 @@ public class BackgroundLoadTests
         // when a bench is killed by SIGKILL and runs no clean-up.
         var start = new ProcessStartInfo(BackgroundLoad.Shell) { RedirectStandardOutput = true };
         start.ArgumentList.Add("-c");
-        start.ArgumentList.Add($"{BackgroundLoad.Shell} -c \"$DDVI_BUSY_LOOP\" & echo $!");
+        start.ArgumentList.Add($"{BackgroundLoad.Shell} -c \"$DDVI_BUSY_LOOP\" ddvi-busy $$ & echo $!");
         start.Environment["DDVI_BUSY_LOOP"] = BackgroundLoad.Script;
         using var parent = Process.Start(start)!;
         int loop = int.Parse(parent.StandardOutput.ReadLine()!.Trim());
         parent.WaitForExit();
         try
         {
-            WaitUntil(() => !Alive(loop) || File.ReadAllText($"/proc/{loop}/stat").Contains(") Z", StringComparison.Ordinal),
-                $"the orphaned busy process {loop} exited");
+            WaitUntil(() => !Alive(loop) || Stat(loop).Contains(") Z", StringComparison.Ordinal), $"the orphaned busy process {loop} exited");
         }
         finally
         {
