@@ -33,15 +33,14 @@ public static class ComputeDevice
     }
 
     /// <summary>
-    /// One line on Ddvi's CPU kernels for logs and benchmark headers: MKL's kernel choice, the heap setting, OpenMP's
-    /// spin and the thread cap (as <see cref="CpuRuntime.Configure"/> left them; this changes nothing) and where the parallel loops and chain kernel
+    /// One line on Ddvi's CPU kernels for logs and benchmark headers: MKL's kernel choice, the heap setting (both as
+    /// <see cref="CpuRuntime.Configure"/> left them; this changes nothing) and where the parallel loops and chain kernel
     /// run. On another device they touch only host-side tensors, and the line says so.
     /// </summary>
     public static string HostKernelNotes(torch.Device device)
     {
-        string settings = CpuRuntime.State?.Description
-            ?? $"MKL chooses its own kernels (CpuRuntime.Configure was not called); {NativeHeap.Description}";
-        string notes = $"{settings}; {OpenMpTeam.Description}";
+        string kernels = MathKernelDispatch.State?.Description ?? "MKL chooses its own kernels (CpuRuntime.Configure was not called)";
+        string notes = $"{kernels}; {NativeHeap.Description}; {OpenMpTeam.Description}";
         return device.type == DeviceType.CPU
             ? notes
             : $"host side only: {notes}; on {device} the chain, Adam and the KDE run as libtorch operations";
