@@ -22,6 +22,11 @@ internal static class BenchCommand
             AllowMultipleArgumentsPerToken = true,
             DefaultValueFactory = _ => [0],
         };
+        var backgroundLoad = new Option<int[]>("--background-load")
+        {
+            Description = "After the idle run, run again with N busy processes of the bench's own for each N given, and report each benchmark's slowdown against the idle run",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
         var repetitions = new Option<int>("--repetitions") { Description = "Timed repetitions per training benchmark", DefaultValueFactory = _ => 7 };
         var evaluationRepetitions = new Option<int>("--evaluation-repetitions") { Description = "Timed repetitions per evaluation benchmark", DefaultValueFactory = _ => 3 };
@@ -32,7 +37,7 @@ internal static class BenchCommand
 
         var command = new Command("bench", "Measure time per step and per epoch, examples/s, peak memory and the arithmetic floor of every model, DDVI stage and evaluation")
         {
-            cases, output, device, threads, batchSize, repetitions, evaluationRepetitions, warmupSteps, trainImages, testImages, seed,
+            cases, output, device, threads, backgroundLoad, batchSize, repetitions, evaluationRepetitions, warmupSteps, trainImages, testImages, seed,
         };
         command.SetAction(parse => CommandRunner.Run(() =>
         {
@@ -41,6 +46,7 @@ internal static class BenchCommand
                 Cases = parse.GetValue(cases) ?? [],
                 Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
                 Threads = parse.GetValue(threads) ?? [0],
+                BackgroundLoads = parse.GetValue(backgroundLoad) ?? [],
                 BatchSize = parse.GetValue(batchSize),
                 Repetitions = parse.GetValue(repetitions),
                 EvaluationRepetitions = parse.GetValue(evaluationRepetitions),

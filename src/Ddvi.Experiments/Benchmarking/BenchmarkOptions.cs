@@ -14,6 +14,16 @@ public sealed record BenchmarkOptions
     /// <summary>libtorch intra-op thread counts to measure, one full run each; 0 = libtorch's default.</summary>
     public IReadOnlyList<int> Threads { get; init; } = [0];
 
+    /// <summary>
+    /// Counts of busy processes to measure under (<see cref="BackgroundLoad"/>): after the idle run at each thread count,
+    /// one more run per count with that many of the bench's own busy processes, each case's time compared with the idle
+    /// run's (<see cref="BenchmarkSuite.Slowdowns"/>). Empty (the default) measures idle only.
+    /// </summary>
+    public IReadOnlyList<int> BackgroundLoads { get; init; } = [];
+
+    /// <summary>The most busy processes one run may start.</summary>
+    public const int MaxBackgroundLoad = 64;
+
     public int BatchSize { get; init; } = PaperSettings.BatchSize;
     public int Hidden { get; init; } = PaperSettings.Hidden;
     public int PosteriorSteps { get; init; } = PaperSettings.PosteriorSteps;
@@ -46,6 +56,8 @@ public sealed record BenchmarkOptions
                 throw new ArgumentException($"--cases: '{name}' is not a benchmark; valid: {string.Join(", ", BenchmarkCases.Names)}");
         if (Threads.Count == 0 || Threads.Any(t => t < 0))
             throw new ArgumentException($"--threads: expected thread counts ≥ 0 (0 = libtorch default), got [{string.Join(", ", Threads)}]");
+        if (BackgroundLoads.Any(n => n < 1 || n > MaxBackgroundLoad) || BackgroundLoads.Distinct().Count() != BackgroundLoads.Count)
+            throw new ArgumentException($"--background-load: expected distinct counts of busy processes from 1 to {MaxBackgroundLoad}, got [{string.Join(", ", BackgroundLoads)}]");
         Require(BatchSize >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
         Require(Hidden >= 1, $"--hidden must be ≥ 1, got {Hidden}");
         Require(PosteriorSteps >= 1 && PriorSteps >= 1, $"--posterior-steps and --prior-steps must be ≥ 1, got {PosteriorSteps} and {PriorSteps}");

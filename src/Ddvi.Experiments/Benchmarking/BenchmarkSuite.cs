@@ -69,11 +69,23 @@ public sealed record BenchmarkMachine(string Device, int Threads, int InteropThr
 public sealed record PipelineEstimate(double PriorDiffusionSeconds, double WarmupSeconds, double FrozenDecoderSeconds, double DdviSeconds,
     double EvaluationSeconds, double TotalSeconds, string Composition);
 
-public sealed record BenchmarkReport(DateTimeOffset Started, BenchmarkOptions Options, IReadOnlyList<BenchmarkRun> Runs);
+public sealed record BenchmarkReport(DateTimeOffset Started, BenchmarkOptions Options, IReadOnlyList<BenchmarkRun> Runs,
+    IReadOnlyList<LoadSlowdown> Slowdowns);
 
-/// <summary>All benchmarks at one thread count.</summary>
-public sealed record BenchmarkRun(BenchmarkMachine Machine, IReadOnlyList<MatrixProductRate> MatrixProductRates, double FloorGigaflopsPerSecond,
-    IReadOnlyList<BenchmarkResult> Results, PipelineEstimate? Pipeline);
+/// <summary>All benchmarks at one thread count, with <paramref name="BackgroundProcesses"/> of the bench's own busy processes
+/// running meanwhile (0: idle, as far as the bench is concerned). <paramref name="OtherCpuLoad"/> is the cores' worth of CPU
+/// time that something else on the machine took meanwhile, on average (<see cref="CpuActivity.OtherCores"/>; null off Linux):
+/// well above 0, and the run was not what its load says.</summary>
+public sealed record BenchmarkRun(BenchmarkMachine Machine, int BackgroundProcesses, double? OtherCpuLoad, IReadOnlyList<MatrixProductRate> MatrixProductRates,
+    double FloorGigaflopsPerSecond, IReadOnlyList<BenchmarkResult> Results, PipelineEstimate? Pipeline);
+
+/// <summary>
+/// One benchmark's median time per step under background load against the same benchmark's in the idle run at the same
+/// thread count, in the same invocation. <see cref="MaxRatio"/> is the target for that load on the 2-core reference machine,
+/// where one busy process leaves half the machine as the fair share.
+/// </summary>
+public sealed record LoadSlowdown(string Name, int Threads, int BackgroundProcesses, double IdleSecondsPerStep, double LoadedSecondsPerStep,
+    double Ratio, double? MaxRatio, bool? MeetsTarget, double? IdleOtherCpuLoad, double? LoadedOtherCpuLoad);
 
 /// <summary>
 /// <c>ddvi bench</c>: times every benchmark of <see cref="BenchmarkCases"/> in steady state (after warm-up steps, several
@@ -107,16 +119,62 @@ public static class BenchmarkSuite
         foreach (int threads in options.Threads)
         {
             set_num_threads(threads == 0 ? defaultThreads : threads);
-            runs.Add(RunAtThreadCount(options, names, device, log));
+            runs.Add(RunAtThreadCount(options, names, device, 0, log));
+            foreach (int processes in options.BackgroundLoads)
+                runs.Add(RunAtThreadCount(options, names, device, processes, log));
         }
         set_num_threads(defaultThreads);
-        return new BenchmarkReport(started, options, runs);
+        var slowdowns = Slowdowns(runs);
+        foreach (var slowdown in slowdowns) log(Line(slowdown));
+        return new BenchmarkReport(started, options, runs, slowdowns);
     }
 
-    static BenchmarkRun RunAtThreadCount(BenchmarkOptions options, IReadOnlyList<string> names, Device device, Action<string> log)
+    /// <summary>The target slowdown under <paramref name="backgroundProcesses"/> busy processes on the 2-core reference
+    /// machine: 2.2× with one (half the machine is the fair share), 3.5× with two; none for other counts.</summary>
+    public static double? SlowdownTarget(int backgroundProcesses) => backgroundProcesses switch
+    {
+        1 => 2.2,
+        2 => 3.5,
+        _ => null,
+    };
+
+    /// <summary>Every loaded run's benchmarks against the idle run at the same thread count (the one before it in
+    /// <paramref name="runs"/>); benchmarks missing from either side are left out.</summary>
+    public static IReadOnlyList<LoadSlowdown> Slowdowns(IReadOnlyList<BenchmarkRun> runs)
+    {
+        var slowdowns = new List<LoadSlowdown>();
+        BenchmarkRun? idle = null;
+        foreach (var run in runs)
+        {
+            if (run.BackgroundProcesses == 0)
+            {
+                idle = run;
+                continue;
+            }
+            if (idle is null || idle.Machine.Threads != run.Machine.Threads) continue;
+            var idleByName = idle.Results.ToDictionary(r => r.Name);
+            double? target = SlowdownTarget(run.BackgroundProcesses);
+            foreach (var loaded in run.Results)
+            {
+                if (!idleByName.TryGetValue(loaded.Name, out var reference)) continue;
+                double ratio = loaded.SecondsPerStep.Median / reference.SecondsPerStep.Median;
+                slowdowns.Add(new LoadSlowdown(loaded.Name, run.Machine.Threads, run.BackgroundProcesses, reference.SecondsPerStep.Median,
+                    loaded.SecondsPerStep.Median, ratio, target, target is { } max ? ratio <= max : null, idle.OtherCpuLoad, run.OtherCpuLoad));
+            }
+        }
+        return slowdowns;
+    }
+
+    static BenchmarkRun RunAtThreadCount(BenchmarkOptions options, IReadOnlyList<string> names, Device device, int backgroundProcesses, Action<string> log)
     {
         var machine = Machine(device);
         log($"device {machine.Device}, {machine.Threads} threads, TorchSharp {machine.TorchSharp}; {machine.CpuKernels}");
+        // Started before the rate measurement, so that the floor is the loaded machine's; stopped when the run ends, however.
+        using var load = BackgroundLoad.Start(backgroundProcesses);
+        if (backgroundProcesses > 0)
+            log($"background load: {backgroundProcesses} busy process{(backgroundProcesses == 1 ? "" : "es")} (ids {string.Join(", ", load.ProcessIds)})");
+        var activityBefore = CpuActivity.Now();
+        double loadSecondsBefore = load.CpuSeconds;
         var rates = new[]
         {
             MatrixProductRate.Measure(device, options.BatchSize, options.Hidden, options.Hidden),
@@ -135,7 +193,9 @@ public static class BenchmarkSuite
                 log(Line(result));
             }
         }
-        return new BenchmarkRun(machine, rates, floorRate, results, Pipeline(results));
+        double? otherLoad = CpuActivity.OtherCores(activityBefore, CpuActivity.Now(), load.CpuSeconds - loadSecondsBefore);
+        if (otherLoad is { } other) log(string.Create(CultureInfo.InvariantCulture, $"other work on the machine meanwhile: {other:F2} cores on average"));
+        return new BenchmarkRun(machine, backgroundProcesses, otherLoad, rates, floorRate, results, Pipeline(results));
     }
 
     static BenchmarkResult Measure(string name, BenchmarkInputs inputs, double floorGigaflops, int threads, Device device)
@@ -247,6 +307,13 @@ public static class BenchmarkSuite
             $"{r.ExamplesPerSecond:F0} examples/s, peak {r.PeakResidentBytes / 1048576.0:F0} MiB, {r.RatioToFloor:F2}× the floor{verdict}");
     }
 
+    public static string Line(LoadSlowdown s)
+    {
+        string verdict = s.MeetsTarget is { } met ? string.Create(CultureInfo.InvariantCulture, $" [target ≤ {s.MaxRatio}× {(met ? "met" : "missed")}]") : "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{s.Name}, {s.Threads} threads, {s.BackgroundProcesses} busy: {s.IdleSecondsPerStep * 1e3:F2} → {s.LoadedSecondsPerStep * 1e3:F2} ms/step, {s.Ratio:F2}× idle{verdict}");
+    }
+
     // ---- output files ----
 
     public static readonly JsonSerializerOptions JsonOptions = new()
@@ -267,6 +334,8 @@ public static class BenchmarkSuite
         return (json, table);
     }
 
+    static string Cores(double? load) => load is { } l ? l.ToString("F2", CultureInfo.InvariantCulture) : "?";
+
     public static string Markdown(BenchmarkReport report)
     {
         var text = new StringBuilder();
@@ -275,9 +344,12 @@ public static class BenchmarkSuite
         foreach (var run in report.Runs)
         {
             var m = run.Machine;
-            text.Append(inv, $"## {m.Device}, {m.Threads} threads ({m.ProcessorCount} logical processors{(m.Processor is null ? "" : ", " + m.Processor)})\n\n");
+            string load = run.BackgroundProcesses == 0 ? "" : $", {run.BackgroundProcesses} busy process{(run.BackgroundProcesses == 1 ? "" : "es")} of the bench's own";
+            text.Append(inv, $"## {m.Device}, {m.Threads} threads{load} ({m.ProcessorCount} logical processors{(m.Processor is null ? "" : ", " + m.Processor)})\n\n");
             text.Append(inv, $"{m.OperatingSystem}; {m.Runtime}; TorchSharp {m.TorchSharp}; Ddvi {m.Ddvi}; {m.CpuKernels}. ");
             text.Append(inv, $"Batch {report.Options.BatchSize}, hidden {report.Options.Hidden}, T = {report.Options.PosteriorSteps} (prior chain {report.Options.PriorSteps}), K = {report.Options.SleepSteps}.\n\n");
+            if (run.OtherCpuLoad is { } other)
+                text.Append(inv, $"Other work on the machine took {other:F2} cores on average during this run.\n\n");
             text.Append("Matrix-product rate: ")
                 .Append(string.Join("; ", run.MatrixProductRates.Select(r => string.Create(inv, $"{r.Shape} {r.GigaflopsPerSecond:F1} GFLOP/s"))))
                 .Append(inv, $". The floor uses the best, {run.FloorGigaflopsPerSecond:F1} GFLOP/s.\n\n");
@@ -297,6 +369,19 @@ public static class BenchmarkSuite
                 text.Append(inv, $"\nDDVI pipeline at the paper's lengths ({p.Composition}): **{p.TotalSeconds / 60:F1} min** ")
                     .Append(inv, $"(stage 1 {p.PriorDiffusionSeconds:F0} s, stage 2 {p.WarmupSeconds:F0} s, stage 3 {p.FrozenDecoderSeconds + p.DdviSeconds:F0} s, evaluation {p.EvaluationSeconds:F0} s); target under 60 min.\n");
             }
+            text.Append('\n');
+        }
+        if (report.Slowdowns.Count > 0)
+        {
+            text.Append("## Under background load\n\n");
+            text.Append("Median time per step with the bench's own busy processes running, against the idle run at the same thread count in this invocation.\n\n");
+            text.Append("Other load is the cores' worth of CPU time something else on the machine took meanwhile (idle run / loaded run).\n\n");
+            text.Append("| benchmark | threads | busy processes | idle ms per step | loaded ms per step | × idle | other load (cores) | target | met |\n");
+            text.Append("|---|---|---|---|---|---|---|---|---|\n");
+            foreach (var s in report.Slowdowns)
+                text.Append(inv, $"| {s.Name} | {s.Threads} | {s.BackgroundProcesses} | {s.IdleSecondsPerStep * 1e3:F2} | {s.LoadedSecondsPerStep * 1e3:F2} | {s.Ratio:F2} | ")
+                    .Append(inv, $"{Cores(s.IdleOtherCpuLoad)} / {Cores(s.LoadedOtherCpuLoad)} | ")
+                    .Append(inv, $"{(s.MaxRatio is { } max ? $"≤ {max}×" : "")} | {(s.MeetsTarget is { } met ? (met ? "yes" : "**no**") : "")} |\n");
             text.Append('\n');
         }
         text.Append("Peak RSS is the operating system's peak resident memory of the process during each benchmark (Linux VmHWM, reset before each). ");
