@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Ddvi.Runtime;
 
 namespace Ddvi.Benchmarking;
 

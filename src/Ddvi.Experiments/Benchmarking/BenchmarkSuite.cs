@@ -44,6 +44,12 @@ public sealed record BenchmarkResult
     public required string Name { get; init; }
     public required string Description { get; init; }
     public required int Threads { get; init; }
+
+    /// <summary>With the default thread count: the count the <see cref="ThreadGovernor"/> chose for each timed
+    /// repetition (null when a count was given).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? ThreadsUsed { get; init; }
+
     public required TimeStatistics SecondsPerStep { get; init; }
     public required int StepsPerRepetition { get; init; }
     public required int StepsPerEpoch { get; init; }
@@ -119,9 +125,9 @@ public static class BenchmarkSuite
         foreach (int threads in options.Threads)
         {
             set_num_threads(threads == 0 ? defaultThreads : threads);
-            runs.Add(RunAtThreadCount(options, names, device, 0, log));
+            runs.Add(RunAtThreadCount(options, names, device, 0, threads == 0, log));
             foreach (int processes in options.BackgroundLoads)
-                runs.Add(RunAtThreadCount(options, names, device, processes, log));
+                runs.Add(RunAtThreadCount(options, names, device, processes, threads == 0, log));
         }
         set_num_threads(defaultThreads);
         var slowdowns = Slowdowns(runs);
@@ -165,9 +171,13 @@ public static class BenchmarkSuite
         return slowdowns;
     }
 
-    static BenchmarkRun RunAtThreadCount(BenchmarkOptions options, IReadOnlyList<string> names, Device device, int backgroundProcesses, Action<string> log)
+    /// <param name="governed">The default thread count: as in training, a <see cref="ThreadGovernor"/> chooses it from the
+    /// machine's load before each benchmark's warm-up and each timed repetition (the trainer does at every epoch).</param>
+    static BenchmarkRun RunAtThreadCount(BenchmarkOptions options, IReadOnlyList<string> names, Device device, int backgroundProcesses,
+        bool governed, Action<string> log)
     {
         var machine = Machine(device);
+        var governor = governed && device.type == TorchSharp.DeviceType.CPU ? new ThreadGovernor(machine.Threads) : null;
         log($"device {machine.Device}, {machine.Threads} threads, TorchSharp {machine.TorchSharp}; {machine.CpuKernels}");
         // Started before the rate measurement, so that the floor is the loaded machine's; stopped when the run ends, however.
         using var load = BackgroundLoad.Start(backgroundProcesses);
@@ -188,18 +198,20 @@ public static class BenchmarkSuite
         {
             foreach (var name in names)
             {
-                var result = Measure(name, inputs, floorRate, machine.Threads, device);
+                var result = Measure(name, inputs, floorRate, machine.Threads, device, governor);
                 results.Add(result);
                 log(Line(result));
             }
         }
+        if (governor is not null) set_num_threads(machine.Threads);
         double? otherLoad = CpuActivity.OtherCores(activityBefore, CpuActivity.Now(), load.CpuSeconds - loadSecondsBefore);
         if (otherLoad is { } other) log(string.Create(CultureInfo.InvariantCulture, $"other work on the machine meanwhile: {other:F2} cores on average"));
         return new BenchmarkRun(machine, backgroundProcesses, otherLoad, rates, floorRate, results, Pipeline(results));
     }
 
-    static BenchmarkResult Measure(string name, BenchmarkInputs inputs, double floorGigaflops, int threads, Device device)
+    static BenchmarkResult Measure(string name, BenchmarkInputs inputs, double floorGigaflops, int threads, Device device, ThreadGovernor? governor = null)
     {
+        governor?.Decide();
         var o = inputs.Options;
         bool evaluation = BenchmarkCases.IsEvaluation(name);
         using var scope = NewDisposeScope();
@@ -220,8 +232,11 @@ public static class BenchmarkSuite
         int stepsPerRepetition = evaluation ? 1 : (int)Math.Clamp(Math.Ceiling(o.MinRepetitionSeconds / Math.Max(clock.Elapsed.TotalSeconds, 1e-6)), 1, 100_000);
         int repetitions = evaluation ? o.EvaluationRepetitions : o.Repetitions;
         var samples = new List<double>(repetitions);
+        var threadsUsed = new List<int>(repetitions);
         for (int r = 0; r < repetitions; r++)
         {
+            governor?.Decide();
+            threadsUsed.Add(get_num_threads());
             clock.Restart();
             for (int s = 0; s < stepsPerRepetition; s++) prepared.Step();
             MatrixProductRate.Synchronize(device);
@@ -242,6 +257,7 @@ public static class BenchmarkSuite
             Name = name,
             Description = BenchmarkCases.Describe(name),
             Threads = threads,
+            ThreadsUsed = governor is null ? null : threadsUsed,
             SecondsPerStep = stats,
             StepsPerRepetition = stepsPerRepetition,
             StepsPerEpoch = prepared.StepsPerEpoch,
@@ -302,9 +318,10 @@ public static class BenchmarkSuite
     public static string Line(BenchmarkResult r)
     {
         string verdict = r.MeetsTarget is { } met ? (met ? " [target met]" : " [target missed]") : "";
+        string governed = r.ThreadsUsed is { Count: > 0 } used && used.Any(t => t != r.Threads) ? $" (threads by load: {string.Join(",", used)})" : "";
         return string.Create(CultureInfo.InvariantCulture,
             $"{r.Name}: {r.SecondsPerStep.Median * 1e3:F2} ms/step (IQR ±{r.SecondsPerStep.RelativeSpread * 50:F1}%), {r.SecondsPerEpoch:F2} s per {r.EpochUnit}, " +
-            $"{r.ExamplesPerSecond:F0} examples/s, peak {r.PeakResidentBytes / 1048576.0:F0} MiB, {r.RatioToFloor:F2}× the floor{verdict}");
+            $"{r.ExamplesPerSecond:F0} examples/s, peak {r.PeakResidentBytes / 1048576.0:F0} MiB, {r.RatioToFloor:F2}× the floor{verdict}{governed}");
     }
 
     public static string Line(LoadSlowdown s)

@@ -99,13 +99,15 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
 
         var trainer = new Trainer(log);
         string configJson = config.ToJson();
+        // --threads 0 (the default) on a CPU: the count follows the machine's load, epoch by epoch (ThreadGovernor).
+        var governor = config.Threads == 0 && session.Device.type == TorchSharp.DeviceType.CPU ? new ThreadGovernor(get_num_threads()) : null;
         string? pendingWeights = null;
         double trainingSeconds = 0;
         var histories = new List<(string Stage, IReadOnlyList<EpochRecord> History)>();
         foreach (var stage in session.Method.Stages)
         {
             string checkpoints = run.Checkpoints(stage.Name);
-            var options = new TrainerOptions(stage.Name, stage.Epochs, config.Seed, checkpoints, config.CheckpointEvery);
+            var options = new TrainerOptions(stage.Name, stage.Epochs, config.Seed, checkpoints, config.CheckpointEvery, Threads: governor);
             string? latest = resume ? Checkpoint.LatestIntact(checkpoints, log.Message) : null;
             if (latest is not null && Checkpoint.ReadHeader(latest).State is { Partial: null } done && done.EpochsCompleted >= stage.Epochs)
             {
@@ -130,6 +132,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             if (stage.UsePosterior is not null) TakeSnapshot(session, run, stage, log);
         }
         if (pendingWeights is not null) Checkpoint.Load(pendingWeights, session.Method.Module);
+        if (governor is not null && get_num_threads() != governor.MaxThreads) set_num_threads(governor.MaxThreads);
 
         cancellationToken.ThrowIfCancellationRequested();
         EvaluationStarting?.Invoke();

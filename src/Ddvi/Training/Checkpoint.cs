@@ -18,8 +18,9 @@ public sealed record TrainerState(string Stage, int EpochsCompleted, double Seco
 /// state of the epoch's generator and of libtorch's global CPU generator after the last completed step, so that the
 /// epoch continues exactly where it stopped.
 /// </summary>
+/// <param name="Threads">libtorch's CPU thread count in the epoch (a resumed epoch continues with it; 0 = not recorded).</param>
 public sealed record PartialEpoch(int Steps, double Seconds, IReadOnlyDictionary<string, double> LossSums,
-    IReadOnlyDictionary<string, int> LossCounts, byte[] GeneratorState, byte[] GlobalGeneratorState);
+    IReadOnlyDictionary<string, int> LossCounts, byte[] GeneratorState, byte[] GlobalGeneratorState, int Threads = 0);
 
 /// <summary>
 /// A training checkpoint: model weights, each phase's optimiser state, the trainer's state and the

@@ -1,7 +1,8 @@
 namespace Ddvi.Training;
 
 /// <summary>Loss means of one finished epoch, keyed "phase/term".</summary>
-public sealed record EpochRecord(int Epoch, double Seconds, IReadOnlyDictionary<string, double> Losses);
+/// <param name="Threads">libtorch's CPU thread count during the epoch (0 in checkpoints written before it was recorded).</param>
+public sealed record EpochRecord(int Epoch, double Seconds, IReadOnlyDictionary<string, double> Losses, int Threads = 0);
 
 /// <summary>Receives a trainer's progress; the CLI draws it, a log file records it. Must not throw.</summary>
 public interface ITrainingObserver

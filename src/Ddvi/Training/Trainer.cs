@@ -16,6 +16,8 @@ namespace Ddvi.Training;
 /// <param name="CheckpointEvery">Save every N epochs; the last epoch is always saved.</param>
 /// <param name="LogEvery">Read running losses every N steps (each read synchronises with the device).</param>
 /// <param name="KeepCheckpoints">How many of the newest checkpoints to keep.</param>
+/// <param name="Threads">Chooses the CPU thread count at every epoch's start from the machine's load; null keeps the
+/// count as it is (bit-identical repetition at that count).</param>
 public sealed record TrainerOptions(
     string Stage,
     int Epochs,
@@ -23,7 +25,8 @@ public sealed record TrainerOptions(
     string? CheckpointDirectory,
     int CheckpointEvery = 5,
     int LogEvery = 50,
-    int KeepCheckpoints = 2)
+    int KeepCheckpoints = 2,
+    ThreadGovernor? Threads = null)
 {
     public void Validate()
     {
@@ -137,6 +140,16 @@ public sealed class Trainer(ITrainingObserver observer)
     private EpochRecord RunEpoch(nn.Module model, StepRunner runner, IBatchSource batches, TrainerOptions options, int epoch,
         PartialEpoch? partial, TrainerState before, string configurationJson, CancellationToken cancellationToken)
     {
+        if (partial is { Threads: > 0 } stoppedAt)
+        {
+            // A stopped epoch continues at the thread count it ran with, so that it ends as it would have.
+            if (get_num_threads() != stoppedAt.Threads) set_num_threads(stoppedAt.Threads);
+        }
+        else if (options.Threads?.Decide() is { Changed: true } decision)
+        {
+            observer.Message($"{options.Stage}: {ThreadGovernor.Describe(decision, epoch)}");
+        }
+        int threads = get_num_threads();
         var clock = Stopwatch.StartNew();
         double earlierSeconds = partial?.Seconds ?? 0;
         long epochSeed = EpochSeed(options.Seed, options.Stage, epoch);
@@ -177,7 +190,7 @@ public sealed class Trainer(ITrainingObserver observer)
                 var stopped = before with
                 {
                     Partial = new PartialEpoch(step, earlierSeconds + clock.Elapsed.TotalSeconds, runner.Sums.Totals(), runner.Sums.Counts(),
-                        StateBytes(generator), StateBytes(global)),
+                        StateBytes(generator), StateBytes(global), threads),
                 };
                 string path = Path.Combine(options.CheckpointDirectory, Checkpoint.FileName(epoch, step));
                 SaveCheckpoint(model, runner.Optimizers, stopped, options, options.CheckpointDirectory, configurationJson);
@@ -186,7 +199,7 @@ public sealed class Trainer(ITrainingObserver observer)
         }
         var means = ReadMeans(runner.Sums, options, epoch, step);
         runner.Sums.Clear();
-        return new EpochRecord(epoch, earlierSeconds + clock.Elapsed.TotalSeconds, means);
+        return new EpochRecord(epoch, earlierSeconds + clock.Elapsed.TotalSeconds, means, threads);
     }
 
     private static void Restore(PartialEpoch partial, StepRunner runner, Generator generator, Generator global)

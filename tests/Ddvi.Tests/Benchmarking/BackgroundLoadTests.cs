@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Ddvi.Runtime;
 using System.Text.Json;
 using Ddvi.Benchmarking;
 

@@ -327,4 +327,43 @@ public class TrainerTests
         Assert.Equal(3, state.EpochsCompleted);
         Assert.Equal(Weights(m1), Weights(again)); // epoch 3 trained again from the intact epoch 2: the same result
     }
+
+    [Fact]
+    public void UnderLoadTheGovernorLowersTheThreadsAtAnEpochAndAStoppedEpochResumesWithItsCount()
+    {
+        int before = get_num_threads();
+        try
+        {
+            set_num_threads(2);
+            double busy = 0, clockSeconds = 0;
+            // A machine where something else keeps one core busy: each sample is one virtual second later.
+            var governor = new Ddvi.Runtime.ThreadGovernor(2, 2, () =>
+            {
+                clockSeconds += 1;
+                busy += 1.0;
+                return new Ddvi.Runtime.CpuActivity(busy, 0, (long)(clockSeconds * System.Diagnostics.Stopwatch.Frequency));
+            });
+            using var folder = new TempFolder();
+            var (model, phase, batches, _) = Setup();
+            using var stop = new CancellationTokenSource();
+            var observer = new CancelAt(stop, 1, 3);
+            var error = Assert.Throws<TrainingStoppedException>(() => new Trainer(observer).Fit(model, [phase], batches,
+                new TrainerOptions("toy", 3, 1, folder.Path, CheckpointEvery: 1, Threads: governor), "{}", resume: false, stop.Token));
+            Assert.Contains(observer.Messages, m => m.StartsWith("toy: threads: 1 from epoch 1", StringComparison.Ordinal));
+            var state = Checkpoint.ReadHeader(error.Checkpoint!).State;
+            Assert.Equal(1, state.History[0].Threads);
+            Assert.Equal(1, state.Partial!.Threads);
+
+            // Resumed without a governor at two threads: the stopped epoch still runs at the one it started with.
+            set_num_threads(2);
+            var (again, p2, b2, _) = Setup();
+            var resumed = new Trainer(SilentObserver.Instance).Fit(again, [p2], b2,
+                new TrainerOptions("toy", 3, 1, folder.Path, CheckpointEvery: 1), "{}", resume: true);
+            Assert.Equal([1, 1, 1], resumed.History.Select(r => r.Threads));
+        }
+        finally
+        {
+            set_num_threads(before);
+        }
+    }
 }

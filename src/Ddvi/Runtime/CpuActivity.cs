@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace Ddvi.Benchmarking;
+namespace Ddvi.Runtime;
 
 /// <summary>
 /// CPU time used by the whole machine and by this process, read from Linux's <c>/proc</c>, to tell how much of the machine
