@@ -20,15 +20,6 @@ public class ComparisonRunnerTests
         Threads = 2,
     };
 
-    private sealed class RecordingObserver : ITrainingObserver
-    {
-        public List<string> Lines { get; } = [];
-        public void StageStarted(string stage, int firstEpoch, int epochs, int stepsPerEpoch) => Lines.Add($"start {stage} {firstEpoch}");
-        public void StepCompleted(string stage, int epoch, int step, IReadOnlyDictionary<string, double>? runningLosses) { }
-        public void EpochCompleted(string stage, EpochRecord record, int epochs) => Lines.Add($"epoch {stage} {record.Epoch}");
-        public void Message(string text) => Lines.Add(text);
-    }
-
     /// <summary>Stands in for child <c>ddvi train</c> processes: writes a finished run's files, or fails for one seed.</summary>
     private sealed class FakeLauncher(long failingSeed) : ITrainProcessLauncher
     {

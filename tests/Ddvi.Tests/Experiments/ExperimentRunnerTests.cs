@@ -33,15 +33,6 @@ public class ExperimentRunnerTests
 
     private static JsonElement Metrics(string folder) => JsonDocument.Parse(File.ReadAllText(new RunDirectory(folder).Metrics)).RootElement;
 
-    private sealed class RecordingObserver : ITrainingObserver
-    {
-        public List<string> Lines { get; } = [];
-        public void StageStarted(string stage, int firstEpoch, int epochs, int stepsPerEpoch) => Lines.Add($"start {stage} {firstEpoch}");
-        public void StepCompleted(string stage, int epoch, int step, IReadOnlyDictionary<string, double>? runningLosses) { }
-        public void EpochCompleted(string stage, EpochRecord record, int epochs) => Lines.Add($"epoch {stage} {record.Epoch}");
-        public void Message(string text) => Lines.Add(text);
-    }
-
     [Fact]
     public void DdviPipelineRunsEveryStageAndWritesTheRunFolder()
     {

@@ -13,15 +13,6 @@ namespace Ddvi.Tests.Experiments;
 /// training, debris of interrupted saves, limits only evaluation would have found, non-finite numbers, bad run folders.</summary>
 public class RunReliabilityTests
 {
-    private sealed class Lines : ITrainingObserver
-    {
-        public List<string> All { get; } = [];
-        public void StageStarted(string stage, int firstEpoch, int epochs, int stepsPerEpoch) => All.Add($"start {stage} {firstEpoch}");
-        public void StepCompleted(string stage, int epoch, int step, IReadOnlyDictionary<string, double>? runningLosses) { }
-        public void EpochCompleted(string stage, EpochRecord record, int epochs) => All.Add($"epoch {stage} {record.Epoch}");
-        public void Message(string text) => All.Add(text);
-    }
-
     private static GivenOption Given(string option, string key, JsonNode? value) => new(option, key, value);
 
     [Fact]
@@ -102,12 +93,12 @@ public class RunReliabilityTests
         using var longer = new TempFolder();
         new ExperimentRunner(SilentObserver.Instance).Train(Tiny("vae", 1).WithEpochs(2), longer.Path, resume: false);
 
-        var lines = new Lines();
+        var lines = new RecordingObserver();
         var report = new ExperimentRunner(lines).Train(new ExperimentConfig(), folder.Path, resume: true,
             new ResumeRequest([Given("--epochs", ResumeRequest.EpochsKey, JsonValue.Create(2))]));
         Assert.Equal(2, report.Epochs);
-        Assert.Contains("epoch vae 1", lines.All);
-        Assert.DoesNotContain("epoch vae 0", lines.All);
+        Assert.Contains("epoch vae 1", lines.Lines);
+        Assert.DoesNotContain("epoch vae 0", lines.Lines);
         var run = new RunDirectory(folder.Path);
         Assert.Equal(2, ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config).Epochs);
         var history = JsonNode.Parse(File.ReadAllText(run.ConfigHistory))!.AsArray();
@@ -161,11 +152,11 @@ public class RunReliabilityTests
         File.WriteAllBytes(orphan, new byte[100_000]);
         string ours = Path.Combine(run.Root, $".metrics.json.{Environment.ProcessId}.0123456789abcdef.tmp");
         File.WriteAllText(ours, "being written by a live process");
-        var lines = new Lines();
+        var lines = new RecordingObserver();
         new ExperimentRunner(lines).Train(new ExperimentConfig(), folder.Path, resume: true);
         Assert.False(File.Exists(orphan));
         Assert.True(File.Exists(ours));
-        Assert.Contains(lines.All, l => l.StartsWith("removed 1 temporary file(s) (0.1 MB)", StringComparison.Ordinal));
+        Assert.Contains(lines.Lines, l => l.StartsWith("removed 1 temporary file(s) (0.1 MB)", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -187,9 +178,9 @@ public class RunReliabilityTests
         var run = new RunDirectory(folder.Path);
         File.Delete(run.StageSnapshot("warmup"));
         File.Delete(run.Metrics);
-        var lines = new Lines();
+        var lines = new RecordingObserver();
         var resumed = new ExperimentRunner(lines).Train(new ExperimentConfig(), folder.Path, resume: true);
-        Assert.Contains(lines.All, l => l.StartsWith("warmup: its posterior snapshot is missing", StringComparison.Ordinal));
+        Assert.Contains(lines.Lines, l => l.StartsWith("warmup: its posterior snapshot is missing", StringComparison.Ordinal));
         Assert.True(File.Exists(run.StageSnapshot("warmup")));
         var snapshot = Assert.Single(resumed.StageSnapshots);
         Assert.Equal(Assert.Single(first.StageSnapshots), snapshot);
