@@ -83,6 +83,13 @@ internal static class TrainCommand
         var device = CliOptions.Device();
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
+        var tensorBoard = new Option<string?>("--tensorboard")
+        {
+            Description = "Write TensorBoard event files into DIR/RUN_NAME: losses per logging interval and epoch, learning rates, latents, " +
+                          "sample grids and encoder variances at each checkpoint, evaluation metrics (tensorboard --logdir DIR)",
+            HelpName = "DIR",
+            CustomParser = result => result.Tokens.Count == 0 ? null : Path.GetFullPath(result.Tokens[^1].Value),
+        };
 
         // DDVI pipeline (arXiv:2401.02739; the authors' release); defaults are the release's.
         var priorIterations = CliOptions.PriorDiffusionIterations();
@@ -102,7 +109,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
-            configFile, dataset, model, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir,
+            configFile, dataset, model, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
             priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm,
         };
         ExperimentConfig FlagsConfig(ParseResult parse) => new()
@@ -120,6 +127,7 @@ internal static class TrainCommand
             Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
             Threads = parse.GetValue(threads),
             DataDirectory = parse.GetValue(dataDir),
+            TensorBoard = parse.GetValue(tensorBoard),
             Ddvi = new DdviSettings
             {
                 PriorDiffusionIterations = parse.GetValue(priorIterations),
@@ -144,7 +152,7 @@ internal static class TrainCommand
         [
             (dataset, "dataset"), (model, "model"), (prior, "prior"), (priorNoise, "prior_noise"), (priorDensity, "prior_density"),
             (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"),
-            (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"),
+            (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"), (tensorBoard, "tensorboard"),
             (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
             (priorDiffusionLr, "ddvi.prior_diffusion_learning_rate"), (warmupLr, "ddvi.warmup_learning_rate"),
             (priorSteps, "ddvi.prior_steps"), (posteriorSteps, "ddvi.posterior_steps"), (klWeight, "ddvi.kl_weight"),

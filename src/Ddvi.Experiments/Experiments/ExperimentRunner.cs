@@ -97,6 +97,13 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             WriteConfig(run, config, changes);
         }
 
+        TensorBoardLog? tensorBoard = null;
+        if (config.TensorBoard is { } boardFolder)
+        {
+            tensorBoard = new TensorBoardLog(boardFolder, Path.GetFileName(run.Root), session.Method, session.Data, session.Prior, config);
+            log.Message($"TensorBoard event files: {tensorBoard.Folder} (tensorboard --logdir {Quote(boardFolder)})");
+            log = new CompositeObserver(log, tensorBoard);
+        }
         var trainer = new Trainer(log);
         string configJson = config.ToJson();
         string? pendingWeights = null;
@@ -133,7 +140,9 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
 
         cancellationToken.ThrowIfCancellationRequested();
         EvaluationStarting?.Invoke();
-        return EvaluateAndWrite(session, run, histories, trainingSeconds, log);
+        var report = EvaluateAndWrite(session, run, histories, trainingSeconds, log);
+        tensorBoard?.Metrics(report);
+        return report;
     }
 
     /// <summary>Whether any stage of the run in <paramref name="run"/> has written a checkpoint or the run has metrics.</summary>
