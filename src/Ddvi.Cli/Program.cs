@@ -11,6 +11,9 @@ var root = new RootCommand("Ddvi: denoising diffusion variational inference (Pir
 {
     TrainCommand.Create(),
     EvaluateCommand.Create(),
+    EncodeCommand.Create(),
+    SampleCommand.Create(),
+    ShowCommand.Create(),
     DatasetsCommand.Create(),
     CompareCommand.Create(),
     ReportCommand.Create(),

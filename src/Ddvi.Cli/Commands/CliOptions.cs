@@ -31,10 +31,12 @@ internal static class CliOptions
         DefaultValueFactory = _ => "ddvi",
     }.AcceptOnlyFromAmong([.. ModelCatalog.Names]);
 
+    // The placeholder names the canonical priors only; the release's spellings are accepted too and named in the description.
     public static Option<string> Prior() => new Option<string>("--prior")
     {
         Description = $"Latent prior: {string.Join(", ", PriorCatalog.Names)} (the release's spellings {string.Join(", ", PriorCatalog.Aliases.Keys)} also work)",
         DefaultValueFactory = _ => "pinwheel",
+        HelpName = string.Join("|", PriorCatalog.Names),
     }.AcceptOnlyFromAmong([.. PriorCatalog.Names, .. PriorCatalog.Aliases.Keys]);
 
     public static Option<string> PriorDensity() => new Option<string>("--prior-density")

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Ddvi.Experiments;
 using Ddvi.Experiments.Comparison;
+using Ddvi.Experiments.Files;
 using Ddvi.Priors;
 using Ddvi.Runtime;
 
@@ -22,7 +23,12 @@ internal static class CompareCommand
         };
         var seeds = new Option<string?>("--seeds") { Description = $"Comma-separated seeds (integers ≥ 0); default: {string.Join(",", ComparisonOptions.DefaultSeeds)}" };
         var epochs = new Option<int?>("--epochs") { Description = "Training epochs of every model (DDVI: of stage 3); default: each model's own (see ddvi train --help)" };
-        var output = new Option<string>("--out") { Description = "Comparison folder: runs go to OUT/runs/MODEL-PRIOR-sSEED, tables to OUT/results.md and OUT/results.csv, the latent panel to OUT/panel.png", Required = true };
+        var output = new Option<string?>("--out") { Description = "Comparison folder: runs go to OUT/runs/MODEL-PRIOR-sSEED, tables to OUT/results.md and OUT/results.csv, the latent panel to OUT/panel.png. Required unless the sweep file gives out" };
+        var sweep = new Option<string?>("--sweep")
+        {
+            Description = "Sweep file (.yaml, .yml or .json): lists of models, priors and seeds, out, jobs, threads, and overrides (experiment-file keys for every run); " +
+                          "options given here override it. See configs/README.md",
+        };
         var jobs = new Option<int>("--jobs") { Description = "Runs trained at the same time; above 1 each run is a child 'ddvi train' process", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "libtorch CPU threads for all jobs together, divided among them (0 = libtorch's default; with --jobs, the cores divided among jobs)", DefaultValueFactory = _ => 0 };
         var priorDensity = CliOptions.PriorDensity();
@@ -34,32 +40,11 @@ internal static class CompareCommand
         var command = new Command("compare",
             "Train several models on several priors and seeds (skipping finished runs, resuming unfinished ones), then write mean ± 95% t-interval tables and a latent panel figure")
         {
-            dataset, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
+            sweep, dataset, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
         };
         command.SetAction(parse => CommandRunner.Run(signals =>
         {
-            var options = new ComparisonOptions
-            {
-                BaseConfig = new ExperimentConfig
-                {
-                    Dataset = parse.GetValue(dataset)!,
-                    Epochs = parse.GetValue(epochs),
-                    PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
-                    Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
-                    DataDirectory = parse.GetValue(dataDir),
-                    Ddvi = new DdviSettings
-                    {
-                        PriorDiffusionIterations = parse.GetValue(priorIterations),
-                        WarmupEpochs = parse.GetValue(warmupEpochs),
-                    },
-                },
-                Models = parse.GetValue(models) is { } m ? ComparisonOptions.ParseNames(m) : ComparisonOptions.DefaultModels,
-                Priors = parse.GetValue(priors) is { } p ? ComparisonOptions.ParseNames(p) : ComparisonOptions.DefaultPriors,
-                Seeds = parse.GetValue(seeds) is { } s ? ComparisonOptions.ParseSeeds(s) : ComparisonOptions.DefaultSeeds,
-                OutputFolder = parse.GetValue(output)!,
-                Jobs = parse.GetValue(jobs),
-                Threads = parse.GetValue(threads),
-            }.Validate();
+            var options = OptionsFrom(parse);
             var outcome = ConsoleProgress.Run(observer => new ComparisonRunner(observer).Run(options, signals.Token));
             foreach (var run in outcome.Runs)
                 Console.WriteLine($"{run.Status.ToString().ToLowerInvariant(),-8} {run.Run.Name}{(run.Error is null ? "" : $": {run.Error}")}");
@@ -74,6 +59,75 @@ internal static class CompareCommand
             }
             return outcome.Succeeded ? 0 : 1;
         }));
+        OptionsGetter.AddOrUpdate(command, new Func<ParseResult, ComparisonOptions>(OptionsFrom));
         return command;
+
+        // The sweep file's values, then the options given on the command line; defaults for what neither gives.
+        ComparisonOptions OptionsFrom(ParseResult parse)
+        {
+            var file = parse.GetValue(sweep) is { } path ? SweepFile.Load(path) : null;
+            bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
+            var flags = new ExperimentConfig
+            {
+                Dataset = parse.GetValue(dataset)!,
+                Epochs = parse.GetValue(epochs),
+                PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
+                Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
+                DataDirectory = parse.GetValue(dataDir),
+                Ddvi = new DdviSettings
+                {
+                    PriorDiffusionIterations = parse.GetValue(priorIterations),
+                    WarmupEpochs = parse.GetValue(warmupEpochs),
+                },
+            };
+            ExperimentConfig baseConfig = flags;
+            if (file?.Overrides is { } overrides)
+            {
+                var values = System.Text.Json.Nodes.JsonNode.Parse(flags.ToJson())!.AsObject();
+                (Option Option, string Key)[] keyed =
+                [
+                    (dataset, "dataset"), (epochs, "epochs"), (priorDensity, "prior_density"), (device, "device"), (dataDir, "data_directory"),
+                    (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
+                ];
+                baseConfig = overrides.ToConfig(keyed.Where(k => Given(k.Option)).Select(k => (k.Key, Lookup(values, k.Key))));
+            }
+            var options = new ComparisonOptions
+            {
+                BaseConfig = baseConfig,
+                Models = parse.GetValue(models) is { } m ? ComparisonOptions.ParseNames(m) : file?.Models ?? ComparisonOptions.DefaultModels,
+                Priors = parse.GetValue(priors) is { } p ? ComparisonOptions.ParseNames(p) : file?.Priors ?? ComparisonOptions.DefaultPriors,
+                Seeds = parse.GetValue(seeds) is { } s ? ComparisonOptions.ParseSeeds(s) : file?.Seeds ?? ComparisonOptions.DefaultSeeds,
+                OutputFolder = parse.GetValue(output) ?? file?.Out ?? "",
+                Jobs = Given(jobs) ? parse.GetValue(jobs) : file?.Jobs ?? parse.GetValue(jobs),
+                Threads = Given(threads) ? parse.GetValue(threads) : file?.Threads ?? parse.GetValue(threads),
+            };
+            try
+            {
+                return options.Validate();
+            }
+            catch (ArgumentException e) when (file is not null)
+            {
+                throw new ArgumentException($"{e.Message} (in the comparison from {file.Path} and the command line)", e);
+            }
+        }
+    }
+
+    /// <summary>The comparison each built compare command resolves from its options (for tests).</summary>
+    internal static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Command, Func<ParseResult, ComparisonOptions>> OptionsGetter = new();
+
+    /// <summary>The comparison <c>ddvi compare ARGS</c> resolves, validated; a parse error is an <see cref="ArgumentException"/>.</summary>
+    internal static ComparisonOptions OptionsFor(params string[] args)
+    {
+        var command = Create();
+        var parse = command.Parse(args);
+        if (parse.Errors.Count > 0) throw new ArgumentException(string.Join(" ", parse.Errors.Select(e => e.Message)));
+        return OptionsGetter.TryGetValue(command, out var get) ? get(parse) : throw new InvalidOperationException("compare command not registered");
+    }
+
+    private static System.Text.Json.Nodes.JsonNode? Lookup(System.Text.Json.Nodes.JsonObject root, string key)
+    {
+        System.Text.Json.Nodes.JsonNode? node = root;
+        foreach (var part in key.Split('.')) node = node?[part];
+        return node?.DeepClone();
     }
 }

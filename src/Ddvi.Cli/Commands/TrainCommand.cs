@@ -4,6 +4,7 @@ using Ddvi.Training;
 using Ddvi.Diffusion;
 using Ddvi.Objectives;
 using Ddvi.Experiments;
+using Ddvi.Experiments.Files;
 using Ddvi.Priors;
 using Ddvi.Runtime;
 
@@ -15,10 +16,10 @@ internal static class TrainCommand
     public static Command Create() => Build().Command;
 
     /// <summary>The names of the options of each built train command that map to config.json keys (for tests).</summary>
-    internal static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Command, string[]> KeyedOptions = new();
+    internal static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Command, (string Option, string Key)[]> KeyedOptions = new();
 
-    /// <summary>The options of <c>ddvi train</c>, and which of them map to config.json keys.</summary>
-    internal static (IReadOnlyList<string> All, IReadOnlyList<string> Keyed) OptionNames()
+    /// <summary>The options of <c>ddvi train</c>, and which of them map to config.json keys (with the key).</summary>
+    internal static (IReadOnlyList<string> All, IReadOnlyList<(string Option, string Key)> Keyed) OptionNames()
     {
         var command = Build().Command;
         return ([.. command.Options.Select(o => o.Name)], KeyedOptions.TryGetValue(command, out var keyed) ? keyed : []);
@@ -35,15 +36,23 @@ internal static class TrainCommand
     /// The configuration <c>ddvi train ARGS</c> builds from its options, before validation (with <c>--resume</c> the run's
     /// saved config.json is used instead). A parse error is an <see cref="ArgumentException"/> with the parser's messages.
     /// </summary>
-    internal static ExperimentConfig ConfigFor(params string[] args)
+    internal static ExperimentConfig ConfigFor(params string[] args) => ResolveFor(args).Config;
+
+    /// <summary>The configuration and the options given (flags, and the keys of a <c>--config</c> file) that
+    /// <c>ddvi train ARGS</c> resolves, before validation.</summary>
+    internal static (ExperimentConfig Config, IReadOnlyList<GivenOption> Given) ResolveFor(params string[] args)
     {
         var (command, configFrom) = Build();
         var parse = command.Parse(args);
         if (parse.Errors.Count > 0) throw new ArgumentException(string.Join(" ", parse.Errors.Select(e => e.Message)));
-        return configFrom(parse);
+        var resolved = configFrom(parse);
+        return (resolved.Config, resolved.Given);
     }
 
-    private static (Command Command, Func<ParseResult, ExperimentConfig> ConfigFrom) Build()
+    /// <summary>What <c>ddvi train</c> builds from its options: the configuration and the options and file keys given.</summary>
+    private sealed record Resolved(ExperimentConfig Config, IReadOnlyList<GivenOption> Given, ExperimentFile? File);
+
+    private static (Command Command, Func<ParseResult, Resolved> ConfigFrom) Build()
     {
         var dataset = CliOptions.Dataset();
         var model = CliOptions.Model();
@@ -65,10 +74,22 @@ internal static class TrainCommand
         var seed = new Option<long>("--seed") { Description = "Random seed of everything in the run", DefaultValueFactory = _ => 0 };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/MODEL-DATASET-PRIOR-sSEED)" };
         var resume = new Option<bool>("--resume") { Description = "Continue the stopped run in --out from its last checkpoint, with its saved configuration" };
+        var configFile = new Option<string?>("--config")
+        {
+            Description = "Experiment file (.yaml, .yml or .json; a run's config.json is one) with any of these options as keys; options given " +
+                          "on the command line override it. See configs/README.md",
+        };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Save a checkpoint every N epochs (and at the end)", DefaultValueFactory = _ => 5 };
         var device = CliOptions.Device();
         var threads = CliOptions.Threads();
         var dataDir = CliOptions.DataDirectory();
+        var tensorBoard = new Option<string?>("--tensorboard")
+        {
+            Description = "Write TensorBoard event files into DIR/RUN_NAME: losses per logging interval and epoch, learning rates, latents, " +
+                          "sample grids and encoder variances at each checkpoint, evaluation metrics (tensorboard --logdir DIR)",
+            HelpName = "DIR",
+            CustomParser = result => result.Tokens.Count == 0 ? null : Path.GetFullPath(result.Tokens[^1].Value),
+        };
 
         // DDVI pipeline (arXiv:2401.02739; the authors' release); defaults are the release's.
         var priorIterations = CliOptions.PriorDiffusionIterations();
@@ -88,10 +109,10 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
-            dataset, model, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir,
+            configFile, dataset, model, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
             priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm,
         };
-        ExperimentConfig ConfigFrom(ParseResult parse) => new()
+        ExperimentConfig FlagsConfig(ParseResult parse) => new()
         {
             Dataset = parse.GetValue(dataset)!,
             Model = parse.GetValue(model)!,
@@ -106,6 +127,7 @@ internal static class TrainCommand
             Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
             Threads = parse.GetValue(threads),
             DataDirectory = parse.GetValue(dataDir),
+            TensorBoard = parse.GetValue(tensorBoard),
             Ddvi = new DdviSettings
             {
                 PriorDiffusionIterations = parse.GetValue(priorIterations),
@@ -130,30 +152,53 @@ internal static class TrainCommand
         [
             (dataset, "dataset"), (model, "model"), (prior, "prior"), (priorNoise, "prior_noise"), (priorDensity, "prior_density"),
             (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"),
-            (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"),
+            (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"), (tensorBoard, "tensorboard"),
             (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
             (priorDiffusionLr, "ddvi.prior_diffusion_learning_rate"), (warmupLr, "ddvi.warmup_learning_rate"),
             (priorSteps, "ddvi.prior_steps"), (posteriorSteps, "ddvi.posterior_steps"), (klWeight, "ddvi.kl_weight"),
             (priorWeight, "ddvi.prior_weight"), (matchingWeight, "ddvi.matching_weight"), (sleepSteps, "ddvi.sleep_steps"),
             (frozenDecoder, "ddvi.frozen_decoder_epochs"), (schedule, "ddvi.schedule"), (noiseLoss, "ddvi.noise_loss"), (startTerm, "ddvi.start"),
         ];
-        KeyedOptions.AddOrUpdate(command, [.. keyed.Select(k => k.Option.Name)]);
+        KeyedOptions.AddOrUpdate(command, [.. keyed.Select(k => (k.Option.Name, k.Key))]);
+
+        // The options given on the command line override the experiment file's keys, which override the defaults. With
+        // --resume, a key the file sets counts as an option given (ResumeRequest checks it against the run's own value).
+        Resolved ConfigFrom(ParseResult parse)
+        {
+            var flags = FlagsConfig(parse);
+            var flagValues = JsonNode.Parse(flags.ToJson())!.AsObject();
+            var explicitFlags = keyed.Where(k => parse.GetResult(k.Option) is { Implicit: false })
+                .Select(k => new GivenOption(k.Option.Name, k.Key, Lookup(flagValues, k.Key))).ToList();
+            if (parse.GetValue(configFile) is not { } path) return new Resolved(flags, explicitFlags, null);
+            var file = ExperimentFile.Load(path);
+            var config = file.ToConfig(explicitFlags.Select(g => (g.Key, g.Value)));
+            var merged = JsonNode.Parse(config.ToJson())!.AsObject();
+            var fromFile = file.Keys.Where(k => explicitFlags.All(g => g.Key != k.Key))
+                .Select(k => new GivenOption($"{k.Written} (line {k.Line} of {path})", k.Key, Lookup(merged, k.Key)));
+            return new Resolved(config, [.. explicitFlags, .. fromFile], file);
+        }
+
         command.SetAction(parse => CommandRunner.Run(signals =>
         {
-            var config = ConfigFrom(parse);
+            var (config, given, file) = ConfigFrom(parse);
             bool resuming = parse.GetValue(resume);
             string? folder = parse.GetValue(output);
             if (resuming && folder is null) throw new ArgumentException("--resume needs --out RUN_FOLDER: the run to continue");
             ResumeRequest? request = null;
             if (resuming)
             {
-                var values = JsonNode.Parse(config.ToJson())!.AsObject();
-                request = new ResumeRequest([.. keyed.Where(k => parse.GetResult(k.Option) is { Implicit: false })
-                    .Select(k => new GivenOption(k.Option.Name, k.Key, Lookup(values, k.Key)))]);
+                request = new ResumeRequest(given);
             }
             else
             {
-                config.Validate();
+                try
+                {
+                    config.Validate();
+                }
+                catch (ArgumentException e) when (file is not null)
+                {
+                    throw new ArgumentException($"{e.Message} (in the configuration from {file.Path} and the command line)", e);
+                }
             }
             folder ??= RunDirectory.DefaultFor(config);
             try

@@ -60,6 +60,13 @@ public sealed record ExperimentConfig
 
     public int CheckpointEvery { get; init; } = 5;
 
+    /// <summary>
+    /// Folder of TensorBoard event files (<c>--tensorboard</c>): the run writes into <c>TENSORBOARD/RUN_NAME</c>
+    /// (see <see cref="TensorBoardLog"/>); null = none.
+    /// </summary>
+    [JsonPropertyName("tensorboard")]
+    public string? TensorBoard { get; init; }
+
     /// <summary>Sizes of the built-in synthetic dataset (ignored for file datasets).</summary>
     public int SyntheticTrainCount { get; init; } = 8_000;
     public int SyntheticTestCount { get; init; } = 2_000;

@@ -97,6 +97,13 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             WriteConfig(run, config, changes);
         }
 
+        TensorBoardLog? tensorBoard = null;
+        if (config.TensorBoard is { } boardFolder)
+        {
+            tensorBoard = new TensorBoardLog(boardFolder, Path.GetFileName(run.Root), session.Method, session.Data, session.Prior, config);
+            log.Message($"TensorBoard event files: {tensorBoard.Folder} (tensorboard --logdir {Quote(boardFolder)})");
+            log = new CompositeObserver(log, tensorBoard);
+        }
         var trainer = new Trainer(log);
         string configJson = config.ToJson();
         // --threads 0 (the default) on a CPU: the count follows the machine's load, epoch by epoch (ThreadGovernor).
@@ -136,7 +143,9 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
 
         cancellationToken.ThrowIfCancellationRequested();
         EvaluationStarting?.Invoke();
-        return EvaluateAndWrite(session, run, histories, trainingSeconds, log);
+        var report = EvaluateAndWrite(session, run, histories, trainingSeconds, log);
+        tensorBoard?.Metrics(report);
+        return report;
     }
 
     /// <summary>Whether any stage of the run in <paramref name="run"/> has written a checkpoint or the run has metrics.</summary>
@@ -206,13 +215,23 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         if (evaluation is not null) config = (config with { Evaluation = evaluation(config.Evaluation) }).Validate();
         var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
         using var session = Session.Open(config);
+        var (histories, trainingSeconds) = LoadFinished(session, run, log.Message);
+        return EvaluateAndWrite(session, run, histories, trainingSeconds, log);
+    }
 
+    /// <summary>
+    /// Loads the weights a finished run ended with into <paramref name="session"/>'s method; a stage that has not finished
+    /// is an error naming it and the command that finishes it. Returns each stage's loss history and the training time.
+    /// </summary>
+    internal static (List<(string Stage, IReadOnlyList<EpochRecord> History)> Histories, double TrainingSeconds) LoadFinished(
+        Session session, RunDirectory run, Action<string> warn)
+    {
         double trainingSeconds = 0;
         var histories = new List<(string Stage, IReadOnlyList<EpochRecord> History)>();
         string? last = null;
         foreach (var stage in session.Method.Stages)
         {
-            string? latest = Checkpoint.LatestIntact(run.Checkpoints(stage.Name), log.Message);
+            string? latest = Checkpoint.LatestIntact(run.Checkpoints(stage.Name), warn);
             var state = latest is null ? null : Checkpoint.ReadHeader(latest).State;
             if (state is null || state.Partial is not null || state.EpochsCompleted < stage.Epochs)
                 throw new InvalidOperationException(
@@ -223,7 +242,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             last = latest;
         }
         Checkpoint.Load(last!, session.Method.Module);
-        return EvaluateAndWrite(session, run, histories, trainingSeconds, log);
+        return (histories, trainingSeconds);
     }
 
     private static MetricsReport EvaluateAndWrite(Session session, RunDirectory run,
@@ -334,7 +353,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
     }
 
     /// <summary>The objects of one run on its device: data, prior, method. Disposes its tensors.</summary>
-    private sealed class Session : IDisposable
+    internal sealed class Session : IDisposable
     {
         public required ExperimentConfig Config { get; init; }
         public required Device Device { get; init; }

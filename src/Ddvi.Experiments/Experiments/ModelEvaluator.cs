@@ -90,8 +90,7 @@ public static class ModelEvaluator
         double mmdSquared = MaximumMeanDiscrepancy.Compute(decoded, data.Test.Images.narrow(0, 0, mmdCount), settings.MmdSigmas);
         NativeHeap.Trim();
 
-        var byClass = cat(Enumerable.Range(0, prior.ClassCount)
-            .Select(c => method.Model.DecodeMeans(prior.SampleClass(c, SamplesPerClass, generator))).ToArray(), 0);
+        var byClass = DecodeByClass(method, prior, SamplesPerClass, generator);
 
         var report = new MetricsReport
         {
@@ -196,13 +195,26 @@ public static class ModelEvaluator
     }
 
     /// <summary>Posterior latents of every row of <paramref name="images"/>, batch by batch: <c>[N, D]</c> → <c>[N, d]</c>.</summary>
-    public static Tensor Encode(IExperimentMethod method, Tensor images, int batchSize, Generator generator)
+    public static Tensor Encode(IExperimentMethod method, Tensor images, int batchSize, Generator generator) =>
+        cat(EncodeBatches(method, images, batchSize, generator).ToList(), 0);
+
+    /// <summary>
+    /// One posterior draw z ~ q(z|x) per row of <paramref name="images"/>, a batch at a time (<c>[B, d]</c> each), as
+    /// evaluation draws them; <c>ddvi encode</c> streams these. Call under no_grad with the module in eval mode.
+    /// </summary>
+    public static IEnumerable<Tensor> EncodeBatches(IExperimentMethod method, Tensor images, int batchSize, Generator generator)
     {
-        var parts = new List<Tensor>();
         for (long start = 0; start < images.shape[0]; start += batchSize)
-            parts.Add(method.Model.EncodeLatents(images.narrow(0, start, Math.Min(batchSize, images.shape[0] - start)), generator));
-        return cat(parts, 0);
+            yield return method.Model.EncodeLatents(images.narrow(0, start, Math.Min(batchSize, images.shape[0] - start)), generator);
     }
+
+    /// <summary>
+    /// Decoder means of <paramref name="perClass"/> prior samples of each prior class, class by class:
+    /// <c>[ClassCount · perClass, D]</c> (the sample grid's rows). Call under no_grad with the module in eval mode.
+    /// </summary>
+    public static Tensor DecodeByClass(IExperimentMethod method, ILabelledPrior prior, int perClass, Generator generator) =>
+        cat(Enumerable.Range(0, prior.ClassCount)
+            .Select(c => method.Model.DecodeMeans(prior.SampleClass(c, perClass, generator))).ToArray(), 0);
 
     private static (Tensor YT, Tensor Z) EncodeWithStart(IDiffusionPosterior model, Tensor images, int batchSize, Generator generator)
     {
@@ -217,7 +229,8 @@ public static class ModelEvaluator
         return (cat(starts, 0), cat(outputs, 0));
     }
 
-    private static Tensor Decode(IExperimentMethod method, Tensor z, int batchSize)
+    /// <summary>Decoder means of latents <c>[N, d]</c> → <c>[N, D]</c>, batch by batch. Under no_grad, eval mode.</summary>
+    public static Tensor Decode(IExperimentMethod method, Tensor z, int batchSize)
     {
         var parts = new List<Tensor>();
         for (long start = 0; start < z.shape[0]; start += batchSize)

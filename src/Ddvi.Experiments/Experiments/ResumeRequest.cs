@@ -12,7 +12,7 @@ public sealed record ConfigChange(string Key, JsonNode? From, JsonNode? To, stri
 
 /// <summary>
 /// What a resumed run may change. Options that say only how to run (<see cref="ExecutionKeys"/>: device, threads,
-/// data folder, checkpoint interval) apply to the resumed run; <c>--epochs</c> changes the last stage's length (a
+/// data folder, checkpoint interval, TensorBoard folder) apply to the resumed run; <c>--epochs</c> changes the last stage's length (a
 /// finished run is extended; schedules measured in epochs keep their epochs, see <see cref="ExperimentConfig.WithEpochs"/>);
 /// every other option must repeat the run's own value, or it is an error naming each conflicting option with both
 /// values: the run would no longer be what its checkpoints trained.
@@ -20,7 +20,7 @@ public sealed record ConfigChange(string Key, JsonNode? From, JsonNode? To, stri
 public sealed record ResumeRequest(IReadOnlyList<GivenOption> Given)
 {
     /// <summary>The config.json keys of the execution settings.</summary>
-    public static IReadOnlySet<string> ExecutionKeys { get; } = new HashSet<string>(StringComparer.Ordinal) { "device", "threads", "data_directory", "checkpoint_every" };
+    public static IReadOnlySet<string> ExecutionKeys { get; } = new HashSet<string>(StringComparer.Ordinal) { "device", "threads", "data_directory", "checkpoint_every", "tensorboard" };
 
     /// <summary>The key of <c>--epochs</c>.</summary>
     public const string EpochsKey = "epochs";

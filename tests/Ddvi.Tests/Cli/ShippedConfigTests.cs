@@ -1,0 +1,64 @@
+using Ddvi.Cli.Commands;
+using Ddvi.Experiments;
+using Ddvi.Experiments.Comparison;
+
+namespace Ddvi.Tests.Cli;
+
+/// <summary>The experiment and sweep files under configs/: each parses and validates, and each release command has its file.</summary>
+public class ShippedConfigTests
+{
+    /// <summary>The repository's configs/ folder, found upwards from the test assembly.</summary>
+    internal static string ConfigsFolder()
+    {
+        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
+            if (File.Exists(Path.Combine(folder.FullName, "Ddvi.slnx"))) return Path.Combine(folder.FullName, "configs");
+        throw new InvalidOperationException("repository root (Ddvi.slnx) not found above " + AppContext.BaseDirectory);
+    }
+
+    private static IEnumerable<string> Names() =>
+        Directory.GetFiles(Path.Combine(ConfigsFolder(), "mnist"), "*.yaml").Select(path => Path.GetFileName(path)).Order();
+
+    public static TheoryData<string> ExperimentFiles() => [.. Names()];
+
+    [Theory]
+    [MemberData(nameof(ExperimentFiles))]
+    public void EachPaperExperimentFileValidatesWithTheReleaseSettings(string name)
+    {
+        var config = TrainCommand.ConfigFor("--config", Path.Combine(ConfigsFolder(), "mnist", name)).Validate();
+        Assert.Equal("mnist", config.Dataset);
+        Assert.Equal(Path.GetFileNameWithoutExtension(name), $"{config.Model}-{config.Prior}");
+        Assert.Equal(0, config.Seed);
+        // Unset lengths resolve to the paper's.
+        Assert.Equal(ModelCatalog.PaperEpochs(config.Model), config.ResolvedEpochs);
+        if (config.Model == "ddvi")
+        {
+            Assert.Equal(100_000, config.ResolvedPriorDiffusionIterations);
+            Assert.Equal(100, config.ResolvedWarmupEpochs);
+        }
+        if (config.Prior == "square") Assert.Equal(3, config.PriorNoise);
+    }
+
+    [Fact]
+    public void EveryUnsupervisedMnistReleaseCommandHasItsFile()
+    {
+        // ./run.sh mnist METHOD PRIOR for the release's five methods and three priors.
+        string[] methods = ["ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae"];
+        string[] priors = ["pinwheel", "swiss-roll", "square"];
+        var expected = (from m in methods from p in priors select $"{m}-{p}.yaml").Order();
+        Assert.Equal(expected, Names());
+    }
+
+    [Fact]
+    public void ShippedSweepsValidate()
+    {
+        var mnist = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", "mnist-unsupervised.yaml"));
+        Assert.Equal(15 * 3, mnist.Plan().Count);
+        Assert.All(mnist.Plan(), run => Assert.Equal("mnist", run.Config.Dataset));
+        Assert.Equal(ComparisonOptions.DefaultModels.Order(), mnist.Models.Order());
+
+        var quick = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", "synthetic-quick.yaml"));
+        Assert.Equal(4, quick.Plan().Count);
+        Assert.All(quick.Plan(), run => Assert.Equal(10, run.Config.Epochs));
+        Assert.Equal(5, quick.BaseConfig.Ddvi.WarmupEpochs);
+    }
+}
