@@ -34,6 +34,18 @@ public static class PaperSettings
     /// <summary>d, the latent width of every experiment of the paper.</summary>
     public const int LatentDim = 2;
 
+    /// <summary>Hidden widths of the CIFAR-10 auxiliary encoder's MLP after its conv trunk (128 → 24 → 24 → c).</summary>
+    public static readonly IReadOnlyList<int> ConvAuxiliaryHidden = [24, 24];
+
+    /// <summary>Dropout of the CIFAR-10 auxiliary encoder's MLP.</summary>
+    public const double ConvAuxiliaryDropout = 0.2;
+
+    /// <summary>
+    /// σ of the Gaussian likelihood that makes its per-pixel negative log-density the release's mean squared error up to
+    /// a constant: (x − μ)²/(2σ²) = (x − μ)² when σ² = ½, so σ = 1/√2 and log p(x|z) = −Σ_j (x_j − μ_j)² − (D/2)·log π.
+    /// </summary>
+    public static readonly double MseGaussianSigma = Math.Sqrt(0.5);
+
     /// <summary>Examples per training step.</summary>
     public const int BatchSize = 128;
 }

@@ -13,17 +13,25 @@ internal static class CliOptions
     public static Option<string> Dataset() => new Option<string>("--dataset")
     {
         Description = $"Dataset: {string.Join(", ", DatasetCatalog.Names)}, or the path of a folder holding the four MNIST-format files " +
-                      $"({string.Join(", ", MnistFormat.FileNames)}, each raw or .gz; grey images of any size, the same in both splits, and byte labels)",
+                      $"({string.Join(", ", MnistFormat.FileNames)}, each raw or .gz; grey images of any size, the same in both splits, and byte labels), " +
+                      $"CIFAR-10 binary batches ({CifarBinary.TestBatchName} and any of data_batch_1.bin … data_batch_5.bin, in it or in its {CifarBinary.BatchFolderName} folder), " +
+                      $"or image files in class folders ({ImageFolder.TrainFolder}/CLASS/*.png|jpg and {ImageFolder.TestFolder}/CLASS/*)",
         DefaultValueFactory = _ => "synthetic",
         // A folder is kept as its full path, so that --resume from another working directory finds it again.
         CustomParser = result =>
         {
             string value = result.Tokens.Count == 0 ? DatasetCatalog.Synthetic : result.Tokens[^1].Value;
             if (!string.IsNullOrWhiteSpace(value)) return DatasetCatalog.Canonical(value);
-            result.AddError("--dataset must not be empty: give a dataset name or a folder of MNIST-format files.");
+            result.AddError("--dataset must not be empty: give a dataset name or a dataset folder.");
             return null;
         },
     };
+
+    public static Option<string> Networks() => new Option<string>("--networks")
+    {
+        Description = "The models' networks: auto (the paper's CIFAR-10 conv networks for colour images of at least 28×28, its MLPs otherwise), mlp or conv",
+        DefaultValueFactory = _ => "auto",
+    }.AcceptOnlyFromAmong("auto", "mlp", "conv");
 
     public static Option<string> Model() => new Option<string>("--model")
     {

@@ -56,6 +56,7 @@ internal static class TrainCommand
     {
         var dataset = CliOptions.Dataset();
         var model = CliOptions.Model();
+        var networks = CliOptions.Networks();
         var prior = CliOptions.Prior();
         var priorNoise = new Option<double?>("--prior-noise") { Description = "Swiss-roll noise (default 0; the release's less-noisy variant is 0.1) or square noise level (default 3, the paper's square; the release's plain square is 1)" };
         var priorDensity = CliOptions.PriorDensity();
@@ -109,13 +110,14 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
-            configFile, dataset, model, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
+            configFile, dataset, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
             priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm,
         };
         ExperimentConfig FlagsConfig(ParseResult parse) => new()
         {
             Dataset = parse.GetValue(dataset)!,
             Model = parse.GetValue(model)!,
+            Networks = Enum.Parse<NetworkChoice>(parse.GetValue(networks)!, ignoreCase: true),
             Prior = parse.GetValue(prior)!,
             PriorNoise = parse.GetValue(priorNoise),
             PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
@@ -150,7 +152,7 @@ internal static class TrainCommand
         // own values (see ResumeRequest). A test checks that every option of the command is here or is --out/--resume.
         (Option Option, string Key)[] keyed =
         [
-            (dataset, "dataset"), (model, "model"), (prior, "prior"), (priorNoise, "prior_noise"), (priorDensity, "prior_density"),
+            (dataset, "dataset"), (model, "model"), (networks, "networks"), (prior, "prior"), (priorNoise, "prior_noise"), (priorDensity, "prior_density"),
             (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"),
             (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"), (tensorBoard, "tensorboard"),
             (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),

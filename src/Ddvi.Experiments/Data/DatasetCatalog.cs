@@ -14,13 +14,15 @@ namespace Ddvi.Data;
 /// <param name="SyntheticTestCount">Test images of the synthetic dataset.</param>
 /// <param name="DownloadSources">Mirrors to fetch from, in order; null uses the dataset's standard mirrors
 /// (<see cref="DownloadSource.MnistMirrors"/>, <see cref="DownloadSource.FashionMnistMirrors"/>).</param>
+/// <param name="CifarSource">Where to fetch CIFAR-10's binary archive; null uses <see cref="ArchiveSource.OfficialCifar10"/>.</param>
 public sealed record DatasetOptions(
     string? DataDirectory,
     long Seed,
     bool AllowDownload = true,
     int SyntheticTrainCount = 10000,
     int SyntheticTestCount = 2000,
-    IReadOnlyList<DownloadSource>? DownloadSources = null)
+    IReadOnlyList<DownloadSource>? DownloadSources = null,
+    ArchiveSource? CifarSource = null)
 {
     /// <summary>Longest time one file's download may take.</summary>
     public TimeSpan DownloadTimeout { get; init; } = TimeSpan.FromMinutes(5);
@@ -35,22 +37,26 @@ public sealed record DatasetDescription(string Name, bool Available, string Loca
 
 /// <summary>
 /// The datasets Ddvi knows by name: <c>synthetic</c> (built in, see <see cref="SyntheticShapes"/>), <c>mnist</c> and
-/// <c>fashion-mnist</c> (IDX files on disk, downloaded when missing and allowed); any other value is a folder holding
-/// the four MNIST-format files of another dataset. MNIST and Fashion-MNIST are checked to be 28×28 with labels 0–9; a
-/// folder's images may have any size (the same in both splits) and its labels any byte values, the class count being
-/// the largest label plus one. Pixels are in [0, 1].
+/// <c>fashion-mnist</c> (IDX files on disk, downloaded when missing and allowed), <c>cifar10</c> (the official binary
+/// batches, downloaded likewise); any other value is a folder holding the four MNIST-format files of another dataset,
+/// CIFAR-10's binary batches (any of the five training batches, see <see cref="CifarBinary"/>), or image files in class
+/// sub-folders (<see cref="ImageFolder"/>), tried in that order. MNIST and Fashion-MNIST are checked to be 28×28 with
+/// labels 0–9; an MNIST-format folder's images may have any size (the same in both splits) and its labels any byte
+/// values, the class count being the largest label plus one. MNIST-format pixels are in [0, 1]; CIFAR-10's and an image
+/// folder's in [−1, 1] (<see cref="PixelRange"/>).
 /// </summary>
 public static class DatasetCatalog
 {
     public const string Synthetic = "synthetic";
     public const string Mnist = "mnist";
     public const string FashionMnist = "fashion-mnist";
+    public const string Cifar10 = "cifar10";
     const int StandardClassCount = 10;
 
     /// <summary>Where Debian's <c>dataset-fashion-mnist</c> package installs the files.</summary>
     public const string DebianFashionMnistDirectory = "/usr/share/datasets/fashion-mnist";
 
-    public static IReadOnlyList<string> Names { get; } = [Synthetic, Mnist, FashionMnist];
+    public static IReadOnlyList<string> Names { get; } = [Synthetic, Mnist, FashionMnist, Cifar10];
 
     /// <summary>A known name as it is, a folder as its full path (so a run resumed from elsewhere finds it).</summary>
     public static string Canonical(string dataset)
@@ -59,7 +65,7 @@ public static class DatasetCatalog
         return IsFolder(dataset) ? Path.GetFullPath(dataset) : dataset;
     }
 
-    /// <summary>Whether <paramref name="dataset"/> names a folder of MNIST-format files rather than a known dataset.</summary>
+    /// <summary>Whether <paramref name="dataset"/> names a folder rather than a known dataset.</summary>
     public static bool IsFolder(string dataset) => !Names.Contains(dataset);
 
     /// <summary>
@@ -77,18 +83,34 @@ public static class DatasetCatalog
 
     /// <summary>
     /// Why <paramref name="dataset"/> cannot be loaded without a download, or null when it can (or is a known name,
-    /// which <see cref="Load"/> may still download): a folder must exist and hold the four files.
+    /// which <see cref="Load"/> may still download): a folder must exist and hold one of the three layouts.
     /// </summary>
     public static string? FolderProblem(string dataset) => IsFolder(dataset) ? MatchFolder(dataset).Problem : null;
 
-    /// <summary>A folder's four files, or what keeps it from being a dataset, worded for the --dataset option.</summary>
-    static (MnistFiles? Files, string? Problem) MatchFolder(string folder)
+    /// <summary>The layout of a dataset folder that <see cref="MatchFolder"/> recognised.</summary>
+    enum FolderLayout { MnistFormat, CifarBinary, ImageFolders }
+
+    /// <summary>A folder's layout (and MNIST-format files), or what keeps it from being a dataset, worded for --dataset.</summary>
+    static (FolderLayout Layout, MnistFiles? Files, string? Problem) MatchFolder(string folder)
     {
         if (!Directory.Exists(folder))
-            return (null, $"--dataset '{folder}' is neither a known dataset ({string.Join(", ", Names)}) nor an existing folder of MNIST-format files.");
+            return (default, null, $"--dataset '{folder}' is neither a known dataset ({string.Join(", ", Names)}) nor an existing folder " +
+                                   "(of MNIST-format files, CIFAR-10 binary batches, or train/CLASS and test/CLASS image folders).");
         var (files, problem) = MnistFormat.Match(folder);
-        return problem is null ? (files, null)
-            : (null, $"--dataset folder {Path.GetFullPath(folder)} {problem}; an MNIST-format dataset needs all four: {string.Join(", ", MnistFormat.FileNames)}.");
+        if (problem is null) return (FolderLayout.MnistFormat, files, null);
+        if (CifarBinary.Find(folder) is not null) return (FolderLayout.CifarBinary, null, null);
+        if (ImageFolder.Matches(folder))
+        {
+            string? imageProblem = ImageFolder.Problem(folder);
+            return (FolderLayout.ImageFolders, null, imageProblem is null ? null : $"--dataset folder {Path.GetFullPath(folder)} {imageProblem}.");
+        }
+        string full = Path.GetFullPath(folder);
+        if (CifarBinary.LooksLikeCifar(folder))
+            return (default, null, $"--dataset folder {full} holds part of CIFAR-10's binary layout but not {CifarBinary.TestBatchName} together with " +
+                                   $"at least one of {string.Join(", ", CifarBinary.TrainBatchNames)} (in it or in its {CifarBinary.BatchFolderName} sub-folder).");
+        return (default, null, $"--dataset folder {full} {problem}; an MNIST-format dataset needs all four: {string.Join(", ", MnistFormat.FileNames)}. " +
+                               $"It is not a CIFAR-10 binary folder either ({CifarBinary.TestBatchName} and data_batch_N.bin files), nor an image " +
+                               $"dataset ({ImageFolder.TrainFolder}/CLASS/*.png|jpg and {ImageFolder.TestFolder}/CLASS/*).");
     }
 
     /// <summary><c>$XDG_CACHE_HOME/ddvi/datasets</c>, or <c>~/.cache/ddvi/datasets</c> when XDG_CACHE_HOME is unset.</summary>
@@ -113,6 +135,7 @@ public static class DatasetCatalog
             Synthetic => LoadSynthetic(options),
             Mnist => LoadMnistFormat(Mnist, options, DownloadSource.MnistMirrors),
             FashionMnist => LoadMnistFormat(FashionMnist, options, DownloadSource.FashionMnistMirrors),
+            Cifar10 => LoadCifar10(options),
             _ => LoadFolder(name),
         };
     }
@@ -137,6 +160,12 @@ public static class DatasetCatalog
                 ? new DatasetDescription(name, true, found, description)
                 : new DatasetDescription(name, false, Path.Combine(root, name), description + " Not found; downloaded here on first use."));
         }
+        const string cifarDescription = "colour photographs (32×32 RGB) in 10 classes, 50,000 train / 10,000 test (Krizhevsky 2009), official binary batches.";
+        string cifarFolder = Path.Combine(root, Cifar10);
+        rows.Add(CifarBinary.Find(cifarFolder) is { } cifar
+            ? new DatasetDescription(Cifar10, true, cifar.Folder, cifarDescription +
+                (cifar.TrainBatches.Count < CifarBinary.StandardTrainBatches ? $" Only {cifar.TrainBatches.Count} of the 5 training batches present." : ""))
+            : new DatasetDescription(Cifar10, false, Path.Combine(cifarFolder, CifarBinary.BatchFolderName), cifarDescription + " Not found; downloaded here on first use."));
         return rows;
     }
 
@@ -186,11 +215,41 @@ public static class DatasetCatalog
         return ReadMnistFormat(name, MnistFormat.Standard(directory)!, ImageShape.Mnist, StandardClassCount);
     }
 
+    static DatasetSplits LoadCifar10(DatasetOptions options)
+    {
+        string target = Path.Combine(options.DataDirectory ?? DefaultDataDirectory(), Cifar10);
+        var files = CifarBinary.Find(target);
+        if (files is null || files.TrainBatches.Count < CifarBinary.StandardTrainBatches)
+        {
+            var source = options.CifarSource ?? ArchiveSource.OfficialCifar10;
+            if (!options.AllowDownload)
+                throw CifarUnavailable(target, source, "downloading is turned off.");
+            string? failure = CifarDownloader.Download(target, source, options.DownloadTimeout, options.Log);
+            if (failure is not null) throw CifarUnavailable(target, source, failure);
+            files = CifarBinary.Find(target)!;
+        }
+        return CifarBinary.Read(Cifar10, files);
+    }
+
+    static DatasetUnavailableException CifarUnavailable(string directory, ArchiveSource source, string reason)
+    {
+        string newLine = Environment.NewLine;
+        string folder = Path.Combine(directory, CifarBinary.BatchFolderName);
+        return new DatasetUnavailableException(Cifar10,
+            $"Dataset '{Cifar10}' is not available. It needs the files of CIFAR-10's binary version: {string.Join(", ", CifarBinary.FileNames)}.{newLine}" +
+            $"They are not all in {folder}, and they could not be downloaded: {reason}{newLine}" +
+            $"Download {source.Address} (MD5 {source.Md5}) and unpack it in {directory}, so that the files are in {folder},{newLine}" +
+            $"or pass --data-dir pointing at a folder that holds a '{Cifar10}' folder with them, or --dataset with the folder that holds them.");
+    }
+
     static DatasetSplits LoadFolder(string folder)
     {
-        var (files, problem) = MatchFolder(folder);
-        if (files is null)
-            throw Directory.Exists(folder) ? new DatasetUnavailableException(folder, problem!) : new ArgumentException(problem, "name");
+        var (layout, files, problem) = MatchFolder(folder);
+        if (problem is not null)
+            throw Directory.Exists(folder) ? new DatasetUnavailableException(folder, problem) : new ArgumentException(problem, "name");
+        if (layout == FolderLayout.CifarBinary) return CifarBinary.Read(ShortName(folder), CifarBinary.Find(folder)!);
+        if (layout == FolderLayout.ImageFolders) return ImageFolder.Read(ShortName(folder), folder);
+        if (files is null) throw new InvalidOperationException($"{folder}: matched as MNIST format without its files.");
         // The training images set the size both splits must have; the labels of both set the class count.
         var shape = IdxReader.ReadImageShape(files.TrainImages);
         return ReadMnistFormat(ShortName(folder), files, shape, classCount: null);

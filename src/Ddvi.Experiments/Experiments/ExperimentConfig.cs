@@ -38,6 +38,13 @@ public sealed record ExperimentConfig
         init => PriorDensity = value is true ? Priors.PriorDensityChoice.Kde : Priors.PriorDensityChoice.Exact;
     }
 
+    /// <summary>
+    /// The models' networks (<c>--networks</c>): auto (conv networks for colour images of at least 28×28, the paper's
+    /// CIFAR-10 setting; MLPs otherwise, the paper's MNIST setting), mlp or conv. See <see cref="ImageNetworks"/>.
+    /// </summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<NetworkChoice>))]
+    public NetworkChoice Networks { get; init; } = NetworkChoice.Auto;
+
     /// <summary>Epochs of the (last) training stage; null = the model's paper default (see <see cref="ResolvedEpochs"/>).</summary>
     public int? Epochs { get; init; }
 

@@ -84,6 +84,8 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         using var session = Session.Open(config);
         log.Message($"device {session.Device}, {get_num_threads()} threads ({ComputeDevice.HostKernelNotes(session.Device)}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
         if (session.Data.Note is { } dataNote) log.Message(dataNote);
+        log.Message($"networks: {ImageNetworks.For(config.Networks, session.Data.Train, config.BatchSize).Description}" +
+                    (session.Data.Train.FlipInTraining ? "; training images flipped left-right at random" : ""));
         CheckEvaluationLimits(session);
         if (changes.Count > 0)
         {
@@ -342,7 +344,8 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
                 axes: shared ? view : null);
         }
         var shape = session.Data.Test.Shape;
-        ImageGrid.Save(run.Plot("samples.png"), a.DecodedByClass.cpu().to(float32).contiguous().data<float>().ToArray(), (int)a.DecodedByClass.shape[0],
+        using var shown = session.Data.Test.Range.ToUnitInterval(a.DecodedByClass.cpu().to(float32)).contiguous();
+        ImageGrid.Save(run.Plot("samples.png"), shown.data<float>().ToArray(), (int)a.DecodedByClass.shape[0],
             shape.Channels, shape.Height, shape.Width, columns: ModelEvaluator.SamplesPerClass);
         foreach (var (stage, history) in histories.Where(h => h.History.Count > 0))
         {

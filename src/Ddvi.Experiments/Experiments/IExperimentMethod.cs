@@ -19,7 +19,16 @@ public sealed record TrainingStage(string Name, int Epochs, IBatchSource Batches
 public sealed record StageSnapshot(string Stage, double KnnAccuracy, double LatentNll);
 
 /// <summary>What a method needs to build itself: the configuration, the training data, the prior and the device.</summary>
-public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, ILabelledPrior Prior, Device Device);
+public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, ILabelledPrior Prior, Device Device)
+{
+    /// <summary>Shuffled training batches of <see cref="ExperimentConfig.BatchSize"/>, flipped at random where the dataset
+    /// asks for it (<see cref="ImageDataset.FlipInTraining"/>).</summary>
+    public TensorBatches TrainingBatches() =>
+        new(Train.Images, Train.Labels, Config.BatchSize, HorizontalFlip.TrainingTransform(Train));
+
+    /// <summary>The networks and likelihood the data call for under <see cref="ExperimentConfig.Networks"/>.</summary>
+    public ImageNetworks Networks() => ImageNetworks.For(Config.Networks, Train, Config.BatchSize);
+}
 
 /// <summary>
 /// A model together with how it is trained: the glue between a model, its objectives and the trainer.

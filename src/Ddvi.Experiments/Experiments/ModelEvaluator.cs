@@ -110,7 +110,7 @@ public static class ModelEvaluator
             Elbo = elbo,
             LikelihoodBounds = bounds,
             Mmd = new MmdMetric(Math.Sqrt(Math.Max(0, mmdSquared)), mmdSquared, settings.MmdSigmas, mmdCount,
-                "√ of the biased squared MMD with a sum of RBF kernels exp(−‖a−b‖²/(2σ²)) between decoded prior samples (Bernoulli means) and test images"),
+                "√ of the biased squared MMD with a sum of RBF kernels exp(−‖a−b‖²/(2σ²)) between decoded prior samples (the likelihood's means) and test images, pixels as the data hold them ([0, 1] or [−1, 1])"),
             EvaluationSeconds = clock.Elapsed.TotalSeconds,
             Device = device.ToString(),
         };

@@ -32,6 +32,9 @@ public sealed class BernoulliLikelihood : Likelihood
         return u.lt(p).to(p.dtype).MoveToOuterDisposeScope();
     }
 
+    /// <summary><c>bce</c>, the release's name for the term.</summary>
+    public override string ReconstructionTermName => "bce";
+
     /// <summary>BCE with logits, averaged over pixels and batch: exactly the release's reconstruction loss.</summary>
     public override Tensor MeanNegativeLogProbPerFeature(Tensor output, Tensor x)
     {

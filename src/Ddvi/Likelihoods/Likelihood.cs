@@ -86,6 +86,12 @@ public abstract class Likelihood : Module
         return (-ElementLogProb(output, x, null).mean()).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The name of the reconstruction term in loss records: <c>nll</c> (the mean negative log-likelihood per feature);
+    /// the Bernoulli likelihood says <c>bce</c>, the release's name for it.
+    /// </summary>
+    public virtual string ReconstructionTermName => "nll";
+
     /// <summary>E[x | z] <c>[B, D]</c> for z <c>[B, d]</c>.</summary>
     public Tensor Mean(Tensor z)
     {

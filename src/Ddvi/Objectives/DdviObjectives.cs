@@ -167,7 +167,7 @@ public static class DdviObjectives
         var kl = GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance).mean();
         var noise = PriorDiffusionLoss(model.PriorDenoiser, model.PriorSchedule, prior, (int)x.shape[0], weights.NoiseLoss, generator).Total;
         var total = bce + weights.KlWeight * kl + weights.NoiseWeight * noise;
-        return Keep(total, ("bce", bce), ("kl", kl), ("noise", noise));
+        return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("noise", noise));
     }
 
     /// <summary>
@@ -206,7 +206,7 @@ public static class DdviObjectives
         var matching = GaussianDiffusion.NoisePredictionLoss(forwardMean, chainMean, weights.NoiseLoss);
 
         var total = bce + weights.KlWeight * (kl - weights.PriorWeight * logP) + weights.MatchingWeight * matching;
-        return Keep(total, ("bce", bce), ("kl", kl), ("log_p", logP), ("matching", matching));
+        return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("log_p", logP), ("matching", matching));
     }
 
     /// <summary>

@@ -21,7 +21,7 @@ public static class IafVaeObjective
         var logDet = sample.LogDet.mean();
         var logP = prior.LogDensity(sample.Z).mean();
         var total = reconstruction + weights.KlWeight * (logQ0 - logDet - weights.PriorWeight * logP);
-        return new LossTerms(total, [("bce", reconstruction), ("log_q0", logQ0), ("log_det", logDet), ("log_p", logP)]);
+        return new LossTerms(total, [(model.Likelihood.ReconstructionTermName, reconstruction), ("log_q0", logQ0), ("log_det", logDet), ("log_p", logP)]);
     }
 
     /// <summary>
@@ -66,7 +66,7 @@ public static class HierarchicalIafVaeObjective
         var total = reconstruction + weights.KlWeight * latent;
         return new LossTerms(total,
         [
-            ("bce", reconstruction),
+            (model.Likelihood.ReconstructionTermName, reconstruction),
             ("log_q0_1", logQ01), ("log_det_1", logDet1), ("log_p_1", logP1),
             ("log_q0_2", logQ02), ("log_det_2", logDet2), ("log_p_2", logP2),
         ]);

@@ -25,7 +25,7 @@ public static class VaeObjective
         var logQ = GaussianMath.LogDensityOfReparameterised(epsilon, logVariance).mean();
         var logP = prior.LogDensity(z).mean();
         var total = reconstruction + weights.KlWeight * (logQ - weights.PriorWeight * logP);
-        return new LossTerms(total, [("bce", reconstruction), ("log_q", logQ), ("log_p", logP)]);
+        return new LossTerms(total, [(model.Likelihood.ReconstructionTermName, reconstruction), ("log_q", logQ), ("log_p", logP)]);
     }
 
     /// <summary>

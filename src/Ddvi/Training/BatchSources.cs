@@ -20,11 +20,14 @@ public sealed class TensorBatches : IBatchSource
     private readonly Tensor _x;
     private readonly Tensor? _labels;
     private readonly int _batchSize;
+    private readonly Func<Tensor, Generator, Tensor>? _transform;
 
     /// <param name="x">The data <c>[N, D]</c>.</param>
     /// <param name="labels">Labels <c>[N]</c> to carry along, or null.</param>
     /// <param name="batchSize">Rows per batch (≥ 1).</param>
-    public TensorBatches(Tensor x, Tensor? labels, int batchSize)
+    /// <param name="transform">Applied to each batch's rows <c>[B, D]</c> → <c>[B, D]</c> with the epoch's generator (data
+    /// augmentation, e.g. random flips), after the epoch's order is drawn; null leaves batches as they are.</param>
+    public TensorBatches(Tensor x, Tensor? labels, int batchSize, Func<Tensor, Generator, Tensor>? transform = null)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.dim() < 1 || x.shape[0] < 1)
@@ -36,6 +39,7 @@ public sealed class TensorBatches : IBatchSource
         _x = x;
         _labels = labels;
         _batchSize = batchSize;
+        _transform = transform;
         StepsPerEpoch = BatchSampler.BatchCount(x.shape[0], batchSize);
     }
 
@@ -46,7 +50,15 @@ public sealed class TensorBatches : IBatchSource
         foreach (var indices in BatchSampler.Shuffled(_x.shape[0], _batchSize, generator, _x.device))
         {
             using (indices)
-                yield return new TrainingBatch(_x.index_select(0, indices), _labels?.index_select(0, indices));
+            {
+                var rows = _x.index_select(0, indices);
+                if (_transform is not null)
+                {
+                    using var original = rows;
+                    rows = _transform(original, generator);
+                }
+                yield return new TrainingBatch(rows, _labels?.index_select(0, indices));
+            }
         }
     }
 }

@@ -7,9 +7,9 @@ namespace Ddvi.Tests.Data;
 public class DatasetCatalogTests
 {
     [Fact]
-    public void NamesAreTheThreeDatasets()
+    public void NamesAreTheFourDatasets()
     {
-        Assert.Equal(["synthetic", "mnist", "fashion-mnist"], DatasetCatalog.Names);
+        Assert.Equal(["synthetic", "mnist", "fashion-mnist", "cifar10"], DatasetCatalog.Names);
     }
 
     [Fact]

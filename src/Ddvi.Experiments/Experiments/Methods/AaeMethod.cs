@@ -24,8 +24,12 @@ public sealed class AaeMethod : IExperimentMethod
     {
         var config = context.Config;
         var s = config.Aae;
-        _aae = new AdversarialAutoencoder((int)context.Train.Dimension, latentDim: context.Prior.Dimension, s.Hidden, s.Dropout,
-            s.DiscriminatorHidden, s.DiscriminatorDropout);
+        int d = context.Prior.Dimension;
+        var networks = context.Networks();
+        var encoder = networks.AreModelDefaults ? null : networks.Encoder([d], s.Hidden, s.Dropout);
+        var likelihood = networks.AreModelDefaults ? null : networks.Likelihood(d, s.Hidden, s.Dropout);
+        _aae = new AdversarialAutoencoder((int)context.Train.Dimension, latentDim: d, s.Hidden, s.Dropout,
+            s.DiscriminatorHidden, s.DiscriminatorDropout, likelihood, encoder);
         // Move before any optimiser sees the parameters: .to() replaces parameter objects.
         _aae.to(context.Device);
 
@@ -63,7 +67,7 @@ public sealed class AaeMethod : IExperimentMethod
             FrozenParameters = _ => discriminatorParameters,
             Loss = step => AaeObjectives.GeneratorLoss(_aae, step.Batch.RequireX(), s.AdversarialWeight),
         };
-        Stages = [new TrainingStage(StageName, epochs, new TensorBatches(context.Train.Images, context.Train.Labels, config.BatchSize), [reconstruction, discriminator, generator])];
+        Stages = [new TrainingStage(StageName, epochs, context.TrainingBatches(), [reconstruction, discriminator, generator])];
     }
 
     public nn.Module Module => _aae;

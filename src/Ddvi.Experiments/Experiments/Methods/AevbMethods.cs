@@ -15,8 +15,12 @@ public static class AevbMethods
     {
         var settings = context.Config.Vae;
         var prior = context.Prior;
+        int d = prior.Dimension;
+        var networks = context.Networks();
+        var encoder = networks.AreModelDefaults ? null : networks.Encoder([d, d], settings.Hidden, settings.Dropout);
+        var likelihood = networks.AreModelDefaults ? null : networks.Likelihood(d, settings.Hidden, settings.Dropout);
         return new SingleObjectiveMethod<GaussianVae>("vae",
-            new GaussianVae((int)context.Train.Dimension, latentDim: context.Prior.Dimension, settings.Hidden, settings.Dropout), context,
+            new GaussianVae((int)context.Train.Dimension, latentDim: d, settings.Hidden, settings.Dropout, likelihood, encoder), context,
             (model, step, epochs) => VaeObjective.Loss(model, step.Batch.RequireX(), prior,
                 new VaeWeights(settings.KlWeightAt(step.Epoch, epochs), settings.PriorWeight), step.Generator),
             (model, x, generator) => VaeObjective.Elbo(model, x, prior, generator),
@@ -28,9 +32,13 @@ public static class AevbMethods
     {
         var settings = context.Config.Iaf;
         var prior = context.Prior;
+        int d = prior.Dimension;
+        var networks = context.Networks();
+        var encoder = networks.AreModelDefaults ? null : networks.Encoder([d, d, settings.ContextSize], settings.Hidden, settings.Dropout);
+        var likelihood = networks.AreModelDefaults ? null : networks.Likelihood(d, settings.Hidden, settings.Dropout);
         return new SingleObjectiveMethod<IafVae>("iaf-vae",
-            new IafVae((int)context.Train.Dimension, latentDim: context.Prior.Dimension, settings.Hidden, settings.Dropout,
-                settings.ContextSize, settings.FlowLayers, settings.MadeHidden), context,
+            new IafVae((int)context.Train.Dimension, latentDim: d, settings.Hidden, settings.Dropout,
+                settings.ContextSize, settings.FlowLayers, settings.MadeHidden, likelihood, encoder), context,
             (model, step, epochs) => IafVaeObjective.Loss(model, step.Batch.RequireX(), prior,
                 new VaeWeights(settings.KlWeightAt(step.Epoch, epochs), settings.PriorWeight), step.Generator),
             (model, x, generator) => IafVaeObjective.Elbo(model, x, prior, generator),
@@ -43,9 +51,15 @@ public static class AevbMethods
     {
         var settings = context.Config.HierarchicalIaf;
         var prior = context.Prior;
+        int d = prior.Dimension;
+        var networks = context.Networks();
+        var encoder = networks.AreModelDefaults ? null : networks.Encoder([d, d, settings.ContextSize], settings.Hidden, settings.Dropout);
+        var features = networks.AreModelDefaults ? null : networks.Features(settings.FeatureSize, settings.Hidden, settings.Dropout);
+        var likelihood = networks.AreModelDefaults ? null : networks.Likelihood(d, settings.Hidden, settings.Dropout);
         return new SingleObjectiveMethod<HierarchicalIafVae>("h-iaf-vae",
-            new HierarchicalIafVae((int)context.Train.Dimension, latentDim: context.Prior.Dimension, settings.Hidden, settings.Dropout,
-                settings.ContextSize, settings.FlowLayers, settings.MadeHidden, settings.FeatureSize, settings.Level2Hidden), context,
+            new HierarchicalIafVae((int)context.Train.Dimension, latentDim: d, settings.Hidden, settings.Dropout,
+                settings.ContextSize, settings.FlowLayers, settings.MadeHidden, settings.FeatureSize, settings.Level2Hidden, likelihood,
+                encoder, features), context,
             (model, step, epochs) => HierarchicalIafVaeObjective.Loss(model, step.Batch.RequireX(), prior,
                 new VaeWeights(settings.KlWeightAt(step.Epoch, epochs), settings.PriorWeight), step.Generator),
             (model, x, generator) => HierarchicalIafVaeObjective.Elbo(model, x, prior, generator),

@@ -30,8 +30,11 @@ public sealed class DdviMethod : IExperimentMethod
         _context = context;
         var config = context.Config;
         var s = config.Ddvi;
-        _model = DdviModel.Paper((int)context.Train.Dimension, latentDim: context.Prior.Dimension, s.Hidden, s.PriorSteps, s.PosteriorSteps, s.Schedule,
-            s.Dropout, s.AuxiliaryDropout);
+        var networks = context.Networks();
+        _model = networks.AreModelDefaults
+            ? DdviModel.Paper((int)context.Train.Dimension, latentDim: context.Prior.Dimension, s.Hidden, s.PriorSteps, s.PosteriorSteps, s.Schedule,
+                s.Dropout, s.AuxiliaryDropout)
+            : Build(networks, context.Prior.Dimension, s);
         // Move before any optimiser sees the parameters: .to() replaces parameter objects.
         _model.to(context.Device);
         // Evaluation and plots use the DDVI posterior; the training losses pick their chain themselves.
@@ -68,14 +71,26 @@ public sealed class DdviMethod : IExperimentMethod
         Stages =
         [
             new TrainingStage(PriorDiffusionStage, (iterations + stepsPerEpoch - 1) / stepsPerEpoch, new DataFreeSteps(stepsPerEpoch), [priorDiffusion]),
-            new TrainingStage(WarmupStage, config.ResolvedWarmupEpochs, new TensorBatches(context.Train.Images, context.Train.Labels, config.BatchSize), [warmup],
+            new TrainingStage(WarmupStage, config.ResolvedWarmupEpochs, context.TrainingBatches(), [warmup],
                 UsePosterior: () =>
                 {
                     _model.Stage = Models.DdviStage.Warmup;
                     return () => _model.Stage = Models.DdviStage.Ddvi;
                 }),
-            new TrainingStage(DdviStageName, epochs, new TensorBatches(context.Train.Images, context.Train.Labels, config.BatchSize), [wake, sleep]),
+            new TrainingStage(DdviStageName, epochs, context.TrainingBatches(), [wake, sleep]),
         ];
+    }
+
+    /// <summary>The DDVI model with the networks <paramref name="networks"/> gives, created in the order of
+    /// <see cref="DdviModel.Paper"/>: encoder, decoder, prior denoiser, auxiliary encoder, posterior denoiser.</summary>
+    private static DdviModel Build(ImageNetworks networks, int d, DdviSettings s)
+    {
+        var encoder = networks.Encoder([d, d], s.Hidden, s.Dropout);
+        var likelihood = networks.Likelihood(d, s.Hidden, s.Dropout);
+        var priorDenoiser = new TimeConditionedMlp(s.PriorSteps, d, PaperSettings.DenoiserHidden);
+        var auxiliaryEncoder = networks.AuxiliaryEncoder(PaperSettings.ContextDim, s.Hidden, s.AuxiliaryDropout);
+        var posteriorDenoiser = new ConditionalDenoiser(s.PosteriorSteps, d, PaperSettings.ContextDim, PaperSettings.DenoiserHidden);
+        return new DdviModel(encoder, likelihood, auxiliaryEncoder, posteriorDenoiser, priorDenoiser, s.Schedule);
     }
 
     public nn.Module Module => _model;

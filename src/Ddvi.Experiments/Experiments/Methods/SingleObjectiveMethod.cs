@@ -34,7 +34,7 @@ public sealed class SingleObjectiveMethod<TModel> : IExperimentMethod where TMod
             LearningRate = context.Config.ResolvedLearningRate,
             Loss = step => loss(_model, step, epochs),
         };
-        Stages = [new TrainingStage(name, epochs, new TensorBatches(context.Train.Images, context.Train.Labels, context.Config.BatchSize), [phase])];
+        Stages = [new TrainingStage(name, epochs, context.TrainingBatches(), [phase])];
     }
 
     public nn.Module Module => _model;

@@ -1,0 +1,259 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Ddvi.Models;
+
+/// <summary>
+/// The convolutional trunk of the paper's CIFAR-10 networks (arXiv:2401.02739; the authors' release, ConvNet): flattened
+/// images <c>[B, C·H·W]</c> (channel planes, rows) → conv C→16 (3×3, padding 1) → 16→32 (4×4, stride 2) → 32→64 (5×5,
+/// stride 2) → 64→128 (5×5, stride 2), each followed by batch norm and ReLU, flattened to <c>[B, 128·h·w]</c>. On 32×32
+/// (and on 28×28) images h = w = 1, so the trunk gives the release's 128 features. Batch norm uses batch statistics in
+/// <c>train()</c> mode and its running averages in <c>eval()</c> mode.
+/// </summary>
+/// <remarks>Checkpoint keys: <c>conv1.*</c> … <c>conv4.*</c>, <c>norm1.*</c> … <c>norm4.*</c>.</remarks>
+public sealed class ConvTrunk : Module<Tensor, Tensor>
+{
+    /// <summary>Output channels of the four convolutions.</summary>
+    public static readonly IReadOnlyList<int> Widths = [16, 32, 64, 128];
+
+    /// <summary>(kernel, stride, padding) of the four convolutions.</summary>
+    public static readonly IReadOnlyList<(int Kernel, int Stride, int Padding)> Layers = [(3, 1, 1), (4, 2, 0), (5, 2, 0), (5, 2, 0)];
+
+    private readonly Conv2d conv1, conv2, conv3, conv4;
+    private readonly BatchNorm2d norm1, norm2, norm3, norm4;
+
+    /// <param name="channels">C, colour planes of the input (3 for RGB, 1 for grey).</param>
+    /// <param name="height">H.</param>
+    /// <param name="width">W.</param>
+    public ConvTrunk(int channels, int height, int width) : base(nameof(ConvTrunk))
+    {
+        if (channels < 1) throw new ArgumentOutOfRangeException(nameof(channels), channels, "ConvTrunk: the images need at least one channel.");
+        var (h, w) = (OutputSide(height), OutputSide(width));
+        if (h < 1 || w < 1)
+            throw new ArgumentException($"ConvTrunk: {height}×{width} images are too small for its four convolutions; both sides must be at least {MinimumSide}.");
+        Channels = channels;
+        Height = height;
+        Width = width;
+        OutputHeight = h;
+        OutputWidth = w;
+        conv1 = Conv2d(channels, Widths[0], Layers[0].Kernel, Layers[0].Stride, Layers[0].Padding);
+        norm1 = BatchNorm2d(Widths[0]);
+        conv2 = Conv2d(Widths[0], Widths[1], Layers[1].Kernel, Layers[1].Stride, Layers[1].Padding);
+        norm2 = BatchNorm2d(Widths[1]);
+        conv3 = Conv2d(Widths[1], Widths[2], Layers[2].Kernel, Layers[2].Stride, Layers[2].Padding);
+        norm3 = BatchNorm2d(Widths[2]);
+        conv4 = Conv2d(Widths[2], Widths[3], Layers[3].Kernel, Layers[3].Stride, Layers[3].Padding);
+        norm4 = BatchNorm2d(Widths[3]);
+        RegisterComponents();
+    }
+
+    /// <summary>The smallest image side the trunk takes (the last convolution needs 5 rows).</summary>
+    public const int MinimumSide = 28;
+
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+
+    /// <summary>h, the rows of the last feature map.</summary>
+    public int OutputHeight { get; }
+
+    /// <summary>w, the columns of the last feature map.</summary>
+    public int OutputWidth { get; }
+
+    /// <summary>The flattened feature width 128·h·w.</summary>
+    public int OutputDim => Widths[^1] * OutputHeight * OutputWidth;
+
+    /// <summary>The side of the last feature map for an input side (≤ 0: too small).</summary>
+    public static int OutputSide(int side)
+    {
+        foreach (var (kernel, stride, padding) in Layers)
+        {
+            int padded = side + 2 * padding - kernel;
+            if (padded < 0) return 0;
+            side = padded / stride + 1;
+        }
+        return side;
+    }
+
+    /// <summary>Whether images of this size suit the trunk.</summary>
+    public static bool Suits(int height, int width) => OutputSide(height) >= 1 && OutputSide(width) >= 1;
+
+    /// <summary>x <c>[B, C·H·W]</c> → features <c>[B, 128·h·w]</c>.</summary>
+    public override Tensor forward(Tensor x)
+    {
+        if (x.dim() != 2 || x.shape[1] != (long)Channels * Height * Width)
+            throw new ArgumentException($"ConvTrunk: input must be [B, {Channels * Height * Width}] ({Channels}×{Height}×{Width} images, flattened), got [{string.Join(", ", x.shape)}].", nameof(x));
+        using var scope = NewDisposeScope();
+        var h = x.view(x.shape[0], Channels, Height, Width);
+        h = functional.relu(norm1.call(conv1.call(h)));
+        h = functional.relu(norm2.call(conv2.call(h)));
+        h = functional.relu(norm3.call(conv3.call(h)));
+        h = functional.relu(norm4.call(conv4.call(h)));
+        return h.flatten(1).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A convolutional encoder: <see cref="ConvTrunk"/> then an <see cref="Mlp"/> head network on its features (the release's
+/// CIFAR-10 encoder is <c>new ConvEncoder(3, 32, 32, [1000], [d, d], 0.2)</c>, its auxiliary encoder
+/// <c>new ConvEncoder(3, 32, 32, [24, 24], [2], 0.2)</c>). Returns the heads side by side, as an <see cref="Mlp"/> does, so
+/// <see cref="Mlp.HeadsOf"/> splits them.
+/// </summary>
+/// <remarks>Checkpoint keys: <c>trunk.*</c>, <c>head.*</c>.</remarks>
+public sealed class ConvEncoder : Module<Tensor, Tensor>
+{
+    private readonly ConvTrunk trunk;
+    private readonly Mlp head;
+
+    /// <param name="channels">C.</param>
+    /// <param name="height">H.</param>
+    /// <param name="width">W.</param>
+    /// <param name="hiddenWidths">Hidden widths of the MLP after the trunk.</param>
+    /// <param name="headWidths">Output widths of its heads.</param>
+    /// <param name="dropout">Dropout after each hidden layer of the MLP (training mode only).</param>
+    public ConvEncoder(int channels, int height, int width, IReadOnlyList<int> hiddenWidths, IReadOnlyList<int> headWidths, double dropout = 0.0)
+        : base(nameof(ConvEncoder))
+    {
+        trunk = new ConvTrunk(channels, height, width);
+        head = new Mlp(trunk.OutputDim, hiddenWidths, headWidths, dropout);
+        InputDim = channels * height * width;
+        RegisterComponents();
+    }
+
+    public ConvTrunk Trunk => trunk;
+    public Mlp Head => head;
+    public int InputDim { get; }
+
+    /// <summary>Σ head widths.</summary>
+    public long OutputDim => head.OutputDim;
+
+    /// <summary>x <c>[B, C·H·W]</c> → the heads side by side <c>[B, Σ head widths]</c>.</summary>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return head.call(trunk.call(x)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// The transposed-convolution decoder of the paper's CIFAR-10 experiments (arXiv:2401.02739; the authors' release,
+/// TransposedConvNet): z <c>[B, d]</c> → Linear d → 64·h₀·w₀, ReLU → transposed convs 64→64 (5×5, stride 2), 64→32 (5×5,
+/// stride 2), 32→16 (5×5, stride 2), each with batch norm and ReLU, → 16→C (4×4, stride 1) → <c>[B, C·H·W]</c>, unbounded
+/// (wrap it in <see cref="BoundedOutput"/> for means in a pixel range, or read it as Bernoulli logits). h₀×w₀ is the
+/// feature map of a <see cref="ConvTrunk"/> on H×W images (1×1 for 32×32, the release's); the stack then gives 32×32 for
+/// 1×1, and in general a map at least H×W whose centre H×W is kept (28×28 images: the centre of 32×32).
+/// </summary>
+/// <remarks>Checkpoint keys: <c>input.*</c>, <c>deconv1.*</c> … <c>deconv4.*</c>, <c>norm1.*</c> … <c>norm3.*</c>.</remarks>
+public sealed class ConvDecoder : Module<Tensor, Tensor>
+{
+    /// <summary>Channels of the input map and of the three inner transposed convolutions.</summary>
+    public static readonly IReadOnlyList<int> Widths = [64, 64, 32, 16];
+
+    /// <summary>(kernel, stride) of the four transposed convolutions.</summary>
+    public static readonly IReadOnlyList<(int Kernel, int Stride)> Layers = [(5, 2), (5, 2), (5, 2), (4, 1)];
+
+    private readonly Linear input;
+    private readonly ConvTranspose2d deconv1, deconv2, deconv3, deconv4;
+    private readonly BatchNorm2d norm1, norm2, norm3;
+
+    /// <param name="latentDim">d.</param>
+    /// <param name="channels">C of the images.</param>
+    /// <param name="height">H.</param>
+    /// <param name="width">W.</param>
+    public ConvDecoder(int latentDim, int channels, int height, int width) : base(nameof(ConvDecoder))
+    {
+        if (latentDim < 1) throw new ArgumentOutOfRangeException(nameof(latentDim), latentDim, "ConvDecoder: the latent width must be at least 1.");
+        if (channels < 1) throw new ArgumentOutOfRangeException(nameof(channels), channels, "ConvDecoder: the images need at least one channel.");
+        if (!ConvTrunk.Suits(height, width))
+            throw new ArgumentException($"ConvDecoder: {height}×{width} images are too small; both sides must be at least {ConvTrunk.MinimumSide}.");
+        LatentDim = latentDim;
+        Channels = channels;
+        Height = height;
+        Width = width;
+        StartHeight = ConvTrunk.OutputSide(height);
+        StartWidth = ConvTrunk.OutputSide(width);
+        (OutputHeight, OutputWidth) = (OutputSide(StartHeight), OutputSide(StartWidth));
+        if (OutputHeight < height || OutputWidth < width)
+            throw new InvalidOperationException($"ConvDecoder: its stack gives {OutputHeight}×{OutputWidth}, smaller than the {height}×{width} images.");
+        input = Linear(latentDim, Widths[0] * StartHeight * StartWidth);
+        deconv1 = ConvTranspose2d(Widths[0], Widths[1], Layers[0].Kernel, Layers[0].Stride);
+        norm1 = BatchNorm2d(Widths[1]);
+        deconv2 = ConvTranspose2d(Widths[1], Widths[2], Layers[1].Kernel, Layers[1].Stride);
+        norm2 = BatchNorm2d(Widths[2]);
+        deconv3 = ConvTranspose2d(Widths[2], Widths[3], Layers[2].Kernel, Layers[2].Stride);
+        norm3 = BatchNorm2d(Widths[3]);
+        deconv4 = ConvTranspose2d(Widths[3], channels, Layers[3].Kernel, Layers[3].Stride);
+        RegisterComponents();
+    }
+
+    public int LatentDim { get; }
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+
+    /// <summary>h₀, w₀: the size of the map the linear layer makes.</summary>
+    public int StartHeight { get; }
+    public int StartWidth { get; }
+
+    /// <summary>The size of the map the stack makes before the centre H×W is kept.</summary>
+    public int OutputHeight { get; }
+    public int OutputWidth { get; }
+
+    /// <summary>The side the transposed stack makes from a start side s: (s − 1)·stride + kernel per layer.</summary>
+    public static int OutputSide(int start)
+    {
+        int side = start;
+        foreach (var (kernel, stride) in Layers) side = (side - 1) * stride + kernel;
+        return side;
+    }
+
+    /// <summary>z <c>[B, d]</c> → <c>[B, C·H·W]</c>.</summary>
+    public override Tensor forward(Tensor z)
+    {
+        if (z.dim() != 2 || z.shape[1] != LatentDim)
+            throw new ArgumentException($"ConvDecoder: latents must be [B, {LatentDim}], got [{string.Join(", ", z.shape)}].", nameof(z));
+        using var scope = NewDisposeScope();
+        var h = functional.relu(input.call(z)).view(z.shape[0], Widths[0], StartHeight, StartWidth);
+        h = functional.relu(norm1.call(deconv1.call(h)));
+        h = functional.relu(norm2.call(deconv2.call(h)));
+        h = functional.relu(norm3.call(deconv3.call(h)));
+        h = deconv4.call(h);
+        if (OutputHeight != Height || OutputWidth != Width)
+            h = h.narrow(2, (OutputHeight - Height) / 2, Height).narrow(3, (OutputWidth - Width) / 2, Width);
+        return h.reshape(z.shape[0], (long)Channels * Height * Width).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A network whose outputs are squashed into [low, high]: low + (high − low)·sigmoid(f(z)). For [−1, 1] this is tanh(f/2):
+/// a decoder mean that covers exactly the range of data normalised to [−1, 1] (the release's sigmoid decoder covers only
+/// [0, 1] of it).
+/// </summary>
+/// <remarks>Checkpoint keys: <c>network.*</c>.</remarks>
+public sealed class BoundedOutput : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> network;
+
+    public BoundedOutput(Module<Tensor, Tensor> network, double low, double high) : base(nameof(BoundedOutput))
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        if (!double.IsFinite(low) || !double.IsFinite(high) || !(high > low))
+            throw new ArgumentException($"BoundedOutput: the range must be finite with low < high, got [{low}, {high}].");
+        this.network = network;
+        Low = low;
+        High = high;
+        RegisterComponents();
+    }
+
+    public Module<Tensor, Tensor> Network => network;
+    public double Low { get; }
+    public double High { get; }
+
+    public override Tensor forward(Tensor z)
+    {
+        using var scope = NewDisposeScope();
+        return network.call(z).sigmoid().mul(High - Low).add(Low).MoveToOuterDisposeScope();
+    }
+}

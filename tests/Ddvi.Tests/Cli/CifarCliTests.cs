@@ -1,0 +1,49 @@
+using System.Text.Json;
+using Ddvi.Tests.Data;
+using SkiaSharp;
+
+namespace Ddvi.Tests.Cli;
+
+/// <summary>`ddvi train` of every model on real CIFAR-10 images (a slice of the shared subset), as a user runs it.</summary>
+public class CifarCliTests
+{
+    [Theory]
+    [InlineData("vae")]
+    [InlineData("iaf-vae")]
+    [InlineData("h-iaf-vae")]
+    [InlineData("aae")]
+    [InlineData("ddvi")]
+    public void EveryModelTrainsAndEvaluatesOnCifarImages(string model)
+    {
+        using var folder = new TempFolder();
+        string data = CifarTestFiles.SharedSubsetSlice(folder["cifar"], train: 260, test: 100);
+        string run = folder["run"];
+        var (code, output, error) = DdviProcess.Run("train", "--dataset", data, "--model", model, "--prior", "pinwheel", "--epochs", "1",
+            "--prior-diffusion-iterations", "20", "--warmup-epochs", "1", "--out", run, "--threads", "1");
+        Assert.True(code == 0, error + output);
+        Assert.Contains("conv networks", output);
+        Assert.Contains("Gaussian likelihood", output);
+        Assert.Contains("1 of the 5 CIFAR-10 training batches", output);
+
+        var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
+        Assert.InRange(metrics.GetProperty("knn_accuracy").GetProperty("value").GetDouble(), 0, 1);
+        Assert.True(double.IsFinite(metrics.GetProperty("latent_nll").GetProperty("value").GetDouble()));
+        Assert.True(metrics.GetProperty("mmd").GetProperty("value").GetDouble() > 0);
+        var elbo = metrics.GetProperty("elbo");
+        if (model == "aae")
+        {
+            Assert.False(elbo.GetProperty("available").GetBoolean());
+        }
+        else
+        {
+            // Nats per image over 3,072 Gaussian pixels with σ = 1/√2: at most −(3072/2)·log π ≈ −1758 plus the latent terms.
+            Assert.True(elbo.GetProperty("nats_per_image").GetDouble() < -1000);
+        }
+
+        // The sample grid is in colour: its pixels are not all grey.
+        using var samples = SKBitmap.Decode(Path.Combine(run, "plots", "samples.png"));
+        Assert.Equal(10 * (32 * 2 + 2) + 2, samples.Width);
+        Assert.Contains(samples.Pixels, pixel => pixel.Red != pixel.Green || pixel.Green != pixel.Blue);
+        Assert.True(File.Exists(Path.Combine(run, "plots", "prior-vs-latents.png")));
+    }
+}

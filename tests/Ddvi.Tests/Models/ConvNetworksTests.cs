@@ -1,0 +1,128 @@
+using Ddvi.Data;
+using Ddvi.Experiments;
+using Ddvi.Likelihoods;
+using Ddvi.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddvi.Tests.Models;
+
+public class ConvNetworksTests
+{
+    static ImageDataset Images(ImageShape shape, int count, PixelRange range)
+    {
+        torch.manual_seed(3);
+        var (low, high) = range.Bounds();
+        return new ImageDataset("t", rand(count, shape.Size) * (high - low) + low, zeros(count, dtype: int64), shape, 10, range);
+    }
+
+    [Theory]
+    [InlineData(3, 32, 32)]
+    [InlineData(1, 28, 28)]
+    public void ShapesOfEveryNetworkFitTheImages(int channels, int height, int width)
+    {
+        torch.manual_seed(0);
+        int size = channels * height * width;
+        using var x = rand(5, size);
+        using var trunk = new ConvTrunk(channels, height, width);
+        Assert.Equal(128, trunk.OutputDim);
+        using (var features = trunk.call(x)) Assert.Equal([5L, 128L], features.shape);
+
+        using var encoder = new ConvEncoder(channels, height, width, [1000], [2, 2, 10], 0.2);
+        var heads = Mlp.HeadsOf(encoder, x, [2, 2, 10]);
+        Assert.Equal([[5L, 2L], [5L, 2L], [5L, 10L]], heads.Select(h => h.shape));
+        foreach (var h in heads) h.Dispose();
+
+        using var auxiliary = new ConvEncoder(channels, height, width, PaperSettings.ConvAuxiliaryHidden, [2], PaperSettings.ConvAuxiliaryDropout);
+        using (var a = auxiliary.call(x)) Assert.Equal([5L, 2L], a.shape);
+        Assert.Equal([24, 24], auxiliary.Head.HiddenWidths);
+
+        using var decoder = new ConvDecoder(2, channels, height, width);
+        Assert.Equal((32, 32), (decoder.OutputHeight, decoder.OutputWidth)); // the release's 1×1 → 5 → 13 → 29 → 32
+        using var z = randn(5, 2);
+        using (var output = decoder.call(z)) Assert.Equal([5L, (long)size], output.shape);
+    }
+
+    [Fact]
+    public void TooSmallImagesAreRefusedWithTheirSize()
+    {
+        var error = Assert.Throws<ArgumentException>(() => new ConvTrunk(3, 16, 32));
+        Assert.Contains("16×32", error.Message);
+        using var small = Images(new ImageShape(3, 16, 16), 4, PixelRange.Symmetric);
+        var choice = Assert.Throws<ArgumentException>(() => ImageNetworks.For(NetworkChoice.Conv, small, 2));
+        Assert.Contains("--networks conv", choice.Message);
+        Assert.False(ImageNetworks.For(NetworkChoice.Auto, small, 2).Convolutional);
+    }
+
+    [Fact]
+    public void AutoChoosesConvForColourImagesAndTheMlpsOtherwise()
+    {
+        using var colour = Images(new ImageShape(3, 32, 32), 8, PixelRange.Symmetric);
+        using var grey = Images(ImageShape.Mnist, 8, PixelRange.UnitInterval);
+        Assert.True(ImageNetworks.For(NetworkChoice.Auto, colour, 4).Convolutional);
+        Assert.False(ImageNetworks.For(NetworkChoice.Mlp, colour, 4).Convolutional);
+        Assert.False(ImageNetworks.For(NetworkChoice.Auto, grey, 4).Convolutional);
+        Assert.True(ImageNetworks.For(NetworkChoice.Auto, grey, 4).AreModelDefaults);
+        Assert.True(ImageNetworks.For(NetworkChoice.Conv, grey, 4).Convolutional);
+        var lastBatchOfOne = Assert.Throws<ArgumentException>(() => ImageNetworks.For(NetworkChoice.Auto, colour, 7));
+        Assert.Contains("--batch-size 7", lastBatchOfOne.Message);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TheDecoderMeanCoversTheDataRangeAndNoMore(bool convolutional)
+    {
+        foreach (var (shape, range) in new[] { (new ImageShape(3, 32, 32), PixelRange.Symmetric), (ImageShape.Mnist, PixelRange.UnitInterval) })
+        {
+            using var data = Images(shape, 8, range);
+            var networks = ImageNetworks.For(convolutional ? NetworkChoice.Conv : NetworkChoice.Mlp, data, 4);
+            using var likelihood = networks.Likelihood(2, 64, 0.0);
+            Assert.IsType(range == PixelRange.Symmetric ? typeof(GaussianLikelihood) : typeof(BernoulliLikelihood), likelihood);
+            likelihood.eval();
+            using var noGrad = no_grad();
+            using var z = randn(256, 2) * 1000;                  // far latents drive the outputs to their limits
+            using var mean = likelihood.Mean(z);
+            var (low, high) = range.Bounds();
+            Assert.True(mean.min().item<float>() >= low && mean.max().item<float>() <= high, $"means outside [{low}, {high}]");
+            Assert.True(mean.min().item<float>() < low + 0.05 && mean.max().item<float>() > high - 0.05,
+                $"means cover [{mean.min().item<float>()}, {mean.max().item<float>()}], not the data's [{low}, {high}]");
+            likelihood.CheckData(data.Images, "data");
+        }
+    }
+
+    [Fact]
+    public void GaussianWithSigmaOneOverRootTwoIsTheReleasesMseUpToAConstant()
+    {
+        using var data = Images(new ImageShape(3, 32, 32), 8, PixelRange.Symmetric);
+        using var likelihood = ImageNetworks.For(NetworkChoice.Conv, data, 4).Likelihood(2, 64, 0.0);
+        likelihood.eval();
+        using var z = randn(8, 2);
+        using var output = likelihood.Decode(z);
+        using var mse = nn.functional.mse_loss(output, data.Images);
+        using var perFeature = likelihood.MeanNegativeLogProbPerFeature(output, data.Images);
+        Assert.Equal(mse.item<float>() + 0.5 * Math.Log(Math.PI), perFeature.item<float>(), 4);
+        using var logProb = likelihood.LogProbFromOutput(output, data.Images);  // nats per image
+        using var sumSquares = (output - data.Images).square().sum(1);
+        using var expected = -sumSquares - 3072 * 0.5 * Math.Log(Math.PI);
+        Assert.True(logProb.allclose(expected, rtol: 1e-5, atol: 1e-2));
+    }
+
+    [Fact]
+    public void BatchNormUsesItsRunningStatisticsInEvalMode()
+    {
+        torch.manual_seed(1);
+        using var encoder = new ConvEncoder(3, 32, 32, [16], [2], 0.0);
+        using var x = rand(6, 3072);
+        using (var trained = encoder.call(x)) { } // one training-mode pass updates the running statistics
+        encoder.eval();
+        using var noGrad = no_grad();
+        using var all = encoder.call(x);
+        using var first = encoder.call(x[..1]);
+        // In eval mode an image's output does not depend on the rest of its batch.
+        Assert.True(all[..1].allclose(first, rtol: 1e-4, atol: 1e-5));
+        encoder.train();
+        using var firstTwoTrain = encoder.call(x[..2]);
+        Assert.False(all[..2].allclose(firstTwoTrain, rtol: 1e-3, atol: 1e-4));
+    }
+}
