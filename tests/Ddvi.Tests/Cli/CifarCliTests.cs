@@ -7,7 +7,7 @@ namespace Ddvi.Tests.Cli;
 /// <summary>`ddvi train` of every model on real CIFAR-10 images (a slice of the shared subset), as a user runs it.</summary>
 public class CifarCliTests
 {
-    [Theory]
+    [SharedCifarTheory]
     [InlineData("vae")]
     [InlineData("iaf-vae")]
     [InlineData("h-iaf-vae")]

@@ -34,7 +34,7 @@ public class CifarBinaryTests
         Assert.Equal(Pixel(11, 3071, seed: 0), test[11 * 3072 + 3071], 5);
     }
 
-    [Fact]
+    [SharedCifarFact]
     public void SharedSubsetReadsAsItsReadmeDescribes()
     {
         string folder = CifarTestFiles.SharedSubset();

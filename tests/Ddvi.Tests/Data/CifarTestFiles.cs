@@ -57,9 +57,14 @@ internal static class CifarTestFiles
     /// $DDVI_CIFAR10_SUBSET, else <c>../shared/datasets/cifar-10-subset</c> beside the repository, else
     /// /work/shared/datasets/cifar-10-subset. Missing, the test fails naming these places.
     /// </summary>
-    public static string SharedSubset()
+    public static string SharedSubset() => FindSharedSubset(out var candidates)
+        ?? throw new InvalidOperationException("the shared CIFAR-10 subset is not in any of: " + string.Join(", ", candidates) +
+                                               "; set DDVI_CIFAR10_SUBSET to its folder");
+
+    /// <summary>The shared subset's folder, or null; <paramref name="candidates"/> lists where it was looked for.</summary>
+    public static string? FindSharedSubset(out List<string> candidates)
     {
-        var candidates = new List<string>();
+        candidates = [];
         if (Environment.GetEnvironmentVariable("DDVI_CIFAR10_SUBSET") is { Length: > 0 } fromEnvironment) candidates.Add(fromEnvironment);
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Ddvi.slnx")))
@@ -68,9 +73,7 @@ internal static class CifarTestFiles
                 break;
             }
         candidates.Add("/work/shared/datasets/cifar-10-subset");
-        return candidates.FirstOrDefault(c => CifarBinary.Find(c) is not null)
-               ?? throw new InvalidOperationException("the shared CIFAR-10 subset is not in any of: " + string.Join(", ", candidates) +
-                                                      "; set DDVI_CIFAR10_SUBSET to its folder");
+        return candidates.FirstOrDefault(c => CifarBinary.Find(c) is not null);
     }
 
     /// <summary>A CIFAR folder under <paramref name="root"/> holding the first <paramref name="train"/> training and
@@ -83,5 +86,29 @@ internal static class CifarTestFiles
         File.WriteAllBytes(Path.Combine(folder, "data_batch_1.bin"), File.ReadAllBytes(files.TrainBatches[0]).AsSpan(0, train * CifarBinary.RecordSize).ToArray());
         File.WriteAllBytes(Path.Combine(folder, CifarBinary.TestBatchName), File.ReadAllBytes(files.TestBatch).AsSpan(0, test * CifarBinary.RecordSize).ToArray());
         return root;
+    }
+}
+
+/// <summary>
+/// A fact that reads the shared real CIFAR-10 subset: skipped, with the places looked at as the reason, on a machine
+/// that does not have the project's shared datasets (the generated-file tests run everywhere). `.ci/run` finds the
+/// subset and sets DDVI_CIFAR10_SUBSET.
+/// </summary>
+public sealed class SharedCifarFactAttribute : FactAttribute
+{
+    public SharedCifarFactAttribute()
+    {
+        if (CifarTestFiles.FindSharedSubset(out var candidates) is null)
+            Skip = "the shared CIFAR-10 subset is not on this machine (looked in " + string.Join(", ", candidates) + "; set DDVI_CIFAR10_SUBSET)";
+    }
+}
+
+/// <summary>The theory form of <see cref="SharedCifarFactAttribute"/>.</summary>
+public sealed class SharedCifarTheoryAttribute : TheoryAttribute
+{
+    public SharedCifarTheoryAttribute()
+    {
+        if (CifarTestFiles.FindSharedSubset(out var candidates) is null)
+            Skip = "the shared CIFAR-10 subset is not on this machine (looked in " + string.Join(", ", candidates) + "; set DDVI_CIFAR10_SUBSET)";
     }
 }

@@ -11,7 +11,7 @@ namespace Ddvi.Tests.Models;
 
 public class ConvVaeLearningTests
 {
-    [Fact]
+    [SharedCifarFact]
     [Trait("Category", "Learning")]
     public void ATinyConvVaesReconstructionErrorFallsOnRealCifarImages()
     {
