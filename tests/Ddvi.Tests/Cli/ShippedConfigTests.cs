@@ -15,17 +15,23 @@ public class ShippedConfigTests
         throw new InvalidOperationException("repository root (Ddvi.slnx) not found above " + AppContext.BaseDirectory);
     }
 
-    private static IEnumerable<string> Names() =>
-        Directory.GetFiles(Path.Combine(ConfigsFolder(), "mnist"), "*.yaml").Select(path => Path.GetFileName(path)).Order();
+    private static IEnumerable<string> Names(string dataset) =>
+        Directory.GetFiles(Path.Combine(ConfigsFolder(), dataset), "*.yaml").Select(path => Path.GetFileName(path)).Order();
 
-    public static TheoryData<string> ExperimentFiles() => [.. Names()];
+    public static TheoryData<string, string> ExperimentFiles()
+    {
+        var files = new TheoryData<string, string>();
+        foreach (var dataset in new[] { "mnist", "cifar10" })
+            foreach (var name in Names(dataset)) files.Add(dataset, name);
+        return files;
+    }
 
     [Theory]
     [MemberData(nameof(ExperimentFiles))]
-    public void EachPaperExperimentFileValidatesWithTheReleaseSettings(string name)
+    public void EachPaperExperimentFileValidatesWithTheReleaseSettings(string dataset, string name)
     {
-        var config = TrainCommand.ConfigFor("--config", Path.Combine(ConfigsFolder(), "mnist", name)).Validate();
-        Assert.Equal("mnist", config.Dataset);
+        var config = TrainCommand.ConfigFor("--config", Path.Combine(ConfigsFolder(), dataset, name)).Validate();
+        Assert.Equal(dataset, config.Dataset);
         Assert.Equal(Path.GetFileNameWithoutExtension(name), $"{config.Model}-{config.Prior}");
         Assert.Equal(0, config.Seed);
         // Unset lengths resolve to the paper's.
@@ -38,14 +44,16 @@ public class ShippedConfigTests
         if (config.Prior == "square") Assert.Equal(3, config.PriorNoise);
     }
 
-    [Fact]
-    public void EveryUnsupervisedMnistReleaseCommandHasItsFile()
+    [Theory]
+    [InlineData("mnist")]
+    [InlineData("cifar10")]
+    public void EveryUnsupervisedReleaseCommandHasItsFile(string dataset)
     {
-        // ./run.sh mnist METHOD PRIOR for the release's five methods and three priors.
+        // ./run.sh mnist|cifar METHOD PRIOR for the release's five methods and three priors.
         string[] methods = ["ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae"];
         string[] priors = ["pinwheel", "swiss-roll", "square"];
         var expected = (from m in methods from p in priors select $"{m}-{p}.yaml").Order();
-        Assert.Equal(expected, Names());
+        Assert.Equal(expected, Names(dataset));
     }
 
     [Fact]
@@ -55,6 +63,10 @@ public class ShippedConfigTests
         Assert.Equal(15 * 3, mnist.Plan().Count);
         Assert.All(mnist.Plan(), run => Assert.Equal("mnist", run.Config.Dataset));
         Assert.Equal(ComparisonOptions.DefaultModels.Order(), mnist.Models.Order());
+
+        var cifar = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", "cifar10-unsupervised.yaml"));
+        Assert.Equal(15 * 3, cifar.Plan().Count);
+        Assert.All(cifar.Plan(), run => Assert.Equal("cifar10", run.Config.Dataset));
 
         var quick = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", "synthetic-quick.yaml"));
         Assert.Equal(4, quick.Plan().Count);
