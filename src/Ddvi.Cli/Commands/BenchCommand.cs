@@ -31,19 +31,28 @@ internal static class BenchCommand
         var repetitions = new Option<int>("--repetitions") { Description = "Timed repetitions per training benchmark", DefaultValueFactory = _ => 7 };
         var evaluationRepetitions = new Option<int>("--evaluation-repetitions") { Description = "Timed repetitions per evaluation benchmark", DefaultValueFactory = _ => 3 };
         var warmupSteps = new Option<int>("--warmup-steps") { Description = "Untimed steps before measuring (at least 3 s of them for training steps)", DefaultValueFactory = _ => new BenchmarkOptions().WarmupSteps };
-        var trainImages = new Option<int>("--train-images") { Description = "Images of a training epoch (and of the KNN fit in evaluation)", DefaultValueFactory = _ => 60_000 };
+        var dataset = new Option<string>("--dataset")
+        {
+            Description = "Shape of the seeded random data, and with it the networks: mnist (1×28×28 in [0, 1], MLPs) or cifar10 (3×32×32 in [−1, 1], conv networks, Gaussian likelihood)",
+            DefaultValueFactory = _ => new BenchmarkOptions().Dataset.Name(),
+        };
+        var trainImages = new Option<int?>("--train-images")
+        {
+            Description = $"Images of a training epoch (and of the KNN fit in evaluation); default the dataset's training set ({BenchmarkDataset.Mnist.TrainingImages():N0} for mnist, {BenchmarkDataset.Cifar10.TrainingImages():N0} for cifar10)",
+        };
         var testImages = new Option<int>("--test-images") { Description = "Test images evaluated", DefaultValueFactory = _ => 10_000 };
         var seed = new Option<long>("--seed") { Description = "Seed of the random data and weights", DefaultValueFactory = _ => 0 };
 
         var command = new Command("bench", "Measure time per step and per epoch, examples/s, peak memory and the arithmetic floor of every model, DDVI stage and evaluation")
         {
-            cases, output, device, threads, backgroundLoad, batchSize, repetitions, evaluationRepetitions, warmupSteps, trainImages, testImages, seed,
+            cases, dataset, output, device, threads, backgroundLoad, batchSize, repetitions, evaluationRepetitions, warmupSteps, trainImages, testImages, seed,
         };
         command.SetAction(parse => CommandRunner.Run(() =>
         {
             var options = new BenchmarkOptions
             {
                 Cases = parse.GetValue(cases) ?? [],
+                Dataset = BenchmarkDatasets.Parse(parse.GetValue(dataset)!),
                 Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
                 Threads = parse.GetValue(threads) ?? [0],
                 BackgroundLoads = parse.GetValue(backgroundLoad) ?? [],

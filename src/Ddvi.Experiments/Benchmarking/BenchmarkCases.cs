@@ -27,7 +27,8 @@ public sealed class PreparedBenchmark(Action step, double flopsPerStep, long exa
     public void Dispose() => dispose();
 }
 
-/// <summary>Shared inputs of every benchmark in one run: seeded random MNIST-shaped images and the prior.</summary>
+/// <summary>Shared inputs of every benchmark in one run: seeded random images of the dataset's shape and range
+/// (uniform in [0, 1] for MNIST, in [−1, 1] for CIFAR-10) and the prior.</summary>
 public sealed class BenchmarkInputs : IDisposable
 {
     public BenchmarkInputs(BenchmarkOptions options, Device device)
@@ -35,8 +36,8 @@ public sealed class BenchmarkInputs : IDisposable
         Options = options;
         Device = device;
         using var generator = new Generator((ulong)options.Seed);
-        Data = new DatasetSplits(RandomImages("bench-train", options.TrainImages, generator, device),
-                                 RandomImages("bench-test", options.TestImages, generator, device));
+        Data = new DatasetSplits(RandomImages("bench-train", options.ResolvedTrainImages, options.Dataset, generator, device),
+                                 RandomImages("bench-test", options.TestImages, options.Dataset, generator, device));
         ExactPrior = PriorCatalog.Create("pinwheel", null, options.Seed, device, PriorDensityChoice.Exact);
         KdePrior = PriorCatalog.Create("pinwheel", null, options.Seed, device, PriorDensityChoice.Kde);
     }
@@ -47,9 +48,17 @@ public sealed class BenchmarkInputs : IDisposable
     public ILabelledPrior ExactPrior { get; }
     public ILabelledPrior KdePrior { get; }
 
-    static ImageDataset RandomImages(string name, int count, Generator generator, Device device)
+    static ImageDataset RandomImages(string name, int count, BenchmarkDataset dataset, Generator generator, Device device)
     {
         using var scope = NewDisposeScope();
+        if (dataset == BenchmarkDataset.Cifar10)
+        {
+            var shape = new ImageShape(3, 32, 32);
+            var colour = rand([count, shape.Size], generator: generator).mul_(2).sub_(1).to(device);
+            var classes = randint(0, 10, [count], generator: generator).to(device);
+            // Flipped in training, as the CIFAR-10 reader's training set is.
+            return new ImageDataset(name, colour, classes, shape, classCount: 10, PixelRange.Symmetric, flipInTraining: true);
+        }
         var images = rand([count, 784], generator: generator).to(device);
         var labels = randint(0, 10, [count], generator: generator).to(device);
         return new ImageDataset(name, images, labels, new ImageShape(1, 28, 28), classCount: 10);
@@ -125,10 +134,11 @@ public static class BenchmarkCases
         };
     }
 
-    /// <summary>The paper's configuration of <paramref name="model"/> (Fashion-MNIST lengths) with the benchmark's sizes.</summary>
+    /// <summary>The paper's configuration of <paramref name="model"/> (its lengths, the same for Fashion-MNIST and CIFAR-10)
+    /// with the benchmark's sizes; the networks follow the data (<see cref="NetworkChoice.Auto"/>: conv on CIFAR-10).</summary>
     static ExperimentConfig Config(BenchmarkOptions o, string model) => new ExperimentConfig
     {
-        Dataset = "fashion-mnist",
+        Dataset = o.Dataset == BenchmarkDataset.Cifar10 ? "cifar10" : "fashion-mnist",
         Model = model,
         BatchSize = o.BatchSize,
         Seed = o.Seed,
@@ -147,7 +157,7 @@ public static class BenchmarkCases
     }
 
     static PreparedBenchmark Training(BenchmarkInputs inputs, (IExperimentMethod Method, ExperimentConfig Config, ILabelledPrior Prior) built,
-        int stage, int epoch, Func<IExperimentMethod, ExperimentConfig, int, int, double> flops)
+        int stage, int epoch, Func<IExperimentMethod, ExperimentConfig, int, int, long, double> flops)
     {
         var (method, config, _) = built;
         var trainingStage = method.Stages[stage];
@@ -173,7 +183,7 @@ public static class BenchmarkCases
                     batch.Labels?.Dispose();
                 }
             },
-            flopsPerStep: flops(method, config, stage, epoch),
+            flopsPerStep: flops(method, config, stage, epoch, inputs.Data.Train.Shape.Size),
             examplesPerStep: examples,
             stepsPerEpoch: trainingStage.Batches.StepsPerEpoch,
             stageEpochs: priorDiffusion ? config.ResolvedPriorDiffusionIterations / trainingStage.Batches.StepsPerEpoch
@@ -202,7 +212,7 @@ public static class BenchmarkCases
         long train = inputs.Data.Train.Count, test = inputs.Data.Test.Count;
         long mmd = Math.Min(Math.Min(e.MmdSamples, test), e.PriorSamples);
         double flops = EncodeFlops(method, train + test) + EncodeFlops(method, test) + DecodeFlops(method, test + mmd)
-                       + GramFlops(mmd, 784);
+                       + GramFlops(mmd, inputs.Data.Test.Shape.Size);
         return new PreparedBenchmark(
             step: () =>
             {
@@ -219,15 +229,17 @@ public static class BenchmarkCases
 
     // ---- matrix-product FLOPs per step, from the network shapes ----
 
-    static double AevbFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch)
-        // Every layer is trained and applied once per example; only the layers reading the images need no input gradient.
-        => NetworkCost.Of(method.Module, dataWidth: 784).TrainedOnData(config.BatchSize);
+    // Each takes D, the values of one image: the width of the layers (or conv trunks) that read the data.
 
-    static double AaeFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch)
+    static double AevbFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
+        // Every layer is trained and applied once per example; only the layers reading the images need no input gradient.
+        => NetworkCost.Of(method.Module, dataWidth).TrainedOnData(config.BatchSize);
+
+    static double AaeFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
     {
         var model = (AdversarialAutoencoder)method.Module;
         long b = config.BatchSize;
-        var encoder = NetworkCost.Of(model.Encoder, 784);
+        var encoder = NetworkCost.Of(model.Encoder, dataWidth);
         var decoder = NetworkCost.Of(model.Decoder);
         var discriminator = NetworkCost.Of(model.Discriminator, dataWidth: 2);
         double reconstruction = encoder.TrainedOnData(b) + decoder.TrainedOnLatents(b);
@@ -236,14 +248,14 @@ public static class BenchmarkCases
         return reconstruction + discriminatorStep + generatorStep;
     }
 
-    static double DdviFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch)
+    static double DdviFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
     {
         var model = ((DdviMethod)method).DdviModel;
         long b = config.BatchSize;
         var s = config.Ddvi;
-        var encoder = NetworkCost.Of(model.Encoder, 784);
+        var encoder = NetworkCost.Of(model.Encoder, dataWidth);
         var decoder = NetworkCost.Of(model.Decoder);
-        var auxiliary = NetworkCost.Of(model.AuxiliaryEncoder, 784);
+        var auxiliary = NetworkCost.Of(model.AuxiliaryEncoder, dataWidth);
         var priorDenoiser = NetworkCost.Of(model.PriorDenoiser, dataWidth: model.LatentDim);
         var posteriorDenoiser = NetworkCost.Of(model.PosteriorDenoiser);
         switch (stage)

@@ -2,10 +2,42 @@ using Ddvi.Runtime;
 
 namespace Ddvi.Benchmarking;
 
+/// <summary>The data shape <c>ddvi bench</c> measures on (<c>--dataset</c>): seeded random images of that shape and range,
+/// so it runs anywhere without the data.</summary>
+public enum BenchmarkDataset
+{
+    /// <summary>MNIST-shaped: 1×28×28 in [0, 1], the Bernoulli likelihood and the paper's MLPs; 60,000 training images.</summary>
+    Mnist,
+
+    /// <summary>CIFAR-10-shaped: 3×32×32 in [−1, 1], the Gaussian likelihood and the release's conv networks, flips in
+    /// training; 50,000 training images.</summary>
+    Cifar10,
+}
+
+public static class BenchmarkDatasets
+{
+    /// <summary>Images of the dataset's training set: the default length of a benchmark epoch.</summary>
+    public static int TrainingImages(this BenchmarkDataset dataset) => dataset == BenchmarkDataset.Cifar10 ? 50_000 : 60_000;
+
+    /// <summary>The name <c>--dataset</c> takes.</summary>
+    public static string Name(this BenchmarkDataset dataset) => dataset == BenchmarkDataset.Cifar10 ? "cifar10" : "mnist";
+
+    /// <summary>Parses <c>--dataset</c>; an unknown name is an error listing the valid ones.</summary>
+    public static BenchmarkDataset Parse(string name) => name.ToLowerInvariant() switch
+    {
+        "mnist" => BenchmarkDataset.Mnist,
+        "cifar10" => BenchmarkDataset.Cifar10,
+        _ => throw new ArgumentException($"--dataset: '{name}' is not a benchmark dataset; valid: mnist, cifar10"),
+    };
+}
+
 /// <summary>What <c>ddvi bench</c> measures and how: the paper's hyperparameters by default (batch 128, hidden 1000,
-/// T = 40 posterior steps, K = 3 sleep steps) on seeded random MNIST-shaped data, so it runs anywhere.</summary>
+/// T = 40 posterior steps, K = 3 sleep steps) on seeded random data of <see cref="Dataset"/>'s shape, so it runs anywhere.</summary>
 public sealed record BenchmarkOptions
 {
+    /// <summary>The data shape, and with it the networks and likelihood the models use (MNIST by default).</summary>
+    public BenchmarkDataset Dataset { get; init; } = BenchmarkDataset.Mnist;
+
     /// <summary>Benchmark names (see <see cref="BenchmarkCases.Names"/>); empty = all.</summary>
     public IReadOnlyList<string> Cases { get; init; } = [];
 
@@ -30,8 +62,13 @@ public sealed record BenchmarkOptions
     public int PriorSteps { get; init; } = PaperSettings.PriorSteps;
     public int SleepSteps { get; init; } = PaperSettings.SleepSteps;
 
-    /// <summary>Training images of an epoch (the MNIST/Fashion-MNIST training set) and test images evaluated.</summary>
-    public int TrainImages { get; init; } = 60_000;
+    /// <summary>Training images of an epoch; null = the dataset's training set (<see cref="BenchmarkDatasets.TrainingImages"/>).</summary>
+    public int? TrainImages { get; init; }
+
+    /// <summary><see cref="TrainImages"/> as given, else the dataset's training set.</summary>
+    public int ResolvedTrainImages => TrainImages ?? Dataset.TrainingImages();
+
+    /// <summary>Test images evaluated.</summary>
     public int TestImages { get; init; } = 10_000;
 
     /// <summary>Untimed steps before measuring (caches, allocator and thread pools warm up).</summary>
@@ -62,7 +99,7 @@ public sealed record BenchmarkOptions
         Require(Hidden >= 1, $"--hidden must be ≥ 1, got {Hidden}");
         Require(PosteriorSteps >= 1 && PriorSteps >= 1, $"--posterior-steps and --prior-steps must be ≥ 1, got {PosteriorSteps} and {PriorSteps}");
         Require(SleepSteps >= 0, $"--sleep-steps must be ≥ 0, got {SleepSteps}");
-        Require(TrainImages >= BatchSize, $"--train-images must be ≥ the batch size {BatchSize}, got {TrainImages}");
+        Require(ResolvedTrainImages >= BatchSize, $"--train-images must be ≥ the batch size {BatchSize}, got {ResolvedTrainImages}");
         Require(TestImages >= 1, $"--test-images must be ≥ 1, got {TestImages}");
         Require(WarmupSteps >= 1, $"--warmup-steps must be ≥ 1, got {WarmupSteps}");
         Require(Repetitions >= 2, $"--repetitions must be ≥ 2 (a spread needs two), got {Repetitions}");

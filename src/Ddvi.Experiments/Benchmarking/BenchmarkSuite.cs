@@ -35,8 +35,9 @@ public sealed record TimeStatistics(double Median, double LowerQuartile, double 
     }
 }
 
-/// <summary>A target of the performance issue for one benchmark: at most this many seconds per epoch (or per evaluation).</summary>
-public sealed record BenchmarkTarget(double MaxSecondsPerEpoch, double? MaxRatioToFloor = null, long? MaxPeakBytes = null);
+/// <summary>A target of the performance issue for one benchmark: at most this many seconds per epoch (or per evaluation),
+/// this multiple of the arithmetic floor and this peak memory, each where given.</summary>
+public sealed record BenchmarkTarget(double? MaxSecondsPerEpoch, double? MaxRatioToFloor = null, long? MaxPeakBytes = null);
 
 /// <summary>One benchmark's measurement.</summary>
 public sealed record BenchmarkResult
@@ -102,8 +103,15 @@ public static class BenchmarkSuite
 {
     public const double SecondsPerHour = 3600;
 
-    /// <summary>The targets of the performance issue, on a 2-core CPU at the paper's hyperparameters.</summary>
-    public static BenchmarkTarget? TargetOf(string name) => name switch
+    /// <summary>The targets of the performance issues, on a 2-core CPU at the paper's hyperparameters: for MNIST-shaped
+    /// data the first performance issue's; for CIFAR-10 every training step within 2× its floor (issue 18).</summary>
+    public static BenchmarkTarget? TargetOf(string name, BenchmarkDataset dataset = BenchmarkDataset.Mnist) => dataset switch
+    {
+        BenchmarkDataset.Cifar10 => BenchmarkCases.IsEvaluation(name) ? null : new BenchmarkTarget(null, MaxRatioToFloor: 2.0),
+        _ => MnistTargetOf(name),
+    };
+
+    static BenchmarkTarget? MnistTargetOf(string name) => name switch
     {
         BenchmarkCases.Ddvi or BenchmarkCases.DdviFrozenDecoder => new BenchmarkTarget(40, MaxRatioToFloor: 1.5),
         BenchmarkCases.Warmup => new BenchmarkTarget(12),
@@ -185,6 +193,7 @@ public static class BenchmarkSuite
             log($"background load: {backgroundProcesses} busy process{(backgroundProcesses == 1 ? "" : "es")} (ids {string.Join(", ", load.ProcessIds)})");
         var activityBefore = CpuActivity.Now();
         double loadSecondsBefore = load.CpuSeconds;
+        log($"data: seeded random {(options.Dataset == BenchmarkDataset.Cifar10 ? "CIFAR-10-shaped images (3×32×32 in [−1, 1])" : "MNIST-shaped images (1×28×28 in [0, 1])")}, {options.ResolvedTrainImages:N0} per epoch");
         var rates = new[]
         {
             MatrixProductRate.Measure(device, options.BatchSize, options.Hidden, options.Hidden),
@@ -247,9 +256,9 @@ public static class BenchmarkSuite
         var stats = TimeStatistics.Of(samples);
         double perEpoch = stats.Median * prepared.StepsPerEpoch;
         double floorPerStep = prepared.FlopsPerStep / (floorGigaflops * 1e9);
-        var target = TargetOf(name);
+        var target = TargetOf(name, o.Dataset);
         bool? meets = target is null ? null
-            : perEpoch <= target.MaxSecondsPerEpoch
+            : (target.MaxSecondsPerEpoch is not { } seconds || perEpoch <= seconds)
               && (target.MaxRatioToFloor is not { } ratio || stats.Median / floorPerStep <= ratio)
               && (target.MaxPeakBytes is not { } bytes || peak <= bytes);
         return new BenchmarkResult
@@ -364,7 +373,11 @@ public static class BenchmarkSuite
             string load = run.BackgroundProcesses == 0 ? "" : $", {run.BackgroundProcesses} busy process{(run.BackgroundProcesses == 1 ? "" : "es")} of the bench's own";
             text.Append(inv, $"## {m.Device}, {m.Threads} threads{load} ({m.ProcessorCount} logical processors{(m.Processor is null ? "" : ", " + m.Processor)})\n\n");
             text.Append(inv, $"{m.OperatingSystem}; {m.Runtime}; TorchSharp {m.TorchSharp}; Ddvi {m.Ddvi}; {m.CpuKernels}. ");
-            text.Append(inv, $"Batch {report.Options.BatchSize}, hidden {report.Options.Hidden}, T = {report.Options.PosteriorSteps} (prior chain {report.Options.PriorSteps}), K = {report.Options.SleepSteps}.\n\n");
+            text.Append(inv, $"Batch {report.Options.BatchSize}, hidden {report.Options.Hidden}, T = {report.Options.PosteriorSteps} (prior chain {report.Options.PriorSteps}), K = {report.Options.SleepSteps}; ")
+                .Append(report.Options.Dataset == BenchmarkDataset.Cifar10
+                    ? "seeded random CIFAR-10-shaped images (3×32×32 in [−1, 1]), conv networks, Gaussian likelihood"
+                    : "seeded random MNIST-shaped images (1×28×28 in [0, 1]), MLPs, Bernoulli likelihood")
+                .Append(inv, $", {report.Options.ResolvedTrainImages:N0} images per epoch.\n\n");
             if (run.OtherCpuLoad is { } other)
                 text.Append(inv, $"Other work on the machine took {other:F2} cores on average during this run.\n\n");
             text.Append("Matrix-product rate: ")
@@ -374,17 +387,23 @@ public static class BenchmarkSuite
             text.Append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
             foreach (var r in run.Results)
             {
-                string target = r.Target is null ? "" : string.Create(inv, $"≤ {r.Target.MaxSecondsPerEpoch:G4} s")
-                    + (r.Target.MaxRatioToFloor is { } q ? string.Create(inv, $", ≤ {q}× floor") : "")
-                    + (r.Target.MaxPeakBytes is { } b ? string.Create(inv, $", ≤ {b / 1073741824.0:G3} GiB") : "");
+                string target = r.Target is null ? "" : string.Join(", ", new[]
+                {
+                    r.Target.MaxSecondsPerEpoch is { } s ? string.Create(inv, $"≤ {s:G4} s") : null,
+                    r.Target.MaxRatioToFloor is { } q ? string.Create(inv, $"≤ {q}× floor") : null,
+                    r.Target.MaxPeakBytes is { } b ? string.Create(inv, $"≤ {b / 1073741824.0:G3} GiB") : null,
+                }.OfType<string>());
                 text.Append(inv, $"| {r.Name} | {r.SecondsPerStep.Median * 1e3:F2} | ±{r.SecondsPerStep.RelativeSpread * 50:F1}% | {r.SecondsPerEpoch:F2} | {r.EpochUnit} | ")
                     .Append(inv, $"{r.ExamplesPerSecond:F0} | {r.PeakResidentBytes / 1048576.0:F0} | {r.GigaflopsPerStep:F3} | {r.FloorSecondsPerEpoch:F2} | {r.RatioToFloor:F2} | ")
                     .Append(inv, $"{target} | {(r.MeetsTarget is { } met ? (met ? "yes" : "**no**") : "")} |\n");
             }
             if (run.Pipeline is { } p)
             {
-                text.Append(inv, $"\nDDVI pipeline at the paper's lengths ({p.Composition}): **{p.TotalSeconds / 60:F1} min** ")
-                    .Append(inv, $"(stage 1 {p.PriorDiffusionSeconds:F0} s, stage 2 {p.WarmupSeconds:F0} s, stage 3 {p.FrozenDecoderSeconds + p.DdviSeconds:F0} s, evaluation {p.EvaluationSeconds:F0} s); target under 60 min.\n");
+                bool cifar = report.Options.Dataset == BenchmarkDataset.Cifar10;
+                string total = cifar ? string.Create(inv, $"{p.TotalSeconds / SecondsPerHour:F2} h") : string.Create(inv, $"{p.TotalSeconds / 60:F1} min");
+                text.Append(inv, $"\nDDVI pipeline at the paper's lengths on {report.Options.ResolvedTrainImages:N0} images ({p.Composition}): **{total}** ")
+                    .Append(inv, $"(stage 1 {p.PriorDiffusionSeconds:F0} s, stage 2 {p.WarmupSeconds:F0} s, stage 3 {p.FrozenDecoderSeconds + p.DdviSeconds:F0} s, evaluation {p.EvaluationSeconds:F0} s)")
+                    .Append(cifar ? ".\n" : "; target under 60 min.\n");
             }
             text.Append('\n');
         }

@@ -10,8 +10,8 @@ namespace Ddvi.Evaluation;
 /// </summary>
 /// <remarks>
 /// Each kernel sum is taken over blocks of <c>blockRows</c> rows against the whole other set, so a
-/// 10,000 × 10,000 problem with D = 784 holds about blockRows · 10,000 values at once (40 MB in float32),
-/// never a full kernel matrix. Distances use ‖a‖² + ‖b‖² − 2 a·b (one matrix product per block, clamped at 0);
+/// 10,000 × 10,000 problem holds a few blockRows · 10,000 buffers at once (20 MB each in float32, whatever D),
+/// and blockRows · D for the block's squared norms, never a full kernel matrix nor a copy of the inputs. Distances use ‖a‖² + ‖b‖² − 2 a·b (one matrix product per block, clamped at 0);
 /// sums accumulate in float64 on the inputs' device, with one host read at the end. Runs under <c>no_grad</c>.
 /// </remarks>
 public static class MaximumMeanDiscrepancy
@@ -69,7 +69,7 @@ public static class MaximumMeanDiscrepancy
     static Tensor KernelSum(Tensor a, Tensor b, double[] negativeInverseTwoSigma2, int blockRows, bool symmetric)
     {
         using var scope = NewDisposeScope();
-        var bSquaredNorms = b.square().sum(1).unsqueeze(0); // [1, M]
+        var bSquaredNorms = SquaredNorms(b, blockRows).unsqueeze(0); // [1, M]
         var sum = zeros(1, float64, a.device);              // [1]
         for (long start = 0; start < a.shape[0]; start += blockRows)
         {
@@ -78,14 +78,19 @@ public static class MaximumMeanDiscrepancy
             var block = a.narrow(0, start, rows);                                    // [b, D]
             long from = symmetric ? start : 0;                                       // columns j ≥ the block's first row
             var columns = b.narrow(0, from, b.shape[0] - from);                      // [M', D]
-            var squaredDistance = (block.square().sum(1, keepdim: true) + bSquaredNorms.narrow(1, from, columns.shape[0]))
-                .add_(block.matmul(columns.t()), alpha: -2).clamp_min_(0);          // [b, M']
+            // One [b, M'] buffer for the distances, built in place: −2 a·b + ‖a‖² + ‖b‖², clamped at 0.
+            var squaredDistance = block.matmul(columns.t()).mul_(-2);               // [b, M']
+            using (var blockNorms = SquaredNorms(block, blockRows).unsqueeze(1))    // [b, 1]
+                squaredDistance.add_(blockNorms);
+            squaredDistance.add_(bSquaredNorms.narrow(1, from, columns.shape[0])).clamp_min_(0);
             foreach (double scale in negativeInverseTwoSigma2)
             {
-                // Disposed per σ so a block holds two [b, M'] buffers, not one per kernel. Rows are summed in float32
-                // (libtorch's cascade sum, vectorised) and only the row sums in float64: a float64 reduction of the whole
-                // block costs more than the exponentials.
-                using var kernel = (squaredDistance * scale).exp_();
+                // The kernel and every view of it are disposed per σ, so a block holds two [b, M'] buffers, not one per
+                // kernel (a view left to the block's scope keeps its buffer alive). Rows are summed in float32 (libtorch's
+                // cascade sum, vectorised) and only the row sums in float64: a float64 reduction of the whole block costs
+                // more than the exponentials.
+                using var kernel = squaredDistance.mul(scale);                       // [b, M']
+                kernel.exp_();
                 using var rowSums = kernel.sum(1);                                   // [b]
                 if (!symmetric)
                 {
@@ -95,11 +100,26 @@ public static class MaximumMeanDiscrepancy
                 }
                 // Within the block's own columns (the diagonal square) each pair appears in both orders already; the
                 // columns after it stand for their mirror images below the diagonal too.
-                using var diagonal = kernel.narrow(1, 0, rows).sum(type: float64);
+                using var diagonalSquare = kernel.narrow(1, 0, rows);                 // [b, b]
+                using var diagonal = diagonalSquare.sum(type: float64);
                 using var all = rowSums.sum(type: float64);
                 sum.add_(all, alpha: 2).sub_(diagonal);
             }
         }
         return sum.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>‖r_i‖² of every row of <paramref name="rows"/> <c>[N, D]</c> → <c>[N]</c>, a block of rows at a time, so that
+    /// no <c>[N, D]</c> temporary is made (123 MB for 10,000 colour images).</summary>
+    static Tensor SquaredNorms(Tensor rows, int blockRows)
+    {
+        var norms = empty(rows.shape[0], rows.dtype, rows.device); // [N]
+        for (long start = 0; start < rows.shape[0]; start += blockRows)
+        {
+            using var blockScope = NewDisposeScope();
+            long count = Math.Min(blockRows, rows.shape[0] - start);
+            norms.narrow(0, start, count).copy_(rows.narrow(0, start, count).square().sum(1));
+        }
+        return norms;
     }
 }

@@ -38,6 +38,47 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void ConvolutionMacsMatchAHandCountOfOneSmallLayer()
+    {
+        // Conv 2→3, 3×3 kernel, stride 2, on a 7×7 image: a 3×3 output, each of its 9 positions and 3 channels summing
+        // 2·3·3 = 18 products, 486 in all. With every input and weight 1 and no bias, each output value is the number of
+        // products that made it, so the output's sum is the count again.
+        Assert.Equal(486, NetworkCost.ConvolutionMacs(positions: 3 * 3, inChannels: 2, outChannels: 3, kernelArea: 9));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var conv = nn.Conv2d(2, 3, 3, stride: 2, bias: false);
+        conv.weight!.fill_(1);
+        Assert.Equal(486.0, conv.call(ones(1, 2, 7, 7)).sum().item<float>());
+
+        // Transposed conv 2→3, 3×3, stride 2, on a 4×4 map: each of the 16 input positions scatters its 2 values into
+        // 3·3·3 outputs, 16·2·27 = 864 products.
+        Assert.Equal(864, NetworkCost.ConvolutionMacs(positions: 4 * 4, inChannels: 2, outChannels: 3, kernelArea: 9));
+        using var deconv = nn.ConvTranspose2d(2, 3, 3, stride: 2, bias: false);
+        deconv.weight!.fill_(1);
+        Assert.Equal(864.0, deconv.call(ones(1, 2, 4, 4)).sum().item<float>());
+    }
+
+    [Fact]
+    public void NetworkCostCountsTheConvNetworksOfCifar10()
+    {
+        // Trunk on 3×32×32: 3→16 3×3 pad 1 (32×32 out) 442,368; 16→32 4×4 s2 (15×15) 1,843,200; 32→64 5×5 s2 (6×6)
+        // 1,843,200; 64→128 5×5 s2 (1×1) 204,800. Then the MLP 128 → 1000 → 2 + 2.
+        using var encoder = new ConvEncoder(3, 32, 32, [1000], [2, 2]);
+        var cost = NetworkCost.Of(encoder, dataWidth: 3072);
+        Assert.Equal(442_368 + 1_843_200 + 1_843_200 + 204_800 + 128 * 1000 + 1000 * 4, cost.Macs);
+        Assert.Equal(442_368, cost.DataInputMacs); // the first convolution reads the images
+        Assert.Equal(0, NetworkCost.Of(encoder).DataInputMacs);
+
+        // Decoder: Linear 2 → 64, then transposed convs from 1×1: 64→64 5×5 (1 position) 102,400, 64→32 (5×5 in)
+        // 1,280,000, 32→16 (13×13 in) 2,163,200, 16→3 4×4 (29×29 in) 645,888.
+        using var decoder = new BoundedOutput(new ConvDecoder(2, 3, 32, 32), -1, 1);
+        Assert.Equal(2 * 64 + 102_400 + 1_280_000 + 2_163_200 + 645_888, NetworkCost.Of(decoder).Macs);
+
+        using var loose = nn.Sequential(nn.Conv2d(3, 4, 3));
+        Assert.Contains("outside a ConvTrunk", Assert.Throws<NotSupportedException>(() => NetworkCost.Of(loose)).Message);
+    }
+
+    [Fact]
     public void PeakResidentMemoryFollowsAnAllocationAndResets()
     {
         long residentBefore = ProcessMemory.ResidentBytes();
@@ -124,6 +165,56 @@ public class BenchmarkTests
         Assert.Contains("| ddvi-warmup |", markdown);
         Assert.Contains("GFLOP/s", markdown);
         Assert.Equal(options.Cases.Count, lines.Count(l => l.Contains("ms/step", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void TheCifar10CasesRunOnColourImagesWithConvNetworksTheirFloorAndThePipelineInHours()
+    {
+        Assert.Equal(BenchmarkDataset.Mnist, new BenchmarkOptions().Dataset); // the default list stays MNIST's
+        Assert.Equal(50_000, new BenchmarkOptions { Dataset = BenchmarkDataset.Cifar10 }.ResolvedTrainImages);
+        Assert.Equal(60_000, new BenchmarkOptions().ResolvedTrainImages);
+
+        using var folder = new TempFolder();
+        var options = new BenchmarkOptions
+        {
+            Dataset = BenchmarkDataset.Cifar10,
+            Cases = [BenchmarkCases.Vae, BenchmarkCases.PriorDiffusion, BenchmarkCases.Warmup, BenchmarkCases.DdviFrozenDecoder, BenchmarkCases.Ddvi,
+                     BenchmarkCases.EvaluateDdvi],
+            Device = Ddvi.Runtime.DeviceChoice.Cpu,
+            Hidden = 16, PosteriorSteps = 4, PriorSteps = 3, TrainImages = 300, TestImages = 100,
+            WarmupSteps = 1, MinWarmupSeconds = 0, Repetitions = 2, MinRepetitionSeconds = 0.01, EvaluationRepetitions = 1,
+        };
+        var report = BenchmarkSuite.Run(options, _ => { });
+        var (_, table) = BenchmarkSuite.Write(report, folder.Path);
+
+        var run = Assert.Single(report.Runs);
+        var vae = run.Results.Single(r => r.Name == BenchmarkCases.Vae);
+        // The VAE's conv encoder (trunk, 128 → 16 → 2 + 2) and decoder (above), trained on the images: 2·B·(3·Macs − the
+        // first convolution's, which needs no input gradient).
+        double macs = 4_333_568 + 128 * 16 + 16 * 4 + 4_191_616;
+        Assert.Equal(2.0 * 128 * (3 * macs - 442_368) / 1e9, vae.GigaflopsPerStep, 9);
+        foreach (var r in run.Results.Where(r => !BenchmarkCases.IsEvaluation(r.Name)))
+        {
+            Assert.Equal(2.0, r.Target!.MaxRatioToFloor);
+            Assert.Null(r.Target.MaxSecondsPerEpoch);
+            Assert.Equal(r.RatioToFloor <= 2.0, r.MeetsTarget);
+        }
+        Assert.Null(run.Results.Single(r => r.Name == BenchmarkCases.EvaluateDdvi).Target);
+        Assert.NotNull(run.Pipeline);
+        string markdown = File.ReadAllText(table);
+        Assert.Contains("CIFAR-10-shaped images (3×32×32 in [−1, 1])", markdown);
+        Assert.Contains("DDVI pipeline at the paper's lengths on 300 images", markdown);
+        Assert.Matches(@"\*\*\d+\.\d\d h\*\*", markdown);
+        Assert.Contains("≤ 2× floor", markdown);
+    }
+
+    [Fact]
+    public void TheBenchCommandRejectsAnUnknownDatasetWithTheValidNames()
+    {
+        var (code, _, error) = DdviProcess.Run("bench", "--dataset", "imagenet");
+        Assert.Equal(2, code);
+        Assert.Contains("imagenet", error);
+        Assert.Contains("mnist, cifar10", error);
     }
 
     [Fact]
