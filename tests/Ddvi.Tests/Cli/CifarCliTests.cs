@@ -46,4 +46,26 @@ public class CifarCliTests
         Assert.Contains(samples.Pixels, pixel => pixel.Red != pixel.Green || pixel.Green != pixel.Blue);
         Assert.True(File.Exists(Path.Combine(run, "plots", "prior-vs-latents.png")));
     }
+
+    [SharedCifarFact]
+    public void CompareAndReportRunOverCifarRuns()
+    {
+        using var folder = new TempFolder();
+        string data = CifarTestFiles.SharedSubsetSlice(folder["cifar"], train: 260, test: 100);
+        string comparison = folder["comparison"];
+        var (code, output, error) = DdviProcess.Run("compare", "--dataset", data, "--models", "vae,aae", "--priors", "pinwheel",
+            "--seeds", "0", "--epochs", "1", "--out", comparison, "--threads", "1");
+        Assert.True(code == 0, error + output);
+        string table = File.ReadAllText(Path.Combine(comparison, "results.md"));
+        Assert.Contains("| vae |", table);
+        Assert.Contains("| aae |", table);
+        var (width, height) = Ddvi.Tests.Comparison.ComparisonFixtures.PngSize(Path.Combine(comparison, "panel.png"));
+        Assert.True(width > height, $"panel {width}×{height}: one row (the prior) of three columns (prior, vae, aae)");
+
+        // report rebuilds the same table from the run folders.
+        string rebuilt = folder["rebuilt"];
+        (code, output, error) = DdviProcess.Run("report", Path.Combine(comparison, "runs", "vae-pinwheel-s0"), Path.Combine(comparison, "runs", "aae-pinwheel-s0"), "--out", rebuilt);
+        Assert.True(code == 0, error + output);
+        Assert.Equal(table, File.ReadAllText(Path.Combine(rebuilt, "results.md")));
+    }
 }
