@@ -12,7 +12,7 @@ public sealed record GaussianMixtureOptions
     /// <summary>Number of mixture components K.</summary>
     public int Components { get; init; } = 20;
 
-    /// <summary>Independent starts; the fit with the highest mean log-likelihood is kept (scikit-learn's <c>n_init</c>).</summary>
+    /// <summary>Independent starts; the one with the highest lower bound is kept (scikit-learn's <c>n_init</c>).</summary>
     public int Initialisations { get; init; } = 10;
 
     /// <summary>EM iterations per start at most.</summary>
@@ -92,6 +92,13 @@ public sealed class GaussianMixtureFit
     /// <summary>Mean log-likelihood per point, (1/N) Σ_i log p(x_i), of the fitted points under these parameters.</summary>
     public double LogLikelihood { get; }
 
+    /// <summary>
+    /// scikit-learn's <c>lower_bound_</c>: ℓ at the last E-step of the kept start, i.e. at the parameters one M-step
+    /// before those returned, so at most <see cref="LogLikelihood"/>; the starts compete on it, and the authors' release
+    /// reports it as the mixture's "ELBO".
+    /// </summary>
+    public double LowerBound { get; }
+
     /// <summary>Whether the kept start met the tolerance within <see cref="GaussianMixtureOptions.MaxIterations"/>.</summary>
     public bool Converged { get; }
 
@@ -113,7 +120,7 @@ public sealed class GaussianMixtureFit
     public int ComponentCount => Weights.Length;
     public int Dimensions => Means.GetLength(1);
 
-    GaussianMixtureFit(Parameters p, double logLikelihood, bool converged, int iterations, List<double> history, GaussianMixtureOptions options)
+    GaussianMixtureFit(Parameters p, double logLikelihood, double lowerBound, bool converged, int iterations, List<double> history, GaussianMixtureOptions options)
     {
         int k = p.Weights.Length, d = p.Dimensions;
         Weights = (double[])p.Weights.Clone();
@@ -128,6 +135,7 @@ public sealed class GaussianMixtureFit
         choleskyFactors = p.Cholesky.Select(l => (double[])l.Clone()).ToArray();
         logDeterminants = (double[])p.LogDeterminants.Clone();
         LogLikelihood = logLikelihood;
+        LowerBound = lowerBound;
         Converged = converged;
         Iterations = iterations;
         LogLikelihoodHistory = history.AsReadOnly();
@@ -146,7 +154,7 @@ public sealed class GaussianMixtureFit
 
         var random = new Random(options.Seed);
         Parameters? best = null;
-        double bestLogLikelihood = double.NegativeInfinity;
+        double bestLowerBound = double.NegativeInfinity, bestLogLikelihood = double.NegativeInfinity;
         bool bestConverged = false;
         int bestIterations = 0;
         List<double> bestHistory = [];
@@ -175,20 +183,21 @@ public sealed class GaussianMixtureFit
                 }
                 previous = logLikelihood;
             }
-            // ℓ at the parameters returned (one E-step past the last in the loop), the number the starts compete on.
-            double final = EStep(x, n, parameters, responsibilities);
+            double lowerBound = history[^1];
             log?.Invoke($"{Model} start {start + 1}/{options.Initialisations}: {iteration} EM iterations, " +
-                        $"mean log-likelihood {final:G6}{(converged ? "" : ", not converged")}.");
-            if (best is null || final > bestLogLikelihood)
+                        $"lower bound {lowerBound:G6}{(converged ? "" : ", not converged")}.");
+            if (best is null || lowerBound > bestLowerBound)
             {
                 best = parameters;
-                bestLogLikelihood = final;
+                bestLowerBound = lowerBound;
+                // ℓ at the parameters returned, one E-step past the last in the loop.
+                bestLogLikelihood = EStep(x, n, parameters, responsibilities);
                 bestConverged = converged;
                 bestIterations = iteration;
                 bestHistory = history;
             }
         }
-        return new GaussianMixtureFit(best!, bestLogLikelihood, bestConverged, bestIterations, bestHistory, options);
+        return new GaussianMixtureFit(best!, bestLogLikelihood, bestLowerBound, bestConverged, bestIterations, bestHistory, options);
     }
 
     /// <summary>Most probable component of each point, argmax_k π_k N(x; μ_k, Σ_k) → <c>[M]</c>.</summary>
