@@ -161,13 +161,13 @@ public static class Tsne
         int k = options.Method == TsneMethod.Exact ? n - 1 : Math.Min(n - 1, (int)(3 * options.Perplexity + 1));
         var (neighbours, distances) = ExactNeighbours.Compute(data, k);
         var squared = distances.Select(d => d * d).ToArray();
-        var (conditional, _) = ConditionalAffinities(squared, n, k, options.Perplexity);
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = options.MaxDegreeOfParallelism };
+        var (conditional, _) = ConditionalAffinities(squared, n, k, options.Perplexity, parallel);
         var p = SparseAffinities.Symmetrise(neighbours, conditional, n, k);
         log?.Invoke($"{Method}: n = {n}, {k} neighbours per point, {p.Values.Length} nonzero affinities, perplexity {options.Perplexity}.");
 
         double[] y = options.Initialisation == TsneInitialisation.Pca ? PcaStart(data) : RandomStart(n, options.Seed);
         double learningRate = options.LearningRate ?? Math.Max(n / options.EarlyExaggeration / 4, 50);
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = options.MaxDegreeOfParallelism };
         double theta = options.Method == TsneMethod.Exact ? -1 : options.Theta;
 
         var history = new List<TsneCheckpoint>();
@@ -233,12 +233,13 @@ public static class Tsne
     /// Row-wise conditional affinities p_{j|i} over each row's k neighbours from squared distances <c>[n, k]</c>, and
     /// the precisions β_i, by bisection on β so that H(P_i) = ln(perplexity).
     /// </summary>
-    internal static (double[] Conditional, double[] Beta) ConditionalAffinities(double[] squaredDistances, int n, int k, double perplexity)
+    internal static (double[] Conditional, double[] Beta) ConditionalAffinities(double[] squaredDistances, int n, int k, double perplexity,
+        ParallelOptions? parallel = null)
     {
         var conditional = new double[n * k];
         var betas = new double[n];
         double target = Math.Log(perplexity);
-        Parallel.For(0, n, i =>
+        Parallel.For(0, n, parallel ?? new ParallelOptions(), i =>
         {
             double beta = 1, low = double.NegativeInfinity, high = double.PositiveInfinity;
             int offset = i * k;
