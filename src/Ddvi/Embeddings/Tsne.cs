@@ -392,7 +392,7 @@ public static class Tsne
         var signs = scores.gather(0, largest.unsqueeze(0)).sign();
         signs = where(signs.eq(0), ones_like(signs), signs);
         scores = scores * signs;
-        double std = scores.select(1, 0).std().item<double>();
+        double std = scores.select(1, 0).std(unbiased: false).item<double>(); // population deviation, as NumPy's std
         scores = std > 0 ? scores * (1e-4 / std) : scores;
         return scores.contiguous().data<double>().ToArray();
     }

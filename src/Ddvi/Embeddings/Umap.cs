@@ -105,7 +105,7 @@ public sealed record UmapResult(Tensor Embedding, IReadOnlyList<UmapEdge> Graph,
 /// N(0, 1e-4²) noise; both starts rescaled to [0, 10] per axis. Then SGD on the fuzzy cross-entropy: each edge (both
 /// directions) is sampled every max w / w_ij epochs, pulling its ends together with coefficient
 /// −2ab d^{2(b−1)} / (1 + a d^{2b}) (d² the squared distance) and followed by 5 negative samples pushed apart with
-/// 2γb / ((0.001 + d²)(1 + a d^{2b})), every gradient coordinate clipped to ±4, step α = α₀ (1 − epoch / epochs).</para>
+/// 2γb / ((0.001 + d²)(1 + a d^{2b})), every gradient coordinate clipped to ±4, step α = α₀ (1 − (e − 1) / epochs) in epoch e ≥ 1 and α₀ in epoch 0.</para>
 /// <para>Differences from umap-learn: a disconnected graph starts from a random layout instead of per-component spectral
 /// layouts; the SGD runs single-threaded in float64 with <see cref="Random"/> for the negative samples, so a seed gives
 /// one embedding.</para>
@@ -395,7 +395,8 @@ public static class Umap
         double gamma = options.RepulsionStrength;
         for (int epoch = 0; epoch < epochs; epoch++)
         {
-            double alpha = options.LearningRate * (1 - epoch / (double)epochs);
+            // umap-learn lowers the step after each epoch from the epoch just run, so epochs 0 and 1 both take α₀.
+            double alpha = options.LearningRate * (1 - Math.Max(0, epoch - 1) / (double)epochs);
             for (int e = 0; e < m; e++)
             {
                 if (nextSample[e] > epoch) continue;
