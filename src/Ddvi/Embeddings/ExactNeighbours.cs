@@ -14,8 +14,10 @@ internal static class ExactNeighbours
     /// row-major <c>[n, k]</c>.
     /// </summary>
     /// <remarks>
-    /// Squared distances ‖x_i‖² + ‖x_j‖² − 2 x_i·x_j in float64 blocks of rows through libtorch's matrix product, so the
-    /// cost is O(n² D) and the memory <c>512 · n</c> doubles; float64 keeps the cancellation far below neighbour gaps.
+    /// The candidates come from squared distances ‖x_i‖² + ‖x_j‖² − 2 x_i·x_j in float64 blocks of rows through libtorch's
+    /// matrix product (O(n² D), memory <c>512 · n</c> doubles); the chosen k distances are then recomputed as
+    /// √Σ (x_i − x_j)², so that duplicated points are at distance exactly 0 (UMAP's ρ_i skips zeros), and re-sorted
+    /// (ties by index).
     /// </remarks>
     public static (int[] Indices, double[] Distances) Compute(Tensor data, int k)
     {
@@ -25,6 +27,8 @@ internal static class ExactNeighbours
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var x = data.detach().to(ScalarType.Float64).cpu().contiguous();   // [n, D]
+        int features = (int)x.shape[1];
+        double[] values = x.data<double>().ToArray();
         var norms = x.square().sum(1);                                       // [n]
         var columns = x.t();                                                 // [D, n]
         for (int start = 0; start < n; start += BlockRows)
@@ -36,15 +40,27 @@ internal static class ExactNeighbours
             squared.clamp_min_(0);
             var self = arange(start, start + rows, ScalarType.Int64).unsqueeze(1);
             squared.scatter_(1, self, full(rows, 1, double.PositiveInfinity, ScalarType.Float64));
-            var (values, nearest) = squared.topk(k, dim: 1, largest: false, sorted: true);
-            var valueArray = values.sqrt().contiguous().data<double>().ToArray();
+            var nearest = squared.topk(k, dim: 1, largest: false, sorted: false).Item2;
             var indexArray = nearest.contiguous().data<long>().ToArray();
-            for (int t = 0; t < rows * k; t++)
-            {
-                distances[start * k + t] = valueArray[t];
-                indices[start * k + t] = (int)indexArray[t];
-            }
+            for (int t = 0; t < rows * k; t++) indices[start * k + t] = (int)indexArray[t];
         }
+        Parallel.For(0, n, i =>
+        {
+            var row = new (double Distance, int Index)[k];
+            for (int t = 0; t < k; t++)
+            {
+                int j = indices[i * k + t];
+                double sum = 0;
+                for (int c = 0; c < features; c++)
+                {
+                    double difference = values[(long)i * features + c] - values[(long)j * features + c];
+                    sum += difference * difference;
+                }
+                row[t] = (Math.Sqrt(sum), j);
+            }
+            Array.Sort(row);
+            for (int t = 0; t < k; t++) (distances[i * k + t], indices[i * k + t]) = row[t];
+        });
         return (indices, distances);
     }
 

@@ -27,6 +27,23 @@ public class UmapTests
     }
 
     [Fact]
+    public void RhoSkipsDuplicatedPoints()
+    {
+        using var scope = NewDisposeScope();
+        // Every point twice, far from the origin so that ‖x‖² + ‖y‖² − 2x·y alone would not cancel to 0 exactly.
+        var points = 1000 + randn(40, 30, float64, generator: new Generator(9));
+        var data = cat([points, points], 0);
+        var (neighbours, distances) = ExactNeighbours.Compute(data, 5);
+        for (int i = 0; i < 80; i++)
+        {
+            Assert.Equal((i + 40) % 80, neighbours[i * 5]); // the twin comes first, at distance exactly 0
+            Assert.Equal(0.0, distances[i * 5]);
+        }
+        var result = Umap.Embed(data, new UmapOptions { Neighbours = 6, Epochs = 5 });
+        for (int i = 0; i < 80; i++) Assert.Equal(distances[i * 5 + 1], result.Rho[i], 12); // the nearest other place
+    }
+
+    [Fact]
     public void GraphWeightsAreTheFuzzyUnionOfTheDirectedStrengths()
     {
         using var scope = NewDisposeScope();
