@@ -7,7 +7,7 @@ namespace Ddvi.Experiments.Genomics;
 /// <summary>
 /// Reads the GT calls of a VCF (samtools.github.io/hts-specs/VCFv4.3.pdf), plain text or gzip-compressed — BGZF is a
 /// series of gzip members, which <see cref="GZipStream"/> decodes one after another — told apart by the gzip magic
-/// bytes, not by the name. Streamed line by line.
+/// bytes, not by the name. Streamed line by line. A gzip file cut short is an error (<see cref="CheckedGzipStream"/>).
 /// </summary>
 /// <remarks>
 /// <para>The <c>#CHROM</c> header line gives the sample IDs (columns 10 on). Each record gives one column per ALT
@@ -237,8 +237,7 @@ public sealed class VcfReader : IGenotypeSource
         {
             this.path = path;
             gzip = IdxReader.IsGzip(path);
-            Stream file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-            Stream stream = gzip ? new GZipStream(file, CompressionMode.Decompress) : file;
+            Stream stream = gzip ? new CheckedGzipStream(path) : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
             reader = new StreamReader(stream, bufferSize: 1 << 16);
         }
 
@@ -254,7 +253,7 @@ public sealed class VcfReader : IGenotypeSource
             }
             catch (InvalidDataException e) when (gzip)
             {
-                throw new DataFormatException(path, $"line {LineNumber + 1}: the gzip stream is truncated or corrupt ({e.Message}).", e);
+                throw new DataFormatException(path, $"line {LineNumber + 1}: the gzip stream is truncated or corrupt: {e.Message}.", e);
             }
         }
 
