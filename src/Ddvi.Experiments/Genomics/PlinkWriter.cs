@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using Ddvi.IO;
 
@@ -46,7 +47,15 @@ public static class PlinkWriter
                     int columns = block.Columns;
                     if (packed.Length < columns * bytesPerSite) packed = new byte[columns * bytesPerSite];
                     long first = written;
-                    Parallel.For(0, columns, j => Encode(block.Column(j), packed.AsSpan(j * bytesPerSite, bytesPerSite), block.Sites[j], first + j));
+                    try
+                    {
+                        Parallel.For(0, columns, j => Encode(block.Column(j), packed.AsSpan(j * bytesPerSite, bytesPerSite), block.Sites[j], first + j));
+                    }
+                    catch (AggregateException e)
+                    {
+                        // The caller's mistake, as ArgumentException, not the parallel loop's wrapper.
+                        ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+                    }
                     bed.Write(packed, 0, columns * bytesPerSite);
                     foreach (var site in block.Sites)
                     {
