@@ -71,7 +71,8 @@ public sealed record GenotypePcaResult(
 /// nothing after centring); the column is centred and, with <see cref="GenotypePcaOptions.Standardize"/>, divided by
 /// √(2p(1−p)) with p = mean/2, the allele-frequency scaling of Patterson et al. 2006 (it assumes diploid 0/1/2 dosages).
 /// A column with no call, or the same value in every called sample (p(1−p) = 0 included), is skipped. Then
-/// G = Σ_blocks X_b X_bᵀ accumulates in float64 (<c>addmm_</c>), <c>torch.linalg.eigh(G)</c> gives G = UΛUᵀ, and the top
+/// G = Σ_blocks X_b X_bᵀ accumulates in float64 (<c>addmm_</c>; only the tiles on and above the diagonal, G being
+/// symmetric), <c>torch.linalg.eigh(G)</c> gives G = UΛUᵀ, and the top
 /// K = min(Components, n − 1) pairs give the scores U_K·√Λ_K = X·V_K (the usual PC scores, as from the SVD X = U S Vᵀ),
 /// divided by <see cref="GenotypePcaOptions.Divisor"/>. Signs: each eigenvector is flipped so that its entry of largest
 /// magnitude is positive, which makes repeated fits agree.
@@ -88,14 +89,15 @@ public static class GenotypePca
         var clock = Stopwatch.StartNew();
         long used = 0, skipped = 0, blocks = 0;
 
-        using var gram = zeros(n, n, ScalarType.Float64); // [n, n]
+        using var gram = zeros(n, n, ScalarType.Float64); // [n, n], upper triangle filled until the end
+        var tiles = Tiles(n);
         using (no_grad())
         {
             foreach (var block in source.ReadBlocks(options.BlockColumns))
             {
                 using var scope = NewDisposeScope();
                 var x = Prepare(block, options.Standardize, out long blockUsed); // [c, n]
-                gram.addmm_(x.t(), x);
+                AddUpperProduct(gram, x, tiles);
                 used += blockUsed;
                 skipped += block.Columns - blockUsed;
                 if (++blocks % 25 == 0)
@@ -106,18 +108,49 @@ public static class GenotypePca
         if (used == 0) throw new InvalidOperationException($"{source.Path}: every one of the {skipped:N0} columns is constant or uncalled; no PCA is possible.");
 
         using var outer = NewDisposeScope();
-        var (values, vectors) = linalg.eigh(gram);                                  // [n] ascending, [n, n]
+        var full = Symmetrize(gram);                                                // [n, n]
+        var (values, vectors) = linalg.eigh(full);                                  // [n] ascending, [n, n]
         var top = values.flip(0)[..k].clamp_min(0);                                 // [K] descending
         var u = vectors.flip(1)[.., ..k];                                           // [n, K]
         var largest = u.abs().argmax(0, keepdim: true);                             // [1, K]
         var signs = u.gather(0, largest).sign();                                    // [1, K]
         signs = where(signs.eq(0), ones_like(signs), signs);
         var scores = (u * signs * top.sqrt().unsqueeze(0) / options.Divisor).to(ScalarType.Float32).contiguous(); // [n, K]
-        double trace = gram.trace().item<double>();
+        double trace = full.trace().item<double>();
         var eigenvalues = top.contiguous().data<double>().ToArray();
         var explained = eigenvalues.Select(l => trace > 0 ? l / trace : 0).ToArray();
         log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"PCA: top {k} of {n} eigenpairs in {clock.Elapsed.TotalSeconds:F1} s; PC1 explains {explained[0]:P2}"));
         return new GenotypePcaResult(source.SampleIds.ToArray(), k, scores.data<float>().ToArray(), eigenvalues, explained, used, skipped, source.Summary);
+    }
+
+    /// <summary>Sample ranges whose tiles G[a, b], a ≤ b, cover the upper triangle of G: with t tiles a side, a block costs
+    /// t(t+1)/2 products of (n/t)² instead of one of n², 62.5% of the work for t = 4; one tile below 1,024 samples.</summary>
+    internal static (int Start, int Length)[] Tiles(int n)
+    {
+        int t = n >= 1024 ? 4 : 1;
+        return Enumerable.Range(0, t).Select(a => (a * n / t, (a + 1) * n / t - a * n / t)).ToArray();
+    }
+
+    /// <summary>Adds xᵀx to the tiles of <paramref name="gram"/> on and above the diagonal.</summary>
+    internal static void AddUpperProduct(Tensor gram, Tensor x, (int Start, int Length)[] tiles) // [n, n], [c, n]
+    {
+        if (tiles.Length == 1)
+        {
+            gram.addmm_(x.t(), x);
+            return;
+        }
+        var parts = tiles.Select(r => x.narrow(1, r.Start, r.Length).contiguous()).ToArray(); // [c, n_a]
+        for (int a = 0; a < tiles.Length; a++)
+            for (int b = a; b < tiles.Length; b++)
+                gram.narrow(0, tiles[a].Start, tiles[a].Length).narrow(1, tiles[b].Start, tiles[b].Length).addmm_(parts[a].t(), parts[b]);
+    }
+
+    /// <summary>G from its upper triangle, in place: the diagonal tiles are full, their strict lower part is replaced.</summary>
+    internal static Tensor Symmetrize(Tensor gram) // [n, n]
+    {
+        gram.triu_();
+        using var upper = gram.triu(1);
+        return gram.add_(upper.t());
     }
 
     /// <summary>A block as float64 <c>[c, n]</c>: imputed, centred, scaled, and zero in its skipped columns.</summary>

@@ -135,6 +135,24 @@ public class GenotypePcaTests
     }
 
     [Fact]
+    public void TheUpperTilesOfTheGramMatrixGiveTheFullProduct()
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(5);
+        var x = randn([30, 1101], dtype: ScalarType.Float64, generator: generator); // [c, n]
+        var gram = zeros(1101, 1101, ScalarType.Float64);
+        var tiles = GenotypePca.Tiles(1101);
+
+        GenotypePca.AddUpperProduct(gram, x, tiles);
+        GenotypePca.AddUpperProduct(gram, x, tiles);
+        var full = GenotypePca.Symmetrize(gram);
+
+        Assert.Equal(4, tiles.Length);
+        Assert.Equal(1101, tiles.Sum(t => t.Length));
+        Assert.True(full.allclose(x.t().mm(x).mul_(2), rtol: 1e-12, atol: 1e-10));
+    }
+
+    [Fact]
     public void InvalidOptionsNameThePropertyAndTheValue()
     {
         Assert.StartsWith("GenotypePcaOptions.Components must be at least 1; got 0.",
