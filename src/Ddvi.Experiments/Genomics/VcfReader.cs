@@ -17,7 +17,9 @@ namespace Ddvi.Experiments.Genomics;
 /// field that stops before GT is missing: NaN in every column of the site.</para>
 /// <para>Errors name the file and line: a record whose field count is not 9 + samples, a FORMAT without GT, an allele
 /// index above the number of ALTs, a non-numeric allele, a record before the <c>#CHROM</c> line or no such line, a
-/// non-integer POS, and a gzip stream that is truncated or corrupt.</para>
+/// non-integer POS, and a gzip stream that is truncated or corrupt. Every record's field count, POS and FORMAT are
+/// checked; the sample fields of a record that a filter drops before its genotypes are needed (CHROM, alleles, FILTER,
+/// every-n-th) are not parsed, so a bad GT there goes unreported — the price of thinning without decoding.</para>
 /// </remarks>
 public sealed class VcfReader : IGenotypeSource
 {
