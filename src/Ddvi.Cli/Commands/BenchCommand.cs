@@ -33,7 +33,8 @@ internal static class BenchCommand
         var warmupSteps = new Option<int>("--warmup-steps") { Description = "Untimed steps before measuring (at least 3 s of them for training steps)", DefaultValueFactory = _ => new BenchmarkOptions().WarmupSteps };
         var dataset = new Option<string>("--dataset")
         {
-            Description = "Shape of the seeded random data, and with it the networks: mnist (1×28×28 in [0, 1], MLPs) or cifar10 (3×32×32 in [−1, 1], conv networks, Gaussian likelihood)",
+            Description = "Shape of the seeded random data, and with it the networks: mnist (1×28×28 in [0, 1], MLPs) or cifar10 (3×32×32 in [−1, 1], conv networks, Gaussian likelihood); " +
+                          $"genotypes: the genomics targets ({string.Join(", ", GenomicsBenchmarkOptions.AllCases)}) on a generated PLINK file of --samples × --sites",
             DefaultValueFactory = _ => new BenchmarkOptions().Dataset.Name(),
         };
         var trainImages = new Option<int?>("--train-images")
@@ -42,13 +43,39 @@ internal static class BenchCommand
         };
         var testImages = new Option<int>("--test-images") { Description = "Test images evaluated", DefaultValueFactory = _ => 10_000 };
         var seed = new Option<long>("--seed") { Description = "Seed of the random data and weights", DefaultValueFactory = _ => 0 };
+        var genomics = new GenomicsBenchmarkOptions();
+        var samples = new Option<int>("--samples") { Description = $"--dataset genotypes: samples of the generated PLINK file (default {genomics.Samples:N0})", DefaultValueFactory = _ => genomics.Samples };
+        var sites = new Option<long>("--sites") { Description = $"--dataset genotypes: sites of the generated PLINK file (default {genomics.Sites:N0})", DefaultValueFactory = _ => genomics.Sites };
+        var genotypePrefix = new Option<string?>("--genotype-file") { Description = $"--dataset genotypes: prefix of the generated PLINK file, made once and reused (default {genomics.GenotypePrefix}; the size is in the default name only)" };
 
         var command = new Command("bench", "Measure time per step and per epoch, examples/s, peak memory and the arithmetic floor of every model, DDVI stage and evaluation")
         {
             cases, dataset, output, device, threads, backgroundLoad, batchSize, repetitions, evaluationRepetitions, warmupSteps, trainImages, testImages, seed,
+            samples, sites, genotypePrefix,
         };
         command.SetAction(parse => CommandRunner.Run(() =>
         {
+            if (string.Equals(parse.GetValue(dataset), "genotypes", StringComparison.OrdinalIgnoreCase))
+            {
+                int count = parse.GetValue(samples);
+                long length = parse.GetValue(sites);
+                var genotypeOptions = new GenomicsBenchmarkOptions
+                {
+                    Cases = parse.GetValue(cases) ?? [],
+                    Samples = count,
+                    Sites = length,
+                    GenotypePrefix = parse.GetValue(genotypePrefix)
+                        ?? Path.Combine(Path.GetTempPath(), "ddvi-bench-genotypes", $"genotypes-{count}x{length}"),
+                    Seed = parse.GetValue(seed),
+                    Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
+                }.Validate();
+                var results = GenomicsBenchmarks.Run(genotypeOptions, Console.WriteLine);
+                var (genotypeJson, genotypeTable) = GenomicsBenchmarks.Write(results, genotypeOptions, parse.GetValue(output)!);
+                Console.WriteLine();
+                Console.Write(File.ReadAllText(genotypeTable));
+                Console.WriteLine($"\nwrote {genotypeJson} and {genotypeTable}");
+                return 0;
+            }
             var options = new BenchmarkOptions
             {
                 Cases = parse.GetValue(cases) ?? [],
