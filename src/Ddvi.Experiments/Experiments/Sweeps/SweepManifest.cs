@@ -106,7 +106,7 @@ public sealed record SweepManifest(string Folder, IReadOnlyList<ManifestEntry> E
     {
         string full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full))
-            throw new FileNotFoundException($"--manifest {full} not found: expected the manifest.json that 'ddvi compare' writes into its --out folder.", full);
+            throw new ArgumentException($"--manifest {full} not found: expected the manifest.json that 'ddvi compare' writes into its --out folder.");
         JsonObject root;
         try
         {
