@@ -157,7 +157,8 @@ internal static class CompareCommand
                 Epochs = parse.GetValue(epochs),
                 PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
                 Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
-                DataDirectory = parse.GetValue(dataDir),
+                // Absolute, so that every task of the sweep (a child process or a Slurm task on another node) finds it.
+                DataDirectory = parse.GetValue(dataDir) is { } data ? Path.GetFullPath(data) : null,
                 Ddvi = new DdviSettings
                 {
                     PriorDiffusionIterations = parse.GetValue(priorIterations),
