@@ -143,7 +143,12 @@ internal static class CompareCommand
                 Console.Error.WriteLine($"stopped following job {job}; it keeps running (scancel {job} stops it); collect the results later with: ddvi report {folder}");
                 return StopSignals.ExitCode(signal);
             }
-            return ReportCommand.Print(SweepReport.Write(manifest, folder, planned), manifestPath);
+            var report = SweepReport.Write(manifest, folder, planned);
+            // Slurm's word on the tasks that did not finish (time limit, memory, cancelled), where it keeps accounting.
+            if (!report.Complete && commands.Accounting(job) is { } ended)
+                foreach (var entry in report.Entries.Where(e => e.State != EntryState.Finished && ended.ContainsKey(e.Entry.Index)))
+                    Console.Error.WriteLine($"slurm: task {job}_{entry.Entry.Index} ({entry.Entry.Name}) ended {ended[entry.Entry.Index]}; its log: {Path.Combine(folder, "slurm", $"{job}_{entry.Entry.Index}.out")}");
+            return ReportCommand.Print(report, manifestPath);
         }
 
         // The sweep file's values, then the options given on the command line; defaults for what neither gives.

@@ -127,3 +127,50 @@ public class SlurmScriptTests
         Assert.False(Directory.Exists(sweep));
     }
 }
+
+/// <summary>The Slurm client commands read through stand-ins on PATH: what ddvi makes of their output.</summary>
+public class SlurmCommandsTests
+{
+    private static string Fake(TempFolder folder, string command, string script)
+    {
+        string path = folder[command];
+        File.WriteAllText(path, "#!/bin/sh\n" + script + "\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return folder.Path;
+    }
+
+    [Fact]
+    public void SqueueStatesAreCountedAndAJobThatLeftTheQueueHasNoTasks()
+    {
+        using var folder = new TempFolder();
+        Fake(folder, "squeue", "printf '12_0 RUNNING\\n12_1 PENDING\\n12_2 REQUEUED\\n12_3 COMPLETING\\n12_4 SUSPENDED\\n'");
+        Assert.Equal(new QueueState(2, 2, 1), new SlurmCommands(folder.Path).Queue("12"));
+
+        Fake(folder, "squeue", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1");
+        Assert.Equal(0, new SlurmCommands(folder.Path).Queue("12").InQueue);
+    }
+
+    [Fact]
+    public void SbatchsJobIdIsReadAndItsErrorIsPassedOn()
+    {
+        using var folder = new TempFolder();
+        Fake(folder, "sbatch", "echo '812;cluster'");
+        Assert.Equal("812", new SlurmCommands(folder.Path).Submit("/x/sweep.sbatch"));
+
+        Fake(folder, "sbatch", "echo 'sbatch: error: invalid partition specified: gpu' >&2; exit 1");
+        var error = Assert.Throws<InvalidOperationException>(() => new SlurmCommands(folder.Path).Submit("/x/sweep.sbatch"));
+        Assert.Contains("sbatch /x/sweep.sbatch failed (exit code 1): sbatch: error: invalid partition specified: gpu", error.Message);
+    }
+
+    [Fact]
+    public void SacctSaysHowTasksEndedOrNothingWhereAccountingIsOff()
+    {
+        using var folder = new TempFolder();
+        Assert.Null(new SlurmCommands(folder.Path).Accounting("12"));
+        Fake(folder, "sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1");
+        Assert.Null(new SlurmCommands(folder.Path).Accounting("12"));
+        Fake(folder, "sacct", "printf '12_0|COMPLETED\\n12_1|CANCELLED by 0\\n12_2|TIMEOUT\\n12_[3-4]|PENDING\\n'");
+        var states = new SlurmCommands(folder.Path).Accounting("12")!;
+        Assert.Equal(new Dictionary<int, string> { [0] = "COMPLETED", [1] = "CANCELLED", [2] = "TIMEOUT" }, states);
+    }
+}

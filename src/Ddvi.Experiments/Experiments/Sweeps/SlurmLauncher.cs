@@ -138,7 +138,8 @@ public sealed record QueueState(int Pending, int Running, int Other)
 }
 
 /// <summary>
-/// The Slurm client commands a sweep uses: sbatch to submit the array, squeue to follow it, scancel to stop it.
+/// The Slurm client commands a sweep uses: sbatch to submit the array, squeue to follow it, sacct (where accounting
+/// is kept) to say how its tasks ended.
 /// Each is looked up on PATH first, so a machine without Slurm gets an error naming the missing command.
 /// </summary>
 public sealed class SlurmCommands(string? searchPath = null)
@@ -198,6 +199,36 @@ public sealed class SlurmCommands(string? searchPath = null)
             }
         }
         return new QueueState(pending, running, other);
+    }
+
+    /// <summary>
+    /// How Slurm's accounting (sacct) says each task of job <paramref name="jobId"/> ended, by array index (COMPLETED,
+    /// FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED, …); null where sacct is missing or accounting is disabled, as on
+    /// clusters without a database: the run folders then tell the state alone.
+    /// </summary>
+    public IReadOnlyDictionary<int, string>? Accounting(string jobId)
+    {
+        string sacct;
+        try
+        {
+            sacct = Require("sacct");
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+        var (code, output, _) = Execute(sacct, ["--jobs", jobId, "--array", "--allocations", "--noheader", "--parsable2", "--format=JobID,State"]);
+        if (code != 0) return null;
+        var states = new Dictionary<int, string>();
+        foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var fields = line.Split('|');
+            if (fields.Length < 2) continue;
+            var id = fields[0].Split('_');
+            if (id.Length == 2 && id[0] == jobId && int.TryParse(id[1], NumberStyles.None, CultureInfo.InvariantCulture, out int index))
+                states[index] = fields[1].Split(' ')[0];
+        }
+        return states;
     }
 
     private static (int Code, string Output, string Error) Execute(string file, IReadOnlyList<string> arguments)
