@@ -35,7 +35,7 @@ internal static class RunCommand
             var outcome = ConsoleProgress.Run(observer =>
             {
                 observer.Message($"entry {entry.Index} of {path}: {entry.Name} in {entry.Folder}");
-                return new SweepTasks(observer).Run(entry, path, signals.Token);
+                return new SweepTasks(observer) { EvaluationStarting = () => signals.Graceful = false }.Run(entry, path, signals.Token);
             });
             switch (outcome.Status)
             {

@@ -173,4 +173,30 @@ public class SlurmCommandsTests
         var states = new SlurmCommands(folder.Path).Accounting("12")!;
         Assert.Equal(new Dictionary<int, string> { [0] = "COMPLETED", [1] = "CANCELLED", [2] = "TIMEOUT" }, states);
     }
+
+    [Fact]
+    public void WaitFollowsTheArrayUntilItLeavesTheQueueAndRidesOutASqueueHiccup()
+    {
+        using var folder = new TempFolder();
+        string count = folder["count"];
+        Fake(folder, "squeue", $$"""
+            n=$(cat {{count}} 2>/dev/null || echo 0); echo $((n+1)) > {{count}}
+            case $n in
+              0) echo '5_0 RUNNING'; echo '5_1 PENDING' ;;
+              1) echo 'squeue: error: Socket timed out on send/recv operation' >&2; exit 1 ;;
+              2) echo '5_1 RUNNING' ;;
+              *) echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1 ;;
+            esac
+            """);
+        var entries = new[] { 0, 1 }.Select(i => new ManifestEntry(i, SweepManifest.TrainKind, $"run{i}", folder[$"run{i}"], [])).ToList();
+        Directory.CreateDirectory(entries[0].Folder);
+        File.WriteAllText(Path.Combine(entries[0].Folder, "metrics.json"), "{}");
+        var lines = new List<string>();
+        SlurmWait.Until(new SlurmCommands(folder.Path), "5", entries, TimeSpan.FromMilliseconds(10), lines.Add);
+        Assert.Equal(4, lines.Count);
+        Assert.Equal("job 5: 1 of 2 finished, 0 failed; 1 running, 1 pending", lines[0]);
+        Assert.StartsWith("squeue did not answer (squeue --jobs 5 failed (exit code 1): squeue: error: Socket timed out", lines[1]);
+        Assert.Equal("job 5: 1 of 2 finished, 0 failed; 1 running, 0 pending", lines[2]);
+        Assert.Equal("job 5: 1 of 2 finished, 0 failed; 0 running, 0 pending", lines[3]);
+    }
 }

@@ -35,30 +35,3 @@ public static class SweepReport
         return new SweepReportOutcome(statuses, files);
     }
 }
-
-/// <summary>Follows a submitted job array until no task of it is left in the queue, reporting progress as it changes.</summary>
-public static class SlurmWait
-{
-    /// <summary>
-    /// Polls squeue every <paramref name="interval"/> and the run folders of <paramref name="entries"/>; calls
-    /// <paramref name="progress"/> with a line whenever the counts change ("job 12: 1 finished, 0 failed; 2 running, 1 pending").
-    /// Returns when the array has left the queue (or on <paramref name="stop"/>, which leaves the array running).
-    /// </summary>
-    public static void Until(SlurmCommands slurm, string jobId, IReadOnlyList<ManifestEntry> entries, TimeSpan interval, Action<string> progress,
-        CancellationToken stop = default)
-    {
-        string? last = null;
-        while (true)
-        {
-            var queue = slurm.Queue(jobId);
-            var statuses = entries.Select(SweepStatus.Of).ToList();
-            string line = $"job {jobId}: {statuses.Count(s => s.State == EntryState.Finished)} of {statuses.Count} finished, " +
-                          $"{statuses.Count(s => s.State == EntryState.Failed)} failed; {queue.Running} running, {queue.Pending} pending" +
-                          (queue.Other > 0 ? $", {queue.Other} in other states" : "");
-            if (line != last) progress(line);
-            last = line;
-            if (queue.InQueue == 0) return;
-            if (stop.WaitHandle.WaitOne(interval)) return;
-        }
-    }
-}

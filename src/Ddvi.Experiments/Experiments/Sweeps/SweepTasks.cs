@@ -17,6 +17,10 @@ namespace Ddvi.Experiments.Sweeps;
 /// </summary>
 public sealed class SweepTasks(ITrainingObserver observer)
 {
+    /// <summary>Called when a run's evaluation starts (see <see cref="ExperimentRunner.EvaluationStarting"/>): a command
+    /// makes a stop signal end evaluation at once, since evaluation writes no checkpoint to stop at.</summary>
+    public Action? EvaluationStarting { get; init; }
+
     /// <summary>Runs <paramref name="entry"/>; the outcome says whether it was reused, trained, resumed, failed or stopped.</summary>
     public RunOutcome Run(ManifestEntry entry, string manifestPath, CancellationToken stop = default)
     {
@@ -43,7 +47,7 @@ public sealed class SweepTasks(ITrainingObserver observer)
             {
                 using (RunLock.Acquire(run.Folder)) UpdateExecutionSettings(run);
             }
-            new ExperimentRunner(observer).Train(run.Config, run.Folder, resume, cancellationToken: stop);
+            new ExperimentRunner(observer) { EvaluationStarting = EvaluationStarting }.Train(run.Config, run.Folder, resume, cancellationToken: stop);
             ClearFailure(run);
             return new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained);
         }
