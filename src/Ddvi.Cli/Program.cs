@@ -17,6 +17,7 @@ var root = new RootCommand("Ddvi: denoising diffusion variational inference (Pir
     DatasetsCommand.Create(),
     CompareCommand.Create(),
     RunCommand.Create(),
+    AncestryCommand.Create(),
     ReportCommand.Create(),
     BenchCommand.Create(),
 };

@@ -33,4 +33,32 @@ public static class NpyFile
         for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(data[(i * sizeof(float))..], values[i]);
         AtomicFile.WriteAllBytes(path, bytes);
     }
+
+    /// <summary>
+    /// Reads a file <see cref="WriteFloat32"/> wrote (version 1.0, <c>'&lt;f4'</c>, C order): the values and the shape.
+    /// Anything else is a <see cref="DataFormatException"/> naming what was found.
+    /// </summary>
+    public static (float[] Values, long[] Shape) ReadFloat32(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
+        var bytes = File.ReadAllBytes(path);
+        if (bytes.Length < Magic.Length + 2 || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+            throw new DataFormatException(path, "not a version 1.0 .npy file: the first 8 bytes are not \\x93NUMPY 1 0.");
+        int headerLength = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(Magic.Length));
+        int dataStart = Magic.Length + 2 + headerLength;
+        if (bytes.Length < dataStart) throw new DataFormatException(path, $"truncated: the header needs {dataStart} bytes, the file has {bytes.Length}.");
+        string header = Encoding.ASCII.GetString(bytes, Magic.Length + 2, headerLength);
+        if (!header.Contains("'descr': '<f4'") || !header.Contains("'fortran_order': False"))
+            throw new DataFormatException(path, $"expected little-endian float32 in C order, the header is {header.Trim()}.");
+        int open = header.IndexOf("'shape': (", StringComparison.Ordinal), close = open < 0 ? -1 : header.IndexOf(')', open);
+        if (close < 0) throw new DataFormatException(path, $"no shape in the header {header.Trim()}.");
+        var shape = header[(open + 10)..close].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(d => long.Parse(d, CultureInfo.InvariantCulture)).ToArray();
+        long count = shape.Aggregate(1L, (a, b) => a * b);
+        if (bytes.Length - dataStart != count * sizeof(float))
+            throw new DataFormatException(path, $"shape ({string.Join(", ", shape)}) needs {count * sizeof(float)} bytes of data, found {bytes.Length - dataStart}.");
+        var values = new float[count];
+        for (long i = 0; i < count; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(dataStart + (int)(i * sizeof(float))));
+        return (values, shape);
+    }
 }

@@ -96,7 +96,7 @@ public static class LatentScatter
 
     /// <summary>A scatter of latents coloured by label value (see <see cref="LabelColours"/>); axis labels only when given.</summary>
     internal static Plot BuildPlot(string title, float[] x, float[] y, int[] labels, float markerSize, bool legend = true,
-        string? xLabel = null, string? yLabel = null)
+        string? xLabel = null, string? yLabel = null, IReadOnlyList<string>? labelNames = null)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(y);
@@ -130,7 +130,9 @@ public static class LatentScatter
             // Manual legend entries: the plotted markers are too small to read in a legend.
             legendItems.Add(new LegendItem
             {
-                LabelText = label.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                LabelText = labelNames is not null && label >= 0 && label < labelNames.Count
+                    ? labelNames[label]
+                    : label.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 MarkerShape = MarkerShape.FilledCircle,
                 MarkerSize = 10,
                 MarkerFillColor = colour,

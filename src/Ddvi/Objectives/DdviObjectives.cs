@@ -342,7 +342,7 @@ public static class DdviObjectives
     }
 
     /// <summary>t ~ U{1..T}, ε ~ N(0, I), y_t = √ᾱ_t y_0 + √(1 − ᾱ_t) ε; the regression loss of ε̂(y_t, t) against ε.</summary>
-    private static Tensor NoisePrediction(Tensor y0, NoiseSchedule schedule, NoiseLossKind kind, Generator generator,
+    internal static Tensor NoisePrediction(Tensor y0, NoiseSchedule schedule, NoiseLossKind kind, Generator generator,
         Func<Tensor, Tensor, Tensor> denoiser) // y0 [B, d] → []
     {
         var t = GaussianDiffusion.SampleTimesteps(y0.shape[0], schedule.Steps, generator, y0.device);
@@ -351,7 +351,7 @@ public static class DdviObjectives
         return GaussianDiffusion.NoisePredictionLoss(eps, denoiser(yt, t), kind);
     }
 
-    private static LossTerms Keep(Tensor total, params (string Name, Tensor Value)[] terms)
+    internal static LossTerms Keep(Tensor total, params (string Name, Tensor Value)[] terms)
     {
         foreach (var tensor in terms.Select(term => term.Value).Prepend(total).Distinct<Tensor>(ReferenceEqualityComparer.Instance))
             tensor.MoveToOuterDisposeScope();

@@ -201,6 +201,29 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
         return (z.MoveToOuterDisposeScope(), RandomDraws.Place(classes, means.device).MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// n reparameterised draws z = μ_c + σ_c ⊙ ε <c>[n, d]</c> (float32, on the parameters' device) and their components c
+    /// <c>[n]</c> (int64, drawn from the weights π as <see cref="SampleLabelled"/> does, without gradient). Unlike
+    /// <see cref="SampleLabelled"/>, z keeps the autograd graph to the means and log standard deviations, so that a loss
+    /// on prior draws (the clustering DDVI's noise-prediction term on p(z), arXiv:2401.02739's genomics experiment) moves
+    /// the learned centres.
+    /// </summary>
+    public (Tensor Z, Tensor Classes) SampleReparameterised(long n, Generator generator)
+    {
+        PriorChecks.SampleCount(Name, n);
+        using var scope = NewDisposeScope();
+        Tensor classes, epsilon;
+        using (no_grad())
+        {
+            var u = PriorChecks.Uniform(n, generator);                                     // [n]
+            var cumulative = logits.detach().to(float64).cpu().softmax(0).cumsum(0);     // [K]
+            classes = RandomDraws.Place(u.unsqueeze(1).ge(cumulative.unsqueeze(0)).sum(1).clamp_max(ComponentCount - 1).to(int64), means.device);
+            epsilon = RandomDraws.Place(RandomDraws.Normal([n, Dimension], float64, CPU, generator).to(float32), means.device); // [n, d]
+        }
+        var z = means.index_select(0, classes) + log_scales.index_select(0, classes).exp() * epsilon;
+        return (z.MoveToOuterDisposeScope(), classes.MoveToOuterDisposeScope());
+    }
+
     /// <summary>n points <c>[n, d]</c> of component <paramref name="classIndex"/>: μ_k + σ_k ε.</summary>
     public Tensor SampleClass(int classIndex, long n, Generator generator)
     {

@@ -21,6 +21,7 @@ public sealed class StepRunner : IDisposable
         if (phases.Count == 0) throw new ArgumentException("at least one training phase is needed", nameof(phases));
         if (phases.Select(p => p.Name).Distinct().Count() != phases.Count)
             throw new ArgumentException("training phase names must be distinct: " + string.Join(", ", phases.Select(p => p.Name)));
+        foreach (var phase in phases) phase.Clip?.Validate(phase.Name);
         _phases = phases;
         _optimizers = phases.ToDictionary(p => p.Name, p => (optim.Optimizer)new FusedAdam(p.Parameters, lr: p.LearningRate));
         _active = phases;
@@ -48,21 +49,37 @@ public sealed class StepRunner : IDisposable
     public void Step(TrainingBatch batch, int epoch, Generator generator)
     {
         foreach (var phase in _active)
-            RunPhase(phase, _optimizers[phase.Name], batch, epoch, generator);
+            if (phase.OnBatches)
+                RunPhase(phase, _optimizers[phase.Name], batch, epoch, generator, phase.RepeatsPerBatch);
     }
 
-    private void RunPhase(TrainingPhase phase, optim.Optimizer optimizer, TrainingBatch batch, int epoch, Generator generator)
+    /// <summary>The steps the active phases take after the epoch's batches (<see cref="TrainingPhase.StepsAfterEpoch"/>),
+    /// phase by phase, with no data batch.</summary>
+    public void AfterEpoch(int epoch, Generator generator)
+    {
+        foreach (var phase in _active)
+        {
+            int steps = phase.StepsAfterEpoch(epoch);
+            if (steps < 0)
+                throw new InvalidOperationException($"training phase '{phase.Name}' asked for {steps} steps after epoch {epoch + 1}; expected ≥ 0.");
+            if (steps > 0)
+                RunPhase(phase, _optimizers[phase.Name], TrainingBatch.Empty, epoch, generator, steps);
+        }
+    }
+
+    private void RunPhase(TrainingPhase phase, optim.Optimizer optimizer, TrainingBatch batch, int epoch, Generator generator, int repeats)
     {
         var frozen = phase.FrozenParameters(epoch);
         foreach (var p in frozen) p.requires_grad_(false);
         try
         {
-            for (int repeat = 0; repeat < phase.RepeatsPerBatch; repeat++)
+            for (int repeat = 0; repeat < repeats; repeat++)
             {
                 using var scope = NewDisposeScope();
                 ClearGradients(phase);
                 var terms = phase.Loss(new PhaseStep(batch, epoch, repeat, generator));
                 terms.Total.backward();
+                if (phase.Clip is { } clip) ClipGradients(clip);
                 optimizer.step();
                 _sums.Add($"{phase.Name}/loss", terms.Total);
                 foreach (var (name, value) in terms.Terms) _sums.Add($"{phase.Name}/{name}", value);
@@ -72,6 +89,17 @@ public sealed class StepRunner : IDisposable
         {
             foreach (var p in frozen) p.requires_grad_(true);
         }
+    }
+
+    // PyTorch's clip_grad_norm_ without a host read: the factor min(1, bound / (‖g‖ + 1e-6)) stays a device tensor.
+    private static void ClipGradients(GradientNormClip clip)
+    {
+        using var scope = NewDisposeScope();
+        var gradients = clip.Parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
+        if (gradients.Count == 0) return;
+        var squares = stack(gradients.Select(g => g.detach().to(float64).square().sum()).ToArray()).sum();
+        var factor = (clip.MaxNorm / (squares.sqrt() + 1e-6)).clamp_max(1.0);
+        foreach (var g in gradients) g.mul_(factor.to(g.dtype));
     }
 
     // Drops the gradients instead of zeroing them (PyTorch's set_to_none): backward then writes fresh gradients instead of

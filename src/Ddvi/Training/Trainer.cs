@@ -197,6 +197,7 @@ public sealed class Trainer(ITrainingObserver observer)
                 throw new TrainingStoppedException(options.Stage, epoch, step, path);
             }
         }
+        runner.AfterEpoch(epoch, generator);
         var means = ReadMeans(runner.Sums, options, epoch, step);
         runner.Sums.Clear();
         return new EpochRecord(epoch, earlierSeconds + clock.Elapsed.TotalSeconds, means, threads);

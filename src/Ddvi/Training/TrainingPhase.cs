@@ -33,6 +33,32 @@ public sealed class TrainingPhase
 
     /// <summary>Multiplier of <see cref="LearningRate"/> in a given epoch (a step schedule); 1 by default.</summary>
     public Func<int, double> LearningRateFactor { get; init; } = _ => 1.0;
+
+    /// <summary>Whether the phase steps on every data batch (true by default); false for a phase that runs only after
+    /// the epoch's batches (<see cref="StepsAfterEpoch"/>).</summary>
+    public bool OnBatches { get; init; } = true;
+
+    /// <summary>
+    /// Steps with no data batch run once the epoch's batches are done, in a given (0-based) epoch: 0 by default. The
+    /// release's clustering DDVI re-fits its prior diffusion to the current learnable prior this way, (epoch + 1) steps
+    /// after each epoch. Phases run these steps in their list order, each all of its steps before the next.
+    /// </summary>
+    public Func<int, int> StepsAfterEpoch { get; init; } = _ => 0;
+
+    /// <summary>Rescales the gradients of some parameters to a total L2 norm of at most a bound after each backward pass
+    /// of this phase, before the optimiser's step (PyTorch's <c>clip_grad_norm_</c>); none by default.</summary>
+    public GradientNormClip? Clip { get; init; }
+}
+
+/// <summary>Clip the joint gradient of <paramref name="Parameters"/> to L2 norm ≤ <paramref name="MaxNorm"/> (&gt; 0):
+/// g ← g · min(1, MaxNorm / (‖g‖ + 1e-6)).</summary>
+public sealed record GradientNormClip(IReadOnlyList<TorchSharp.Modules.Parameter> Parameters, double MaxNorm)
+{
+    public void Validate(string phase)
+    {
+        if (!(MaxNorm > 0) || !double.IsFinite(MaxNorm))
+            throw new ArgumentOutOfRangeException(nameof(MaxNorm), MaxNorm, $"training phase '{phase}': the gradient norm bound must be positive and finite.");
+    }
 }
 
 /// <summary>What an objective sees on one optimiser step.</summary>

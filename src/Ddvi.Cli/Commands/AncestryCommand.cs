@@ -1,0 +1,118 @@
+using System.CommandLine;
+using System.Globalization;
+using Ddvi.Experiments.Ancestry;
+using Ddvi.Experiments.Genomics;
+using Ddvi.Runtime;
+using Ddvi.Training;
+
+namespace Ddvi.Cli.Commands;
+
+/// <summary>
+/// <c>ddvi ancestry --genotypes FILE --panel FILE --out DIR</c>: 2-D ancestry maps of the samples by clustering DDVI and
+/// the paper's baselines, scored against the population labels (<see cref="AncestryRunner"/>).
+/// </summary>
+internal static class AncestryCommand
+{
+    public static Command Create()
+    {
+        var settings = new AncestrySettings();
+        var filters = new GenotypeFilters();
+        var pca = new GenotypePcaOptions();
+        var genotypes = new Option<string>("--genotypes") { Description = "Genotypes: a VCF (.vcf, or gzip/BGZF .vcf.gz), or a PLINK 1 .bed with its .bim and .fam beside it (or their common prefix)", Required = true };
+        var panel = new Option<string>("--panel") { Description = "Population panel, tab-separated with a header: sample pop super_pop gender (the 1000 Genomes layout)", Required = true };
+        var output = new Option<string>("--out") { Description = "Study folder: cached PCs, one folder per method and seed, results.md/.csv, figures", Required = true };
+        var methods = new Option<string>("--methods") { Description = $"Comma-separated methods (default all): {string.Join(",", AncestryRunner.AllMethods)}", DefaultValueFactory = _ => string.Join(",", AncestryRunner.AllMethods) };
+        var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds; every method runs once per seed (default 0,1,2,3,4)", DefaultValueFactory = _ => "0,1,2,3,4" };
+        var epochs = new Option<int>("--epochs") { Description = $"Training epochs of ddvi, vae and aae (default {settings.Epochs})", DefaultValueFactory = _ => settings.Epochs };
+        var passes = new Option<int>("--passes-per-epoch") { Description = $"Passes over the samples per epoch (default {settings.PassesPerEpoch}, the release's)", DefaultValueFactory = _ => settings.PassesPerEpoch };
+        var hidden = new Option<int>("--hidden") { Description = $"Width of the networks' {settings.HiddenLayers} hidden layers (default {settings.Hidden})", DefaultValueFactory = _ => settings.Hidden };
+        var priorIterations = new Option<int>("--prior-diffusion-iterations") { Description = $"Steps of the clustering DDVI's first prior-diffusion fit (default {settings.PriorDiffusionIterations})", DefaultValueFactory = _ => settings.PriorDiffusionIterations };
+        var components = new Option<int>("--components") { Description = $"K, principal components fed to the methods, capped at samples − 1 (default {pca.Components})", DefaultValueFactory = _ => pca.Components };
+        var divisor = new Option<double>("--pc-divisor") { Description = $"The PCs are divided by this (default {pca.Divisor}, the release's; 1 = off)", DefaultValueFactory = _ => pca.Divisor };
+        var noStandardise = new Option<bool>("--no-standardise") { Description = "Only centre each site before the PCA (default: centre and divide by √(2p(1−p)), Patterson et al. 2006)" };
+        var everyNth = new Option<int>("--every-nth-site") { Description = $"Keep every n-th site that passes the other filters (default {filters.EveryNth}, the release's)", DefaultValueFactory = _ => filters.EveryNth };
+        var maf = new Option<double>("--min-maf") { Description = $"Drop sites with minor-allele frequency below this (default {filters.MinMinorAlleleFrequency})", DefaultValueFactory = _ => filters.MinMinorAlleleFrequency };
+        var missing = new Option<double>("--max-missing") { Description = $"Drop sites with a larger share of missing calls (default {filters.MaxMissingRate})", DefaultValueFactory = _ => filters.MaxMissingRate };
+        var allChromosomes = new Option<bool>("--all-chromosomes") { Description = "Keep sites on every chromosome (default: autosomes 1–22 only)" };
+        var anyAlleles = new Option<bool>("--any-alleles") { Description = "Keep sites whatever their alleles (default: single-base A/C/G/T alleles only)" };
+        var anyFilter = new Option<bool>("--any-filter") { Description = "Keep sites whatever their VCF FILTER (default: PASS or '.' only)" };
+        var perplexity = new Option<double>("--perplexity") { Description = $"t-SNE's perplexity (default {settings.TsnePerplexity})", DefaultValueFactory = _ => settings.TsnePerplexity };
+        var neighbours = new Option<int>("--umap-neighbours") { Description = $"UMAP's neighbours (default {settings.UmapNeighbours})", DefaultValueFactory = _ => settings.UmapNeighbours };
+        var minDist = new Option<double>("--umap-min-dist") { Description = $"UMAP's minimum distance (default {settings.UmapMinDist})", DefaultValueFactory = _ => settings.UmapMinDist };
+        var device = new Option<DeviceChoice>("--device") { Description = "Where the learned methods train (default auto: CUDA when present)", DefaultValueFactory = _ => DeviceChoice.Auto };
+        var command = new Command("ancestry",
+            "Latent ancestry from genotypes: PCA of a VCF or PLINK file, then 2-D maps by clustering DDVI, a clustering VAE, an AAE, PCA, t-SNE and UMAP, scored against the panel's populations (cluster purity, homogeneity, completeness, V-measure, NMI; KNN accuracy); resumable")
+        {
+            genotypes, panel, output, methods, seeds, epochs, passes, hidden, priorIterations, components, divisor, noStandardise,
+            everyNth, maf, missing, allChromosomes, anyAlleles, anyFilter, perplexity, neighbours, minDist, device,
+        };
+        command.SetAction(parse => CommandRunner.Run(signals =>
+        {
+            var request = new AncestryRequest(
+                parse.GetValue(genotypes)!,
+                parse.GetValue(panel)!,
+                List(parse.GetValue(methods)!, "--methods", s => s.Trim()),
+                List(parse.GetValue(seeds)!, "--seeds", s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v)
+                    ? v : throw new ArgumentException($"--seeds: '{s}' is not an integer")),
+                parse.GetValue(output)!,
+                Filters(parse),
+                Pca(parse),
+                settings with
+                {
+                    Epochs = parse.GetValue(epochs),
+                    PassesPerEpoch = parse.GetValue(passes),
+                    Hidden = parse.GetValue(hidden),
+                    PriorDiffusionIterations = parse.GetValue(priorIterations),
+                    TsnePerplexity = Finite(parse.GetValue(perplexity), "--perplexity"),
+                    UmapNeighbours = parse.GetValue(neighbours),
+                    UmapMinDist = Finite(parse.GetValue(minDist), "--umap-min-dist"),
+                    Device = parse.GetValue(device),
+                });
+            ConsoleProgress.Run<object?>(observer =>
+            {
+                AncestryRunner.Run(request, observer.Message, observer, signals.Token);
+                return null;
+            });
+            Console.WriteLine($"study folder: {Path.GetFullPath(request.Out)}");
+            return 0;
+        }));
+        return command;
+
+        GenotypeFilters Filters(ParseResult parse)
+        {
+            try
+            {
+                return filters with
+                {
+                    AutosomesOnly = !parse.GetValue(allChromosomes),
+                    SingleBaseAllelesOnly = !parse.GetValue(anyAlleles),
+                    PassOnly = !parse.GetValue(anyFilter),
+                    EveryNth = parse.GetValue(everyNth),
+                    MinMinorAlleleFrequency = Finite(parse.GetValue(maf), "--min-maf"),
+                    MaxMissingRate = Finite(parse.GetValue(missing), "--max-missing"),
+                };
+            }
+            catch (ArgumentException e) when (e.Message.Contains(nameof(GenotypeFilters.EveryNth)) || e.Message.Contains("EveryNth"))
+            {
+                throw new ArgumentException($"--every-nth-site: {e.Message}", e);
+            }
+        }
+
+        GenotypePcaOptions Pca(ParseResult parse) => pca with
+        {
+            Components = parse.GetValue(components),
+            Divisor = Finite(parse.GetValue(divisor), "--pc-divisor"),
+            Standardize = !parse.GetValue(noStandardise),
+        };
+    }
+
+    static double Finite(double value, string option) =>
+        double.IsFinite(value) ? value : throw new ArgumentException($"{option} must be a finite number, got {value}");
+
+    static List<T> List<T>(string text, string option, Func<string, T> parse)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new ArgumentException($"{option}: give at least one value, comma-separated");
+        return [.. parts.Select(parse)];
+    }
+}

@@ -1,0 +1,89 @@
+using System.Globalization;
+using System.Text;
+using Ddvi.Evaluation;
+using Ddvi.IO;
+
+namespace Ddvi.Experiments.Ancestry;
+
+/// <summary>
+/// The tables of <c>ddvi ancestry</c>: <c>results.csv</c> (one row per run, every score) and <c>results.md</c> (per
+/// method, the mean ± 95% Student-t half width over seeds of each score, the paper's format; a single seed shows its
+/// value alone), with the runs that failed named below the tables.
+/// </summary>
+public static class AncestryReport
+{
+    public const string CsvFile = "results.csv", MarkdownFile = "results.md";
+
+    static readonly string[] ClusterScores = ["purity", "homogeneity", "completeness", "v_measure", "nmi"];
+    static readonly string[] ClusterScoreTitles = ["purity", "homogeneity", "completeness", "V-measure", "NMI"];
+
+    public static void Write(AncestryRequest request, IReadOnlyList<AncestryRunScores> runs, IReadOnlyList<string> failures, AncestryLabels labels)
+    {
+        var keys = runs.SelectMany(r => r.Values.Keys).Distinct().ToList();
+        var csv = new StringBuilder("method,seed,seconds," + string.Join(',', keys) + "\n");
+        foreach (var run in runs)
+        {
+            csv.Append(CultureInfo.InvariantCulture, $"{run.Method},{run.Seed},{run.Seconds:F3}");
+            foreach (string key in keys)
+                csv.Append(',').Append(run.Values.TryGetValue(key, out double v) && double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "");
+            csv.Append('\n');
+        }
+        AtomicFile.WriteAllText(Path.Combine(request.Out, CsvFile), csv.ToString());
+        AtomicFile.WriteAllText(Path.Combine(request.Out, MarkdownFile), Markdown(request, runs, failures, labels));
+    }
+
+    static string Markdown(AncestryRequest request, IReadOnlyList<AncestryRunScores> runs, IReadOnlyList<string> failures, AncestryLabels labels)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("# Latent ancestry: cluster scores");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"Genotypes `{request.Genotypes}`, panel `{request.Panel}`: {labels.SampleIds.Count} labelled samples, {labels.PopulationNames.Count} populations, {labels.SuperPopulationNames.Count} super-populations. Seeds {string.Join(", ", request.Seeds)}; mean ± 95% t-interval over seeds.");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"Clusters: a {request.Settings.ScoreComponents}-component full-covariance Gaussian mixture fitted on each method's 2-D latents ({request.Settings.ScoreInitialisations} k-means++ starts, covariance regularisation {request.Settings.ScoreRegularisation}, seeded by the run's seed).");
+        var methods = request.Methods.Where(m => runs.Any(r => r.Method == m)).ToList();
+        foreach (var (prefix, title) in new[] { ("population", "populations"), ("super_population", "super-populations") })
+        {
+            text.AppendLine();
+            text.AppendLine(CultureInfo.InvariantCulture, $"## Against the {title}");
+            text.AppendLine();
+            text.AppendLine("| method | " + string.Join(" | ", ClusterScoreTitles) + " |");
+            text.AppendLine("| --- |" + string.Concat(Enumerable.Repeat(" --- |", ClusterScoreTitles.Length)));
+            foreach (string method in methods)
+                text.AppendLine($"| {method} | " + string.Join(" | ", ClusterScores.Select(s => Cell(runs, method, $"{prefix}_{s}"))) + " |");
+        }
+        var ks = request.Settings.NeighbourCounts;
+        text.AppendLine();
+        text.AppendLine("## KNN accuracy against the populations");
+        text.AppendLine();
+        text.AppendLine("\"same set\": fitted and scored on the same latents, a point being its own neighbour (the release's definition); " +
+            string.Create(CultureInfo.InvariantCulture, $"\"held out\": fitted on {1 - request.Settings.HeldOutFraction:P0} of the samples and scored on the other {request.Settings.HeldOutFraction:P0} (stratified by population)."));
+        text.AppendLine();
+        text.AppendLine("| method | " + string.Join(" | ", ks.Select(k => $"same set, k = {k}")) + " | " + string.Join(" | ", ks.Select(k => $"held out, k = {k}")) + " | seconds |");
+        text.AppendLine("| --- |" + string.Concat(Enumerable.Repeat(" --- |", 2 * ks.Count + 1)));
+        foreach (string method in methods)
+            text.AppendLine($"| {method} | " + string.Join(" | ", ks.Select(k => Cell(runs, method, $"knn{k}"))) + " | "
+                + string.Join(" | ", ks.Select(k => Cell(runs, method, $"heldout_knn{k}"))) + " | "
+                + Interval(runs.Where(r => r.Method == method).Select(r => r.Seconds).ToList(), "F0") + " |");
+        if (failures.Count > 0)
+        {
+            text.AppendLine();
+            text.AppendLine("## Failed runs");
+            text.AppendLine();
+            foreach (string failure in failures) text.AppendLine($"- {failure}");
+        }
+        return text.ToString();
+    }
+
+    static string Cell(IReadOnlyList<AncestryRunScores> runs, string method, string key) =>
+        Interval(runs.Where(r => r.Method == method && r.Values.TryGetValue(key, out double v) && double.IsFinite(v)).Select(r => r.Values[key]).ToList(), "F3");
+
+    static string Interval(IReadOnlyList<double> values, string format)
+    {
+        if (values.Count == 0) return "–";
+        if (values.Count == 1) return values[0].ToString(format, CultureInfo.InvariantCulture);
+        var interval = Confidence.StudentT(values);
+        return interval.Mean.ToString(format, CultureInfo.InvariantCulture) + " ± " + interval.HalfWidth95.ToString(format, CultureInfo.InvariantCulture);
+    }
+}
