@@ -32,7 +32,8 @@ public sealed record ComparisonOptions
     /// <summary>Folder of the comparison: runs/ below it, and the result files.</summary>
     public string OutputFolder { get; init; } = "";
 
-    /// <summary>Runs trained at the same time (1 = one after another in this process; more = child processes).</summary>
+    /// <summary>Runs trained at the same time (1 = one after another in this process; more = child processes; on a
+    /// Slurm cluster, the array tasks running at once).</summary>
     public int Jobs { get; init; } = 1;
 
     /// <summary>libtorch threads for all jobs together, divided among them; 0 = libtorch's default (one job) or the cores divided among jobs.</summary>
