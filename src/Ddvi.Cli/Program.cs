@@ -16,6 +16,7 @@ var root = new RootCommand("Ddvi: denoising diffusion variational inference (Pir
     ShowCommand.Create(),
     DatasetsCommand.Create(),
     CompareCommand.Create(),
+    RunCommand.Create(),
     AncestryCommand.Create(),
     ReportCommand.Create(),
     BenchCommand.Create(),

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddvi.Experiments.Comparison;
+using Ddvi.Experiments.Sweeps;
 
 namespace Ddvi.Cli.Commands;
 
@@ -10,7 +11,7 @@ internal static class ReportCommand
     {
         var folders = new Argument<string[]>("RUN_DIR")
         {
-            Description = "Run folders (with metrics.json), or comparison folders whose runs/ subfolders are scanned",
+            Description = "Run folders (with metrics.json), or comparison folders whose runs/ subfolders are scanned; a sweep folder with manifest.json lists every run that is missing or failed (exit code 1 until all finished)",
             Arity = ArgumentArity.OneOrMore,
         };
         var output = new Option<string?>("--out")
@@ -24,6 +25,13 @@ internal static class ReportCommand
         command.SetAction(parse => CommandRunner.Run(() =>
         {
             var paths = parse.GetValue(folders)!;
+            // A sweep folder (with its manifest): every entry is accounted for, finished or not.
+            if (paths.Length == 1 && File.Exists(SweepManifest.PathIn(paths[0])))
+            {
+                string manifestPath = SweepManifest.PathIn(paths[0]);
+                var manifest = SweepManifest.Load(manifestPath);
+                return Print(SweepReport.Write(manifest, parse.GetValue(output) ?? Path.GetFullPath(paths[0])), manifestPath);
+            }
             string outputFolder = parse.GetValue(output)
                 ?? (paths.Length == 1 && Directory.Exists(Path.Combine(paths[0], "runs"))
                     ? paths[0]
@@ -40,5 +48,21 @@ internal static class ReportCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Prints a sweep's report: the result files, then each run that is missing, unfinished or failed (on stderr).
+    /// Exit code 0 when every run finished, 1 otherwise (the tables then hold the finished ones).
+    /// </summary>
+    internal static int Print(SweepReportOutcome report, string manifestPath)
+    {
+        int finished = report.Entries.Count(e => e.State == EntryState.Finished);
+        if (report.Files is { } files)
+            Console.WriteLine($"{finished} of {report.Entries.Count} runs finished; results: {files.Markdown}, {files.Csv}, {files.Panel}");
+        foreach (var line in SweepStatus.Problems(report.Entries, manifestPath)) Console.Error.WriteLine(line);
+        if (report.Complete) return 0;
+        Console.Error.WriteLine($"error: {SweepStatus.Summary(report.Entries)}; " +
+                                (report.Files is null ? "no run finished: nothing to report." : "the tables hold the finished runs only."));
+        return 1;
     }
 }

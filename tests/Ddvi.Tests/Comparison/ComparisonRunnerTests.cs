@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Ddvi.Experiments;
 using Ddvi.Experiments.Comparison;
+using Ddvi.Experiments.Sweeps;
 using Ddvi.Runtime;
 using Ddvi.Tests.Experiments;
 using Ddvi.Training;
@@ -35,10 +36,17 @@ public class ComparisonRunnerTests
             try
             {
                 await Task.Delay(150);
-                string folder = arguments[^1];
-                var run = new RunDirectory(folder);
-                var config = ExperimentConfig.FromJson(File.ReadAllText(run.Config), run.Config);
-                if (config.Seed == failingSeed) return new TrainProcessResult(1, ["error: boom: the loss is not finite"]);
+                // ddvi run --manifest M --index N: the entry's folder and configuration, as the real child reads them.
+                var entry = SweepManifest.Load(arguments[2]).Entry(int.Parse(arguments[4], System.Globalization.CultureInfo.InvariantCulture), arguments[2]);
+                string folder = entry.Folder;
+                var config = entry.TrainConfig(arguments[2]);
+                if (config.Seed == failingSeed)
+                {
+                    // The real child writes config.json before training fails.
+                    Directory.CreateDirectory(folder);
+                    File.WriteAllText(new RunDirectory(folder).Config, config.ToJson());
+                    return new TrainProcessResult(1, ["error: boom: the loss is not finite"]);
+                }
                 output($"{config.Model} epoch 1/1");
                 double offset = config.Model == "ddvi" ? 10 : 0;
                 WriteFinishedRun(folder, config, Metrics(config.Model, config.Prior, config.Seed, -100 + offset + config.Seed, 2 - config.Seed, 0.8, 0.2, 5));
@@ -170,7 +178,9 @@ public class ComparisonRunnerTests
 
         Assert.Equal(6, launcher.Calls.Count);
         Assert.Equal(2, launcher.MostAtOnce);
-        Assert.All(launcher.Calls, call => Assert.Equal(["train", "--resume", "--out"], call.Take(3)));
+        string manifest = SweepManifest.PathIn(folder.Path);
+        Assert.All(launcher.Calls, call => Assert.Equal(["run", "--manifest", manifest, "--index"], call.Take(4)));
+        Assert.Equal(["0", "1", "2", "3", "4", "5"], launcher.Calls.Select(c => c[4]).Order());
         foreach (var run in options.Plan())
         {
             var config = ExperimentConfig.FromJson(File.ReadAllText(new RunDirectory(run.Folder).Config), "config.json");
@@ -195,7 +205,8 @@ public class ComparisonRunnerTests
         var second = new ComparisonRunner(SilentObserver.Instance, again).Run(options);
         Assert.True(second.Succeeded);
         Assert.Equal(2, again.Calls.Count);
-        Assert.All(again.Calls, call => Assert.EndsWith("-s1", call[^1], StringComparison.Ordinal));
+        // Stable indices: the failed runs (seed 1 of each model) keep theirs, 1 and 4 (prior, then model, then seed).
+        Assert.Equal(["1", "4"], again.Calls.Select(c => c[4]).Order());
         Assert.Equal(4, second.Runs.Count(r => r.Status == RunStatus.Reused));
     }
 

@@ -32,14 +32,21 @@ public sealed record ComparisonOptions
     /// <summary>Folder of the comparison: runs/ below it, and the result files.</summary>
     public string OutputFolder { get; init; } = "";
 
-    /// <summary>Runs trained at the same time (1 = one after another in this process; more = child processes).</summary>
+    /// <summary>Runs trained at the same time (1 = one after another in this process; more = child processes; on a
+    /// Slurm cluster, the array tasks running at once).</summary>
     public int Jobs { get; init; } = 1;
 
     /// <summary>libtorch threads for all jobs together, divided among them; 0 = libtorch's default (one job) or the cores divided among jobs.</summary>
     public int Threads { get; init; }
 
-    /// <summary>Threads of each run: all of <see cref="Threads"/> for one job; otherwise the total (or the core count when 0) divided by the jobs, at least one.</summary>
-    public int ThreadsPerRun => Jobs <= 1 ? Threads : Math.Max(1, (Threads > 0 ? Threads : Environment.ProcessorCount) / Jobs);
+    /// <summary>
+    /// Threads of every run when each run has machines of its own (a Slurm array task: its CPUs); null = runs share
+    /// this machine and divide <see cref="Threads"/> (see <see cref="ThreadsPerRun"/>).
+    /// </summary>
+    public int? ThreadsEachRun { get; init; }
+
+    /// <summary>Threads of each run: <see cref="ThreadsEachRun"/> when set; else all of <see cref="Threads"/> for one job; otherwise the total (or the core count when 0) divided by the jobs, at least one.</summary>
+    public int ThreadsPerRun => ThreadsEachRun ?? (Jobs <= 1 ? Threads : Math.Max(1, (Threads > 0 ? Threads : Environment.ProcessorCount) / Jobs));
 
     /// <summary>Folder of one run.</summary>
     public string RunFolder(string model, string prior, long seed) =>
@@ -74,6 +81,8 @@ public sealed record ComparisonOptions
             throw new ArgumentException($"--jobs must be ≥ 1 (runs trained at the same time), got {Jobs}.");
         if (Threads < 0)
             throw new ArgumentException($"--threads must be ≥ 0 (0 = libtorch's default), got {Threads}.");
+        if (ThreadsEachRun < 0)
+            throw new ArgumentException($"--threads must be ≥ 0 (0 = libtorch's default), got {ThreadsEachRun}.");
         foreach (var run in Plan()) run.Config.Validate();
         return this;
     }

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Ddvi.IO;
+using Ddvi.Experiments.Sweeps;
 using Ddvi.Runtime;
 using Ddvi.Training;
 
@@ -32,18 +32,31 @@ public sealed record ComparisonOutcome(IReadOnlyList<RunOutcome> Runs, ReportFil
 }
 
 /// <summary>
-/// Trains the runs of a comparison that are not finished yet and writes its result files. A run folder whose
-/// metrics.json exists and whose config.json describes the same experiment is reused; one with config.json but no
-/// metrics is resumed from its checkpoints; a folder holding another experiment is reported as failed and left
-/// untouched. Settings that do not change what a run computes (threads, device, data folder, checkpoint interval)
-/// do not count as a different experiment; the current ones are written into a resumed run's config.json.
-/// With one job the runs train one after another in this process; with more, each run is a child
-/// <c>ddvi train --resume --out RUN</c> process (libtorch's state is process-wide) after its config.json has been
-/// written, at most <see cref="ComparisonOptions.Jobs"/> at a time. A failed run does not stop the others.
+/// Trains the runs of a comparison that are not finished yet and writes its result files. The sweep is first written
+/// as a manifest (<c>OUT/manifest.json</c>, see <see cref="SweepManifest"/>); each entry then runs through
+/// <see cref="SweepTasks"/>, the code a Slurm array task runs too: a run folder whose metrics.json exists and whose
+/// config.json describes the same experiment is reused; one with config.json but no metrics is resumed from its
+/// checkpoints; a folder holding another experiment is reported as failed and left untouched. Settings that do not
+/// change what a run computes (threads, device, data folder, checkpoint interval) do not count as a different
+/// experiment; the current ones are written into a resumed run's config.json.
+/// With one job the runs train one after another in this process; with more, each entry is a child
+/// <c>ddvi run --manifest OUT/manifest.json --index N</c> process (libtorch's state is process-wide), at most
+/// <see cref="ComparisonOptions.Jobs"/> at a time. A failed run does not stop the others.
 /// </summary>
 public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLauncher? launcher = null)
 {
     private readonly Lock _observerLock = new();
+
+    /// <summary>
+    /// Writes the comparison's manifest (<c>OUT/manifest.json</c>, keeping the indices of an existing one) and returns
+    /// it with its path and the entries of this comparison's runs, in plan order. Holds the comparison folder meanwhile.
+    /// </summary>
+    public static (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned, string Path) WriteManifest(ComparisonOptions options)
+    {
+        options.Validate();
+        using var hold = RunLock.Acquire(options.OutputFolder);
+        return SweepManifest.WriteFor(options);
+    }
 
     /// <param name="stop">A stop request: runs in progress stop at a step with a checkpoint (in this process, or as
     /// child processes sent SIGTERM), no new run starts, and the tables are written from the runs finished so far.</param>
@@ -52,24 +65,24 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
         options.Validate();
         // One comparison per folder at a time; each run folder is held by whoever trains it (RunLock).
         using var hold = RunLock.Acquire(options.OutputFolder);
+        var (_, entries, manifestPath) = SweepManifest.WriteFor(options);
         var plan = options.Plan();
-        var inspected = plan.Select(run => (Run: run, State: Inspect(run))).ToList();
         var outcomes = new RunOutcome?[plan.Count];
-        var pending = new List<(int Index, PlannedRun Run, bool Resume)>();
-        for (int i = 0; i < inspected.Count; i++)
+        var pending = new List<(int Position, ManifestEntry Entry, bool Resume)>();
+        for (int i = 0; i < plan.Count; i++)
         {
-            var (run, state) = inspected[i];
+            var state = SweepTasks.Inspect(plan[i]);
             switch (state.Kind)
             {
-                case StateKind.Finished:
-                    outcomes[i] = new RunOutcome(run, RunStatus.Reused);
+                case SweepTasks.StateKind.Finished:
+                    outcomes[i] = new RunOutcome(plan[i], RunStatus.Reused);
                     break;
-                case StateKind.Conflict:
-                    outcomes[i] = new RunOutcome(run, RunStatus.Failed, state.Error);
-                    Say($"{run.Name}: {state.Error}");
+                case SweepTasks.StateKind.Conflict:
+                    outcomes[i] = new RunOutcome(plan[i], RunStatus.Failed, state.Error);
+                    Say($"{plan[i].Name}: {state.Error}");
                     break;
                 default:
-                    pending.Add((i, run, state.Kind == StateKind.Unfinished));
+                    pending.Add((i, entries[i], state.Kind == SweepTasks.StateKind.Unfinished));
                     break;
             }
         }
@@ -78,8 +91,8 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
             $"{pending.Count(p => p.Resume)} to resume, {pending.Count(p => !p.Resume)} to train" +
             (options.Jobs > 1 ? $", {options.Jobs} at a time with {options.ThreadsPerRun} threads each" : ""));
 
-        if (options.Jobs == 1) RunInProcess(pending, outcomes, stop);
-        else RunAsProcesses(pending, outcomes, options.Jobs, stop);
+        if (options.Jobs == 1) RunInProcess(pending, plan, outcomes, manifestPath, stop);
+        else RunAsProcesses(pending, plan, outcomes, manifestPath, options.Jobs, stop);
 
         var results = new List<RunResult>();
         for (int i = 0; i < plan.Count; i++)
@@ -112,42 +125,34 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
         return new ComparisonOutcome([.. outcomes.Select(o => o!)], files);
     }
 
-    private void RunInProcess(List<(int Index, PlannedRun Run, bool Resume)> pending, RunOutcome?[] outcomes, CancellationToken stop)
+    private void RunInProcess(List<(int Position, ManifestEntry Entry, bool Resume)> pending, IReadOnlyList<PlannedRun> plan, RunOutcome?[] outcomes,
+        string manifestPath, CancellationToken stop)
     {
-        foreach (var (position, (index, run, resume)) in pending.Index())
+        var tasks = new SweepTasks(observer);
+        foreach (var (position, (index, entry, resume)) in pending.Index())
         {
+            var run = plan[index];
             if (stop.IsCancellationRequested)
             {
                 outcomes[index] = new RunOutcome(run, RunStatus.Stopped, "not started: the comparison was stopped");
                 continue;
             }
             Say($"[{position + 1}/{pending.Count}] {(resume ? "resuming" : "training")} {run.Name}");
-            try
-            {
-                if (resume) HeldWhile(run, () => UpdateExecutionSettings(run));
-                new ExperimentRunner(observer).Train(run.Config, run.Folder, resume, cancellationToken: stop);
-                outcomes[index] = new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained);
-            }
-            catch (OperationCanceledException e) when (stop.IsCancellationRequested)
-            {
-                outcomes[index] = new RunOutcome(run, RunStatus.Stopped, e.Message);
-            }
-            catch (Exception e)
-            {
-                // Any failure of one run (bad checkpoint, diverged loss, full disk) is reported; the others still train.
-                outcomes[index] = new RunOutcome(run, RunStatus.Failed, e.Message);
-                Say($"{run.Name} failed: {e.Message}");
-            }
+            var outcome = tasks.Run(entry, manifestPath, stop);
+            outcomes[index] = outcome with { Run = run };
+            if (outcome.Status == RunStatus.Failed) Say($"{run.Name} failed: {outcome.Error}");
         }
     }
 
-    private void RunAsProcesses(List<(int Index, PlannedRun Run, bool Resume)> pending, RunOutcome?[] outcomes, int jobs, CancellationToken stop)
+    private void RunAsProcesses(List<(int Position, ManifestEntry Entry, bool Resume)> pending, IReadOnlyList<PlannedRun> plan, RunOutcome?[] outcomes,
+        string manifestPath, int jobs, CancellationToken stop)
     {
         var processes = launcher ?? DdviProcessLauncher.ForCurrentProcess();
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = jobs };
         Parallel.ForEachAsync(pending, parallel, async (item, _) =>
         {
-            var (index, run, resume) = item;
+            var (index, entry, resume) = item;
+            var run = plan[index];
             if (stop.IsCancellationRequested)
             {
                 outcomes[index] = new RunOutcome(run, RunStatus.Stopped, "not started: the comparison was stopped");
@@ -155,15 +160,10 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
             }
             try
             {
-                // The child takes the whole configuration from config.json: every setting travels, not only those with a CLI option.
-                // Written while the folder is held, so that a run another process is training is never touched.
-                HeldWhile(run, () =>
-                {
-                    if (resume) UpdateExecutionSettings(run);
-                    else AtomicFile.WriteAllText(new RunDirectory(run.Folder).Config, run.Config.ToJson());
-                });
+                // The child reads the whole configuration from the manifest, the file a Slurm array task reads.
                 Say($"{(resume ? "resuming" : "training")} {run.Name} in a child process");
-                var result = await processes.RunAsync(["train", "--resume", "--out", run.Folder], line => Say($"[{run.Name}] {line}"), stop).ConfigureAwait(false);
+                string[] arguments = ["run", "--manifest", manifestPath, "--index", entry.Index.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+                var result = await processes.RunAsync(arguments, line => Say($"[{run.Name}] {line}"), stop).ConfigureAwait(false);
                 bool finished = result.ExitCode == 0 && File.Exists(new RunDirectory(run.Folder).Metrics);
                 outcomes[index] = finished
                     ? new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained)
@@ -188,39 +188,6 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
         return $"{detail} ({ending}; log: {new RunDirectory(run.Folder).Log})";
     }
 
-    private enum StateKind
-    {
-        New,
-        Unfinished,
-        Finished,
-        Conflict,
-    }
-
-    private sealed record RunState(StateKind Kind, string? Error = null);
-
-    private static RunState Inspect(PlannedRun run)
-    {
-        var folder = new RunDirectory(run.Folder);
-        if (!File.Exists(folder.Config))
-            return File.Exists(folder.Metrics)
-                ? new RunState(StateKind.Conflict, $"{folder.Metrics} exists without config.json: not a run of this comparison; delete {folder.Root} or choose another --out.")
-                : new RunState(StateKind.New);
-        ExperimentConfig existing;
-        try
-        {
-            existing = ExperimentConfig.FromJson(File.ReadAllText(folder.Config), folder.Config);
-        }
-        catch (Exception e) when (e is InvalidDataException or ArgumentException)
-        {
-            return new RunState(StateKind.Conflict, e.Message);
-        }
-        var differences = Differences(existing, run.Config);
-        if (differences.Count > 0)
-            return new RunState(StateKind.Conflict,
-                $"{folder.Root} holds a run with another configuration (differs in {string.Join(", ", differences)}); delete it or choose another --out.");
-        return new RunState(File.Exists(folder.Metrics) ? StateKind.Finished : StateKind.Unfinished);
-    }
-
     /// <summary>The config.json keys in which two configurations describe different experiments (execution settings aside).</summary>
     public static IReadOnlyList<string> Differences(ExperimentConfig existing, ExperimentConfig planned)
     {
@@ -234,19 +201,6 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
 
     private static ExperimentConfig WithoutExecutionSettings(ExperimentConfig config) =>
         config with { Threads = 0, Device = DeviceChoice.Auto, DataDirectory = null, CheckpointEvery = 1 };
-
-    private static void HeldWhile(PlannedRun run, Action action)
-    {
-        using (RunLock.Acquire(run.Folder)) action();
-    }
-
-    /// <summary>A resumed run runs with this comparison's threads and device: its config.json is rewritten when they differ.</summary>
-    private static void UpdateExecutionSettings(PlannedRun run)
-    {
-        var folder = new RunDirectory(run.Folder);
-        string planned = run.Config.ToJson();
-        if (File.ReadAllText(folder.Config) != planned) AtomicFile.WriteAllText(folder.Config, planned);
-    }
 
     private void Say(string text)
     {
