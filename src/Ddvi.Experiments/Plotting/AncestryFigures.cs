@@ -27,8 +27,7 @@ public static class AncestryFigures
         {
             if (c.X.Length != c.Y.Length)
                 throw new ArgumentException($"Ancestry figure '{title}': {c.X.Length} centre x values but {c.Y.Length} y values.", nameof(centres));
-            var marks = plot.Add.Markers(c.X.Select(v => (double)v).ToArray(), c.Y.Select(v => (double)v).ToArray(), MarkerShape.Cross, 14, Colors.Black);
-            marks.LegendText = "learned prior centres";
+            plot.Add.Markers(c.X.Select(v => (double)v).ToArray(), c.Y.Select(v => (double)v).ToArray(), MarkerShape.Cross, 14, Colors.Black);
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = "learned prior centres", MarkerShape = MarkerShape.Cross, MarkerSize = 12, MarkerColor = Colors.Black });
         }
         // A legend with many entries needs room: widen the image rather than squeeze the panel.

@@ -30,7 +30,29 @@ internal static class TestCluster
         {
             return $"sbatch is not on PATH: {Packages}";
         }
-        return File.Exists(Conf) ? null : $"no test cluster: {Conf} does not exist; {Packages}";
+        if (!File.Exists(Conf)) return $"no test cluster: {Conf} does not exist; {Packages}";
+        return Answers() ? null : $"the test cluster of {Conf} does not answer (stopped?): start it with tests/slurm/start-cluster.sh";
+    }
+
+    /// <summary>Whether the cluster's controller answers <c>sinfo</c> within a few seconds.</summary>
+    static bool Answers()
+    {
+        try
+        {
+            var start = new System.Diagnostics.ProcessStartInfo("sinfo", "-h -o %T") { RedirectStandardOutput = true, RedirectStandardError = true };
+            start.Environment["SLURM_CONF"] = Conf;
+            using var process = System.Diagnostics.Process.Start(start)!;
+            if (!process.WaitForExit(10_000))
+            {
+                process.Kill(entireProcessTree: true);
+                return false;
+            }
+            return process.ExitCode == 0 && process.StandardOutput.ReadToEnd().Trim().Length > 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
     }
 
     /// <summary>What start-cluster.sh said (.ci/run keeps its output there), for a failure's message.</summary>
