@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Ddvi.Experiments.Comparison;
 using Ddvi.Experiments.Genomics;
 using Ddvi.Experiments.Sweeps;
+using Ddvi.Runtime;
 using Ddvi.Training;
 using static TorchSharp.torch;
 
@@ -28,33 +29,38 @@ public static class AncestrySweep
     public static string RunFolder(string study, string method, int seed) =>
         Path.Combine(Path.GetFullPath(study), "runs", $"{method}-seed{seed}");
 
-    /// <summary>The manifest tasks of <paramref name="request"/>: methods in order, each with every seed.</summary>
-    public static IReadOnlyList<(string Name, string Folder, JsonObject Config)> Tasks(AncestryRequest request) =>
+    /// <summary>
+    /// The manifest tasks of <paramref name="request"/>: methods in order, each with every seed; each task runs with
+    /// <paramref name="threads"/> libtorch threads (0: libtorch's default), an execution setting that a resumed run may change.
+    /// </summary>
+    public static IReadOnlyList<(string Name, string Folder, JsonObject Config)> Tasks(AncestryRequest request, int threads = 0) =>
         [.. request.Methods.SelectMany(method => request.Seeds.Select(seed =>
-            ($"{method}-seed{seed}", RunFolder(request.Out, method, seed), EntryConfig(request, method, seed))))];
+            ($"{method}-seed{seed}", RunFolder(request.Out, method, seed), EntryConfig(request, method, seed, threads))))];
 
     /// <summary>
     /// Writes (or updates, keeping its indices) <c>STUDY/manifest.json</c> with one entry per method × seed of
     /// <paramref name="request"/>, holding the study folder meanwhile; returns it with the request's entries in order.
     /// </summary>
-    public static (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned, string Path) WriteManifest(AncestryRequest request)
+    public static (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned, string Path) WriteManifest(AncestryRequest request, int threads = 0)
     {
         AncestryRunner.Validate(request);
+        CheckThreads(threads);
         using var hold = RunLock.Acquire(request.Out);
-        return SweepManifest.WriteFor(request.Out, SweepManifest.AncestryKind, Tasks(request));
+        return SweepManifest.WriteFor(request.Out, SweepManifest.AncestryKind, Tasks(request, threads));
     }
 
     /// <summary>
     /// Before a study's tasks are launched: checks the request, computes the principal components into the study's cache
     /// (or finds them there) and writes the manifest, holding the study folder meanwhile.
     /// </summary>
-    public static (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned, string Path) Prepare(AncestryRequest request, Action<string> log)
+    public static (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned, string Path) Prepare(AncestryRequest request, Action<string> log, int threads = 0)
     {
         AncestryRunner.Validate(request);
+        CheckThreads(threads);
         using var hold = RunLock.Acquire(request.Out);
         var (pcs, _) = AncestryRunner.PrincipalComponents(request, log);
         pcs.Dispose();
-        return SweepManifest.WriteFor(request.Out, SweepManifest.AncestryKind, Tasks(request));
+        return SweepManifest.WriteFor(request.Out, SweepManifest.AncestryKind, Tasks(request, threads));
     }
 
     /// <summary>The request of one entry: its method and seed alone, with the study's genotypes, panel, filters and settings. Errors name the entry.</summary>
@@ -90,8 +96,13 @@ public static class AncestrySweep
     /// resumes from its checkpoints), holding its run folder. A failure is recorded in the run folder's failure.json
     /// (see <see cref="SweepStatus"/>) until the run finishes; a folder held by another task is reported and left alone.
     /// </summary>
-    public static EntryOutcome RunTask(ManifestEntry entry, string manifestPath, ITrainingObserver observer, CancellationToken stop = default) =>
-        RunTask(entry, Request(entry, manifestPath), null, observer.Message, observer, stop);
+    public static EntryOutcome RunTask(ManifestEntry entry, string manifestPath, ITrainingObserver observer, CancellationToken stop = default)
+    {
+        var request = Request(entry, manifestPath);
+        int threads = Threads(entry, manifestPath);
+        ComputeDevice.SetThreads(threads);
+        return RunTask(entry, request, null, observer.Message, observer, stop);
+    }
 
     static EntryOutcome RunTask(ManifestEntry entry, AncestryRequest request, (Tensor Pcs, AncestryLabels Labels)? loaded,
         Action<string> log, ITrainingObserver observer, CancellationToken stop)
@@ -135,16 +146,19 @@ public static class AncestrySweep
     /// (<paramref name="jobs"/> = 1) or as <c>ddvi run --manifest … --index N</c> child processes, <paramref name="jobs"/>
     /// at a time — and the tables from the finished runs. Throws when a run failed (the others are tabulated).
     /// </summary>
+    /// <param name="threads">libtorch threads of each run (0: libtorch's default), in this process or in each child.</param>
     public static IReadOnlyList<AncestryRunScores> Run(AncestryRequest request, int jobs, Action<string> log, ITrainingObserver observer,
-        ITrainProcessLauncher? launcher = null, CancellationToken cancellationToken = default)
+        ITrainProcessLauncher? launcher = null, CancellationToken cancellationToken = default, int threads = 0)
     {
         AncestryRunner.Validate(request);
         if (jobs < 1) throw new ArgumentException($"--jobs must be ≥ 1 (runs at the same time), got {jobs}.");
+        CheckThreads(threads);
         using var hold = RunLock.Acquire(request.Out);
+        if (jobs == 1) ComputeDevice.SetThreads(threads);
 
         var (pcs, labels) = AncestryRunner.PrincipalComponents(request, log);
         using var _ = pcs;
-        var (_, planned, manifestPath) = SweepManifest.WriteFor(request.Out, SweepManifest.AncestryKind, Tasks(request));
+        var (_, planned, manifestPath) = SweepManifest.WriteFor(request.Out, SweepManifest.AncestryKind, Tasks(request, threads));
         var finishedBefore = planned.Where(e => File.Exists(Path.Combine(e.Folder, ScoresFile))).Select(e => e.Index).ToHashSet();
         var failures = new List<string>();
         if (jobs == 1)
@@ -229,8 +243,29 @@ public static class AncestrySweep
 
     static int Seed(ManifestEntry entry) => entry.Config["seed"]?.GetValue<int>() ?? 0;
 
-    static JsonObject EntryConfig(AncestryRequest request, string method, int seed) => new()
+    static void CheckThreads(int threads)
     {
+        if (threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or a positive count, got {threads}.");
+    }
+
+    /// <summary>The entry's libtorch threads (0 when it names none).</summary>
+    static int Threads(ManifestEntry entry, string manifestPath)
+    {
+        try
+        {
+            int threads = entry.Config["threads"]?.GetValue<int>() ?? 0;
+            CheckThreads(threads);
+            return threads;
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
+        {
+            throw new InvalidDataException($"{manifestPath}, entry {entry.Index} ({entry.Name}): not a valid ancestry entry (\"threads\": {e.Message}).", e);
+        }
+    }
+
+    static JsonObject EntryConfig(AncestryRequest request, string method, int seed, int threads) => new()
+    {
+        ["threads"] = threads,
         ["method"] = method,
         ["seed"] = seed,
         ["study"] = Path.GetFullPath(request.Out),
