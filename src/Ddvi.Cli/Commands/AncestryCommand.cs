@@ -9,7 +9,9 @@ namespace Ddvi.Cli.Commands;
 
 /// <summary>
 /// <c>ddvi ancestry --genotypes FILE --panel FILE --out DIR</c>: 2-D ancestry maps of the samples by clustering DDVI and
-/// the paper's baselines, scored against the population labels (<see cref="AncestryRunner"/>).
+/// the paper's baselines, scored against the population labels (<see cref="AncestryRunner"/>). The PCs are computed once,
+/// then every method × seed is an entry of OUT/manifest.json, run here (<c>--jobs</c>) or as a Slurm job array
+/// (<c>--launcher slurm</c>) by <c>ddvi run</c> (<see cref="AncestrySweep"/>).
 /// </summary>
 internal static class AncestryCommand
 {
@@ -25,7 +27,9 @@ internal static class AncestryCommand
         var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds; every method runs once per seed (default 0,1,2,3,4)", DefaultValueFactory = _ => "0,1,2,3,4" };
         var epochs = new Option<int>("--epochs") { Description = $"Training epochs of ddvi, vae and aae (default {settings.Epochs})", DefaultValueFactory = _ => settings.Epochs };
         var passes = new Option<int>("--passes-per-epoch") { Description = $"Passes over the samples per epoch (default {settings.PassesPerEpoch}, the release's)", DefaultValueFactory = _ => settings.PassesPerEpoch };
-        var hidden = new Option<int>("--hidden") { Description = $"Width of the networks' {settings.HiddenLayers} hidden layers (default {settings.Hidden})", DefaultValueFactory = _ => settings.Hidden };
+        var hidden = new Option<int>("--hidden") { Description = $"Width of the networks' hidden layers (default {settings.Hidden})", DefaultValueFactory = _ => settings.Hidden };
+        var hiddenLayers = new Option<int>("--hidden-layers") { Description = $"Hidden layers of every encoder and decoder (default {settings.HiddenLayers})", DefaultValueFactory = _ => settings.HiddenLayers };
+        var batchSize = new Option<int>("--batch-size") { Description = $"Samples per training step of ddvi, vae and aae (default {settings.BatchSize})", DefaultValueFactory = _ => settings.BatchSize };
         var priorIterations = new Option<int>("--prior-diffusion-iterations") { Description = $"Steps of the clustering DDVI's first prior-diffusion fit (default {settings.PriorDiffusionIterations})", DefaultValueFactory = _ => settings.PriorDiffusionIterations };
         var components = new Option<int>("--components") { Description = $"K, principal components fed to the methods, capped at samples − 1 (default {pca.Components})", DefaultValueFactory = _ => pca.Components };
         var divisor = new Option<double>("--pc-divisor") { Description = $"The PCs are divided by this (default {pca.Divisor}, the release's; 1 = off)", DefaultValueFactory = _ => pca.Divisor };
@@ -40,12 +44,16 @@ internal static class AncestryCommand
         var neighbours = new Option<int>("--umap-neighbours") { Description = $"UMAP's neighbours (default {settings.UmapNeighbours})", DefaultValueFactory = _ => settings.UmapNeighbours };
         var minDist = new Option<double>("--umap-min-dist") { Description = $"UMAP's minimum distance (default {settings.UmapMinDist})", DefaultValueFactory = _ => settings.UmapMinDist };
         var device = new Option<DeviceChoice>("--device") { Description = "Where the learned methods train (default auto: CUDA when present)", DefaultValueFactory = _ => DeviceChoice.Auto };
+        var jobs = new Option<int?>("--jobs") { Description = "Runs at the same time (default 1); above 1 each method × seed is a child 'ddvi run' process. With --launcher slurm: array tasks running at once (default: all)" };
+        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads of each run (default 0: libtorch's default). With --launcher slurm: default --cpus-per-task, else libtorch's default" };
+        var launch = new SweepLauncherOptions();
         var command = new Command("ancestry",
             "Latent ancestry from genotypes: PCA of a VCF or PLINK file, then 2-D maps by clustering DDVI, a clustering VAE, an AAE, PCA, t-SNE and UMAP, scored against the panel's populations (cluster purity, homogeneity, completeness, V-measure, NMI; KNN accuracy); resumable")
         {
             genotypes, panel, output, methods, seeds, epochs, passes, hidden, priorIterations, components, divisor, noStandardise,
-            everyNth, maf, missing, allChromosomes, anyAlleles, anyFilter, perplexity, neighbours, minDist, device,
+            everyNth, maf, missing, allChromosomes, anyAlleles, anyFilter, perplexity, neighbours, minDist, device, hiddenLayers, batchSize, jobs, threads,
         };
+        launch.AddTo(command);
         command.SetAction(parse => CommandRunner.Run(signals =>
         {
             var request = new AncestryRequest(
@@ -62,18 +70,42 @@ internal static class AncestryCommand
                     Epochs = parse.GetValue(epochs),
                     PassesPerEpoch = parse.GetValue(passes),
                     Hidden = parse.GetValue(hidden),
+                    HiddenLayers = parse.GetValue(hiddenLayers),
+                    BatchSize = parse.GetValue(batchSize),
                     PriorDiffusionIterations = parse.GetValue(priorIterations),
                     TsnePerplexity = Finite(parse.GetValue(perplexity), "--perplexity"),
                     UmapNeighbours = parse.GetValue(neighbours),
                     UmapMinDist = Finite(parse.GetValue(minDist), "--umap-min-dist"),
                     Device = parse.GetValue(device),
                 });
+            bool slurm = launch.IsSlurm(parse);
+            if (parse.GetValue(jobs) is < 1)
+                throw new ArgumentException($"--jobs must be ≥ 1 (runs at the same time), got {parse.GetValue(jobs)}.");
+            string study = Path.GetFullPath(request.Out);
+            if (slurm)
+            {
+                // The PCs once, here, before submission; every task then loads them from the study's cache.
+                var slurmOptions = launch.Slurm(parse, parse.GetValue(jobs) ?? request.Methods.Count * request.Seeds.Count);
+                var commands = launch.RequireSlurm(parse);
+                int threadsEachTask = parse.GetValue(threads) ?? parse.GetValue(launch.CpusPerTask) ?? 0;
+                var (manifest, planned, manifestPath) = parse.GetValue(launch.DryRun)
+                    ? AncestrySweep.WriteManifest(request, threadsEachTask)
+                    : ConsoleProgress.Run(observer => AncestrySweep.Prepare(request, observer.Message, threadsEachTask));
+                return launch.SubmitToSlurm(parse, commands, study, manifest, manifestPath, planned, slurmOptions, "ancestry", signals);
+            }
+            if (parse.GetValue(launch.DryRun))
+            {
+                var (_, planned, path) = AncestrySweep.WriteManifest(request, parse.GetValue(threads) ?? 0);
+                Console.WriteLine($"manifest: {path} ({planned.Count} runs; run one with: ddvi run --manifest {path} --index N)");
+                Console.WriteLine("dry run: the PCs are not computed yet; each run computes them into the study's cache when it finds none there");
+                return 0;
+            }
             ConsoleProgress.Run<object?>(observer =>
             {
-                AncestryRunner.Run(request, observer.Message, observer, signals.Token);
+                AncestrySweep.Run(request, parse.GetValue(jobs) ?? 1, observer.Message, observer, cancellationToken: signals.Token, threads: parse.GetValue(threads) ?? 0);
                 return null;
             });
-            Console.WriteLine($"study folder: {Path.GetFullPath(request.Out)}");
+            Console.WriteLine($"study folder: {study}");
             return 0;
         }));
         return command;

@@ -38,43 +38,20 @@ internal static class CompareCommand
         var priorIterations = CliOptions.PriorDiffusionIterations();
         var warmupEpochs = CliOptions.WarmupEpochs();
 
-        var launcher = new Option<string>("--launcher")
-        {
-            Description = "Where the runs train: local (this machine, --jobs at a time) or slurm (one Slurm job array over the sweep's manifest, " +
-                          "submitted with sbatch; OUT must be on a file system the nodes share)",
-            DefaultValueFactory = _ => "local",
-        }.AcceptOnlyFromAmong("local", "slurm");
-        var dryRun = new Option<bool>("--dry-run")
-        {
-            Description = $"Only write the sweep's manifest (OUT/{SweepManifest.FileName}; with --launcher slurm also the batch script OUT/{SlurmScript.FileName}); train and submit nothing",
-        };
-        var wait = new Option<bool>("--wait") { Description = "--launcher slurm: follow the job array (squeue) with a progress line until it ends, then write the report" };
-        var partition = new Option<string?>("--partition") { Description = "--launcher slurm: partition of the array's tasks" };
-        var time = new Option<string?>("--time") { Description = "--launcher slurm: time limit of each task (MINUTES, HH:MM:SS or DAYS-HH:MM)" };
-        var cpus = new Option<int?>("--cpus-per-task") { Description = "--launcher slurm: CPUs of each task; each run then uses that many libtorch threads unless --threads says otherwise" };
-        var memory = new Option<string?>("--mem") { Description = "--launcher slurm: memory of each task (e.g. 8G)" };
-        var gpus = new Option<int?>("--gpus-per-task") { Description = "--launcher slurm: GPUs of each task (with --device cuda)" };
-        var sbatchLines = new Option<string[]>("--sbatch")
-        {
-            Description = "--launcher slurm: a further #SBATCH option for the script, e.g. --sbatch=--qos=low (repeat for more)",
-            DefaultValueFactory = _ => [],
-        };
-        Option[] slurmOnly = [wait, partition, time, cpus, memory, gpus, sbatchLines];
+        var launch = new SweepLauncherOptions();
 
         var command = new Command("compare",
             "Train several models on several priors and seeds (skipping finished runs, resuming unfinished ones), then write mean ± 95% t-interval tables and a latent panel figure")
         {
             sweep, dataset, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
-            launcher, dryRun, wait, partition, time, cpus, memory, gpus, sbatchLines,
         };
+        launch.AddTo(command);
         command.SetAction(parse => CommandRunner.Run(signals =>
         {
-            bool slurm = parse.GetValue(launcher) == "slurm";
-            if (!slurm && slurmOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } misplaced)
-                throw new ArgumentException($"{misplaced.Name} applies to --launcher slurm only; add --launcher slurm or leave {misplaced.Name} out.");
+            bool slurm = launch.IsSlurm(parse);
             var options = OptionsFrom(parse);
             if (slurm) return SubmitToSlurm(parse, options, signals);
-            if (parse.GetValue(dryRun))
+            if (parse.GetValue(launch.DryRun))
             {
                 var (_, planned, path) = ComparisonRunner.WriteManifest(options);
                 Console.WriteLine($"manifest: {path} ({planned.Count} runs; run one with: ddvi run --manifest {path} --index N)");
@@ -100,55 +77,10 @@ internal static class CompareCommand
         // --launcher slurm: the manifest and the batch script, then sbatch (and with --wait, squeue until the array ends).
         int SubmitToSlurm(ParseResult parse, ComparisonOptions options, StopSignals signals)
         {
-            var slurmOptions = new SlurmOptions
-            {
-                Throttle = options.Jobs,
-                Partition = parse.GetValue(partition),
-                TimeLimit = parse.GetValue(time),
-                CpusPerTask = parse.GetValue(cpus),
-                Memory = parse.GetValue(memory),
-                GpusPerTask = parse.GetValue(gpus),
-                ExtraDirectives = parse.GetValue(sbatchLines) ?? [],
-            }.Validate();
-            bool dry = parse.GetValue(dryRun);
-            var commands = new SlurmCommands();
-            if (!dry)
-            {
-                // Before anything is written: a machine without Slurm learns which command it lacks.
-                commands.Require("sbatch");
-                if (parse.GetValue(wait)) commands.Require("squeue");
-            }
+            var slurmOptions = launch.Slurm(parse, options.Jobs);
+            var commands = launch.RequireSlurm(parse);
             var (manifest, planned, manifestPath) = ComparisonRunner.WriteManifest(options);
-            string folder = Path.GetFullPath(options.OutputFolder);
-            var ddvi = DdviProcessLauncher.ForCurrentProcess();
-            string script = SlurmScript.Write(folder,
-                SlurmScript.Build(manifestPath, folder, [.. planned.Select(e => e.Index)], slurmOptions, [ddvi.FileName, .. ddvi.LeadingArguments]));
-            Console.WriteLine($"manifest: {manifestPath} ({planned.Count} runs)");
-            Console.WriteLine($"script:   {script}");
-            if (dry)
-            {
-                Console.WriteLine($"dry run: nothing submitted; submit with: sbatch {script}");
-                return 0;
-            }
-            string job = commands.Submit(script);
-            Console.WriteLine($"submitted job array {job}: {planned.Count} tasks, at most {slurmOptions.Throttle} at a time; " +
-                              $"task logs in {Path.Combine(folder, "slurm")}; collect the results with: ddvi report {folder}");
-            if (!parse.GetValue(wait)) return 0;
-
-            var interval = TimeSpan.FromSeconds(double.TryParse(Environment.GetEnvironmentVariable("DDVI_SLURM_POLL_SECONDS"),
-                System.Globalization.CultureInfo.InvariantCulture, out double seconds) && seconds > 0 ? seconds : 10);
-            SlurmWait.Until(commands, job, planned, interval, Console.WriteLine, signals.Token);
-            if (signals.Received is { } signal)
-            {
-                Console.Error.WriteLine($"stopped following job {job}; it keeps running (scancel {job} stops it); collect the results later with: ddvi report {folder}");
-                return StopSignals.ExitCode(signal);
-            }
-            var report = SweepReport.Write(manifest, folder, planned);
-            // Slurm's word on the tasks that did not finish (time limit, memory, cancelled), where it keeps accounting.
-            if (!report.Complete && commands.Accounting(job) is { } ended)
-                foreach (var entry in report.Entries.Where(e => e.State != EntryState.Finished && ended.ContainsKey(e.Entry.Index)))
-                    Console.Error.WriteLine($"slurm: task {job}_{entry.Entry.Index} ({entry.Entry.Name}) ended {ended[entry.Entry.Index]}; its log: {Path.Combine(folder, "slurm", $"{job}_{entry.Entry.Index}.out")}");
-            return ReportCommand.Print(report, manifestPath);
+            return launch.SubmitToSlurm(parse, commands, options.OutputFolder, manifest, manifestPath, planned, slurmOptions, "compare", signals);
         }
 
         // The sweep file's values, then the options given on the command line; defaults for what neither gives.
@@ -191,13 +123,13 @@ internal static class CompareCommand
                 Jobs = Given(jobs) ? parse.GetValue(jobs) : file?.Jobs ?? parse.GetValue(jobs),
                 Threads = Given(threads) ? parse.GetValue(threads) : file?.Threads ?? parse.GetValue(threads),
             };
-            if (parse.GetValue(launcher) == "slurm")
+            if (parse.GetValue(launch.Launcher) == "slurm")
             {
                 // Each array task has its own CPUs: --threads (or the sweep file's threads) is per run, else the task's CPUs.
                 options = options with
                 {
                     Jobs = Given(jobs) || file?.Jobs is not null ? options.Jobs : Math.Max(1, options.Plan().Count),
-                    ThreadsEachRun = Given(threads) || file?.Threads is not null ? options.Threads : parse.GetValue(cpus) ?? 1,
+                    ThreadsEachRun = Given(threads) || file?.Threads is not null ? options.Threads : parse.GetValue(launch.CpusPerTask) ?? 1,
                 };
             }
             try

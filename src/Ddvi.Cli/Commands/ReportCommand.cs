@@ -11,7 +11,7 @@ internal static class ReportCommand
     {
         var folders = new Argument<string[]>("RUN_DIR")
         {
-            Description = "Run folders (with metrics.json), or comparison folders whose runs/ subfolders are scanned; a sweep folder with manifest.json lists every run that is missing or failed (exit code 1 until all finished)",
+            Description = "Run folders (with metrics.json), or comparison folders whose runs/ subfolders are scanned; a sweep folder with manifest.json (of 'ddvi compare' or 'ddvi ancestry') lists every run that is missing or failed (exit code 1 until all finished)",
             Arity = ArgumentArity.OneOrMore,
         };
         var output = new Option<string?>("--out")
@@ -57,12 +57,12 @@ internal static class ReportCommand
     internal static int Print(SweepReportOutcome report, string manifestPath)
     {
         int finished = report.Entries.Count(e => e.State == EntryState.Finished);
-        if (report.Files is { } files)
-            Console.WriteLine($"{finished} of {report.Entries.Count} runs finished; results: {files.Markdown}, {files.Csv}, {files.Panel}");
+        if (report.Written.Count > 0)
+            Console.WriteLine($"{finished} of {report.Entries.Count} runs finished; results: {string.Join(", ", report.Written)}");
         foreach (var line in SweepStatus.Problems(report.Entries, manifestPath)) Console.Error.WriteLine(line);
         if (report.Complete) return 0;
         Console.Error.WriteLine($"error: {SweepStatus.Summary(report.Entries)}; " +
-                                (report.Files is null ? "no run finished: nothing to report." : "the tables hold the finished runs only."));
+                                (report.Written.Count == 0 ? "no run finished: nothing to report." : "the tables hold the finished runs only."));
         return 1;
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ddvi.Experiments.Ancestry;
 using Ddvi.Experiments.Comparison;
 using Ddvi.Experiments.Sweeps;
 
@@ -14,7 +15,7 @@ internal static class RunCommand
     {
         var manifest = new Option<string>("--manifest")
         {
-            Description = $"Sweep manifest ({SweepManifest.FileName} in a 'ddvi compare' folder; written by compare, also with --dry-run)",
+            Description = $"Sweep manifest ({SweepManifest.FileName} in a 'ddvi compare' or 'ddvi ancestry' folder; written by them, also with --dry-run)",
             Required = true,
         };
         var index = new Option<int>("--index")
@@ -40,7 +41,7 @@ internal static class RunCommand
             switch (outcome.Status)
             {
                 case RunStatus.Reused:
-                    Console.WriteLine($"finished earlier: {entry.Name} in {entry.Folder} has its metrics.json; nothing to do");
+                    Console.WriteLine($"finished earlier: {entry.Name} in {entry.Folder} has its {(entry.Kind == SweepManifest.AncestryKind ? AncestrySweep.ScoresFile : "metrics.json")}; nothing to do");
                     return 0;
                 case RunStatus.Trained or RunStatus.Resumed:
                     Console.WriteLine($"{outcome.Status.ToString().ToLowerInvariant()}: {entry.Name}; run folder: {entry.Folder}");

@@ -44,39 +44,13 @@ public static class AncestryRunner
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
+    /// <summary>
+    /// The whole study in this process: the PCs, the manifest, every method × seed one after another, the tables
+    /// (<see cref="AncestrySweep.Run"/> with one job). Throws when a run failed (the others are tabulated).
+    /// </summary>
     public static IReadOnlyList<AncestryRunScores> Run(AncestryRequest request, Action<string> log, ITrainingObserver observer,
-        CancellationToken cancellationToken = default)
-    {
-        Validate(request);
-        RunFolderPath.Create(request.Out, "--out");
-        using var runLock = RunLock.Acquire(request.Out);
-
-        var (pcs, labels) = PrincipalComponents(request, log);
-        using var _ = pcs;
-        var results = new List<AncestryRunScores>();
-        var failures = new List<string>();
-        foreach (string method in request.Methods)
-        {
-            foreach (int seed in request.Seeds)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                try
-                {
-                    results.Add(RunOne(request, method, seed, pcs, labels, log, observer, cancellationToken));
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    failures.Add($"{method} seed {seed}: {e.Message}");
-                    log($"ancestry: {method} seed {seed} failed: {e.Message}");
-                }
-            }
-        }
-        AncestryReport.Write(request, results, failures, labels);
-        log($"ancestry: results in {Path.Combine(request.Out, AncestryReport.MarkdownFile)} and {Path.Combine(request.Out, AncestryReport.CsvFile)}");
-        if (failures.Count > 0)
-            throw new InvalidOperationException($"ddvi ancestry: {failures.Count} run(s) failed (the others are tabulated): {string.Join("; ", failures)}");
-        return results;
-    }
+        CancellationToken cancellationToken = default) =>
+        AncestrySweep.Run(request, jobs: 1, log, observer, cancellationToken: cancellationToken);
 
     /// <summary>The labelled samples: their PCs <c>[n, K]</c> (float32) and labels.</summary>
     public static (Tensor Pcs, AncestryLabels Labels) PrincipalComponents(AncestryRequest request, Action<string> log)
@@ -116,14 +90,14 @@ public static class AncestryRunner
         return (pcs, labels);
     }
 
-    static AncestryRunScores RunOne(AncestryRequest request, string method, int seed, Tensor pcs, AncestryLabels labels,
+    internal static AncestryRunScores RunOne(AncestryRequest request, string method, int seed, Tensor pcs, AncestryLabels labels,
         Action<string> log, ITrainingObserver observer, CancellationToken cancellationToken)
     {
-        string folder = Path.Combine(request.Out, "runs", $"{method}-seed{seed}");
+        string folder = AncestrySweep.RunFolder(request.Out, method, seed);
         Directory.CreateDirectory(folder);
         var config = RunConfig(request, method, seed, pcs);
         string configPath = Path.Combine(folder, "config.json");
-        string scoresPath = Path.Combine(folder, "scores.json");
+        string scoresPath = Path.Combine(folder, AncestrySweep.ScoresFile);
         if (File.Exists(configPath))
         {
             var existing = JsonNode.Parse(File.ReadAllText(configPath));
@@ -132,10 +106,8 @@ public static class AncestryRunner
                     $"{folder} holds a run made with other settings ({configPath}); choose another --out, or delete that folder to run it again with these.");
             if (File.Exists(scoresPath))
             {
-                var saved = JsonNode.Parse(File.ReadAllText(scoresPath))!.AsObject();
-                var values = saved["scores"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value?.GetValue<double>() ?? double.NaN);
                 log($"ancestry: {method} seed {seed}: finished earlier, reusing {scoresPath}");
-                return new AncestryRunScores(method, seed, values, saved["seconds"]!.GetValue<double>(), Reused: true);
+                return LoadScores(scoresPath, reused: true);
             }
         }
         else
@@ -172,6 +144,14 @@ public static class AncestryRunner
                 $"ancestry: {method} seed {seed}: NMI {values["population_nmi"]:F3}, purity {values["population_purity"]:F3}, V {values["population_v_measure"]:F3} (populations); KNN@{request.Settings.NeighbourCounts[0]} {values[$"knn{request.Settings.NeighbourCounts[0]}"]:F3}; {embedSeconds:F1} s"));
             return new AncestryRunScores(method, seed, values, embedSeconds, Reused: false);
         }
+    }
+
+    /// <summary>A finished run's scores.json.</summary>
+    internal static AncestryRunScores LoadScores(string scoresPath, bool reused)
+    {
+        var saved = JsonNode.Parse(File.ReadAllText(scoresPath))!.AsObject();
+        var values = saved["scores"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value?.GetValue<double>() ?? double.NaN);
+        return new AncestryRunScores(saved["method"]!.GetValue<string>(), saved["seed"]!.GetValue<int>(), values, saved["seconds"]!.GetValue<double>(), reused);
     }
 
     static (Tensor Latents, Tensor? Centres) Embed(AncestryRequest request, string method, int seed, Tensor pcs, string folder,
@@ -268,7 +248,7 @@ public static class AncestryRunner
         ["settings"] = JsonSerializer.SerializeToNode(request.Settings with { Device = Runtime.DeviceChoice.Auto }),
     };
 
-    static void Validate(AncestryRequest request)
+    internal static void Validate(AncestryRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!File.Exists(request.Panel))

@@ -73,17 +73,24 @@ public class ManifestTests
     {
         using var folder = new TempFolder();
         var (manifest, _, path) = SweepManifest.WriteFor(Sweep(folder.Path, ["vae"], 0));
-        var other = new ManifestEntry(1, "ancestry", "ancestry-vae", Path.Combine(folder.Path, "ancestry"), new JsonObject { ["depth"] = 3 });
+        var other = new ManifestEntry(1, "future", "future-vae", Path.Combine(folder.Path, "future"), new JsonObject { ["depth"] = 3 });
         (manifest with { Entries = [.. manifest.Entries, other] }).Save(path);
 
         var (grown, _, _) = SweepManifest.WriteFor(Sweep(folder.Path, ["vae"], 0, 1));
-        Assert.Equal(["vae-pinwheel-s0", "ancestry-vae", "vae-pinwheel-s1"], grown.Entries.Select(e => e.Name));
+        Assert.Equal(["vae-pinwheel-s0", "future-vae", "vae-pinwheel-s1"], grown.Entries.Select(e => e.Name));
         var read = SweepManifest.Load(path).Entries[1];
-        Assert.Equal("ancestry", read.Kind);
+        Assert.Equal("future", read.Kind);
         Assert.Equal(3, read.Config["depth"]!.GetValue<int>());
 
         var outcome = Assert.Throws<InvalidDataException>(() => new SweepTasks(SilentObserver.Instance).Run(read, path));
-        Assert.Contains("kind 'ancestry' is not known", outcome.Message);
+        Assert.Contains("kind 'future' is not known", outcome.Message);
+        Assert.Contains("(known: train, ancestry)", outcome.Message);
+
+        // A known kind whose configuration is not its own: an error naming the entry, nothing run.
+        var broken = read with { Kind = SweepManifest.AncestryKind };
+        outcome = Assert.Throws<InvalidDataException>(() => new SweepTasks(SilentObserver.Instance).Run(broken, path));
+        Assert.Contains($"{path}, entry 1 (future-vae): not a valid ancestry entry", outcome.Message);
+        Assert.False(Directory.Exists(broken.Folder));
     }
 
     [Theory]

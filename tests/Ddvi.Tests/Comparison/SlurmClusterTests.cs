@@ -210,6 +210,39 @@ public class SlurmClusterTests
         }
     }
 
+    [SlurmFact]
+    public void AnAncestryStudyRunsAsAJobArrayOverPcsComputedBeforeSubmissionWithTheResultsOfTheLocalStudy()
+    {
+        if (TestCluster.Missing() is { } missing) Assert.Fail(missing + TestCluster.StartLog());
+        using var folder = new TempFolder();
+        var (bed, panel) = Ancestry.AncestrySweepTests.Genotypes(folder);
+
+        var local = DdviProcess.RunWith(new Dictionary<string, string?> { ["OMP_WAIT_POLICY"] = "PASSIVE" },
+            Ancestry.AncestrySweepTests.Study(bed, panel, folder["local"], "pca,ddvi"));
+        Assert.True(local.ExitCode == 0, local.Error);
+
+        // One command: the PCs here, then a two-task array followed to its end, then the tables.
+        string cluster = folder["cluster"];
+        var run = DdviProcess.RunWith(SlurmEnvironment(),
+            Ancestry.AncestrySweepTests.Study(bed, panel, cluster, "pca,ddvi", "--launcher", "slurm", "--wait"));
+        string log = run.Output + "\n" + run.Error;
+        Assert.True(run.ExitCode == 0, log + TestCluster.StartLog());
+        Assert.Contains("2 of 2 runs finished; results:", log);
+        var job = System.Text.RegularExpressions.Regex.Match(log, @"submitted job array (\d+): 2 tasks");
+        Assert.True(job.Success, log);
+
+        // Each task loaded the PCs that the submitting command had cached, and ran its one entry.
+        foreach (var (index, name) in new[] { (0, "pca-seed0"), (1, "ddvi-seed0") })
+        {
+            string task = File.ReadAllText(Path.Combine(cluster, "slurm", $"{job.Groups[1].Value}_{index}.out"));
+            Assert.Contains("principal components from the cache", task);
+            Assert.Contains($"trained: {name}", task);
+        }
+        Assert.Equal(Ancestry.AncestrySweepTests.CsvWithoutSeconds(folder["local"]), Ancestry.AncestrySweepTests.CsvWithoutSeconds(cluster));
+        var report = DdviProcess.Run("report", cluster);
+        Assert.True(report.ExitCode == 0, report.Error);
+    }
+
     private static string WaitForManifest(string cluster, Func<string> log)
     {
         WaitFor(() => File.Exists(SweepManifest.PathIn(cluster)), TimeSpan.FromSeconds(60), "the manifest\n" + log());

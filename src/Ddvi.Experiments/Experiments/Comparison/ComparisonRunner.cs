@@ -139,7 +139,7 @@ public sealed class ComparisonRunner(ITrainingObserver observer, ITrainProcessLa
             }
             Say($"[{position + 1}/{pending.Count}] {(resume ? "resuming" : "training")} {run.Name}");
             var outcome = tasks.Run(entry, manifestPath, stop);
-            outcomes[index] = outcome with { Run = run };
+            outcomes[index] = new RunOutcome(run, outcome.Status, outcome.Error);
             if (outcome.Status == RunStatus.Failed) Say($"{run.Name} failed: {outcome.Error}");
         }
     }

@@ -83,13 +83,15 @@ public static class SlurmScript
     /// <summary>
     /// The script's text. <paramref name="ddvi"/> is how a node starts ddvi (an executable, or the dotnet host and the
     /// assembly); it must be reachable on the nodes, as must the manifest and the run folders (a shared file system).
+    /// <paramref name="command"/> is the sweep command that wrote it (<c>compare</c>, <c>ancestry</c>), named in its header.
     /// </summary>
-    public static string Build(string manifestPath, string sweepFolder, IReadOnlyList<int> indices, SlurmOptions options, IReadOnlyList<string> ddvi)
+    public static string Build(string manifestPath, string sweepFolder, IReadOnlyList<int> indices, SlurmOptions options, IReadOnlyList<string> ddvi,
+        string command = "compare")
     {
         string logs = Path.Combine(sweepFolder, "slurm");
         var text = new StringBuilder();
         text.Append("#!/bin/bash\n");
-        text.Append("# Written by 'ddvi compare --launcher slurm': one array task per entry of the manifest below.\n");
+        text.Append("# Written by 'ddvi ").Append(command).Append(" --launcher slurm': one array task per entry of the manifest below.\n");
         text.Append("# Submit with: sbatch ").Append(Quote(Path.Combine(sweepFolder, FileName))).Append('\n');
         Directive(text, $"--job-name=ddvi-{Path.GetFileName(sweepFolder.TrimEnd('/'))}");
         Directive(text, string.Create(CultureInfo.InvariantCulture, $"--array={ArrayIndices(indices)}%{options.Throttle}"));

@@ -29,6 +29,9 @@ public sealed record SweepManifest(string Folder, IReadOnlyList<ManifestEntry> E
     /// <summary>The kind of an entry that trains and evaluates one model (<see cref="ExperimentRunner"/>).</summary>
     public const string TrainKind = "train";
 
+    /// <summary>The kind of an entry that runs one method × seed of an ancestry study (<see cref="Ancestry.AncestrySweep"/>).</summary>
+    public const string AncestryKind = "ancestry";
+
     public const string FileName = "manifest.json";
     private const string Format = "ddvi-sweep-manifest";
     private const int Version = 1;
@@ -47,15 +50,22 @@ public sealed record SweepManifest(string Folder, IReadOnlyList<ManifestEntry> E
     /// This manifest with the runs of <paramref name="plan"/>: a run whose folder already has an entry keeps its index (its
     /// configuration is updated), a new one is appended. Returns the manifest and the entry of each planned run, in plan order.
     /// </summary>
-    public (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned) With(IReadOnlyList<PlannedRun> plan)
+    public (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned) With(IReadOnlyList<PlannedRun> plan) =>
+        With(TrainKind, [.. plan.Select(run => (run.Name, run.Folder, JsonNode.Parse(run.Config.ToJson())!.AsObject()))]);
+
+    /// <summary>
+    /// This manifest with the tasks of kind <paramref name="kind"/> in <paramref name="tasks"/>: a task whose kind and folder
+    /// already have an entry keeps its index (its name and configuration are updated), a new one is appended; entries of
+    /// other kinds are kept as they are. Returns the manifest and the entry of each task, in the order given.
+    /// </summary>
+    public (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned) With(string kind, IReadOnlyList<(string Name, string Folder, JsonObject Config)> tasks)
     {
         var entries = Entries.ToList();
         var planned = new List<ManifestEntry>();
-        foreach (var run in plan)
+        foreach (var (name, folder, config) in tasks)
         {
-            var config = JsonNode.Parse(run.Config.ToJson())!.AsObject();
-            int index = entries.FindIndex(e => e.Kind == TrainKind && SameFolder(e.Folder, run.Folder));
-            var entry = new ManifestEntry(index >= 0 ? index : entries.Count, TrainKind, run.Name, Path.GetFullPath(run.Folder), config);
+            int index = entries.FindIndex(e => e.Kind == kind && SameFolder(e.Folder, folder));
+            var entry = new ManifestEntry(index >= 0 ? index : entries.Count, kind, name, Path.GetFullPath(folder), config);
             if (index >= 0) entries[index] = entry;
             else entries.Add(entry);
             planned.Add(entry);
@@ -64,18 +74,26 @@ public sealed record SweepManifest(string Folder, IReadOnlyList<ManifestEntry> E
     }
 
     /// <summary>
-    /// Writes the comparison's manifest to <c>OUT/manifest.json</c> (atomically), keeping the indices of an existing one,
-    /// and returns it with the entries of the comparison's runs in plan order.
+    /// Writes the manifest of the sweep in <paramref name="folder"/> (<c>manifest.json</c>, atomically) with the tasks of
+    /// kind <paramref name="kind"/>, keeping the indices of an existing one; returns it with the tasks' entries in order.
     /// </summary>
-    public static (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned, string Path) WriteFor(ComparisonOptions options)
+    public static (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned, string Path) WriteFor(string folder, string kind,
+        IReadOnlyList<(string Name, string Folder, JsonObject Config)> tasks)
     {
-        string folder = System.IO.Path.GetFullPath(options.OutputFolder);
-        string path = PathIn(folder);
-        var existing = File.Exists(path) ? Load(path) : new SweepManifest(folder, []);
-        var (manifest, planned) = (existing with { Folder = folder }).With(options.Plan());
+        string full = System.IO.Path.GetFullPath(folder);
+        string path = PathIn(full);
+        var existing = File.Exists(path) ? Load(path) : new SweepManifest(full, []);
+        var (manifest, planned) = (existing with { Folder = full }).With(kind, tasks);
         manifest.Save(path);
         return (manifest, planned, path);
     }
+
+    /// <summary>
+    /// Writes the comparison's manifest to <c>OUT/manifest.json</c> (atomically), keeping the indices of an existing one,
+    /// and returns it with the entries of the comparison's runs in plan order.
+    /// </summary>
+    public static (SweepManifest Manifest, IReadOnlyList<ManifestEntry> Planned, string Path) WriteFor(ComparisonOptions options) =>
+        WriteFor(options.OutputFolder, TrainKind, [.. options.Plan().Select(run => (run.Name, run.Folder, JsonNode.Parse(run.Config.ToJson())!.AsObject()))]);
 
     public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
 
@@ -106,7 +124,7 @@ public sealed record SweepManifest(string Folder, IReadOnlyList<ManifestEntry> E
     {
         string full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full))
-            throw new ArgumentException($"--manifest {full} not found: expected the manifest.json that 'ddvi compare' writes into its --out folder.");
+            throw new ArgumentException($"--manifest {full} not found: expected the manifest.json that 'ddvi compare' or 'ddvi ancestry' writes into its --out folder.");
         JsonObject root;
         try
         {

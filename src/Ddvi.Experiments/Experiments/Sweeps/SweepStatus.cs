@@ -24,10 +24,12 @@ public static class SweepStatus
 {
     public static IReadOnlyList<EntryStatus> Of(SweepManifest manifest) => [.. manifest.Entries.Select(Of)];
 
+    /// <summary>An entry's state: finished when its run wrote its result (metrics.json; an ancestry run's scores.json), started when it wrote config.json.</summary>
     public static EntryStatus Of(ManifestEntry entry)
     {
         var run = new RunDirectory(entry.Folder);
-        if (File.Exists(run.Metrics)) return new EntryStatus(entry, EntryState.Finished);
+        string result = entry.Kind == SweepManifest.AncestryKind ? Path.Combine(run.Root, Ancestry.AncestrySweep.ScoresFile) : run.Metrics;
+        if (File.Exists(result)) return new EntryStatus(entry, EntryState.Finished);
         string failure = SweepTasks.FailureFile(entry.Folder);
         if (File.Exists(failure)) return new EntryStatus(entry, EntryState.Failed, FailureMessage(failure));
         return File.Exists(run.Config) ? new EntryStatus(entry, EntryState.Unfinished) : new EntryStatus(entry, EntryState.Missing);
@@ -42,7 +44,8 @@ public static class SweepStatus
     public static IEnumerable<string> Problems(IReadOnlyList<EntryStatus> statuses, string manifestPath) =>
         statuses.Where(s => s.State != EntryState.Finished).Select(s => s.State switch
         {
-            EntryState.Failed => $"failed      [{s.Entry.Index}] {s.Entry.Name}: {s.Detail} (log: {new RunDirectory(s.Entry.Folder).Log})",
+            EntryState.Failed => $"failed      [{s.Entry.Index}] {s.Entry.Name}: {s.Detail}" +
+                                 (s.Entry.Kind == SweepManifest.TrainKind ? $" (log: {new RunDirectory(s.Entry.Folder).Log})" : ""),
             EntryState.Unfinished => $"unfinished  [{s.Entry.Index}] {s.Entry.Name}: started, not finished; continue it with: ddvi run --manifest {manifestPath} --index {s.Entry.Index}",
             _ => $"missing     [{s.Entry.Index}] {s.Entry.Name}: not started; run it with: ddvi run --manifest {manifestPath} --index {s.Entry.Index}",
         });

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Ddvi.Experiments.Ancestry;
 using Ddvi.Experiments.Comparison;
 using Ddvi.IO;
 using Ddvi.Training;
@@ -21,13 +22,24 @@ public sealed class SweepTasks(ITrainingObserver observer)
     /// makes a stop signal end evaluation at once, since evaluation writes no checkpoint to stop at.</summary>
     public Action? EvaluationStarting { get; init; }
 
-    /// <summary>Runs <paramref name="entry"/>; the outcome says whether it was reused, trained, resumed, failed or stopped.</summary>
-    public RunOutcome Run(ManifestEntry entry, string manifestPath, CancellationToken stop = default)
+    /// <summary>
+    /// Runs <paramref name="entry"/> by its kind (a <see cref="SweepManifest.TrainKind"/> run here, an
+    /// <see cref="SweepManifest.AncestryKind"/> run by <see cref="AncestrySweep"/>); the outcome says whether it was
+    /// reused, trained, resumed, failed or stopped. An unknown kind is an error naming the entry.
+    /// </summary>
+    public EntryOutcome Run(ManifestEntry entry, string manifestPath, CancellationToken stop = default)
     {
-        if (entry.Kind != SweepManifest.TrainKind)
-            throw new InvalidDataException($"{manifestPath}, entry {entry.Index} ({entry.Name}): kind '{entry.Kind}' is not known to this ddvi (known: {SweepManifest.TrainKind}).");
-        var run = new PlannedRun(entry.Name, entry.Folder, entry.TrainConfig(manifestPath));
-        return Train(run, stop);
+        switch (entry.Kind)
+        {
+            case SweepManifest.TrainKind:
+                var outcome = Train(new PlannedRun(entry.Name, entry.Folder, entry.TrainConfig(manifestPath)), stop);
+                return new EntryOutcome(entry, outcome.Status, outcome.Error);
+            case SweepManifest.AncestryKind:
+                return AncestrySweep.RunTask(entry, manifestPath, observer, stop);
+            default:
+                throw new InvalidDataException($"{manifestPath}, entry {entry.Index} ({entry.Name}): kind '{entry.Kind}' is not known to this ddvi " +
+                                               $"(known: {SweepManifest.TrainKind}, {SweepManifest.AncestryKind}).");
+        }
     }
 
     /// <summary>Trains, resumes or reuses one planned run (see the class).</summary>
@@ -36,7 +48,7 @@ public sealed class SweepTasks(ITrainingObserver observer)
         var state = Inspect(run);
         if (state.Kind == StateKind.Finished)
         {
-            ClearFailure(run);
+            ClearFailure(run.Folder);
             return new RunOutcome(run, RunStatus.Reused);
         }
         if (state.Kind == StateKind.Conflict) return new RunOutcome(run, RunStatus.Failed, state.Error);
@@ -48,7 +60,7 @@ public sealed class SweepTasks(ITrainingObserver observer)
                 using (RunLock.Acquire(run.Folder)) UpdateExecutionSettings(run);
             }
             new ExperimentRunner(observer) { EvaluationStarting = EvaluationStarting }.Train(run.Config, run.Folder, resume, cancellationToken: stop);
-            ClearFailure(run);
+            ClearFailure(run.Folder);
             return new RunOutcome(run, resume ? RunStatus.Resumed : RunStatus.Trained);
         }
         catch (OperationCanceledException e) when (stop.IsCancellationRequested)
@@ -63,7 +75,7 @@ public sealed class SweepTasks(ITrainingObserver observer)
         catch (Exception e)
         {
             // Any failure of one run (bad checkpoint, diverged loss, full disk) is reported; the others still run.
-            RecordFailure(run, e.Message);
+            RecordFailure(run.Folder, e.Message);
             return new RunOutcome(run, RunStatus.Failed, e.Message);
         }
     }
@@ -113,7 +125,8 @@ public sealed class SweepTasks(ITrainingObserver observer)
     /// <summary>failure.json in the run folder: why the last attempt failed, where and when.</summary>
     public static string FailureFile(string runFolder) => Path.Combine(Path.GetFullPath(runFolder), "failure.json");
 
-    private static void RecordFailure(PlannedRun run, string error)
+    /// <summary>Records why the last attempt of the run in <paramref name="runFolder"/> failed (failure.json); the error is kept in the outcome when the folder cannot be written.</summary>
+    internal static void RecordFailure(string runFolder, string error)
     {
         try
         {
@@ -124,7 +137,7 @@ public sealed class SweepTasks(ITrainingObserver observer)
                 ["time"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
                 ["slurm_job"] = Environment.GetEnvironmentVariable("SLURM_JOB_ID"),
             };
-            AtomicFile.WriteAllText(FailureFile(run.Folder), record.ToJsonString() + "\n");
+            AtomicFile.WriteAllText(FailureFile(runFolder), record.ToJsonString() + "\n");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -132,11 +145,12 @@ public sealed class SweepTasks(ITrainingObserver observer)
         }
     }
 
-    private static void ClearFailure(PlannedRun run)
+    /// <summary>Removes the failure.json of a run that has now finished.</summary>
+    internal static void ClearFailure(string runFolder)
     {
         try
         {
-            File.Delete(FailureFile(run.Folder));
+            File.Delete(FailureFile(runFolder));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -144,3 +158,6 @@ public sealed class SweepTasks(ITrainingObserver observer)
         }
     }
 }
+
+/// <summary>How running one manifest entry ended: reused, trained, resumed, failed or stopped, with the error when it did not finish.</summary>
+public sealed record EntryOutcome(ManifestEntry Entry, RunStatus Status, string? Error = null);
