@@ -59,6 +59,13 @@ public sealed record ExperimentConfig
 
     public long Seed { get; init; }
 
+    /// <summary>
+    /// <c>--labels N</c>: keep exactly N training labels, balanced over the classes and chosen by <see cref="Seed"/>
+    /// (<see cref="Data.LabelBudget"/>); every other training example is unlabelled. Null = the semi-supervised models'
+    /// default (the release's: 1,000 for MNIST-format data, 10,000 for CIFAR-10) and every label for the other models.
+    /// </summary>
+    public int? Labels { get; init; }
+
     [JsonConverter(typeof(JsonStringEnumConverter<DeviceChoice>))]
     public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
 
@@ -91,6 +98,15 @@ public sealed record ExperimentConfig
     public double ResolvedLearningRate => LearningRate ?? ModelCatalog.DefaultLearningRate(Model);
 
     private bool Quick => Dataset == "synthetic";
+
+    /// <summary>
+    /// The label budget for a training set: <see cref="Labels"/> when given, else the release's default of a
+    /// semi-supervised model (10,000 for colour images, CIFAR-10; 1,000 otherwise), else null (every label kept).
+    /// </summary>
+    public int? ResolvedLabels(Data.ImageDataset train) =>
+        Labels ?? (ModelCatalog.Get(Model).SemiSupervised
+            ? (train.Shape.Channels == 3 ? Data.LabelBudget.Cifar10Default : Data.LabelBudget.MnistDefault)
+            : null);
 
     /// <summary>DDVI stage 1 length: explicit, else 3,000 steps on the synthetic set, else the release's 100 × 1000.</summary>
     public int ResolvedPriorDiffusionIterations => Ddvi.PriorDiffusionIterations ?? (Quick ? 3_000 : 100_000);
@@ -136,6 +152,7 @@ public sealed record ExperimentConfig
         Require(Epochs is null || Epochs >= 1, $"--epochs must be ≥ 1, got {Epochs}");
         Require(BatchSize >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
         Require(Seed >= 0, $"--seed must be an integer ≥ 0, got {Seed}");
+        Require(Labels is null or >= 1, $"--labels must be ≥ 1 (the number of labelled training examples), got {Labels}");
         Require(LearningRate is null || (LearningRate > 0 && double.IsFinite(LearningRate.Value)), $"--lr must be a finite number > 0, got {LearningRate}");
         Require(Threads >= 0, $"--threads must be ≥ 0 (0 = libtorch default), got {Threads}");
         Require(CheckpointEvery >= 1, $"--checkpoint-every must be ≥ 1, got {CheckpointEvery}");

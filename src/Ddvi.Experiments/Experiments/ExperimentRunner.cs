@@ -87,6 +87,12 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         log.Message($"networks: {ImageNetworks.For(config.Networks, session.Data.Train, config.BatchSize).Description}" +
                     (session.Data.Train.FlipInTraining ? "; training images flipped left-right at random" : ""));
         CheckEvaluationLimits(session);
+        if (session.Budget is { } budget)
+        {
+            budget.WriteTo(run.Root);
+            log.Message($"labels: {budget.Count} of {session.Data.Train.Count} training examples labelled (per class {string.Join(' ', budget.PerClass)}), " +
+                        $"listed in {LabelBudget.FileName}; the rest unlabelled");
+        }
         if (changes.Count > 0)
         {
             var last = session.Method.Stages[^1];
@@ -364,6 +370,12 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         public required ILabelledPrior Prior { get; init; }
         public required IExperimentMethod Method { get; init; }
 
+        /// <summary>The run's label budget (<see cref="ExperimentConfig.ResolvedLabels"/>), or null when every label is kept.</summary>
+        public LabelBudget? Budget { get; init; }
+
+        /// <summary>The training labels under <see cref="Budget"/> (unlabelled = <see cref="LabelBudget.Unlabelled"/>), or null.</summary>
+        public Tensor? TrainingLabels { get; init; }
+
         public static Session Open(ExperimentConfig config)
         {
             ComputeDevice.SetThreads(config.Threads);
@@ -374,8 +386,12 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             var prior = PriorCatalog.Create(config.Prior, config.PriorNoise, config.Seed, device, config.PriorDensity);
             // Weight initialisation draws from the global generator: seed it so a run is repeatable.
             ComputeDevice.SeedGlobal(config.Seed);
-            var method = ModelCatalog.Create(new MethodContext(config, data.Train, prior, device));
-            return new Session { Config = config, Device = device, Data = data, Prior = prior, Method = method };
+            var budget = config.ResolvedLabels(data.Train) is int labels
+                ? LabelBudget.Choose(data.Train.Labels, data.Train.ClassCount, labels, Training.Trainer.EpochSeed(config.Seed, "labels", 0))
+                : null;
+            var trainingLabels = budget?.MaskLabels(data.Train.Labels).DetachFromDisposeScope();
+            var method = ModelCatalog.Create(new MethodContext(config, data.Train, prior, device, trainingLabels));
+            return new Session { Config = config, Device = device, Data = data, Prior = prior, Method = method, Budget = budget, TrainingLabels = trainingLabels };
         }
 
         private static DatasetSplits MoveTo(DatasetSplits data, Device device)
@@ -386,6 +402,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         public void Dispose()
         {
             Method.Module.Dispose();
+            TrainingLabels?.Dispose();
             (Prior as IDisposable)?.Dispose();
             Data.Dispose();
         }

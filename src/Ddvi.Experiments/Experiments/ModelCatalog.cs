@@ -14,8 +14,10 @@ namespace Ddvi.Experiments;
 /// <param name="LearningRate">Adam learning rate of the model's training when <c>--lr</c> is not given (DDVI: of
 /// stage 3; its stages 1 and 2 have their own, in <see cref="DdviSettings"/>).</param>
 /// <param name="Create">Builds the method (model, objectives and stages) for a run.</param>
+/// <param name="SemiSupervised">Whether the model learns from a label budget (<c>--labels</c>, the release's 1,000 or
+/// 10,000 by default) and classifies with q(c|x).</param>
 public sealed record ModelRegistration(string Name, int PaperEpochs, int QuickEpochs, double LearningRate,
-    Func<MethodContext, IExperimentMethod> Create);
+    Func<MethodContext, IExperimentMethod> Create, bool SemiSupervised = false);
 
 /// <summary>The models Ddvi trains, registered by name in one list: adding a model is one entry.</summary>
 public static class ModelCatalog
