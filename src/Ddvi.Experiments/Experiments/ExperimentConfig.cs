@@ -90,6 +90,7 @@ public sealed record ExperimentConfig
     public AaeSettings Aae { get; init; } = new();
     public IafSettings Iaf { get; init; } = new();
     public HierarchicalIafSettings HierarchicalIaf { get; init; } = new();
+    public SemiSettings Semi { get; init; } = new();
     public EvaluationSettings Evaluation { get; init; } = new();
 
     /// <summary>The epochs to train: explicit, else a short run on the synthetic set, else the paper's length.</summary>
@@ -107,6 +108,15 @@ public sealed record ExperimentConfig
         Labels ?? (ModelCatalog.Get(Model).SemiSupervised
             ? (train.Shape.Channels == 3 ? Data.LabelBudget.Cifar10Default : Data.LabelBudget.MnistDefault)
             : null);
+
+    /// <summary>DDVI-semi stage 1 length: explicit, else 3,000 steps on the synthetic set, else 100 × 1000.</summary>
+    public int ResolvedSemiPriorDiffusionIterations => Semi.PriorDiffusionIterations ?? (Quick ? 3_000 : 100_000);
+
+    /// <summary>DDVI-semi stage 2 length: explicit, else 4 epochs on the synthetic set, else the release's 50.</summary>
+    public int ResolvedSemiWarmupEpochs => Semi.WarmupEpochs ?? (Quick ? 4 : 50);
+
+    /// <summary>DDVI-semi stage 3 epochs with a frozen decoder: explicit, else 60% of the stage (the release's 30 of 50).</summary>
+    public int ResolvedSemiFrozenDecoderEpochs => Semi.FrozenDecoderEpochs ?? (int)Math.Round(0.6 * ResolvedEpochs);
 
     /// <summary>DDVI stage 1 length: explicit, else 3,000 steps on the synthetic set, else the release's 100 × 1000.</summary>
     public int ResolvedPriorDiffusionIterations => Ddvi.PriorDiffusionIterations ?? (Quick ? 3_000 : 100_000);
@@ -132,6 +142,7 @@ public sealed record ExperimentConfig
         return Model switch
         {
             "ddvi" => changed with { Ddvi = Ddvi with { FrozenDecoderEpochs = ResolvedFrozenDecoderEpochs } },
+            "ddvi-semi" => changed with { Semi = Semi with { FrozenDecoderEpochs = ResolvedSemiFrozenDecoderEpochs } },
             "vae" => changed with { Vae = Vae with { KlRampFraction = Ramp(Vae.KlRampFraction) } },
             "iaf-vae" => changed with { Iaf = Iaf with { KlRampFraction = Ramp(Iaf.KlRampFraction) } },
             "h-iaf-vae" => changed with { HierarchicalIaf = HierarchicalIaf with { KlRampFraction = Ramp(HierarchicalIaf.KlRampFraction) } },
@@ -162,6 +173,7 @@ public sealed record ExperimentConfig
         Aae.Validate();
         Iaf.Validate();
         HierarchicalIaf.Validate();
+        Semi.Validate();
         Evaluation.Validate();
         return this;
     }
