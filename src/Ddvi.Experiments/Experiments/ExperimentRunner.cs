@@ -257,7 +257,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         IReadOnlyList<(string Stage, IReadOnlyList<EpochRecord> History)> histories, double trainingSeconds, ITrainingObserver log)
     {
         log.Message("evaluating");
-        var (report, artifacts) = ModelEvaluator.Evaluate(session.Method, session.Data, session.Prior, session.Config, session.Device);
+        var (report, artifacts) = ModelEvaluator.Evaluate(session.Method, session.Data, session.Prior, session.Config, session.Device, session.Budget);
         using (artifacts)
         {
             var snapshots = session.Method.Stages.Select(s => run.StageSnapshot(s.Name)).Where(File.Exists)
@@ -298,7 +298,11 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             ? $"true_elbo={b.TrueElbo.NatsPerImage:F2} log_px_iwae{b.Samples}={b.LogLikelihood.NatsPerImage:F2} " +
               (b.Injectivity is { } i ? $"sign_changes={i.ExamplesWithSignChange} " : "")
             : "") +
-        $"mmd={r.Mmd.Value:F4}";
+        $"mmd={r.Mmd.Value:F4}" +
+        (r.SemiSupervised is { } s
+            ? (s.ClassificationAccuracy is { } a ? $" classification_accuracy={a.Value:F4}" : "") +
+              $" knn_labelled_accuracy={s.KnnLabelledAccuracy.Value:F4} class_latent_nll={s.ClassLatentNll.Value:F4} ({s.Labels} labels)"
+            : "");
 
     /// <summary>
     /// latents-test.csv: z1, …, zd, label, and y_T (yT1, yT2, …) for diffusion posteriors; for the paper's d = 2 the
