@@ -146,7 +146,7 @@ public sealed record ExperimentConfig
             "vae" => changed with { Vae = Vae with { KlRampFraction = Ramp(Vae.KlRampFraction) } },
             "iaf-vae" => changed with { Iaf = Iaf with { KlRampFraction = Ramp(Iaf.KlRampFraction) } },
             "h-iaf-vae" => changed with { HierarchicalIaf = HierarchicalIaf with { KlRampFraction = Ramp(HierarchicalIaf.KlRampFraction) } },
-            "aae" => changed with { Aae = Aae with { LearningRateDecayEpoch = Aae.DecayEpochFor(old) } },
+            "aae" or "aae-semi" => changed with { Aae = Aae with { LearningRateDecayEpoch = Aae.DecayEpochFor(old) } },
             _ => changed,
         };
     }

@@ -31,6 +31,9 @@ public static class ModelCatalog
         new("h-iaf-vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.HierarchicalIafVae),
         new("aae", PaperEpochs: 200, QuickEpochs: 15, LearningRate: 2e-4, context => new AaeMethod(context)),
         new("ddvi-semi", PaperEpochs: 50, QuickEpochs: 4, LearningRate: 1e-4, context => new SemiDdviMethod(context), SemiSupervised: true),
+        new("vae-semi", PaperEpochs: 50, QuickEpochs: 30, LearningRate: 1e-4, SemiBaselineMethods.VaeSemi, SemiSupervised: true),
+        new("iaf-vae-semi", PaperEpochs: 50, QuickEpochs: 30, LearningRate: 1e-4, SemiBaselineMethods.IafVaeSemi, SemiSupervised: true),
+        new("aae-semi", PaperEpochs: 200, QuickEpochs: 15, LearningRate: 2e-4, SemiBaselineMethods.AaeSemi, SemiSupervised: true),
     ];
 
     public static IReadOnlyList<string> Names { get; } = [.. Models.Select(m => m.Name)];

@@ -134,7 +134,7 @@ public static class ModelEvaluator
         var settings = config.Evaluation;
         using var scope = NewDisposeScope();
         ClassificationMetric? accuracy = null;
-        if (method.Model is IClassifyingModel classifier)
+        if (method.Model is IClassifyingModel { ClassCount: > 0 } classifier)
         {
             var correct = zeros([], dtype: int64, device: data.Test.Images.device);
             for (long start = 0; start < data.Test.Count; start += settings.BatchSize)
