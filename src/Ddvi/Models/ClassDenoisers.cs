@@ -138,19 +138,36 @@ public sealed class ClassDenoisers : Module
     /// the caller's dispose scope.
     /// </summary>
     /// <param name="context">a <c>[B, c]</c> or <c>[C, B, c]</c>, or null when unconditional.</param>
-    public Func<Tensor, int, Tensor> PrepareChain(Tensor? context, long batch)
+    public Func<Tensor, int, Tensor> PrepareChain(Tensor? context, long batch) =>
+        PrepareChain(Parameters(), context is null ? null : ContextRows(context, batch));
+
+    /// <summary>The parameters in the order <see cref="PrepareChain(IReadOnlyList{Tensor}, Tensor?)"/> reads them: every
+    /// hidden layer's W, then every b, then every e, then the output's W and b.</summary>
+    public IReadOnlyList<Tensor> Parameters() => [.. weights, .. biases, .. embeddings, outputWeight, outputBias];
+
+    /// <summary>
+    /// <see cref="PrepareChain(Tensor?, long)"/> over explicit parameter tensors (<see cref="Parameters"/>'s order) and
+    /// context rows <c>[C, B, c]</c> (null when unconditional): what a recomputing runner uses with its own leaves.
+    /// </summary>
+    public Func<Tensor, int, Tensor> PrepareChain(IReadOnlyList<Tensor> parameters, Tensor? contextRows)
     {
         int layers = weights.Count;
+        var ws = parameters.Take(layers).ToArray();
+        var bs = parameters.Skip(layers).Take(layers).ToArray();
+        var es = parameters.Skip(2 * layers).Take(layers).ToArray();
+        var outW = parameters[3 * layers];
+        var outB = parameters[3 * layers + 1];
         var stateWeights = new Tensor[layers];
         var tables = new Tensor[layers][];
         for (int k = 0; k < layers; k++)
         {
-            stateWeights[k] = k == 0 && Residual ? weights[0].narrow(1, 0, DataDim) : weights[k];
-            var table = embeddings[k] + biases[k];                                                   // [C, T, hidden]
+            stateWeights[k] = k == 0 && Residual ? ws[0].narrow(1, 0, DataDim) : ws[k];
+            var table = es[k] + bs[k];                                                               // [C, T, hidden]
             tables[k] = table.unbind(1).Select(row => row.unsqueeze(1)).ToArray();                   // T × [C, 1, hidden]
         }
         Tensor? contextShare = Residual
-            ? ContextRows(context, batch).bmm(weights[0].narrow(1, DataDim, ContextDim))             // [C, B, hidden]
+            ? (contextRows ?? throw new ArgumentNullException(nameof(contextRows), "ClassDenoisers: this network needs a context a."))
+                .bmm(ws[0].narrow(1, DataDim, ContextDim))                                           // [C, B, hidden]
             : null;
         return (y, step) =>
         {
@@ -161,13 +178,17 @@ public sealed class ClassDenoisers : Module
             for (int k = 0; k < layers; k++)
             {
                 var bias = k == 0 && contextShare is not null ? contextShare + tables[0][step - 1] : tables[k][step - 1];
-                h = functional.relu(h.baddbmm(stateWeights[k], bias));
+                // In place on the fresh product: ReLU keeps its output, which the next product reads anyway.
+                h = h.baddbmm(stateWeights[k], bias).relu_();
                 if (Residual && k == ResidualFrom) residual = h;
                 if (Residual && k == ResidualTo) h = h + residual!;
             }
-            return h.baddbmm(outputWeight, outputBias);
+            return h.baddbmm(outW, outB);
         };
     }
+
+    /// <summary>Context rows <c>[C, B, c]</c> from a context shared by the classes <c>[B, c]</c> or given per class.</summary>
+    public Tensor ContextRowsFor(Tensor context, long batch) => ContextRows(context, batch);
 
     /// <summary>The parameters of class <paramref name="classIndex"/>'s network, as separate tensors (views), in layer order:
     /// for each hidden layer W <c>[in, hidden]</c>, b <c>[1, hidden]</c>, e <c>[T, hidden]</c>; then the output's.</summary>

@@ -149,18 +149,37 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
         using var scope = NewDisposeScope();
         long b = yT.shape[0];
         var denoisers = conditioned ? posteriorDenoisers : priorDenoisers;
-        var predict = denoisers.PrepareChain(conditioned ? context : null, b);
-        var y = yT.unsqueeze(0).expand(ClassCount, b, LatentDim);
-        var states = keepStates ? new List<Tensor>(schedule.Steps + 1) { y } : null;
-        for (int step = schedule.Steps; step >= 1; step--)
+        var start = yT.unsqueeze(0).expand(ClassCount, b, LatentDim).contiguous();
+        var contextRows = conditioned ? denoisers.ContextRowsFor(context ?? throw new ArgumentNullException(nameof(context)), b) : null;
+        Tensor states;
+        if (CheckpointedChains && is_grad_enabled())
         {
-            var epsHat = predict(y, step);
-            var (keepY, keepEps) = schedule.DdimCoefficients(step);
-            y = epsHat.mul(keepEps).add_(y, alpha: keepY);
-            states?.Add(y);
+            states = FastPaths.ClassChainCheckpoint.Run(denoisers, schedule, start, contextRows?.contiguous());
         }
-        return (states is null ? y.unsqueeze(0) : stack(states, 0)).MoveToOuterDisposeScope();
+        else
+        {
+            var predict = denoisers.PrepareChain(denoisers.Parameters(), contextRows);
+            var list = new List<Tensor>(schedule.Steps + 1) { start };
+            var y = start;
+            for (int step = schedule.Steps; step >= 1; step--)
+            {
+                // Each step's temporaries die with its scope; autograd keeps what its backward pass needs.
+                using var stepScope = NewDisposeScope();
+                var (keepY, keepEps) = schedule.DdimCoefficients(step);
+                y = predict(y, step).mul(keepEps).add_(y, alpha: keepY).MoveToOuterDisposeScope();
+                if (keepStates) list.Add(y);
+            }
+            states = keepStates ? stack(list, 0) : y.unsqueeze(0);
+        }
+        return (keepStates ? states : states[-1].unsqueeze(0)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// Whether <see cref="RunChains"/> records its chain as one recomputing operation when gradients are recorded
+    /// (<c>Ddvi.FastPaths.ClassChainCheckpoint</c>, the default: memory of one 10-step segment instead of all T steps) or
+    /// operation by operation (the reference it is tested against).
+    /// </summary>
+    public bool CheckpointedChains { get; set; } = true;
 
     /// <summary>
     /// One class's chain, for reference: y_T <c>[B, d]</c> through class <paramref name="classIndex"/>'s network with

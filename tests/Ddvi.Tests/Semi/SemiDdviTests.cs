@@ -42,6 +42,39 @@ public class SemiDdviTests
     }
 
     [Fact]
+    public void TheRecomputingChainHasTheRecordedChainsValuesAndGradients()
+    {
+        // 23 steps: segments of 10, 10 and 3 in the backward pass.
+        using var model = Small(steps: 23);
+        model.train();
+        using var scope = NewDisposeScope();
+        foreach (bool conditioned in new[] { false, true })
+        {
+            (Tensor States, Tensor[] Grads) Run(bool checkpointed)
+            {
+                model.CheckpointedChains = checkpointed;
+                model.zero_grad();
+                using var generator = new Generator(5);
+                var yT = RandomDraws(6, 2, generator).requires_grad_(true);
+                var context = RandomDraws(6, 2, generator).requires_grad_(true);
+                var states = model.RunChains(yT, context, conditioned, keepStates: true);
+                var weights = RandomDraws(states.numel(), 1, generator).view(states.shape);
+                (states * weights).sum().backward();
+                var denoisers = conditioned ? model.PosteriorDenoisers : model.PriorDenoisers;
+                var grads = denoisers.parameters().Select(p => p.grad!.clone()).Append(yT.grad!.clone());
+                if (conditioned) grads = grads.Append(context.grad!.clone());
+                return (states.detach(), grads.ToArray());
+            }
+            var (recorded, recordedGrads) = Run(false);
+            var (recomputed, recomputedGrads) = Run(true);
+            Assert.True((recorded - recomputed).abs().max().item<double>() < 1e-12);
+            Assert.Equal(recordedGrads.Length, recomputedGrads.Length);
+            for (int i = 0; i < recordedGrads.Length; i++)
+                Assert.True((recordedGrads[i] - recomputedGrads[i]).abs().max().item<double>() < 1e-10, $"gradient {i}, conditioned {conditioned}");
+        }
+    }
+
+    [Fact]
     public void BatchedPredictionsEqualEachClassNetworkAtPerExampleTimesteps()
     {
         using var model = Small();
