@@ -26,6 +26,17 @@ public static class RunSummary
     /// (a test checks them against the methods).</summary>
     public static IReadOnlyList<(string Name, int Epochs)> PlannedStages(ExperimentConfig config)
     {
+        if (config.Model == "ddvi-semi")
+        {
+            int semiIterations = config.ResolvedSemiPriorDiffusionIterations;
+            int semiPerEpoch = Math.Min(config.Semi.PriorDiffusionStepsPerEpoch, semiIterations);
+            return
+            [
+                (SemiDdviMethod.PriorDiffusionStage, (semiIterations + semiPerEpoch - 1) / semiPerEpoch),
+                (SemiDdviMethod.WarmupStage, config.ResolvedSemiWarmupEpochs),
+                (SemiDdviMethod.StageName, config.ResolvedEpochs),
+            ];
+        }
         if (config.Model != "ddvi") return [(config.Model, config.ResolvedEpochs)];
         int iterations = config.ResolvedPriorDiffusionIterations;
         int stepsPerEpoch = Math.Min(config.Ddvi.PriorDiffusionStepsPerEpoch, iterations);

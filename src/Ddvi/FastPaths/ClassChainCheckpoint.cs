@@ -42,6 +42,8 @@ internal sealed class ClassChainCheckpoint : SingleTensorFunction<ClassChainChec
         using var noGrad = no_grad();
         var states = Forward(spec, parameters, context.numel() == 0 ? null : context, yT, from: spec.Coefficients.Length, to: 0);
         ctx.save_data(nameof(ChainSpec), spec);
+        // Frozen networks (the prior chains of the warm-up) need no weight gradients: skip their products.
+        ctx.save_data("trained", parameters.Select(p => p.requires_grad).ToArray());
         ctx.save_for_backward([states, context, .. parameters]);
         return states;
     }
@@ -71,9 +73,11 @@ internal sealed class ClassChainCheckpoint : SingleTensorFunction<ClassChainChec
         bool conditioned = saved[1].numel() > 0;
         int steps = spec.Coefficients.Length;
         using var scope = NewDisposeScope();
-        var leaves = saved.Skip(2).Select(p => p.detach().requires_grad_(true)).ToList();
+        var trained = (bool[])ctx.get_data("trained");
+        var leaves = saved.Skip(2).Select((p, j) => p.detach().requires_grad_(trained[j])).ToList();
+        var trainedLeaves = leaves.Where((_, j) => trained[j]).ToList();
         var contextLeaf = conditioned ? saved[1].detach().requires_grad_(true) : null;
-        var parameterGrads = leaves.Select(p => zeros_like(p)).ToList();
+        var parameterGrads = trainedLeaves.Select(p => zeros_like(p)).ToList();
         var contextGrad = conditioned ? zeros_like(saved[1]) : null;
         var stateGrad = gradStates[steps].clone();                                                  // ∂L/∂y_0
         // Segments of states rows [i0, i1] (row i holds y_{T−i}), last segment first.
@@ -89,17 +93,18 @@ internal sealed class ClassChainCheckpoint : SingleTensorFunction<ClassChainChec
             var outputGrads = gradStates.narrow(0, i0 + 1, i1 - i0).clone();
             outputGrads[-1].add_(stateGrad - gradStates[i1]);                                       // the row i1's full gradient
             var inputs = new List<Tensor> { start };
-            inputs.AddRange(leaves);
+            inputs.AddRange(trainedLeaves);
             if (contextLeaf is not null) inputs.Add(contextLeaf);
             var grads = grad([outputs], inputs, [outputGrads], allow_unused: true);
-            for (int j = 0; j < leaves.Count; j++)
+            for (int j = 0; j < trainedLeaves.Count; j++)
                 if (grads[1 + j] is { } g && !g.IsInvalid) parameterGrads[j].add_(g);
             if (contextLeaf is not null && grads[^1] is { } cg && !cg.IsInvalid) contextGrad!.add_(cg);
             var startGrad = grads[0] is { } sg && !sg.IsInvalid ? sg : zeros_like(start);
             stateGrad = (startGrad + gradStates[i0]).MoveToOuterDisposeScope();
         }
         var result = new List<Tensor> { null!, stateGrad, contextGrad! };
-        result.AddRange(parameterGrads);
+        int next = 0;
+        result.AddRange(trained.Select(t => t ? parameterGrads[next++] : null!));
         foreach (var tensor in result)
             if (tensor is not null) scope.MoveToOuter(tensor);
         return result;

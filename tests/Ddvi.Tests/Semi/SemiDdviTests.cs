@@ -75,6 +75,27 @@ public class SemiDdviTests
     }
 
     [Fact]
+    public void FrozenNetworksGetNoGradientAndTheStartTheSameOne()
+    {
+        // The warm-up holds the prior chains fixed (requires_grad off): the recomputing chain skips their weight gradients.
+        using var model = Small(steps: 12);
+        using var scope = NewDisposeScope();
+        Tensor StartGrad(bool checkpointed)
+        {
+            model.CheckpointedChains = checkpointed;
+            using var generator = new Generator(8);
+            var yT = RandomDraws(4, 2, generator).requires_grad_(true);
+            model.RunChains(yT, null, conditioned: false, keepStates: false).square().sum().backward();
+            return yT.grad!.clone();
+        }
+        foreach (var p in model.PriorDenoisers.parameters()) p.requires_grad_(false);
+        var recorded = StartGrad(false);
+        var recomputed = StartGrad(true);
+        Assert.True((recorded - recomputed).abs().max().item<double>() < 1e-10);
+        Assert.All(model.PriorDenoisers.parameters(), p => Assert.True(p.grad is null || p.grad.IsInvalid));
+    }
+
+    [Fact]
     public void BatchedPredictionsEqualEachClassNetworkAtPerExampleTimesteps()
     {
         using var model = Small();
