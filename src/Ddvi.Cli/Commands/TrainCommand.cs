@@ -65,7 +65,7 @@ internal static class TrainCommand
             Description = $"Training epochs of the model (DDVI: of stage 3). Default: the paper's ({ModelCatalog.Describe(m => m.PaperEpochs)}); " +
                           $"shorter on the synthetic dataset ({ModelCatalog.Describe(m => m.QuickEpochs)})",
         };
-        var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
+        var batchSize = new Option<int?>("--batch-size") { Description = $"Mini-batch size. Default: the model's ({ModelCatalog.Describe(m => m.BatchSize)})" };
         var learningRate = new Option<double?>("--lr")
         {
             Description = "Adam learning rate of the model's training: for DDVI, of stage 3 (its wake and sleep phases; stages 1 and 2 " +

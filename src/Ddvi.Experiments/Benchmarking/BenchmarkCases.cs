@@ -96,9 +96,6 @@ public static class BenchmarkCases
     public const string IafVaeSemi = "iaf-vae-semi";
     public const string AaeSemi = "aae-semi";
 
-    /// <summary>DDVI-semi's batch in the release (<c>diff_vae_warmup_semi.yaml</c>), used by its cases whatever --batch-size says.</summary>
-    public const int SemiDdviBatchSize = 1024;
-
     /// <summary>Labelled examples of the semi-supervised cases (the release's MNIST budget).</summary>
     public const int SemiLabels = 1000;
 
@@ -166,7 +163,8 @@ public static class BenchmarkCases
     {
         Dataset = o.Dataset == BenchmarkDataset.Cifar10 ? "cifar10" : "fashion-mnist",
         Model = model,
-        BatchSize = model == "ddvi-semi" ? SemiDdviBatchSize : o.BatchSize,
+        // DDVI-semi keeps its registered batch (the release's 1,024) whatever --batch-size says.
+        BatchSize = model == "ddvi-semi" ? null : o.BatchSize,
         Seed = o.Seed,
         Vae = new VaeSettings { Hidden = o.Hidden },
         Aae = new AaeSettings { Hidden = o.Hidden, DiscriminatorHidden = o.Hidden },
@@ -200,7 +198,7 @@ public static class BenchmarkCases
         bool semi = method is SemiDdviMethod;
         long examples = trainingStage.Batches is DataFreeSteps
             ? (semi ? (long)config.Semi.PriorDiffusionPerClass * built.Prior.ClassCount : config.Ddvi.PriorDiffusionBatchSize)
-            : config.BatchSize;
+            : config.ResolvedBatchSize;
         bool priorDiffusion = trainingStage.Batches is DataFreeSteps;
         return new PreparedBenchmark(
             step: () =>
@@ -268,12 +266,12 @@ public static class BenchmarkCases
 
     static double AevbFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
         // Every layer is trained and applied once per example; only the layers reading the images need no input gradient.
-        => NetworkCost.Of(method.Module, dataWidth).TrainedOnData(config.BatchSize);
+        => NetworkCost.Of(method.Module, dataWidth).TrainedOnData(config.ResolvedBatchSize);
 
     static double AaeFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
     {
         var model = (AdversarialAutoencoder)method.Module;
-        long b = config.BatchSize;
+        long b = config.ResolvedBatchSize;
         var encoder = NetworkCost.Of(model.Encoder, dataWidth);
         var decoder = NetworkCost.Of(model.Decoder);
         var discriminator = NetworkCost.Of(model.Discriminator, dataWidth: 2);
@@ -286,7 +284,7 @@ public static class BenchmarkCases
     static double DdviFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
     {
         var model = ((DdviMethod)method).DdviModel;
-        long b = config.BatchSize;
+        long b = config.ResolvedBatchSize;
         var s = config.Ddvi;
         var encoder = NetworkCost.Of(model.Encoder, dataWidth);
         var decoder = NetworkCost.Of(model.Decoder);
@@ -313,7 +311,7 @@ public static class BenchmarkCases
     static double SemiDdviFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
     {
         var model = ((SemiDdviMethod)method).SemiModel;
-        long b = config.BatchSize, c = model.ClassCount;
+        long b = config.ResolvedBatchSize, c = model.ClassCount;
         var s = config.Semi;
         var encoder = NetworkCost.Of(model.Encoder, dataWidth);
         var decoder = NetworkCost.Of(model.Likelihood.Decoder);

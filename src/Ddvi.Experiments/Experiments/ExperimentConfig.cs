@@ -48,7 +48,12 @@ public sealed record ExperimentConfig
     /// <summary>Epochs of the (last) training stage; null = the model's paper default (see <see cref="ResolvedEpochs"/>).</summary>
     public int? Epochs { get; init; }
 
-    public int BatchSize { get; init; } = 128;
+    /// <summary>Mini-batch size (<c>--batch-size</c>); null = the model's default (<see cref="ModelRegistration.BatchSize"/>:
+    /// the release's 128, 1,024 for ddvi-semi). See <see cref="ResolvedBatchSize"/>.</summary>
+    public int? BatchSize { get; init; }
+
+    /// <summary>The mini-batch size: explicit, else the model's.</summary>
+    public int ResolvedBatchSize => BatchSize ?? ModelCatalog.Get(Model).BatchSize;
 
     /// <summary>
     /// Adam learning rate (<c>--lr</c>) of the model's training: DDVI's stage 3 (its wake and sleep phases; stages 1 and 2
@@ -161,7 +166,7 @@ public sealed record ExperimentConfig
         var prior = Priors.PriorCatalog.Resolve(Prior, PriorNoise);
         Priors.PriorCatalog.RequireDensity(prior.Name, PriorDensity);
         Require(Epochs is null || Epochs >= 1, $"--epochs must be ≥ 1, got {Epochs}");
-        Require(BatchSize >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
+        Require(BatchSize is null or >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
         Require(Seed >= 0, $"--seed must be an integer ≥ 0, got {Seed}");
         Require(Labels is null or >= 1, $"--labels must be ≥ 1 (the number of labelled training examples), got {Labels}");
         Require(LearningRate is null || (LearningRate > 0 && double.IsFinite(LearningRate.Value)), $"--lr must be a finite number > 0, got {LearningRate}");

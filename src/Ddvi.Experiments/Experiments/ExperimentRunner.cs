@@ -84,7 +84,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         using var session = Session.Open(config);
         log.Message($"device {session.Device}, {get_num_threads()} threads ({ComputeDevice.HostKernelNotes(session.Device)}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
         if (session.Data.Note is { } dataNote) log.Message(dataNote);
-        log.Message($"networks: {ImageNetworks.For(config.Networks, session.Data.Train, config.BatchSize).Description}" +
+        log.Message($"networks: {ImageNetworks.For(config.Networks, session.Data.Train, config.ResolvedBatchSize).Description}" +
                     (session.Data.Train.FlipInTraining ? "; training images flipped left-right at random" : ""));
         CheckEvaluationLimits(session);
         if (session.Budget is { } budget)

@@ -24,13 +24,13 @@ public sealed record StageSnapshot(string Stage, double KnnAccuracy, double Late
 /// label of <see cref="Train"/>.</param>
 public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, ILabelledPrior Prior, Device Device, Tensor? TrainingLabels = null)
 {
-    /// <summary>Shuffled training batches of <see cref="ExperimentConfig.BatchSize"/> with their (budgeted) labels, flipped
+    /// <summary>Shuffled training batches of <see cref="ExperimentConfig.ResolvedBatchSize"/> with their (budgeted) labels, flipped
     /// at random where the dataset asks for it (<see cref="ImageDataset.FlipInTraining"/>).</summary>
     public TensorBatches TrainingBatches() =>
-        new(Train.Images, TrainingLabels ?? Train.Labels, Config.BatchSize, HorizontalFlip.TrainingTransform(Train));
+        new(Train.Images, TrainingLabels ?? Train.Labels, Config.ResolvedBatchSize, HorizontalFlip.TrainingTransform(Train));
 
     /// <summary>The networks and likelihood the data call for under <see cref="ExperimentConfig.Networks"/>.</summary>
-    public ImageNetworks Networks() => ImageNetworks.For(Config.Networks, Train, Config.BatchSize);
+    public ImageNetworks Networks() => ImageNetworks.For(Config.Networks, Train, Config.ResolvedBatchSize);
 }
 
 /// <summary>

@@ -61,7 +61,7 @@ public static class RunSummary
         Line($"run       {run.Root}");
         Line($"model     {config.Model}, latent prior {config.Prior}{(config.PriorNoise is { } noise ? $" (noise {noise.ToString(CultureInfo.InvariantCulture)})" : "")}, prior density {config.PriorDensity.ToString().ToLowerInvariant()}");
         Line($"data      {config.Dataset}{(config.DataDirectory is { } dir ? $" (data folder {dir})" : "")}");
-        Line($"training  seed {config.Seed}, batch size {config.BatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}");
+        Line($"training  seed {config.Seed}, batch size {config.ResolvedBatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}");
 
         bool allDone = true;
         Line("stages");

@@ -48,7 +48,7 @@ public class ShippedConfigTests
             Assert.Equal(dataset == "cifar10" ? 10_000 : 1_000, config.Labels);
             if (config.Model == "ddvi-semi")
             {
-                Assert.Equal(1024, config.BatchSize);
+                Assert.Equal(1024, config.ResolvedBatchSize);
                 Assert.Equal(50, config.ResolvedSemiWarmupEpochs);
                 Assert.Equal(100, config.Semi.Steps);
                 Assert.Equal(30, config.Semi.SleepSteps);

@@ -75,7 +75,7 @@ public sealed class SemiDdviMethod : IExperimentMethod
             FrozenParameters = epoch => epoch < frozen ? _model.DecoderParameters() : [],
             Loss = step => SemiDdviObjectives.WakeLoss(_model, step.Batch.RequireX(), Labels(step), _classDensity, weights, step.Generator),
         };
-        int sleepBatch = config.BatchSize;
+        int sleepBatch = config.ResolvedBatchSize;
         var sleep = new TrainingPhase
         {
             Name = "sleep",
