@@ -39,6 +39,9 @@ public class ModelCatalogTests
         Assert.Equal(2e-4, new ExperimentConfig { Model = "aae" }.ResolvedLearningRate);
         Assert.Equal(3e-3, new ExperimentConfig { Model = "aae", LearningRate = 3e-3 }.ResolvedLearningRate);
         Assert.Equal(50, new ExperimentConfig { Model = "ddvi-semi", Dataset = "mnist" }.ResolvedEpochs);
+        Assert.Equal(1024, new ExperimentConfig { Model = "ddvi-semi" }.ResolvedBatchSize);
+        Assert.Equal(128, new ExperimentConfig { Model = "vae-semi" }.ResolvedBatchSize);
+        Assert.Equal(64, new ExperimentConfig { Model = "ddvi-semi", BatchSize = 64 }.ResolvedBatchSize);
     }
 
     [Fact]
