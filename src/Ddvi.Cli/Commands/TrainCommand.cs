@@ -65,12 +65,19 @@ internal static class TrainCommand
             Description = $"Training epochs of the model (DDVI: of stage 3). Default: the paper's ({ModelCatalog.Describe(m => m.PaperEpochs)}); " +
                           $"shorter on the synthetic dataset ({ModelCatalog.Describe(m => m.QuickEpochs)})",
         };
-        var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
+        var batchSize = new Option<int?>("--batch-size") { Description = $"Mini-batch size. Default: the model's ({ModelCatalog.Describe(m => m.BatchSize)})" };
         var learningRate = new Option<double?>("--lr")
         {
             Description = "Adam learning rate of the model's training: for DDVI, of stage 3 (its wake and sleep phases; stages 1 and 2 " +
                           "take --prior-diffusion-lr and --warmup-lr); for the other models, of their single stage. " +
                           $"Default: the model's ({ModelCatalog.Describe(m => m.LearningRate)})",
+        };
+        var labels = new Option<int?>("--labels")
+        {
+            Description = "Keep exactly N training labels, balanced over the classes and chosen by --seed (listed in the run folder's " +
+                          "labelled-indices.csv); the rest are unlabelled. Default: 1,000 (MNIST format) or 10,000 (CIFAR-10) for the " +
+                          "semi-supervised models, every label for the others. The release also ran 10, 50, 100, 250, 500 and 2,500",
+            HelpName = "N",
         };
         var seed = new Option<long>("--seed") { Description = "Random seed of everything in the run", DefaultValueFactory = _ => 0 };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/MODEL-DATASET-PRIOR-sSEED)" };
@@ -110,7 +117,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
-            configFile, dataset, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
+            configFile, dataset, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, labels, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
             priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm,
         };
         ExperimentConfig FlagsConfig(ParseResult parse) => new()
@@ -125,6 +132,7 @@ internal static class TrainCommand
             BatchSize = parse.GetValue(batchSize),
             LearningRate = parse.GetValue(learningRate),
             Seed = parse.GetValue(seed),
+            Labels = parse.GetValue(labels),
             CheckpointEvery = parse.GetValue(checkpointEvery),
             Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
             Threads = parse.GetValue(threads),
@@ -153,7 +161,7 @@ internal static class TrainCommand
         (Option Option, string Key)[] keyed =
         [
             (dataset, "dataset"), (model, "model"), (networks, "networks"), (prior, "prior"), (priorNoise, "prior_noise"), (priorDensity, "prior_density"),
-            (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"),
+            (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"), (labels, "labels"),
             (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"), (tensorBoard, "tensorboard"),
             (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
             (priorDiffusionLr, "ddvi.prior_diffusion_learning_rate"), (warmupLr, "ddvi.warmup_learning_rate"),

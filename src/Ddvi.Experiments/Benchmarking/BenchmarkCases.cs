@@ -89,9 +89,19 @@ public static class BenchmarkCases
     public const string Ddvi = "ddvi";
     public const string EvaluateDdvi = "evaluate-ddvi";
     public const string EvaluateVae = "evaluate-vae";
+    public const string SemiPriorDiffusion = "ddvi-semi-prior-diffusion";
+    public const string SemiWarmup = "ddvi-semi-warmup";
+    public const string SemiDdvi = "ddvi-semi";
+    public const string VaeSemi = "vae-semi";
+    public const string IafVaeSemi = "iaf-vae-semi";
+    public const string AaeSemi = "aae-semi";
+
+    /// <summary>Labelled examples of the semi-supervised cases (the release's MNIST budget).</summary>
+    public const int SemiLabels = 1000;
 
     public static IReadOnlyList<string> Names { get; } =
-        [Vae, VaeKde, IafVae, HierarchicalIafVae, Aae, PriorDiffusion, Warmup, DdviFrozenDecoder, Ddvi, EvaluateDdvi, EvaluateVae];
+        [Vae, VaeKde, IafVae, HierarchicalIafVae, Aae, PriorDiffusion, Warmup, DdviFrozenDecoder, Ddvi, EvaluateDdvi, EvaluateVae,
+         SemiPriorDiffusion, SemiWarmup, SemiDdvi, VaeSemi, IafVaeSemi, AaeSemi];
 
     public static string Describe(string name) => name switch
     {
@@ -106,6 +116,12 @@ public static class BenchmarkCases
         Ddvi => "DDVI stage 3 step (epochs 30-100): wake + K sleep steps, KDE log-density",
         EvaluateDdvi => "evaluation of a DDVI model: KNN, latent NLL, ELBO (KDE log-density), true ELBO and IWAE bound (chain Jacobians), MMD on the test images",
         EvaluateVae => "evaluation of a VAE: KNN, latent NLL, ELBO, true ELBO and IWAE bound, MMD on the test images",
+        SemiPriorDiffusion => "DDVI-semi stage 1: one iteration of the ten per-class prior diffusions (batched)",
+        SemiWarmup => "DDVI-semi stage 2 (diff_vae_semi) step, batch 1024: ten per-class prior chains (T = 100) as one batched chain",
+        SemiDdvi => "DDVI-semi stage 3 step, batch 1024, 1,000 labels: wake through ten per-class posterior chains (T = 100, batched) + K = 30 sleep steps",
+        VaeSemi => "semi-supervised VAE training step (per-class KDE log-density, 1,000 labels)",
+        IafVaeSemi => "semi-supervised IAF-VAE training step (per-class KDE log-density, 1,000 labels)",
+        AaeSemi => "semi-supervised AAE training step (label-aware discriminator, 1,000 labels)",
         _ => throw new ArgumentException($"unknown benchmark '{name}'"),
     };
 
@@ -130,6 +146,13 @@ public static class BenchmarkCases
                 epoch: Config(o, "ddvi").ResolvedFrozenDecoderEpochs, DdviFlops),
             EvaluateDdvi => Evaluation(inputs, Context(inputs, "ddvi", inputs.KdePrior)),
             EvaluateVae => Evaluation(inputs, Context(inputs, "vae", inputs.ExactPrior)),
+            SemiPriorDiffusion => Training(inputs, Context(inputs, "ddvi-semi", inputs.KdePrior), stage: 0, epoch: 0, SemiDdviFlops),
+            SemiWarmup => Training(inputs, Context(inputs, "ddvi-semi", inputs.KdePrior), stage: 1, epoch: 0, SemiDdviFlops),
+            SemiDdvi => Training(inputs, Context(inputs, "ddvi-semi", inputs.KdePrior), stage: 2,
+                epoch: Config(o, "ddvi-semi").ResolvedSemiFrozenDecoderEpochs, SemiDdviFlops),
+            VaeSemi => Training(inputs, Context(inputs, "vae-semi", inputs.KdePrior), stage: 0, epoch: 0, AevbFlops),
+            IafVaeSemi => Training(inputs, Context(inputs, "iaf-vae-semi", inputs.KdePrior), stage: 0, epoch: 0, AevbFlops),
+            AaeSemi => Training(inputs, Context(inputs, "aae-semi", inputs.KdePrior), stage: 0, epoch: 0, AaeFlops),
             _ => throw new ArgumentException($"--cases: '{name}' is not a benchmark; valid: {string.Join(", ", Names)}"),
         };
     }
@@ -140,19 +163,25 @@ public static class BenchmarkCases
     {
         Dataset = o.Dataset == BenchmarkDataset.Cifar10 ? "cifar10" : "fashion-mnist",
         Model = model,
-        BatchSize = o.BatchSize,
+        // DDVI-semi keeps its registered batch (the release's 1,024) whatever --batch-size says.
+        BatchSize = model == "ddvi-semi" ? null : o.BatchSize,
         Seed = o.Seed,
         Vae = new VaeSettings { Hidden = o.Hidden },
         Aae = new AaeSettings { Hidden = o.Hidden, DiscriminatorHidden = o.Hidden },
         Iaf = new IafSettings { Hidden = o.Hidden },
         HierarchicalIaf = new HierarchicalIafSettings { Hidden = o.Hidden },
         Ddvi = new DdviSettings { Hidden = o.Hidden, PosteriorSteps = o.PosteriorSteps, PriorSteps = o.PriorSteps, SleepSteps = o.SleepSteps },
+        Semi = new SemiSettings { Hidden = o.Hidden },
     }.Validate();
 
     static (IExperimentMethod Method, ExperimentConfig Config, ILabelledPrior Prior) Context(BenchmarkInputs inputs, string model, ILabelledPrior prior)
     {
         var config = Config(inputs.Options, model);
-        var method = ModelCatalog.Create(new MethodContext(config, inputs.Data.Train, prior, inputs.Device));
+        // The semi-supervised cases learn from a budget of the release's 1,000 labels; the others see every label.
+        Tensor? labels = ModelCatalog.Get(model).SemiSupervised
+            ? LabelBudget.Choose(inputs.Data.Train.Labels, inputs.Data.Train.ClassCount, SemiLabels, config.Seed).MaskLabels(inputs.Data.Train.Labels)
+            : null;
+        var method = ModelCatalog.Create(new MethodContext(config, inputs.Data.Train, prior, inputs.Device, labels));
         return (method, config, prior);
     }
 
@@ -166,7 +195,10 @@ public static class BenchmarkCases
         var generator = new Generator((ulong)config.Seed);
         method.Module.train();
         var batches = Cycle(trainingStage.Batches, generator).GetEnumerator();
-        long examples = trainingStage.Batches is DataFreeSteps ? config.Ddvi.PriorDiffusionBatchSize : config.BatchSize;
+        bool semi = method is SemiDdviMethod;
+        long examples = trainingStage.Batches is DataFreeSteps
+            ? (semi ? (long)config.Semi.PriorDiffusionPerClass * built.Prior.ClassCount : config.Ddvi.PriorDiffusionBatchSize)
+            : config.ResolvedBatchSize;
         bool priorDiffusion = trainingStage.Batches is DataFreeSteps;
         return new PreparedBenchmark(
             step: () =>
@@ -186,8 +218,9 @@ public static class BenchmarkCases
             flopsPerStep: flops(method, config, stage, epoch, inputs.Data.Train.Shape.Size),
             examplesPerStep: examples,
             stepsPerEpoch: trainingStage.Batches.StepsPerEpoch,
-            stageEpochs: priorDiffusion ? config.ResolvedPriorDiffusionIterations / trainingStage.Batches.StepsPerEpoch
-                : stage == 1 ? config.ResolvedWarmupEpochs : config.ResolvedEpochs,
+            stageEpochs: priorDiffusion
+                ? (semi ? config.ResolvedSemiPriorDiffusionIterations : config.ResolvedPriorDiffusionIterations) / trainingStage.Batches.StepsPerEpoch
+                : stage == 1 ? (semi ? config.ResolvedSemiWarmupEpochs : config.ResolvedWarmupEpochs) : config.ResolvedEpochs,
             epochUnit: priorDiffusion ? $"{trainingStage.Batches.StepsPerEpoch}-iteration epoch" : $"{inputs.Data.Train.Count:N0}-image epoch",
             dispose: () =>
             {
@@ -233,12 +266,12 @@ public static class BenchmarkCases
 
     static double AevbFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
         // Every layer is trained and applied once per example; only the layers reading the images need no input gradient.
-        => NetworkCost.Of(method.Module, dataWidth).TrainedOnData(config.BatchSize);
+        => NetworkCost.Of(method.Module, dataWidth).TrainedOnData(config.ResolvedBatchSize);
 
     static double AaeFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
     {
         var model = (AdversarialAutoencoder)method.Module;
-        long b = config.BatchSize;
+        long b = config.ResolvedBatchSize;
         var encoder = NetworkCost.Of(model.Encoder, dataWidth);
         var decoder = NetworkCost.Of(model.Decoder);
         var discriminator = NetworkCost.Of(model.Discriminator, dataWidth: 2);
@@ -251,7 +284,7 @@ public static class BenchmarkCases
     static double DdviFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
     {
         var model = ((DdviMethod)method).DdviModel;
-        long b = config.BatchSize;
+        long b = config.ResolvedBatchSize;
         var s = config.Ddvi;
         var encoder = NetworkCost.Of(model.Encoder, dataWidth);
         var decoder = NetworkCost.Of(model.Decoder);
@@ -270,6 +303,35 @@ public static class BenchmarkCases
                 double wake = encoder.TrainedOnData(b) + auxiliary.TrainedOnData(b) + s.PosteriorSteps * posteriorDenoiser.TrainedOnLatents(b)
                               + (frozen ? decoder.FrozenPassThrough(b) : decoder.TrainedOnLatents(b));
                 double sleep = decoder.ForwardOnly(b) + auxiliary.TrainedOnData(b) + posteriorDenoiser.TrainedOnLatents(b);
+                return wake + s.SleepSteps * sleep;
+        }
+    }
+
+    /// <summary>DDVI-semi: the per-class networks run for every class on every example (C·B rows), the chains T steps.</summary>
+    static double SemiDdviFlops(IExperimentMethod method, ExperimentConfig config, int stage, int epoch, long dataWidth)
+    {
+        var model = ((SemiDdviMethod)method).SemiModel;
+        long b = config.ResolvedBatchSize, c = model.ClassCount;
+        var s = config.Semi;
+        var encoder = NetworkCost.Of(model.Encoder, dataWidth);
+        var decoder = NetworkCost.Of(model.Likelihood.Decoder);
+        var auxiliary = NetworkCost.Of(model.AuxiliaryEncoder, dataWidth);
+        // Multiply-adds of one class network on one row, ×2 for FLOPs; training (forward and both backward products) ×3.
+        static double Network(ClassDenoisers n, bool context) =>
+            2.0 * ((n.DataDim + (context ? n.ContextDim : 0)) * (double)n.Hidden + 3.0 * n.Hidden * n.Hidden + n.Hidden * (double)n.DataDim);
+        double prior = Network(model.PriorDenoisers, false), posterior = Network(model.PosteriorDenoisers, true);
+        switch (stage)
+        {
+            case 0:
+                return 3 * prior * s.PriorDiffusionPerClass * c;
+            case 1:
+                return encoder.TrainedOnData(b) + 2 * s.Steps * prior * c * b + decoder.TrainedOnLatents(c * b);
+            default:
+                bool frozen = epoch < config.ResolvedSemiFrozenDecoderEpochs;
+                double wake = encoder.TrainedOnData(b) + auxiliary.TrainedOnData(b) + 3 * s.Steps * posterior * c * b
+                              + (frozen ? decoder.FrozenPassThrough(c * b) : decoder.TrainedOnLatents(c * b));
+                long fantasies = (b + c - 1) / c * c;
+                double sleep = decoder.ForwardOnly(fantasies) + auxiliary.TrainedOnData(fantasies) + 3 * posterior * fantasies;
                 return wake + s.SleepSteps * sleep;
         }
     }

@@ -48,7 +48,12 @@ public sealed record ExperimentConfig
     /// <summary>Epochs of the (last) training stage; null = the model's paper default (see <see cref="ResolvedEpochs"/>).</summary>
     public int? Epochs { get; init; }
 
-    public int BatchSize { get; init; } = 128;
+    /// <summary>Mini-batch size (<c>--batch-size</c>); null = the model's default (<see cref="ModelRegistration.BatchSize"/>:
+    /// the release's 128, 1,024 for ddvi-semi). See <see cref="ResolvedBatchSize"/>.</summary>
+    public int? BatchSize { get; init; }
+
+    /// <summary>The mini-batch size: explicit, else the model's.</summary>
+    public int ResolvedBatchSize => BatchSize ?? ModelCatalog.Get(Model).BatchSize;
 
     /// <summary>
     /// Adam learning rate (<c>--lr</c>) of the model's training: DDVI's stage 3 (its wake and sleep phases; stages 1 and 2
@@ -58,6 +63,13 @@ public sealed record ExperimentConfig
     public double? LearningRate { get; init; }
 
     public long Seed { get; init; }
+
+    /// <summary>
+    /// <c>--labels N</c>: keep exactly N training labels, balanced over the classes and chosen by <see cref="Seed"/>
+    /// (<see cref="Data.LabelBudget"/>); every other training example is unlabelled. Null = the semi-supervised models'
+    /// default (the release's: 1,000 for MNIST-format data, 10,000 for CIFAR-10) and every label for the other models.
+    /// </summary>
+    public int? Labels { get; init; }
 
     [JsonConverter(typeof(JsonStringEnumConverter<DeviceChoice>))]
     public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
@@ -83,6 +95,7 @@ public sealed record ExperimentConfig
     public AaeSettings Aae { get; init; } = new();
     public IafSettings Iaf { get; init; } = new();
     public HierarchicalIafSettings HierarchicalIaf { get; init; } = new();
+    public SemiSettings Semi { get; init; } = new();
     public EvaluationSettings Evaluation { get; init; } = new();
 
     /// <summary>The epochs to train: explicit, else a short run on the synthetic set, else the paper's length.</summary>
@@ -91,6 +104,24 @@ public sealed record ExperimentConfig
     public double ResolvedLearningRate => LearningRate ?? ModelCatalog.DefaultLearningRate(Model);
 
     private bool Quick => Dataset == "synthetic";
+
+    /// <summary>
+    /// The label budget for a training set: <see cref="Labels"/> when given, else the release's default of a
+    /// semi-supervised model (10,000 for colour images, CIFAR-10; 1,000 otherwise), else null (every label kept).
+    /// </summary>
+    public int? ResolvedLabels(Data.ImageDataset train) =>
+        Labels ?? (ModelCatalog.Get(Model).SemiSupervised
+            ? (train.Shape.Channels == 3 ? Data.LabelBudget.Cifar10Default : Data.LabelBudget.MnistDefault)
+            : null);
+
+    /// <summary>DDVI-semi stage 1 length: explicit, else 3,000 steps on the synthetic set, else 100 × 1000.</summary>
+    public int ResolvedSemiPriorDiffusionIterations => Semi.PriorDiffusionIterations ?? (Quick ? 3_000 : 100_000);
+
+    /// <summary>DDVI-semi stage 2 length: explicit, else 4 epochs on the synthetic set, else the release's 50.</summary>
+    public int ResolvedSemiWarmupEpochs => Semi.WarmupEpochs ?? (Quick ? 4 : 50);
+
+    /// <summary>DDVI-semi stage 3 epochs with a frozen decoder: explicit, else 60% of the stage (the release's 30 of 50).</summary>
+    public int ResolvedSemiFrozenDecoderEpochs => Semi.FrozenDecoderEpochs ?? (int)Math.Round(0.6 * ResolvedEpochs);
 
     /// <summary>DDVI stage 1 length: explicit, else 3,000 steps on the synthetic set, else the release's 100 × 1000.</summary>
     public int ResolvedPriorDiffusionIterations => Ddvi.PriorDiffusionIterations ?? (Quick ? 3_000 : 100_000);
@@ -116,10 +147,11 @@ public sealed record ExperimentConfig
         return Model switch
         {
             "ddvi" => changed with { Ddvi = Ddvi with { FrozenDecoderEpochs = ResolvedFrozenDecoderEpochs } },
+            "ddvi-semi" => changed with { Semi = Semi with { FrozenDecoderEpochs = ResolvedSemiFrozenDecoderEpochs } },
             "vae" => changed with { Vae = Vae with { KlRampFraction = Ramp(Vae.KlRampFraction) } },
             "iaf-vae" => changed with { Iaf = Iaf with { KlRampFraction = Ramp(Iaf.KlRampFraction) } },
             "h-iaf-vae" => changed with { HierarchicalIaf = HierarchicalIaf with { KlRampFraction = Ramp(HierarchicalIaf.KlRampFraction) } },
-            "aae" => changed with { Aae = Aae with { LearningRateDecayEpoch = Aae.DecayEpochFor(old) } },
+            "aae" or "aae-semi" => changed with { Aae = Aae with { LearningRateDecayEpoch = Aae.DecayEpochFor(old) } },
             _ => changed,
         };
     }
@@ -134,8 +166,9 @@ public sealed record ExperimentConfig
         var prior = Priors.PriorCatalog.Resolve(Prior, PriorNoise);
         Priors.PriorCatalog.RequireDensity(prior.Name, PriorDensity);
         Require(Epochs is null || Epochs >= 1, $"--epochs must be ≥ 1, got {Epochs}");
-        Require(BatchSize >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
+        Require(BatchSize is null or >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
         Require(Seed >= 0, $"--seed must be an integer ≥ 0, got {Seed}");
+        Require(Labels is null or >= 1, $"--labels must be ≥ 1 (the number of labelled training examples), got {Labels}");
         Require(LearningRate is null || (LearningRate > 0 && double.IsFinite(LearningRate.Value)), $"--lr must be a finite number > 0, got {LearningRate}");
         Require(Threads >= 0, $"--threads must be ≥ 0 (0 = libtorch default), got {Threads}");
         Require(CheckpointEvery >= 1, $"--checkpoint-every must be ≥ 1, got {CheckpointEvery}");
@@ -145,6 +178,7 @@ public sealed record ExperimentConfig
         Aae.Validate();
         Iaf.Validate();
         HierarchicalIaf.Validate();
+        Semi.Validate();
         Evaluation.Validate();
         return this;
     }

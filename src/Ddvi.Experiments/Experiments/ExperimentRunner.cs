@@ -84,9 +84,15 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         using var session = Session.Open(config);
         log.Message($"device {session.Device}, {get_num_threads()} threads ({ComputeDevice.HostKernelNotes(session.Device)}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
         if (session.Data.Note is { } dataNote) log.Message(dataNote);
-        log.Message($"networks: {ImageNetworks.For(config.Networks, session.Data.Train, config.BatchSize).Description}" +
+        log.Message($"networks: {ImageNetworks.For(config.Networks, session.Data.Train, config.ResolvedBatchSize).Description}" +
                     (session.Data.Train.FlipInTraining ? "; training images flipped left-right at random" : ""));
         CheckEvaluationLimits(session);
+        if (session.Budget is { } budget)
+        {
+            budget.WriteTo(run.Root);
+            log.Message($"labels: {budget.Count} of {session.Data.Train.Count} training examples labelled (per class {string.Join(' ', budget.PerClass)}), " +
+                        $"listed in {LabelBudget.FileName}; the rest unlabelled");
+        }
         if (changes.Count > 0)
         {
             var last = session.Method.Stages[^1];
@@ -251,7 +257,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         IReadOnlyList<(string Stage, IReadOnlyList<EpochRecord> History)> histories, double trainingSeconds, ITrainingObserver log)
     {
         log.Message("evaluating");
-        var (report, artifacts) = ModelEvaluator.Evaluate(session.Method, session.Data, session.Prior, session.Config, session.Device);
+        var (report, artifacts) = ModelEvaluator.Evaluate(session.Method, session.Data, session.Prior, session.Config, session.Device, session.Budget);
         using (artifacts)
         {
             var snapshots = session.Method.Stages.Select(s => run.StageSnapshot(s.Name)).Where(File.Exists)
@@ -292,7 +298,11 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             ? $"true_elbo={b.TrueElbo.NatsPerImage:F2} log_px_iwae{b.Samples}={b.LogLikelihood.NatsPerImage:F2} " +
               (b.Injectivity is { } i ? $"sign_changes={i.ExamplesWithSignChange} " : "")
             : "") +
-        $"mmd={r.Mmd.Value:F4}";
+        $"mmd={r.Mmd.Value:F4}" +
+        (r.SemiSupervised is { } s
+            ? (s.ClassificationAccuracy is { } a ? $" classification_accuracy={a.Value:F4}" : "") +
+              $" knn_labelled_accuracy={s.KnnLabelledAccuracy.Value:F4} class_latent_nll={s.ClassLatentNll.Value:F4} ({s.Labels} labels)"
+            : "");
 
     /// <summary>
     /// latents-test.csv: z1, …, zd, label, and y_T (yT1, yT2, …) for diffusion posteriors; for the paper's d = 2 the
@@ -364,6 +374,12 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         public required ILabelledPrior Prior { get; init; }
         public required IExperimentMethod Method { get; init; }
 
+        /// <summary>The run's label budget (<see cref="ExperimentConfig.ResolvedLabels"/>), or null when every label is kept.</summary>
+        public LabelBudget? Budget { get; init; }
+
+        /// <summary>The training labels under <see cref="Budget"/> (unlabelled = <see cref="LabelBudget.Unlabelled"/>), or null.</summary>
+        public Tensor? TrainingLabels { get; init; }
+
         public static Session Open(ExperimentConfig config)
         {
             ComputeDevice.SetThreads(config.Threads);
@@ -374,8 +390,12 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             var prior = PriorCatalog.Create(config.Prior, config.PriorNoise, config.Seed, device, config.PriorDensity);
             // Weight initialisation draws from the global generator: seed it so a run is repeatable.
             ComputeDevice.SeedGlobal(config.Seed);
-            var method = ModelCatalog.Create(new MethodContext(config, data.Train, prior, device));
-            return new Session { Config = config, Device = device, Data = data, Prior = prior, Method = method };
+            var budget = config.ResolvedLabels(data.Train) is int labels
+                ? LabelBudget.Choose(data.Train.Labels, data.Train.ClassCount, labels, Training.Trainer.EpochSeed(config.Seed, "labels", 0))
+                : null;
+            var trainingLabels = budget?.MaskLabels(data.Train.Labels).DetachFromDisposeScope();
+            var method = ModelCatalog.Create(new MethodContext(config, data.Train, prior, device, trainingLabels));
+            return new Session { Config = config, Device = device, Data = data, Prior = prior, Method = method, Budget = budget, TrainingLabels = trainingLabels };
         }
 
         private static DatasetSplits MoveTo(DatasetSplits data, Device device)
@@ -386,6 +406,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         public void Dispose()
         {
             Method.Module.Dispose();
+            TrainingLabels?.Dispose();
             (Prior as IDisposable)?.Dispose();
             Data.Dispose();
         }

@@ -19,15 +19,18 @@ public sealed record TrainingStage(string Name, int Epochs, IBatchSource Batches
 public sealed record StageSnapshot(string Stage, double KnnAccuracy, double LatentNll);
 
 /// <summary>What a method needs to build itself: the configuration, the training data, the prior and the device.</summary>
-public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, ILabelledPrior Prior, Device Device)
+/// <param name="TrainingLabels">The training labels the method may learn from, <c>[N]</c> int64: under a label budget
+/// (<see cref="LabelBudget.MaskLabels"/>) the unlabelled examples hold <see cref="LabelBudget.Unlabelled"/>; null = every
+/// label of <see cref="Train"/>.</param>
+public sealed record MethodContext(ExperimentConfig Config, ImageDataset Train, ILabelledPrior Prior, Device Device, Tensor? TrainingLabels = null)
 {
-    /// <summary>Shuffled training batches of <see cref="ExperimentConfig.BatchSize"/>, flipped at random where the dataset
-    /// asks for it (<see cref="ImageDataset.FlipInTraining"/>).</summary>
+    /// <summary>Shuffled training batches of <see cref="ExperimentConfig.ResolvedBatchSize"/> with their (budgeted) labels, flipped
+    /// at random where the dataset asks for it (<see cref="ImageDataset.FlipInTraining"/>).</summary>
     public TensorBatches TrainingBatches() =>
-        new(Train.Images, Train.Labels, Config.BatchSize, HorizontalFlip.TrainingTransform(Train));
+        new(Train.Images, TrainingLabels ?? Train.Labels, Config.ResolvedBatchSize, HorizontalFlip.TrainingTransform(Train));
 
     /// <summary>The networks and likelihood the data call for under <see cref="ExperimentConfig.Networks"/>.</summary>
-    public ImageNetworks Networks() => ImageNetworks.For(Config.Networks, Train, Config.BatchSize);
+    public ImageNetworks Networks() => ImageNetworks.For(Config.Networks, Train, Config.ResolvedBatchSize);
 }
 
 /// <summary>

@@ -14,8 +14,11 @@ namespace Ddvi.Experiments;
 /// <param name="LearningRate">Adam learning rate of the model's training when <c>--lr</c> is not given (DDVI: of
 /// stage 3; its stages 1 and 2 have their own, in <see cref="DdviSettings"/>).</param>
 /// <param name="Create">Builds the method (model, objectives and stages) for a run.</param>
+/// <param name="SemiSupervised">Whether the model learns from a label budget (<c>--labels</c>, the release's 1,000 or
+/// 10,000 by default) and classifies with q(c|x).</param>
+/// <param name="BatchSize">Mini-batch size when <c>--batch-size</c> is not given (the release's: 128; 1,024 for ddvi-semi).</param>
 public sealed record ModelRegistration(string Name, int PaperEpochs, int QuickEpochs, double LearningRate,
-    Func<MethodContext, IExperimentMethod> Create);
+    Func<MethodContext, IExperimentMethod> Create, bool SemiSupervised = false, int BatchSize = PaperSettings.BatchSize);
 
 /// <summary>The models Ddvi trains, registered by name in one list: adding a model is one entry.</summary>
 public static class ModelCatalog
@@ -28,6 +31,10 @@ public static class ModelCatalog
         new("iaf-vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.IafVae),
         new("h-iaf-vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.HierarchicalIafVae),
         new("aae", PaperEpochs: 200, QuickEpochs: 15, LearningRate: 2e-4, context => new AaeMethod(context)),
+        new("ddvi-semi", PaperEpochs: 50, QuickEpochs: 4, LearningRate: 1e-4, context => new SemiDdviMethod(context), SemiSupervised: true, BatchSize: 1024),
+        new("vae-semi", PaperEpochs: 50, QuickEpochs: 30, LearningRate: 1e-4, SemiBaselineMethods.VaeSemi, SemiSupervised: true),
+        new("iaf-vae-semi", PaperEpochs: 50, QuickEpochs: 30, LearningRate: 1e-4, SemiBaselineMethods.IafVaeSemi, SemiSupervised: true),
+        new("aae-semi", PaperEpochs: 200, QuickEpochs: 15, LearningRate: 2e-4, SemiBaselineMethods.AaeSemi, SemiSupervised: true),
     ];
 
     public static IReadOnlyList<string> Names { get; } = [.. Models.Select(m => m.Name)];

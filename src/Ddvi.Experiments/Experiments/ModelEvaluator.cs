@@ -35,8 +35,9 @@ public static class ModelEvaluator
     /// <summary>Images decoded per prior class for the sample grid.</summary>
     public const int SamplesPerClass = 10;
 
+    /// <param name="budget">The run's label budget: when given, the semi-supervised metrics are measured too.</param>
     public static (MetricsReport Report, EvaluationArtifacts Artifacts) Evaluate(
-        IExperimentMethod method, DatasetSplits data, ILabelledPrior prior, ExperimentConfig config, Device device)
+        IExperimentMethod method, DatasetSplits data, ILabelledPrior prior, ExperimentConfig config, Device device, LabelBudget? budget = null)
     {
         var clock = Stopwatch.StartNew();
         var settings = config.Evaluation;
@@ -91,6 +92,7 @@ public static class ModelEvaluator
         NativeHeap.Trim();
 
         var byClass = DecodeByClass(method, prior, SamplesPerClass, generator);
+        var semi = budget is null ? null : SemiSupervised(method, data, prior, config, budget, trainLatents, testLatents);
 
         var report = new MetricsReport
         {
@@ -111,6 +113,7 @@ public static class ModelEvaluator
             LikelihoodBounds = bounds,
             Mmd = new MmdMetric(Math.Sqrt(Math.Max(0, mmdSquared)), mmdSquared, settings.MmdSigmas, mmdCount,
                 "√ of the biased squared MMD with a sum of RBF kernels exp(−‖a−b‖²/(2σ²)) between decoded prior samples (the likelihood's means) and test images, pixels as the data hold them ([0, 1] or [−1, 1])"),
+            SemiSupervised = semi,
             EvaluationSeconds = clock.Elapsed.TotalSeconds,
             Device = device.ToString(),
         };
@@ -119,6 +122,52 @@ public static class ModelEvaluator
             priorSamples.cpu().DetachFromDisposeScope(), priorClasses.cpu().DetachFromDisposeScope(),
             byClass.cpu().DetachFromDisposeScope(), testChainStarts?.cpu().DetachFromDisposeScope());
         return (report, artifacts);
+    }
+
+    /// <summary>
+    /// The semi-supervised metrics: q(c|x)'s test accuracy (for a classifying model), KNN fit on the labelled training
+    /// latents only, and the class-conditional latent NLL (its prior samples from a generator of its own).
+    /// </summary>
+    private static SemiSupervisedMetrics SemiSupervised(IExperimentMethod method, DatasetSplits data, ILabelledPrior prior,
+        ExperimentConfig config, LabelBudget budget, Tensor trainLatents, Tensor testLatents)
+    {
+        var settings = config.Evaluation;
+        using var scope = NewDisposeScope();
+        ClassificationMetric? accuracy = null;
+        if (method.Model is IClassifyingModel { ClassCount: > 0 } classifier)
+        {
+            var correct = zeros([], dtype: int64, device: data.Test.Images.device);
+            for (long start = 0; start < data.Test.Count; start += settings.BatchSize)
+            {
+                long rows = Math.Min(settings.BatchSize, data.Test.Count - start);
+                var predicted = classifier.ClassLogits(data.Test.Images.narrow(0, start, rows)).argmax(1);
+                correct.add_(predicted.eq(data.Test.Labels.narrow(0, start, rows)).sum());
+            }
+            accuracy = new ClassificationMetric(correct.item<long>() / (double)data.Test.Count,
+                "test accuracy of argmax_c q(c|x), the encoder's class prediction (dropout off)");
+        }
+        var labelled = tensor(budget.Indices.ToArray(), dtype: int64, device: trainLatents.device);
+        int k = Math.Min(settings.KnnNeighbours, budget.Count);
+        double knnLabelled = KNearestNeighbours.Accuracy(trainLatents.index_select(0, labelled), data.Train.Labels.index_select(0, labelled),
+            testLatents, data.Test.Labels, data.Train.ClassCount, k);
+
+        using var generator = new Generator((ulong)Training.Trainer.EpochSeed(config.Seed, "evaluation-classes", 0));
+        int perClass = Math.Max(1, settings.PriorSamples / prior.ClassCount);
+        var testLabels = data.Test.Labels.to(testLatents.device);
+        var values = new List<double>();
+        for (int c = 0; c < prior.ClassCount; c++)
+        {
+            var rows = testLabels.eq(c).nonzero().squeeze(1);
+            if (rows.shape[0] == 0) continue;
+            var samples = prior.SampleClass(c, perClass, generator);
+            values.Add(LatentNll.Compute(testLatents.index_select(0, rows), samples, settings.NllBandwidths).Value);
+        }
+        var classNll = new LatentNllMetric(values.Count == 0 ? double.NaN : values.Average(), settings.NllBandwidths, perClass * prior.ClassCount,
+            "mean over classes c of the mean over prior samples z ~ p(z|c) of −log q̂_c(z), q̂_c a Gaussian KDE of the test latents of true class c; " +
+            "lower means each class covers its own prior segment");
+        return new SemiSupervisedMetrics(budget.Count, accuracy,
+            new KnnMetric(knnLabelled, k, $"{k}-nearest-neighbour majority vote on latents, fit on the {budget.Count} labelled training examples only, scored on test latents"),
+            classNll);
     }
 
     /// <summary>What the true ELBO and the importance-weighted bound are, for metrics.json.</summary>

@@ -26,6 +26,17 @@ public static class RunSummary
     /// (a test checks them against the methods).</summary>
     public static IReadOnlyList<(string Name, int Epochs)> PlannedStages(ExperimentConfig config)
     {
+        if (config.Model == "ddvi-semi")
+        {
+            int semiIterations = config.ResolvedSemiPriorDiffusionIterations;
+            int semiPerEpoch = Math.Min(config.Semi.PriorDiffusionStepsPerEpoch, semiIterations);
+            return
+            [
+                (SemiDdviMethod.PriorDiffusionStage, (semiIterations + semiPerEpoch - 1) / semiPerEpoch),
+                (SemiDdviMethod.WarmupStage, config.ResolvedSemiWarmupEpochs),
+                (SemiDdviMethod.StageName, config.ResolvedEpochs),
+            ];
+        }
         if (config.Model != "ddvi") return [(config.Model, config.ResolvedEpochs)];
         int iterations = config.ResolvedPriorDiffusionIterations;
         int stepsPerEpoch = Math.Min(config.Ddvi.PriorDiffusionStepsPerEpoch, iterations);
@@ -50,7 +61,7 @@ public static class RunSummary
         Line($"run       {run.Root}");
         Line($"model     {config.Model}, latent prior {config.Prior}{(config.PriorNoise is { } noise ? $" (noise {noise.ToString(CultureInfo.InvariantCulture)})" : "")}, prior density {config.PriorDensity.ToString().ToLowerInvariant()}");
         Line($"data      {config.Dataset}{(config.DataDirectory is { } dir ? $" (data folder {dir})" : "")}");
-        Line($"training  seed {config.Seed}, batch size {config.BatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}");
+        Line($"training  seed {config.Seed}, batch size {config.ResolvedBatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}");
 
         bool allDone = true;
         Line("stages");

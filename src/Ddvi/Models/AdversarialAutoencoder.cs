@@ -22,14 +22,15 @@ public sealed class AdversarialAutoencoder : Module, ILatentVariableModel
 
     public AdversarialAutoencoder(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
         int discriminatorHidden = 1000, double discriminatorDropout = 0.2, Likelihood? likelihood = null,
-        Module<Tensor, Tensor>? encoder = null) : base(nameof(AdversarialAutoencoder))
+        Module<Tensor, Tensor>? encoder = null, int discriminatorExtraInputs = 0) : base(nameof(AdversarialAutoencoder))
     {
         LatentDim = latentDim;
         this.encoder = encoder ?? new Mlp(inputDim, [hidden, hidden], [latentDim], dropoutRate);
         this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
         if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
             throw new ArgumentException($"{GetType().Name}: the likelihood maps d = {this.likelihood.LatentDim} → D = {this.likelihood.DataDim}, expected {latentDim} → {inputDim}.", nameof(likelihood));
-        discriminator = new AaeDiscriminator(latentDim, discriminatorHidden, discriminatorDropout);
+        // The semi-supervised AAE's discriminator also reads a one-hot label (C classes and "unlabelled"): its extra inputs.
+        discriminator = new AaeDiscriminator(latentDim + discriminatorExtraInputs, discriminatorHidden, discriminatorDropout);
         RegisterComponents();
     }
 

@@ -11,18 +11,19 @@ namespace Ddvi.Models;
 /// σ² = sigmoid(encoder output) as in the release, a Bernoulli decoder p(x|z), and a fixed prior
 /// supplied by the objective. Holds no optimiser and runs no loop.
 /// </summary>
-public sealed class GaussianVae : Module, ILatentVariableModel, IPosteriorDensity
+public sealed class GaussianVae : Module, ILatentVariableModel, IPosteriorDensity, IClassifyingModel
 {
     private readonly Module<Tensor, Tensor> encoder;
     private readonly long[] encoderHeads;
     private readonly Likelihood likelihood;
 
     public GaussianVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2, Likelihood? likelihood = null,
-        Module<Tensor, Tensor>? encoder = null) : base(nameof(GaussianVae))
+        Module<Tensor, Tensor>? encoder = null, int classes = 0) : base(nameof(GaussianVae))
     {
         LatentDim = latentDim;
-        encoderHeads = [latentDim, latentDim];
-        this.encoder = encoder ?? new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim], dropoutRate);
+        ClassCount = classes;
+        encoderHeads = classes > 0 ? [latentDim, latentDim, classes] : [latentDim, latentDim];
+        this.encoder = encoder ?? new Mlp(inputDim, [hidden, hidden], [.. encoderHeads.Select(w => (int)w)], dropoutRate);
         this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
         if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
             throw new ArgumentException($"{GetType().Name}: the likelihood maps d = {this.likelihood.LatentDim} → D = {this.likelihood.DataDim}, expected {latentDim} → {inputDim}.", nameof(likelihood));
@@ -30,6 +31,27 @@ public sealed class GaussianVae : Module, ILatentVariableModel, IPosteriorDensit
     }
 
     public int LatentDim { get; }
+
+    /// <summary>C, the width of the encoder's class-logit head (the semi-supervised <c>vae-semi</c>); 0 = no classifier.</summary>
+    public int ClassCount { get; }
+
+    /// <summary>log q(c|x) up to a constant, <c>[B, C]</c>: the encoder's third head (only with <see cref="ClassCount"/> &gt; 0).</summary>
+    public Tensor ClassLogits(Tensor x)
+    {
+        if (ClassCount == 0) throw new InvalidOperationException("GaussianVae: this model was built without a class head (classes = 0).");
+        var heads = Mlp.HeadsOf(encoder, x, encoderHeads);
+        heads[0].Dispose();
+        heads[1].Dispose();
+        return heads[2];
+    }
+
+    /// <summary>μ, log σ² (σ² = sigmoid of the encoder output) and, with a class head, the class logits (else null), from one encoder pass.</summary>
+    public (Tensor Mean, Tensor LogVariance, Tensor? Logits) PosteriorAndLogits(Tensor x)
+    {
+        var heads = Mlp.HeadsOf(encoder, x, encoderHeads);
+        using var varianceLogit = heads[1];
+        return (heads[0], functional.logsigmoid(varianceLogit), ClassCount > 0 ? heads[2] : null);
+    }
 
     public Module<Tensor, Tensor> Encoder => encoder;
     public Likelihood Likelihood => likelihood;
@@ -40,6 +62,7 @@ public sealed class GaussianVae : Module, ILatentVariableModel, IPosteriorDensit
     {
         var heads = Mlp.HeadsOf(encoder, x, encoderHeads);
         using var varianceLogit = heads[1];
+        if (heads.Length > 2) heads[2].Dispose();
         // log sigmoid stays finite where sigmoid underflows to 0, so log q(z|x) never becomes infinite.
         return (heads[0], functional.logsigmoid(varianceLogit));
     }

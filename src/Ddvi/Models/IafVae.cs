@@ -23,7 +23,7 @@ public sealed record FlowPosteriorSample(Tensor Z0, Tensor Epsilon, Tensor LogVa
 /// through an <see cref="IafStack"/> conditioned on h, and the Bernoulli decoder reads z = z_K. Holds no optimiser and
 /// runs no loop; the prior and the weights of the loss belong to the objective.
 /// </summary>
-public sealed class IafVae : Module, ILatentVariableModel, IPosteriorDensity
+public sealed class IafVae : Module, ILatentVariableModel, IPosteriorDensity, IClassifyingModel
 {
     private readonly Module<Tensor, Tensor> encoder;
     private readonly long[] encoderHeads;
@@ -39,11 +39,12 @@ public sealed class IafVae : Module, ILatentVariableModel, IPosteriorDensity
     /// <param name="madeHidden">Units per hidden layer of each MADE.</param>
     public IafVae(int inputDim, int latentDim = 2, int hidden = 1000, double dropoutRate = 0.2,
         int contextSize = 10, int flowLayers = 4, int madeHidden = 128, Likelihood? likelihood = null,
-        Module<Tensor, Tensor>? encoder = null) : base(nameof(IafVae))
+        Module<Tensor, Tensor>? encoder = null, int classes = 0) : base(nameof(IafVae))
     {
         LatentDim = latentDim;
-        encoderHeads = [latentDim, latentDim, contextSize];
-        this.encoder = encoder ?? new Mlp(inputDim, [hidden, hidden], [latentDim, latentDim, contextSize], dropoutRate);
+        ClassCount = classes;
+        encoderHeads = classes > 0 ? [latentDim, latentDim, contextSize, classes] : [latentDim, latentDim, contextSize];
+        this.encoder = encoder ?? new Mlp(inputDim, [hidden, hidden], [.. encoderHeads.Select(w => (int)w)], dropoutRate);
         flow = new IafStack(latentDim, contextSize, flowLayers, madeHidden);
         this.likelihood = likelihood ?? new BernoulliLikelihood(new Mlp(latentDim, [hidden, hidden], [inputDim], dropoutRate), latentDim, inputDim);
         if (this.likelihood.LatentDim != latentDim || this.likelihood.DataDim != inputDim)
@@ -52,6 +53,27 @@ public sealed class IafVae : Module, ILatentVariableModel, IPosteriorDensity
     }
 
     public int LatentDim { get; }
+
+    /// <summary>C, the width of the encoder's class-logit head (the semi-supervised <c>iaf-vae-semi</c>); 0 = no classifier.</summary>
+    public int ClassCount { get; }
+
+    /// <summary>log q(c|x) up to a constant, <c>[B, C]</c>: the encoder's last head (only with <see cref="ClassCount"/> &gt; 0).</summary>
+    public Tensor ClassLogits(Tensor x)
+    {
+        if (ClassCount == 0) throw new InvalidOperationException("IafVae: this model was built without a class head (classes = 0).");
+        var heads = Mlp.HeadsOf(encoder, x, encoderHeads);
+        for (int i = 0; i < 3; i++) heads[i].Dispose();
+        return heads[3];
+    }
+
+    /// <summary>A posterior draw as <see cref="SamplePosterior"/> and, with a class head, the class logits (else null), from one encoder pass.</summary>
+    public (FlowPosteriorSample Sample, Tensor? Logits) SamplePosteriorAndLogits(Tensor x, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var heads = Mlp.HeadsOf(encoder, x, encoderHeads);
+        var sample = FlowPosterior.Draw(heads[0], functional.logsigmoid(heads[1]), heads[2], flow, generator).MoveToOuterDisposeScope();
+        return (sample, ClassCount > 0 ? heads[3].MoveToOuterDisposeScope() : null);
+    }
 
     /// <summary>p(x | z) with its decoder.</summary>
     public Likelihood Likelihood => likelihood;

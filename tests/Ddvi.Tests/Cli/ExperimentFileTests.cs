@@ -151,7 +151,7 @@ public class ExperimentFileTests
     [InlineData("evaluation:\n  nll_bandwidths: 0.1\n", "line 2", "evaluation.nll_bandwidths must be a list", "")]
     [InlineData("training: 5\n", "line 1", "training must be a mapping", "epochs")]
     [InlineData("ddvi: 5\n", "line 1", "ddvi must be a mapping", "kl_weight")]
-    [InlineData("batch_size: null\n", "line 1", "batch_size needs a value", "an integer")]
+    [InlineData("checkpoint_every: null\n", "line 1", "checkpoint_every needs a value", "an integer")]
     [InlineData("training:\n  seed: [1, 2]\n", "line 2", "training.seed must be an integer, got a list", "")]
     [InlineData("dataset: [a\n", "line", "", "")]
     [InlineData("- 1\n- 2\n", "line 1", "must hold a mapping", "")]

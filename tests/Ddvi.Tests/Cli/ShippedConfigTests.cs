@@ -42,15 +42,28 @@ public class ShippedConfigTests
             Assert.Equal(100, config.ResolvedWarmupEpochs);
         }
         if (config.Prior == "square") Assert.Equal(3, config.PriorNoise);
+        if (ModelCatalog.Get(config.Model).SemiSupervised)
+        {
+            // The release's budgets: 1,000 labels for MNIST-format data, 10,000 for CIFAR-10.
+            Assert.Equal(dataset == "cifar10" ? 10_000 : 1_000, config.Labels);
+            if (config.Model == "ddvi-semi")
+            {
+                Assert.Equal(1024, config.ResolvedBatchSize);
+                Assert.Equal(50, config.ResolvedSemiWarmupEpochs);
+                Assert.Equal(100, config.Semi.Steps);
+                Assert.Equal(30, config.Semi.SleepSteps);
+            }
+        }
     }
 
     [Theory]
     [InlineData("mnist")]
     [InlineData("cifar10")]
-    public void EveryUnsupervisedReleaseCommandHasItsFile(string dataset)
+    public void EveryReleaseCommandHasItsFile(string dataset)
     {
         // ./run.sh mnist|cifar METHOD PRIOR for the release's five methods and three priors.
-        string[] methods = ["ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae"];
+        // ./run.sh mnist_semi|cifar_semi METHOD PRIOR for the release's four semi-supervised methods.
+        string[] methods = ["ddvi", "vae", "iaf-vae", "h-iaf-vae", "aae", "ddvi-semi", "vae-semi", "iaf-vae-semi", "aae-semi"];
         string[] priors = ["pinwheel", "swiss-roll", "square"];
         var expected = (from m in methods from p in priors select $"{m}-{p}.yaml").Order();
         Assert.Equal(expected, Names(dataset));
@@ -67,6 +80,13 @@ public class ShippedConfigTests
         var cifar = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", "cifar10-unsupervised.yaml"));
         Assert.Equal(15 * 3, cifar.Plan().Count);
         Assert.All(cifar.Plan(), run => Assert.Equal("cifar10", run.Config.Dataset));
+
+        foreach (var (name, dataset, labels) in new[] { ("mnist-semi", "mnist", 1_000), ("cifar10-semi", "cifar10", 10_000) })
+        {
+            var semi = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", $"{name}.yaml"));
+            Assert.Equal(12 * 3, semi.Plan().Count);
+            Assert.All(semi.Plan(), run => Assert.Equal((dataset, labels), (run.Config.Dataset, run.Config.Labels)));
+        }
 
         var quick = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", "synthetic-quick.yaml"));
         Assert.Equal(4, quick.Plan().Count);

@@ -44,7 +44,26 @@ public sealed class ResultsTable
         new("training_seconds", "training time (s) ↓", Better.Lower, "F1", m => m.TrainingSeconds),
     ];
 
-    private ResultsTable(IReadOnlyList<TableRow> rows) => Rows = rows;
+    /// <summary>
+    /// The columns added when any run is semi-supervised (<see cref="MetricsReport.SemiSupervised"/>): q(c|x)'s test accuracy,
+    /// KNN fit on the labelled examples only (the release's KNN, fit on every training label, is <c>knn_accuracy</c>) and
+    /// the class-conditional latent NLL.
+    /// </summary>
+    public static IReadOnlyList<MetricColumn> SemiSupervisedColumns { get; } =
+    [
+        new("classification_accuracy", "q(c|x) test accuracy ↑", Better.Higher, "F4", m => m.SemiSupervised?.ClassificationAccuracy?.Value),
+        new("knn_labelled_accuracy", "KNN accuracy, fit on the labelled examples only ↑", Better.Higher, "F4", m => m.SemiSupervised?.KnnLabelledAccuracy.Value),
+        new("class_latent_nll", "class-conditional latent NLL ↓", Better.Lower, "F3", m => m.SemiSupervised?.ClassLatentNll.Value),
+    ];
+
+    private ResultsTable(IReadOnlyList<TableRow> rows, IReadOnlyList<MetricColumn> columns)
+    {
+        Rows = rows;
+        TableColumns = columns;
+    }
+
+    /// <summary>This table's columns: <see cref="Columns"/>, then <see cref="SemiSupervisedColumns"/> when any run is semi-supervised.</summary>
+    public IReadOnlyList<MetricColumn> TableColumns { get; }
 
     /// <summary>Rows ordered by dataset, prior and model as their catalogs list them (unknown names last, alphabetically).</summary>
     public IReadOnlyList<TableRow> Rows { get; }
@@ -55,16 +74,18 @@ public sealed class ResultsTable
     /// <summary>Pools the runs by dataset, prior label and model.</summary>
     public static ResultsTable Build(IEnumerable<RunResult> runs)
     {
-        var groups = runs.GroupBy(r => (r.Dataset, Prior: r.PriorLabel, r.Model))
+        var all = runs.ToList();
+        IReadOnlyList<MetricColumn> columns = all.Any(r => r.Metrics.SemiSupervised is not null) ? [.. Columns, .. SemiSupervisedColumns] : Columns;
+        var groups = all.GroupBy(r => (r.Dataset, Prior: r.PriorLabel, Model: r.ModelLabel))
             .OrderBy(g => Rank(DatasetCatalog.Names, g.Key.Dataset)).ThenBy(g => g.Key.Dataset, StringComparer.Ordinal)
             .ThenBy(g => Rank(PriorCatalog.Names, g.Key.Prior.Split(' ')[0])).ThenBy(g => g.Key.Prior, StringComparer.Ordinal)
-            .ThenBy(g => Rank(ModelCatalog.Names, g.Key.Model)).ThenBy(g => g.Key.Model, StringComparer.Ordinal)
+            .ThenBy(g => Rank(ModelCatalog.Names, g.Key.Model.Split(' ')[0])).ThenBy(g => g.Key.Model, StringComparer.Ordinal)
             .ToList();
 
         var rows = groups.Select(g =>
         {
             var seeds = g.OrderBy(r => r.Seed).ToList();
-            var cells = Columns.Select(column =>
+            var cells = columns.Select(column =>
             {
                 var values = seeds.Select(r => column.Value(r.Metrics)).OfType<double>().ToList();
                 return new TableCell(values.Count == 0 ? null : Confidence.StudentT(values), false);
@@ -73,17 +94,17 @@ public sealed class ResultsTable
                 [.. seeds.Select(r => r.Metrics.Epochs).Distinct().Order()], cells);
         }).ToList();
 
-        return new ResultsTable([.. rows.GroupBy(r => (r.Dataset, r.Prior)).SelectMany(MarkBest)]);
+        return new ResultsTable([.. rows.GroupBy(r => (r.Dataset, r.Prior)).SelectMany(section => MarkBest(section, columns))], columns);
     }
 
-    private static IEnumerable<TableRow> MarkBest(IEnumerable<TableRow> section)
+    private static IEnumerable<TableRow> MarkBest(IEnumerable<TableRow> section, IReadOnlyList<MetricColumn> columns)
     {
         var rows = section.ToList();
-        var best = new double?[Columns.Count];
-        for (int c = 0; c < Columns.Count; c++)
+        var best = new double?[columns.Count];
+        for (int c = 0; c < columns.Count; c++)
         {
             var means = rows.Select(r => r.Cells[c].Interval?.Mean).OfType<double>().ToList();
-            if (means.Count >= 2) best[c] = Columns[c].Better == Better.Higher ? means.Max() : means.Min();
+            if (means.Count >= 2) best[c] = columns[c].Better == Better.Higher ? means.Max() : means.Min();
         }
         return rows.Select(r => r with
         {
@@ -114,18 +135,23 @@ public sealed class ResultsTable
             .Append("with DDVI's exact posterior density (change of variables through its chain), and \"log p(x) ≥ IWAE-K\" the ")
             .Append("importance-weighted bound with K draws per image (likelihood_bounds.samples in each run's metrics.json), both with the ")
             .Append("prior's proper density (the KDE without the release's clamp); see docs/elbo.md. Training time in seconds, all stages.\n");
+        if (!ReferenceEquals(TableColumns, Columns))
+            text.Append("\nSemi-supervised runs (model \"NAME (N labels)\"): \"KNN accuracy\" is fit on every training label, as the release ")
+                .Append("computes it; \"KNN accuracy, fit on the labelled examples only\" uses the N labelled training examples alone; ")
+                .Append("\"q(c|x) test accuracy\" is the encoder's class prediction (n/a for aae-semi, which has no classifier); ")
+                .Append("\"class-conditional latent NLL\" averages over classes the latent NLL of each class's test latents against its prior segment.\n");
         foreach (var section in Sections)
         {
             text.Append(Inv($"\n## {section.Key.Prior} ({section.Key.Dataset})\n\n"));
-            text.Append("| model | seeds | epochs | ").AppendJoin(" | ", Columns.Select(c => c.Header)).Append(" |\n");
-            text.Append("| --- | ---: | ---: |").Append(string.Concat(Columns.Select(_ => " ---: |"))).Append('\n');
+            text.Append("| model | seeds | epochs | ").AppendJoin(" | ", TableColumns.Select(c => c.Header)).Append(" |\n");
+            text.Append("| --- | ---: | ---: |").Append(string.Concat(TableColumns.Select(_ => " ---: |"))).Append('\n');
             foreach (var row in section)
             {
                 text.Append(Inv($"| {row.Model} | {row.Seeds.Count} | {string.Join("/", row.Epochs)} |"));
-                for (int c = 0; c < Columns.Count; c++)
+                for (int c = 0; c < TableColumns.Count; c++)
                 {
                     var cell = row.Cells[c];
-                    string value = cell.Interval is { } ci ? FormatInterval(ci, Columns[c].Format) : "n/a";
+                    string value = cell.Interval is { } ci ? FormatInterval(ci, TableColumns[c].Format) : "n/a";
                     text.Append(' ').Append(cell.Best ? $"**{value}**" : value).Append(" |");
                 }
                 text.Append('\n');
@@ -142,7 +168,7 @@ public sealed class ResultsTable
     public string ToCsv()
     {
         var header = new List<string> { "dataset", "prior", "model", "seeds", "epochs" };
-        foreach (var column in Columns) header.AddRange([$"{column.Key}_mean", $"{column.Key}_ci95", $"{column.Key}_best"]);
+        foreach (var column in TableColumns) header.AddRange([$"{column.Key}_mean", $"{column.Key}_ci95", $"{column.Key}_best"]);
         var text = new StringBuilder().AppendJoin(',', header).Append('\n');
         foreach (var row in Rows)
         {

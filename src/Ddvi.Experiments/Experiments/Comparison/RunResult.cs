@@ -16,6 +16,12 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
     public long Seed => Metrics.Seed;
     public string PriorLabel => PriorLabelOf(Config);
 
+    /// <summary>The model's name, plus " (N labels)" for a semi-supervised run, so that runs of different label budgets
+    /// are not pooled.</summary>
+    public string ModelLabel => Metrics.SemiSupervised is { } semi
+        ? string.Create(CultureInfo.InvariantCulture, $"{Model} ({semi.Labels} labels)")
+        : Model;
+
     /// <summary>The canonical prior name, plus " (noise N)" when the run's noise differs from the prior's default.</summary>
     public static string PriorLabelOf(ExperimentConfig config)
     {
@@ -98,10 +104,10 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
             }
         }
 
-        var duplicate = runs.GroupBy(r => (r.Dataset, r.PriorLabel, r.Model, r.Seed)).FirstOrDefault(g => g.Count() > 1);
+        var duplicate = runs.GroupBy(r => (r.Dataset, r.PriorLabel, r.ModelLabel, r.Seed)).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
             throw new InvalidDataException(
-                $"two runs of {duplicate.Key.Model} with prior {duplicate.Key.PriorLabel}, seed {duplicate.Key.Seed} on {duplicate.Key.Dataset}: " +
+                $"two runs of {duplicate.Key.ModelLabel} with prior {duplicate.Key.PriorLabel}, seed {duplicate.Key.Seed} on {duplicate.Key.Dataset}: " +
                 $"{string.Join(" and ", duplicate.Select(r => r.Folder))}; give each run once.");
         return new RunDiscovery(runs, unfinished, malformed);
     }

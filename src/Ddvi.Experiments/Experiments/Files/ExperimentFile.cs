@@ -99,7 +99,7 @@ public sealed class ExperimentFile
             ["training"] = new Dictionary<string, string>
             {
                 ["epochs"] = "epochs", ["batch_size"] = "batch_size", ["learning_rate"] = "learning_rate", ["seed"] = "seed",
-                ["checkpoint_every"] = "checkpoint_every",
+                ["checkpoint_every"] = "checkpoint_every", ["labels"] = "labels",
             },
             ["device"] = new Dictionary<string, string> { ["name"] = "device", ["threads"] = "threads" },
         };
@@ -108,6 +108,7 @@ public sealed class ExperimentFile
     public static IReadOnlyDictionary<string, string> ModelSections { get; } = new Dictionary<string, string>
     {
         ["ddvi"] = "ddvi", ["vae"] = "vae", ["iaf-vae"] = "iaf", ["h-iaf-vae"] = "hierarchical_iaf", ["aae"] = "aae",
+        ["ddvi-semi"] = "semi", ["vae-semi"] = "semi", ["iaf-vae-semi"] = "semi", ["aae-semi"] = "semi",
     };
 
     /// <summary>The accepted spelling of an enumeration value: lower case, words joined by '-' (StandardNormal → standard-normal).</summary>

@@ -66,7 +66,7 @@ public sealed class DdviMethod : IExperimentMethod
         var weights = new DdviWeights(s.KlWeight, s.PriorWeight, s.MatchingWeight, s.NoiseLoss, Start: s.Start);
         Weights = weights;
         var (wake, sleep) = DdviPhases.WakeAndSleep(_model, prior, weights, config.ResolvedLearningRate, config.ResolvedLearningRate,
-            s.SleepSteps, config.BatchSize, frozenParameters: epoch => epoch < frozen ? _model.DecoderParameters() : []);
+            s.SleepSteps, config.ResolvedBatchSize, frozenParameters: epoch => epoch < frozen ? _model.DecoderParameters() : []);
 
         Stages =
         [
