@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Ddvi.Experiments.Ancestry;
+using Ddvi.Experiments.Files;
 using Ddvi.Experiments.Genomics;
 using Ddvi.Runtime;
 using Ddvi.Training;
@@ -20,9 +21,9 @@ internal static class AncestryCommand
         var settings = new AncestrySettings();
         var filters = new GenotypeFilters();
         var pca = new GenotypePcaOptions();
-        var genotypes = new Option<string>("--genotypes") { Description = "Genotypes: a VCF (.vcf, or gzip/BGZF .vcf.gz), or a PLINK 1 .bed with its .bim and .fam beside it (or their common prefix)", Required = true };
-        var panel = new Option<string>("--panel") { Description = "Population panel, tab-separated with a header: sample pop super_pop gender (the 1000 Genomes layout)", Required = true };
-        var output = new Option<string>("--out") { Description = "Study folder: cached PCs, one folder per method and seed, results.md/.csv, figures", Required = true };
+        var genotypes = new Option<string>("--genotypes") { Description = "Genotypes: a VCF (.vcf, or gzip/BGZF .vcf.gz), or a PLINK 1 .bed with its .bim and .fam beside it (or their common prefix). Required, here or in the --sweep file" };
+        var panel = new Option<string>("--panel") { Description = "Population panel, tab-separated with a header: sample pop super_pop gender (the 1000 Genomes layout). Required, here or in the --sweep file" };
+        var output = new Option<string>("--out") { Description = "Study folder: cached PCs, one folder per method and seed, results.md/.csv, figures. Required, here or in the --sweep file" };
         var methods = new Option<string>("--methods") { Description = $"Comma-separated methods (default all): {string.Join(",", AncestryRunner.AllMethods)}", DefaultValueFactory = _ => string.Join(",", AncestryRunner.AllMethods) };
         var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds; every method runs once per seed (default 0,1,2,3,4)", DefaultValueFactory = _ => "0,1,2,3,4" };
         var epochs = new Option<int>("--epochs") { Description = $"Training epochs of ddvi, vae and aae (default {settings.Epochs})", DefaultValueFactory = _ => settings.Epochs };
@@ -46,16 +47,22 @@ internal static class AncestryCommand
         var device = new Option<DeviceChoice>("--device") { Description = "Where the learned methods train (default auto: CUDA when present)", DefaultValueFactory = _ => DeviceChoice.Auto };
         var jobs = new Option<int?>("--jobs") { Description = "Runs at the same time (default 1); above 1 each method × seed is a child 'ddvi run' process. With --launcher slurm: array tasks running at once (default: all)" };
         var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads of each run (default 0: libtorch's default). With --launcher slurm: default --cpus-per-task, else libtorch's default" };
+        var sweep = new Option<string?>("--sweep") { Description = "A study file (YAML or JSON) with any of these options as keys, without the dashes (methods and seeds as lists, switches as true); options given here override it. configs/ancestry/ has examples" };
         var launch = new SweepLauncherOptions();
         var command = new Command("ancestry",
             "Latent ancestry from genotypes: PCA of a VCF or PLINK file, then 2-D maps by clustering DDVI, a clustering VAE, an AAE, PCA, t-SNE and UMAP, scored against the panel's populations (cluster purity, homogeneity, completeness, V-measure, NMI; KNN accuracy); resumable")
         {
             genotypes, panel, output, methods, seeds, epochs, passes, hidden, priorIterations, components, divisor, noStandardise,
             everyNth, maf, missing, allChromosomes, anyAlleles, anyFilter, perplexity, neighbours, minDist, device, hiddenLayers, batchSize, jobs, threads,
+            sweep,
         };
         launch.AddTo(command);
-        command.SetAction(parse => CommandRunner.Run(signals =>
+        command.SetAction(given => CommandRunner.Run(signals =>
         {
+            var parse = WithStudyFile(command, given, given.GetValue(sweep));
+            foreach (var required in new[] { genotypes, panel, output })
+                if (string.IsNullOrWhiteSpace(parse.GetValue(required)))
+                    throw new ArgumentException($"{required.Name} is required (on the command line or as '{required.Name.TrimStart('-')}' in a --sweep file).");
             var request = new AncestryRequest(
                 parse.GetValue(genotypes)!,
                 parse.GetValue(panel)!,
@@ -136,6 +143,38 @@ internal static class AncestryCommand
             Divisor = Finite(parse.GetValue(divisor), "--pc-divisor"),
             Standardize = !parse.GetValue(noStandardise),
         };
+    }
+
+    /// <summary>
+    /// The command line with a study file's values added for every option the command line does not give: the file's
+    /// keys become options, parsed and validated as if typed (an error names the file).
+    /// </summary>
+    static ParseResult WithStudyFile(Command command, ParseResult given, string? path)
+    {
+        if (path is null) return given;
+        var file = AncestryFile.Load(path);
+        var tokens = given.Tokens.Select(t => t.Value).ToList();
+        if (tokens.Count > 0 && tokens[0] == command.Name) tokens.RemoveAt(0);
+        var added = new List<string>();
+        foreach (var (key, value) in file.Values)
+        {
+            var option = command.Options.FirstOrDefault(o => o.Name == "--" + key)
+                ?? throw new InvalidOperationException($"ddvi ancestry has no option --{key} for the study-file key '{key}'");
+            if (given.GetResult(option) is { Implicit: false }) continue; // the command line wins
+            if (AncestryFile.Keys[key] == AncestryFile.ValueKind.Switch)
+            {
+                if (value.Text == "true") added.Add(option.Name);
+            }
+            else
+            {
+                added.Add(option.Name);
+                added.Add(value.Text);
+            }
+        }
+        var merged = command.Parse([.. added, .. tokens]);
+        if (merged.Errors.Count > 0)
+            throw new ArgumentException($"{path}: {string.Join("; ", merged.Errors.Select(e => e.Message))}");
+        return merged;
     }
 
     static double Finite(double value, string option) =>
