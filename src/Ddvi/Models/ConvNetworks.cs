@@ -6,6 +6,48 @@ using static TorchSharp.torch.nn;
 namespace Ddvi.Models;
 
 /// <summary>
+/// How the convolutional networks compute. The values, the parameters, their checkpoint keys and the flattened inputs
+/// and outputs (channel planes, rows) are the same either way, up to float rounding; only the speed differs.
+/// </summary>
+public enum ConvPath
+{
+    /// <summary>The reference: libtorch's convolutions layer by layer on NCHW maps (libtorch's default layout).</summary>
+    Plain,
+
+    /// <summary>
+    /// NHWC strides on the CPU (the channels of one pixel contiguous, libtorch's <c>channels_last</c>; channels first
+    /// on other devices, where it has not been measured), and the layers that touch a one-pixel map as one matrix
+    /// product: a convolution whose output is 1×1 is a linear map of the k×k patch it reads, a transposed convolution
+    /// of a 1×1 input writes its weight scaled by each channel. On the 2-core machine libtorch's oneDNN convolutions
+    /// and batch norm run the release's CIFAR-10 shapes markedly faster so (docs/performance.md, CIFAR-10).
+    /// </summary>
+    Fast,
+}
+
+/// <summary>Defaults of the convolutional networks, stated once.</summary>
+public static class ConvDefaults
+{
+    /// <summary>How the networks compute unless told otherwise.</summary>
+    public const ConvPath Path = ConvPath.Fast;
+
+    /// <summary>
+    /// <paramref name="map"/> <c>[B, C, H, W]</c> in the memory layout <paramref name="path"/> uses on its device: the
+    /// same values, NHWC strides for <see cref="ConvPath.Fast"/> on the CPU (one copy; autograd passes the gradient back
+    /// in the input's layout), the tensor itself otherwise.
+    /// </summary>
+    public static Tensor InLayout(Tensor map, ConvPath path)
+    {
+        if (path != ConvPath.Fast || map.device_type != DeviceType.CPU) return map;
+        long b = map.shape[0], c = map.shape[1], h = map.shape[2], w = map.shape[3];
+        var pixelMajor = map.permute(0, 2, 3, 1).contiguous();                       // [B, H, W, C], contiguous
+        // A 1×1 map's permuted copy keeps ambiguous strides that libtorch reads as NCHW; state the NHWC ones.
+        return h * w == 1
+            ? pixelMajor.as_strided([b, c, h, w], [h * w * c, 1, w * c, c])
+            : pixelMajor.permute(0, 3, 1, 2);
+    }
+}
+
+/// <summary>
 /// The convolutional trunk of the paper's CIFAR-10 networks (arXiv:2401.02739; the authors' release, ConvNet): flattened
 /// images <c>[B, C·H·W]</c> (channel planes, rows) → conv C→16 (3×3, padding 1) → 16→32 (4×4, stride 2) → 32→64 (5×5,
 /// stride 2) → 64→128 (5×5, stride 2), each followed by batch norm and ReLU, flattened to <c>[B, 128·h·w]</c>. On 32×32
@@ -27,7 +69,8 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>
     /// <param name="channels">C, colour planes of the input (3 for RGB, 1 for grey).</param>
     /// <param name="height">H.</param>
     /// <param name="width">W.</param>
-    public ConvTrunk(int channels, int height, int width) : base(nameof(ConvTrunk))
+    /// <param name="path">How the layers compute (speed only).</param>
+    public ConvTrunk(int channels, int height, int width, ConvPath path = ConvDefaults.Path) : base(nameof(ConvTrunk))
     {
         if (channels < 1) throw new ArgumentOutOfRangeException(nameof(channels), channels, "ConvTrunk: the images need at least one channel.");
         var (h, w) = (OutputSide(height), OutputSide(width));
@@ -36,6 +79,7 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>
         Channels = channels;
         Height = height;
         Width = width;
+        Path = path;
         OutputHeight = h;
         OutputWidth = w;
         conv1 = Conv2d(channels, Widths[0], Layers[0].Kernel, Layers[0].Stride, Layers[0].Padding);
@@ -55,6 +99,9 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>
     public int Channels { get; }
     public int Height { get; }
     public int Width { get; }
+
+    /// <summary>How the layers compute.</summary>
+    public ConvPath Path { get; }
 
     /// <summary>h, the rows of the last feature map.</summary>
     public int OutputHeight { get; }
@@ -80,17 +127,30 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>
     /// <summary>Whether images of this size suit the trunk.</summary>
     public static bool Suits(int height, int width) => OutputSide(height) >= 1 && OutputSide(width) >= 1;
 
+    /// <summary>
+    /// The last convolution where its output is one pixel: the k×k patch at the map's corner (stride and padding 0 put
+    /// the only window there) times the weight as a <c>[128, C·k·k]</c> matrix, <c>[B, 128, 1, 1]</c>.
+    /// </summary>
+    Tensor OnePixelConvolution(Tensor map)
+    {
+        int kernel = Layers[3].Kernel;
+        var weight = conv4.weight!;
+        var patch = map.narrow(2, 0, kernel).narrow(3, 0, kernel).reshape(map.shape[0], weight.shape[1] * kernel * kernel);
+        return torch.addmm(conv4.bias!, patch, weight.view(weight.shape[0], -1).t(), 1, 1).view(map.shape[0], weight.shape[0], 1, 1);
+    }
+
     /// <summary>x <c>[B, C·H·W]</c> → features <c>[B, 128·h·w]</c>.</summary>
     public override Tensor forward(Tensor x)
     {
         if (x.dim() != 2 || x.shape[1] != (long)Channels * Height * Width)
             throw new ArgumentException($"ConvTrunk: input must be [B, {Channels * Height * Width}] ({Channels}×{Height}×{Width} images, flattened), got [{string.Join(", ", x.shape)}].", nameof(x));
         using var scope = NewDisposeScope();
-        var h = x.view(x.shape[0], Channels, Height, Width);
+        var h = ConvDefaults.InLayout(x.view(x.shape[0], Channels, Height, Width), Path);
         h = functional.relu(norm1.call(conv1.call(h)));
         h = functional.relu(norm2.call(conv2.call(h)));
         h = functional.relu(norm3.call(conv3.call(h)));
-        h = functional.relu(norm4.call(conv4.call(h)));
+        h = Path == ConvPath.Fast && OutputHeight == 1 && OutputWidth == 1 ? OnePixelConvolution(h) : conv4.call(h);
+        h = functional.relu(norm4.call(h));
         return h.flatten(1).MoveToOuterDisposeScope();
     }
 }
@@ -113,10 +173,12 @@ public sealed class ConvEncoder : Module<Tensor, Tensor>
     /// <param name="hiddenWidths">Hidden widths of the MLP after the trunk.</param>
     /// <param name="headWidths">Output widths of its heads.</param>
     /// <param name="dropout">Dropout after each hidden layer of the MLP (training mode only).</param>
-    public ConvEncoder(int channels, int height, int width, IReadOnlyList<int> hiddenWidths, IReadOnlyList<int> headWidths, double dropout = 0.0)
+    /// <param name="path">How the trunk's layers compute (speed only).</param>
+    public ConvEncoder(int channels, int height, int width, IReadOnlyList<int> hiddenWidths, IReadOnlyList<int> headWidths, double dropout = 0.0,
+        ConvPath path = ConvDefaults.Path)
         : base(nameof(ConvEncoder))
     {
-        trunk = new ConvTrunk(channels, height, width);
+        trunk = new ConvTrunk(channels, height, width, path);
         head = new Mlp(trunk.OutputDim, hiddenWidths, headWidths, dropout);
         InputDim = channels * height * width;
         RegisterComponents();
@@ -162,7 +224,8 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>
     /// <param name="channels">C of the images.</param>
     /// <param name="height">H.</param>
     /// <param name="width">W.</param>
-    public ConvDecoder(int latentDim, int channels, int height, int width) : base(nameof(ConvDecoder))
+    /// <param name="path">How the layers compute (speed only).</param>
+    public ConvDecoder(int latentDim, int channels, int height, int width, ConvPath path = ConvDefaults.Path) : base(nameof(ConvDecoder))
     {
         if (latentDim < 1) throw new ArgumentOutOfRangeException(nameof(latentDim), latentDim, "ConvDecoder: the latent width must be at least 1.");
         if (channels < 1) throw new ArgumentOutOfRangeException(nameof(channels), channels, "ConvDecoder: the images need at least one channel.");
@@ -172,6 +235,7 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>
         Channels = channels;
         Height = height;
         Width = width;
+        Path = path;
         StartHeight = ConvTrunk.OutputSide(height);
         StartWidth = ConvTrunk.OutputSide(width);
         (OutputHeight, OutputWidth) = (OutputSide(StartHeight), OutputSide(StartWidth));
@@ -193,6 +257,9 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>
     public int Height { get; }
     public int Width { get; }
 
+    /// <summary>How the layers compute.</summary>
+    public ConvPath Path { get; }
+
     /// <summary>h₀, w₀: the size of the map the linear layer makes.</summary>
     public int StartHeight { get; }
     public int StartWidth { get; }
@@ -209,14 +276,29 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>
         return side;
     }
 
+    /// <summary>
+    /// The first transposed convolution of a one-pixel map <c>[B, 64]</c>: each example writes the weight's k×k maps
+    /// scaled by its channels, one product with the weight as a <c>[64, 64·k·k]</c> matrix, <c>[B, 64, k, k]</c>.
+    /// </summary>
+    Tensor OnePixelTransposedConvolution(Tensor start)
+    {
+        int kernel = Layers[0].Kernel;
+        var weight = deconv1.weight!;                                                    // [in, out, k, k]
+        return start.mm(weight.view(weight.shape[0], -1)).view(start.shape[0], weight.shape[1], kernel, kernel)
+            .add(deconv1.bias!.view(1, -1, 1, 1));
+    }
+
     /// <summary>z <c>[B, d]</c> → <c>[B, C·H·W]</c>.</summary>
     public override Tensor forward(Tensor z)
     {
         if (z.dim() != 2 || z.shape[1] != LatentDim)
             throw new ArgumentException($"ConvDecoder: latents must be [B, {LatentDim}], got [{string.Join(", ", z.shape)}].", nameof(z));
         using var scope = NewDisposeScope();
-        var h = functional.relu(input.call(z)).view(z.shape[0], Widths[0], StartHeight, StartWidth);
-        h = functional.relu(norm1.call(deconv1.call(h)));
+        var start = functional.relu(input.call(z));
+        var h = Path == ConvPath.Fast && StartHeight == 1 && StartWidth == 1
+            ? ConvDefaults.InLayout(OnePixelTransposedConvolution(start), Path)
+            : deconv1.call(ConvDefaults.InLayout(start.view(z.shape[0], Widths[0], StartHeight, StartWidth), Path));
+        h = functional.relu(norm1.call(h));
         h = functional.relu(norm2.call(deconv2.call(h)));
         h = functional.relu(norm3.call(deconv3.call(h)));
         h = deconv4.call(h);

@@ -43,6 +43,73 @@ public class ConvNetworksTests
         using (var output = decoder.call(z)) Assert.Equal([5L, (long)size], output.shape);
     }
 
+    [Theory]
+    [InlineData(3, 32, 32, true)]
+    [InlineData(3, 32, 32, false)]
+    [InlineData(1, 28, 28, true)]
+    [InlineData(3, 40, 36, true)]   // a trunk whose last map is 2×1, a decoder whose first map is 2×1 and whose centre is kept
+    public void BothPathsComputeTheSameValuesAndGradients(int channels, int height, int width, bool training)
+    {
+        var layouts = new[] { ConvPath.Plain, ConvPath.Fast };
+        torch.manual_seed(5);
+        var trunks = layouts.Select(l => new ConvTrunk(channels, height, width, l)).ToArray();
+        var decoders = layouts.Select(l => new ConvDecoder(3, channels, height, width, l)).ToArray();
+        trunks[1].load_state_dict(trunks[0].state_dict());
+        decoders[1].load_state_dict(decoders[0].state_dict());
+        using var x = rand(6, channels * height * width) * 2 - 1;
+        using var z = randn(6, 3);
+        var results = new List<Tensor[]>();
+        for (int k = 0; k < 2; k++)
+        {
+            trunks[k].train(training);
+            decoders[k].train(training);
+            using var xk = x.clone().requires_grad_(true);
+            using var zk = z.clone().requires_grad_(true);
+            var features = trunks[k].call(xk);
+            var images = decoders[k].call(zk);
+            Assert.Equal([6L, (long)trunks[k].OutputDim], features.shape);
+            Assert.Equal([6L, (long)channels * height * width], images.shape);
+            // a loss that weighs every output differently, so a permuted output would show
+            using var weightsF = arange(features.numel()).reshape(features.shape).sin();
+            using var weightsI = arange(images.numel()).reshape(images.shape).cos();
+            (features.mul(weightsF).sum() + images.mul(weightsI).sum()).backward();
+            results.Add([features.detach(), images.detach(), xk.grad!.clone(), zk.grad!.clone(),
+                .. trunks[k].parameters().Select(p => p.grad!.clone()), .. decoders[k].parameters().Select(p => p.grad!.clone()),
+                .. trunks[k].buffers().Select(b => b.clone()), .. decoders[k].buffers().Select(b => b.clone())]);
+        }
+        Assert.Equal(results[0].Length, results[1].Length);
+        for (int i = 0; i < results[0].Length; i++)
+        {
+            Assert.Equal(results[0][i].shape, results[1][i].shape);
+            // float32 sums in another order: rounding-level differences, which batch norm over a few values per channel
+            // (6 images, 2 pixels at the last map) amplifies; a wrong layout would differ at the scale of the values
+            using var a = results[0][i].to(float64);
+            using var b = results[1][i].to(float64);
+            double scale = Math.Max(1.0, a.abs().max().item<double>());
+            double difference = (a - b).abs().max().item<double>();
+            Assert.True(difference <= 1e-3 * scale, $"tensor {i}: the paths differ by {difference} (scale {scale})");
+        }
+        foreach (var m in trunks) m.Dispose();
+        foreach (var m in decoders) m.Dispose();
+    }
+
+    [Fact]
+    public void TheFastPathIsTheDefaultAndGivesNhwcStridesEvenForOnePixelMaps()
+    {
+        using var trunk = new ConvTrunk(3, 32, 32);
+        Assert.Equal(ConvDefaults.Path, trunk.Path);
+        Assert.Equal(ConvPath.Fast, new ConvDecoder(2, 3, 32, 32).Path);
+        using var map = randn(4, 8, 5, 3);
+        using var last = ConvDefaults.InLayout(map, ConvPath.Fast);
+        Assert.Equal([120L, 1L, 24L, 8L], last.stride());
+        Assert.True(last.equal(map).all().item<bool>());
+        using var pixel = randn(4, 8, 1, 1);
+        using var lastPixel = ConvDefaults.InLayout(pixel, ConvPath.Fast);
+        Assert.Equal([8L, 1L, 8L, 8L], lastPixel.stride());
+        Assert.True(lastPixel.equal(pixel).all().item<bool>());
+        Assert.Same(map, ConvDefaults.InLayout(map, ConvPath.Plain));
+    }
+
     [Fact]
     public void TooSmallImagesAreRefusedWithTheirSize()
     {
