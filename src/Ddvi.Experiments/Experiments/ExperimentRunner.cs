@@ -173,7 +173,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
     }
 
     /// <summary>Writes config.json and appends the changes to config-history.json (both atomically).</summary>
-    private static void WriteConfig(RunDirectory run, ExperimentConfig config, IReadOnlyList<ConfigChange> changes)
+    internal static void WriteConfig(RunDirectory run, ExperimentConfig config, IReadOnlyList<ConfigChange> changes)
     {
         var history = File.Exists(run.ConfigHistory) ? TryParseArray(run.ConfigHistory) : new JsonArray();
         history.Add(new JsonObject

@@ -110,8 +110,17 @@ public class ComparisonRunnerTests
         Assert.DoesNotContain(observer.Lines, l => l.StartsWith("epoch ", StringComparison.Ordinal));
         Assert.True(File.Exists(new RunDirectory(options.Plan()[1].Folder).Metrics));
         // The resumed run ran with this comparison's thread count.
-        var config = ExperimentConfig.FromJson(File.ReadAllText(new RunDirectory(options.Plan()[1].Folder).Config), "config.json");
+        var run = new RunDirectory(options.Plan()[1].Folder);
+        var config = ExperimentConfig.FromJson(File.ReadAllText(run.Config), "config.json");
         Assert.Equal(1, config.Threads);
+        // ... and its history says so: the new run's entry, then the threads changed by the sweep.
+        var history = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(run.ConfigHistory))!.AsArray();
+        Assert.Equal(2, history.Count);
+        var change = Assert.Single(history[1]!["changes"]!.AsArray());
+        Assert.Equal("threads", (string?)change!["key"]);
+        Assert.NotEqual(1, (int?)change["from"]);
+        Assert.Equal(1, (int?)change["to"]);
+        Assert.Contains("sweep", (string?)change["reason"]);
     }
 
     [Fact]

@@ -114,12 +114,17 @@ public sealed class SweepTasks(ITrainingObserver observer)
         return new RunState(File.Exists(folder.Metrics) ? StateKind.Finished : StateKind.Unfinished);
     }
 
-    /// <summary>A resumed run runs with this sweep's threads and device: its config.json is rewritten when they differ.</summary>
+    /// <summary>
+    /// A resumed run runs with this sweep's threads and device (<see cref="Inspect"/> has checked that nothing else
+    /// differs): its config.json is rewritten when they differ, and the change appended to config-history.json, as
+    /// <c>ddvi train --resume</c> does.
+    /// </summary>
     private static void UpdateExecutionSettings(PlannedRun run)
     {
         var folder = new RunDirectory(run.Folder);
-        string planned = run.Config.ToJson();
-        if (File.ReadAllText(folder.Config) != planned) AtomicFile.WriteAllText(folder.Config, planned);
+        var saved = ExperimentConfig.FromJson(File.ReadAllText(folder.Config), folder.Config);
+        var changes = ResumeRequest.ChangedKeys(saved, run.Config, "the sweep resumed the run with its own execution settings").ToList();
+        if (changes.Count > 0) ExperimentRunner.WriteConfig(folder, run.Config, changes);
     }
 
     /// <summary>failure.json in the run folder: why the last attempt failed, where and when.</summary>
