@@ -46,7 +46,7 @@ internal static class AncestryCommand
         var minDist = new Option<double>("--umap-min-dist") { Description = $"UMAP's minimum distance (default {settings.UmapMinDist})", DefaultValueFactory = _ => settings.UmapMinDist };
         var device = new Option<DeviceChoice>("--device") { Description = "Where the learned methods train (default auto: CUDA when present)", DefaultValueFactory = _ => DeviceChoice.Auto };
         var jobs = new Option<int?>("--jobs") { Description = "Runs at the same time (default 1); above 1 each method × seed is a child 'ddvi run' process. With --launcher slurm: array tasks running at once (default: all)" };
-        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads of each run (default 0: libtorch's default). With --launcher slurm: default --cpus-per-task, else libtorch's default" };
+        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads of each run (default 0: libtorch's default with one job; with --jobs N, the cores divided among the N jobs). With --launcher slurm: default --cpus-per-task, else libtorch's default" };
         var sweep = new Option<string?>("--sweep") { Description = "A study file (YAML or JSON) with any of these options as keys, without the dashes (methods and seeds as lists, switches as true); options given here override it. configs/ancestry/ has examples" };
         var launch = new SweepLauncherOptions();
         var command = new Command("ancestry",

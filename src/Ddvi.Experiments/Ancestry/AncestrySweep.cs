@@ -146,7 +146,8 @@ public static class AncestrySweep
     /// (<paramref name="jobs"/> = 1) or as <c>ddvi run --manifest … --index N</c> child processes, <paramref name="jobs"/>
     /// at a time — and the tables from the finished runs. Throws when a run failed (the others are tabulated).
     /// </summary>
-    /// <param name="threads">libtorch threads of each run (0: libtorch's default), in this process or in each child.</param>
+    /// <param name="threads">libtorch threads of each run, in this process or in each child; 0: libtorch's default for one job, the
+    /// cores divided among the jobs (<see cref="ThreadsEachOf"/>) for more.</param>
     public static IReadOnlyList<AncestryRunScores> Run(AncestryRequest request, int jobs, Action<string> log, ITrainingObserver observer,
         ITrainProcessLauncher? launcher = null, CancellationToken cancellationToken = default, int threads = 0)
     {
@@ -158,7 +159,10 @@ public static class AncestrySweep
 
         var (pcs, labels) = AncestryRunner.PrincipalComponents(request, log);
         using var _ = pcs;
-        var (_, planned, manifestPath) = SweepManifest.WriteFor(request.Out, SweepManifest.AncestryKind, Tasks(request, threads));
+        // Children left at libtorch's default would each take every core: divide the cores among the jobs, as compare does.
+        int threadsEachRun = jobs > 1 && threads == 0 ? ThreadsEachOf(jobs) : threads;
+        if (threadsEachRun != threads) log($"ancestry: {jobs} jobs at a time, {threadsEachRun} libtorch thread(s) each ({Environment.ProcessorCount} cores; --threads sets it)");
+        var (_, planned, manifestPath) = SweepManifest.WriteFor(request.Out, SweepManifest.AncestryKind, Tasks(request, threadsEachRun));
         var finishedBefore = planned.Where(e => File.Exists(Path.Combine(e.Folder, ScoresFile))).Select(e => e.Index).ToHashSet();
         var failures = new List<string>();
         if (jobs == 1)
@@ -242,6 +246,9 @@ public static class AncestrySweep
     static string Method(ManifestEntry entry) => entry.Config["method"]?.GetValue<string>() ?? entry.Name;
 
     static int Seed(ManifestEntry entry) => entry.Config["seed"]?.GetValue<int>() ?? 0;
+
+    /// <summary>Threads of each of <paramref name="jobs"/> local runs when none were asked for: the cores divided among them, at least one.</summary>
+    public static int ThreadsEachOf(int jobs) => Math.Max(1, Environment.ProcessorCount / jobs);
 
     static void CheckThreads(int threads)
     {

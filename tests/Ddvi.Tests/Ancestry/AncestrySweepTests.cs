@@ -166,6 +166,11 @@ public class AncestrySweepTests
         (code, var output, error) = DdviProcess.Run(Study(bed, panel, folder["two"], "pca,ddvi", "--jobs", "2"));
         Assert.True(code == 0, error);
         Assert.Contains("[ddvi-seed0]", output + error);
+        // Without --threads the children share the cores instead of each taking all of them.
+        int each = AncestrySweep.ThreadsEachOf(2);
+        Assert.Equal(Math.Max(1, Environment.ProcessorCount / 2), each);
+        Assert.All(SweepManifest.Load(SweepManifest.PathIn(folder["two"])).Entries, e => Assert.Equal(each, e.Config["threads"]!.GetValue<int>()));
+        Assert.Contains($"2 jobs at a time, {each} libtorch thread(s) each", output + error);
         Assert.Equal(CsvWithoutSeconds(folder["one"]), CsvWithoutSeconds(folder["two"]));
         Assert.Equal(3, File.ReadAllLines(Path.Combine(folder["two"], AncestryReport.CsvFile)).Length);
         Assert.Equal(File.ReadAllBytes(Path.Combine(folder["one"], "runs", "ddvi-seed0", "latents.npy")),
