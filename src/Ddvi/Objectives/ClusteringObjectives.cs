@@ -108,7 +108,7 @@ public static class ClusteringObjectives
         var reconstruction = weights.Reconstruction == ReconstructionScale.PerFeatureMean
             ? model.Likelihood.MeanNegativeLogProbPerFeature(output, x)
             : -model.Likelihood.LogProbFromOutput(output, x).mean();
-        var kl = GaussianMath.KlToStandardNormal(mean, logVariance.exp()).mean();
+        var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance).mean();
         var total = reconstruction + weights.KlWeight * kl;
         return DdviObjectives.Keep(total, (model.Likelihood.ReconstructionTermName, reconstruction), ("kl", kl));
     }

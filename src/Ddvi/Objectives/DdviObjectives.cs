@@ -164,7 +164,7 @@ public static class DdviObjectives
         using var scope = NewDisposeScope();
         var posterior = model.WarmupPosterior(x, generator);
         var bce = Reconstruction(model, posterior.Z, x, mask, weights.Reconstruction);
-        var kl = GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance).mean();
+        var kl = GaussianMath.KlToStandardNormalFromLogVariance(posterior.Mean, posterior.LogVariance).mean();
         var noise = PriorDiffusionLoss(model.PriorDenoiser, model.PriorSchedule, prior, (int)x.shape[0], weights.NoiseLoss, generator).Total;
         var total = bce + weights.KlWeight * kl + weights.NoiseWeight * noise;
         return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("noise", noise));
@@ -192,7 +192,7 @@ public static class DdviObjectives
         var bce = Reconstruction(model, z, x, mask, weights.Reconstruction);
         var schedule = model.PosteriorSchedule;
         var kl = weights.Start == StartTarget.StandardNormal
-            ? GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance).mean()
+            ? GaussianMath.KlToStandardNormalFromLogVariance(posterior.Mean, posterior.LogVariance).mean()
             : StartAgainstForwardMarginal(posterior, schedule).mean();
         var logP = prior.LogDensity(z).mean();
 
@@ -274,7 +274,7 @@ public static class DdviObjectives
         var posterior = model.Posterior(x, generator, keepStates: true);
         var z = posterior.Z;                                                                         // [B, d]
         var logLikelihood = model.Likelihood.LogProbFromOutput(model.DecodeOutput(z), x, mask);     // [B]
-        var kl = GaussianMath.KlToStandardNormal(posterior.Mean, posterior.Variance);               // [B]
+        var kl = GaussianMath.KlToStandardNormalFromLogVariance(posterior.Mean, posterior.LogVariance);               // [B]
         var logPrior = prior.LogDensity(z);                                                          // [B]
 
         var schedule = model.CurrentSchedule;

@@ -26,10 +26,24 @@ public static class GaussianMath
     }
 
     /// <summary>KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ (σ² + μ² − 1 − log σ²): <c>[B, d]</c> → <c>[B]</c>.</summary>
+    /// <remarks>Where σ² comes from a log variance, use <see cref="KlToStandardNormalFromLogVariance"/>: exp(log σ²)
+    /// underflows to 0 in float32 below log σ² ≈ −103, and log 0 makes this form infinite.</remarks>
     public static Tensor KlToStandardNormal(Tensor mean, Tensor variance)
     {
         using var scope = NewDisposeScope();
         return (0.5 * (variance + mean.square() - 1 - variance.log()).sum(-1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ (exp(log σ²) + μ² − 1 − log σ²) from log σ²: <c>[B, d]</c> → <c>[B]</c>. The same
+    /// value as <see cref="KlToStandardNormal"/>, finite (≈ −½ log σ² per coordinate) and with the right gradient where
+    /// σ² underflows, which an encoder that drives its log variance far down reaches (a clustering run on unscaled
+    /// genotype PCs reached log σ² = −109 and its loss became infinite through the variance form).
+    /// </summary>
+    public static Tensor KlToStandardNormalFromLogVariance(Tensor mean, Tensor logVariance)
+    {
+        using var scope = NewDisposeScope();
+        return (0.5 * (logVariance.exp() + mean.square() - 1 - logVariance).sum(-1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Σ over pixels of log Bernoulli(x | sigmoid(logits)) per example: <c>[B, D]</c> → <c>[B]</c>.</summary>

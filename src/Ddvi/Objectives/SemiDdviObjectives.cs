@@ -61,7 +61,7 @@ public static class SemiDdviObjectives
         var z = model.RunChains(yT, null, conditioned: false, keepStates: false)[0];               // [C, B, d]
         var w = SemiSupervision.ClassWeights(logits, labels);
         var bce = SemiSupervision.Combine(ReconstructionByClass(model, z, x), w, labels);
-        var kl = GaussianMath.KlToStandardNormal(mean, logVariance.exp()).mean();
+        var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance).mean();
         var entropy = SemiSupervision.Entropy(logits, labels);
         var ce = SemiSupervision.CrossEntropy(logits, labels);
         var total = bce + weights.KlWeight * (kl + weights.EntropyWeight * entropy) + weights.ClassifierWeight * weights.KlWeight * ce;
@@ -87,7 +87,7 @@ public static class SemiDdviObjectives
         var negLogPrior = -classDensity.LogDensityByClass(z);                                     // [C, B]
         var matching = MatchingByClass(model.Schedule, states, kind, generator);                  // [C, B]
         var w = SemiSupervision.ClassWeights(logits, labels);
-        var kl = GaussianMath.KlToStandardNormal(mean, logVariance.exp()).mean();
+        var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance).mean();
         var terms = new SemiWakeTerms(reconstruction, negLogPrior, matching, w, kl, logits);
         scope.MoveToOuter([reconstruction, negLogPrior, matching, w, kl, logits]);
         return terms;
@@ -168,7 +168,7 @@ public static class SemiDdviObjectives
             var chainMean = states.narrow(0, 1, steps - 1);
             matching = ((chainMean - (w0 * z.unsqueeze(0) + wt * yt)).square() / (2 * variance)).sum([0, 3]);   // [C, B]
         }
-        var kl = GaussianMath.KlToStandardNormal(mean, logVariance.exp());                        // [B]
+        var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance);                        // [B]
         var latent = (q * (logPrior - matching)).sum(0) - kl;
         return new ElboEstimate(
             ((q * logLikelihood).sum(0) + latent).MoveToOuterDisposeScope(),

@@ -126,6 +126,33 @@ public class ClusteringDdviTests
     }
 
     [Fact]
+    public void TheWakeLossStaysFiniteWhenTheEncoderDrivesItsLogVarianceFarDown()
+    {
+        // The full-length HGDP run with unscaled PCs: the encoder's log σ² reached −109, σ² underflowed to 0 in float32 and
+        // the KL computed through log σ² = log 0 made the wake loss infinite, its gradients NaN.
+        torch.manual_seed(2);
+        var likelihood = new GaussianLikelihood(new Mlp(2, [16], [6]), 2, 6, Math.Sqrt(0.5));
+        var prior = new LearnableGaussianMixture(zeros(3, 2, dtype: ScalarType.Float64), initialStd: 0.125);
+        using var model = new ClusteringDdvi(new Mlp(6, [16], [2, 2]), likelihood, new TimeConditionedMlp(5, 2, hidden: 16), prior);
+        var encoder = (Mlp)model.Encoder;
+        var heads = encoder.modules().OfType<Linear>().TakeLast(2).ToArray();                // μ head, log σ² head
+        using (no_grad())
+        {
+            foreach (var head in heads) head.weight!.zero_();
+            heads[0].bias!.copy_(tensor(new float[] { 0.3f, -0.2f }));
+            heads[1].bias!.copy_(tensor(new float[] { -120f, -110f }));
+        }
+        using var generator = new Generator(1);
+        using var x = randn(8, 6, generator: generator);
+        var terms = ClusteringObjectives.WakeLoss(model, x, new ClusteringWeights(), generator);
+        double kl = terms.Terms.Single(t => t.Name == "kl").Value.item<float>();
+        Assert.Equal(0.5 * (0.09 + 0.04 - 2 + 230), kl, 3);
+        Assert.True(double.IsFinite(terms.Total.item<float>()));
+        terms.Total.backward();
+        Assert.All(model.parameters().Where(p => p.grad is not null), p => Assert.True(p.grad!.isfinite().all().item<bool>()));
+    }
+
+    [Fact]
     public void AGradientClipBoundsTheJointNormBeforeTheStep()
     {
         using var p = new Parameter(tensor(new float[] { 0f, 0f }));

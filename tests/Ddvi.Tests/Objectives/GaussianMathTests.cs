@@ -31,6 +31,26 @@ public class GaussianMathTests
     }
 
     [Fact]
+    public void KlFromLogVarianceEqualsTheVarianceFormAndStaysFiniteWhereTheVarianceUnderflows()
+    {
+        using var scope = NewDisposeScope();
+        var mean = tensor(new[] { 0.5, -1.0, 2.0 }, dtype: float64).view(1, 3);
+        var logVariance = tensor(new[] { Math.Log(0.25), Math.Log(2.0), -3.0 }, dtype: float64).view(1, 3);
+        Assert.Equal(GaussianMath.KlToStandardNormal(mean, logVariance.exp()).item<double>(),
+            GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance).item<double>(), 12);
+
+        // float32, log σ² = −109 (what a clustering encoder reached): exp underflows to 0 and the variance form is +∞.
+        var m = tensor(new float[] { 0.5f, 0f }).view(1, 2);
+        var lv = tensor(new float[] { -109f, 0f }).view(1, 2).requires_grad_(true);
+        Assert.True(float.IsPositiveInfinity(GaussianMath.KlToStandardNormal(m, lv.exp()).item<float>()));
+        var kl = GaussianMath.KlToStandardNormalFromLogVariance(m, lv);
+        Assert.Equal(0.5 * (0.25 - 1 + 109), kl.item<float>(), 3);                       // the second coordinate adds 0
+        kl.sum().backward();
+        // ∂KL/∂log σ² = ½(σ² − 1): −½ pushes the log variance back up; 0 at σ² = 1.
+        Assert.Equal([-0.5f, 0f], lv.grad!.data<float>().ToArray());
+    }
+
+    [Fact]
     public void LogDensityMatchesHandComputation()
     {
         using var scope = NewDisposeScope();
