@@ -71,6 +71,12 @@ internal static class CliOptions
         Description = "Folder with (or for downloading) dataset files; default: ~/.cache/ddvi/datasets",
     };
 
+    public static Option<int?> TrainImages() => new("--train-images")
+    {
+        Description = "Train on the dataset's first N training examples only, in its own order (the test split stays whole); default: all",
+        HelpName = "N",
+    };
+
     public static Option<int?> PriorDiffusionIterations() => new("--prior-diffusion-iterations")
     {
         Description = "DDVI stage 1: optimiser steps of the prior diffusion (default 100000; 3000 on synthetic)",

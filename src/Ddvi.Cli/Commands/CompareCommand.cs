@@ -35,6 +35,7 @@ internal static class CompareCommand
         var priorDensity = CliOptions.PriorDensity();
         var device = CliOptions.Device();
         var dataDir = CliOptions.DataDirectory();
+        var trainImages = CliOptions.TrainImages();
         var priorIterations = CliOptions.PriorDiffusionIterations();
         var warmupEpochs = CliOptions.WarmupEpochs();
 
@@ -43,7 +44,7 @@ internal static class CompareCommand
         var command = new Command("compare",
             "Train several models on several priors and seeds (skipping finished runs, resuming unfinished ones), then write mean ± 95% t-interval tables and a latent panel figure")
         {
-            sweep, dataset, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
+            sweep, dataset, trainImages, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
         };
         launch.AddTo(command);
         command.SetAction(parse => CommandRunner.Run(signals =>
@@ -92,6 +93,7 @@ internal static class CompareCommand
             {
                 Dataset = parse.GetValue(dataset)!,
                 Epochs = parse.GetValue(epochs),
+                TrainImages = parse.GetValue(trainImages),
                 PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
                 Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
                 // Absolute, so that every task of the sweep (a child process or a Slurm task on another node) finds it.
@@ -108,7 +110,7 @@ internal static class CompareCommand
                 var values = System.Text.Json.Nodes.JsonNode.Parse(flags.ToJson())!.AsObject();
                 (Option Option, string Key)[] keyed =
                 [
-                    (dataset, "dataset"), (epochs, "epochs"), (priorDensity, "prior_density"), (device, "device"), (dataDir, "data_directory"),
+                    (dataset, "dataset"), (trainImages, "train_images"), (epochs, "epochs"), (priorDensity, "prior_density"), (device, "device"), (dataDir, "data_directory"),
                     (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
                 ];
                 baseConfig = overrides.ToConfig(keyed.Where(k => Given(k.Option)).Select(k => (k.Key, Lookup(values, k.Key))));

@@ -100,6 +100,7 @@ internal static class TrainCommand
         };
 
         // DDVI pipeline (arXiv:2401.02739; the authors' release); defaults are the release's.
+        var trainImages = CliOptions.TrainImages();
         var priorIterations = CliOptions.PriorDiffusionIterations();
         var warmupEpochs = CliOptions.WarmupEpochs();
         var priorDiffusionLr = CliOptions.PriorDiffusionLearningRate();
@@ -117,7 +118,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
-            configFile, dataset, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, labels, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
+            configFile, dataset, trainImages, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, labels, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
             priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm,
         };
         ExperimentConfig FlagsConfig(ParseResult parse) => new()
@@ -133,6 +134,7 @@ internal static class TrainCommand
             LearningRate = parse.GetValue(learningRate),
             Seed = parse.GetValue(seed),
             Labels = parse.GetValue(labels),
+            TrainImages = parse.GetValue(trainImages),
             CheckpointEvery = parse.GetValue(checkpointEvery),
             Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
             Threads = parse.GetValue(threads),
@@ -161,7 +163,7 @@ internal static class TrainCommand
         (Option Option, string Key)[] keyed =
         [
             (dataset, "dataset"), (model, "model"), (networks, "networks"), (prior, "prior"), (priorNoise, "prior_noise"), (priorDensity, "prior_density"),
-            (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"), (labels, "labels"),
+            (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"), (labels, "labels"), (trainImages, "train_images"),
             (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"), (tensorBoard, "tensorboard"),
             (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
             (priorDiffusionLr, "ddvi.prior_diffusion_learning_rate"), (warmupLr, "ddvi.warmup_learning_rate"),

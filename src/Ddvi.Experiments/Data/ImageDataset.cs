@@ -120,6 +120,24 @@ public static class PixelRanges
 /// storage undone); null when they were read as they are.</param>
 public sealed record DatasetSplits(ImageDataset Train, ImageDataset Test, string? Note = null) : IDisposable
 {
+    /// <summary>
+    /// The same splits with only the first <paramref name="count"/> training examples (<c>--train-images</c>); this
+    /// object's training tensors are disposed, its test split moves to the result. <paramref name="source"/> names the
+    /// dataset in the error when it holds fewer than <paramref name="count"/> training examples.
+    /// </summary>
+    public DatasetSplits WithFirstTrainingExamples(int count, string source)
+    {
+        if (count < 1)
+            throw new ArgumentOutOfRangeException(nameof(count), count, "--train-images must be ≥ 1 (the number of training examples to keep).");
+        if (count > Train.Count)
+            throw new ArgumentException($"--train-images {count} is more than the {Train.Count} training examples of dataset {source}; " +
+                                        $"give at most {Train.Count}, or leave it out to train on all of them.");
+        if (count == Train.Count) return this;
+        var kept = Train.Take(count);
+        Train.Dispose();
+        return new DatasetSplits(kept, Test, Note);
+    }
+
     public void Dispose()
     {
         Train.Dispose();

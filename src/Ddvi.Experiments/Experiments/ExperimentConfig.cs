@@ -71,6 +71,13 @@ public sealed record ExperimentConfig
     /// </summary>
     public int? Labels { get; init; }
 
+    /// <summary>
+    /// <c>--train-images N</c>: train on the dataset's first N training examples, in the dataset's own order (the test
+    /// split is kept whole). Null = every training example. Makes the data-size studies (8,000 or 20,000 Fashion-MNIST
+    /// images) one option instead of a copied folder.
+    /// </summary>
+    public int? TrainImages { get; init; }
+
     [JsonConverter(typeof(JsonStringEnumConverter<DeviceChoice>))]
     public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
 
@@ -169,6 +176,7 @@ public sealed record ExperimentConfig
         Require(BatchSize is null or >= 1, $"--batch-size must be ≥ 1, got {BatchSize}");
         Require(Seed >= 0, $"--seed must be an integer ≥ 0, got {Seed}");
         Require(Labels is null or >= 1, $"--labels must be ≥ 1 (the number of labelled training examples), got {Labels}");
+        Require(TrainImages is null or >= 1, $"--train-images must be ≥ 1 (the number of training examples to keep), got {TrainImages}");
         Require(LearningRate is null || (LearningRate > 0 && double.IsFinite(LearningRate.Value)), $"--lr must be a finite number > 0, got {LearningRate}");
         Require(Threads >= 0, $"--threads must be ≥ 0 (0 = libtorch default), got {Threads}");
         Require(CheckpointEvery >= 1, $"--checkpoint-every must be ≥ 1, got {CheckpointEvery}");

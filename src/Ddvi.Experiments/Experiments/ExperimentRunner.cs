@@ -386,6 +386,11 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             var device = ComputeDevice.Resolve(config.Device);
             var loaded = DatasetCatalog.Load(config.Dataset,
                 new DatasetOptions(config.DataDirectory, config.Seed, SyntheticTrainCount: config.SyntheticTrainCount, SyntheticTestCount: config.SyntheticTestCount));
+            if (config.TrainImages is int trainImages)
+            {
+                try { loaded = loaded.WithFirstTrainingExamples(trainImages, config.Dataset); }
+                catch { loaded.Dispose(); throw; }
+            }
             var data = device.type == TorchSharp.DeviceType.CPU ? loaded : MoveTo(loaded, device);
             var prior = PriorCatalog.Create(config.Prior, config.PriorNoise, config.Seed, device, config.PriorDensity);
             // Weight initialisation draws from the global generator: seed it so a run is repeatable.

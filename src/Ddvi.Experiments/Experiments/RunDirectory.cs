@@ -16,7 +16,7 @@ public sealed class RunDirectory(string root)
     public string StageSnapshot(string stage) => Path.Combine(Root, "checkpoints", stage, "snapshot.json");
     public string Plot(string name) => Path.Combine(Plots, name);
 
-    /// <summary>Default folder of a run: runs/MODEL-DATASET-PRIOR-sSEED.</summary>
+    /// <summary>Default folder of a run: runs/MODEL-DATASET-PRIOR-sSEED (DATASET-nN with <c>--train-images N</c>).</summary>
     public static string DefaultFor(ExperimentConfig config) =>
-        Path.Combine("runs", $"{config.Model}-{Data.DatasetCatalog.ShortName(config.Dataset)}-{config.Prior}-s{config.Seed}");
+        Path.Combine("runs", $"{config.Model}-{Data.DatasetCatalog.ShortName(config.Dataset)}{(config.TrainImages is int n ? $"-n{n}" : "")}-{config.Prior}-s{config.Seed}");
 }

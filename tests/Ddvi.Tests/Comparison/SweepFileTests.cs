@@ -57,6 +57,21 @@ public class SweepFileTests
         Assert.All(options.Plan(), run => Assert.Equal(32, run.Config.BatchSize));
     }
 
+    [Fact]
+    public void TrainImagesReachesEveryRunFromTheOptionOrTheFile()
+    {
+        using var folder = new TempFolder();
+        var options = CompareCommand.OptionsFor("--models", "vae,ddvi", "--priors", "pinwheel", "--seeds", "0", "--out", folder["o"], "--train-images", "8000");
+        Assert.Equal(2, options.Plan().Count);
+        Assert.All(options.Plan(), run => Assert.Equal(8000, run.Config.TrainImages));
+
+        File.WriteAllText(folder["sweep.yaml"], Sweep.Replace("  dataset: synthetic", "  dataset:\n    name: synthetic\n    train_images: 500"));
+        var fromFile = CompareCommand.OptionsFor("--sweep", folder["sweep.yaml"]);
+        Assert.All(fromFile.Plan(), run => Assert.Equal(500, run.Config.TrainImages));
+        var overridden = CompareCommand.OptionsFor("--sweep", folder["sweep.yaml"], "--train-images", "300");
+        Assert.All(overridden.Plan(), run => Assert.Equal(300, run.Config.TrainImages));
+    }
+
     [Theory]
     [InlineData("model: [vae]\n", "line 1", "unknown key 'model'", "models, priors, seeds")]
     [InlineData("models: [gan]\nout: x\n", "sweep.yaml", "--models: 'gan' is not known", "vae")]

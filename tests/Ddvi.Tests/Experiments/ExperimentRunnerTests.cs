@@ -190,6 +190,35 @@ public class ExperimentRunnerTests
     }
 
     [Fact]
+    public void TrainImagesKeepsTheFirstTrainingExamplesAndTheWholeTestSplit()
+    {
+        using var files = new Ddvi.Tests.Data.IdxTestFiles();
+        foreach (var (name, content) in Ddvi.Tests.Data.IdxTestFiles.MnistFormatGzipFiles(256, 128, seed: 6, height: 20, width: 24, classes: 26, firstLabel: 1))
+            files.Write("letters/" + name, content);
+        string data = Path.Combine(files.Root, "letters");
+        var whole = Tiny("vae", epochs: 1) with { Dataset = data };
+        var config = whole with { TrainImages = 100 };
+        Assert.Equal(Path.Combine("runs", "vae-letters-n100-pinwheel-s3"), RunDirectory.DefaultFor(config));
+        Assert.Equal(100, ExperimentConfig.FromJson(config.ToJson(), "test").TrainImages);
+
+        using (var all = ExperimentRunner.Session.Open(whole))
+        using (var first = ExperimentRunner.Session.Open(config))
+        {
+            Assert.Equal(100, first.Data.Train.Count);
+            Assert.True(first.Data.Train.Images.equal(all.Data.Train.Images[..100]).all().item<bool>());
+            Assert.True(first.Data.Train.Labels.equal(all.Data.Train.Labels[..100]).all().item<bool>());
+            Assert.Equal(128, first.Data.Test.Count);
+            Assert.True(first.Data.Test.Images.equal(all.Data.Test.Images).all().item<bool>());
+        }
+
+        var tooMany = Assert.Throws<ArgumentException>(() => ExperimentRunner.Session.Open(whole with { TrainImages = 257 }));
+        Assert.Contains("--train-images 257 is more than the 256 training examples of dataset", tooMany.Message);
+        Assert.Contains(data, tooMany.Message);
+        var zero = Assert.Throws<ArgumentException>(() => (whole with { TrainImages = 0 }).Validate());
+        Assert.Contains("--train-images must be ≥ 1", zero.Message);
+    }
+
+    [Fact]
     public void ConfigJsonRoundTrips()
     {
         var config = Tiny("ddvi") with { PriorNoise = null, Prior = "swiss-roll", LearningRate = 3e-4 };

@@ -91,7 +91,7 @@ public sealed class ExperimentFile
         {
             ["dataset"] = new Dictionary<string, string>
             {
-                ["name"] = "dataset", ["data_directory"] = "data_directory",
+                ["name"] = "dataset", ["data_directory"] = "data_directory", ["train_images"] = "train_images",
                 ["synthetic_train_count"] = "synthetic_train_count", ["synthetic_test_count"] = "synthetic_test_count",
             },
             ["model"] = new Dictionary<string, string> { ["name"] = "model", ["settings"] = "" },
