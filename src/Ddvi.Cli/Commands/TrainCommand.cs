@@ -99,8 +99,9 @@ internal static class TrainCommand
             CustomParser = result => result.Tokens.Count == 0 ? null : Path.GetFullPath(result.Tokens[^1].Value),
         };
 
-        // DDVI pipeline (arXiv:2401.02739; the authors' release); defaults are the release's.
         var trainImages = CliOptions.TrainImages();
+
+        // DDVI pipeline (arXiv:2401.02739; the authors' release); defaults are the release's.
         var priorIterations = CliOptions.PriorDiffusionIterations();
         var warmupEpochs = CliOptions.WarmupEpochs();
         var priorDiffusionLr = CliOptions.PriorDiffusionLearningRate();
