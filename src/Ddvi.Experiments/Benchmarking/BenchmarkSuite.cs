@@ -66,6 +66,10 @@ public sealed record BenchmarkResult
     public required double RatioToFloor { get; init; }
     public BenchmarkTarget? Target { get; init; }
     public bool? MeetsTarget { get; init; }
+
+    /// <summary>Whether the target's seconds per epoch lie below the floor measured in the same run: then no schedule of
+    /// the same arithmetic meets it on this machine.</summary>
+    public bool TargetBelowFloor => Target?.MaxSecondsPerEpoch is { } seconds && seconds < FloorSecondsPerEpoch;
 }
 
 /// <summary>Where and with what the benchmarks ran.</summary>
@@ -328,7 +332,9 @@ public static class BenchmarkSuite
 
     public static string Line(BenchmarkResult r)
     {
-        string verdict = r.MeetsTarget is { } met ? (met ? " [target met]" : " [target missed]") : "";
+        string verdict = r.MeetsTarget is { } met
+            ? (met ? " [target met]" : r.TargetBelowFloor ? " [target missed: its time is below the floor]" : " [target missed]")
+            : "";
         string governed = r.ThreadsUsed is { Count: > 0 } used && used.Any(t => t != r.Threads) ? $" (threads by load: {string.Join(",", used)})" : "";
         return string.Create(CultureInfo.InvariantCulture,
             $"{r.Name}: {r.SecondsPerStep.Median * 1e3:F2} ms/step (IQR ±{r.SecondsPerStep.RelativeSpread * 50:F1}%), {r.SecondsPerEpoch:F2} s per {r.EpochUnit}, " +
@@ -391,7 +397,7 @@ public static class BenchmarkSuite
             {
                 string target = r.Target is null ? "" : string.Join(", ", new[]
                 {
-                    r.Target.MaxSecondsPerEpoch is { } s ? string.Create(inv, $"≤ {s:G4} s") : null,
+                    r.Target.MaxSecondsPerEpoch is { } s ? string.Create(inv, $"≤ {s:G4} s{(r.TargetBelowFloor ? " (below the floor)" : "")}") : null,
                     r.Target.MaxRatioToFloor is { } q ? string.Create(inv, $"≤ {q}× floor") : null,
                     r.Target.MaxPeakBytes is { } b ? string.Create(inv, $"≤ {b / 1073741824.0:G3} GiB") : null,
                 }.OfType<string>());

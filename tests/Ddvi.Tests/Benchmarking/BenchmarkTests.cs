@@ -225,4 +225,26 @@ public class BenchmarkTests
         Assert.Contains("warp-drive", error);
         Assert.Contains("evaluate-ddvi", error);
     }
+
+    [Fact]
+    public void ATimeTargetBelowTheFloorIsNamedInTheVerdict()
+    {
+        // DDVI-semi as measured in session 13: 335 s per epoch against a 243 s floor and a 150 s target.
+        var result = new BenchmarkResult
+        {
+            Name = BenchmarkCases.SemiDdvi, Description = "ddvi-semi", Threads = 2, SecondsPerStep = TimeStatistics.Of([5.72, 5.73, 5.74]),
+            StepsPerRepetition = 3, StepsPerEpoch = 59, EpochUnit = "epoch", SecondsPerEpoch = 335, StageEpochs = 50, SecondsPerStage = 16750,
+            ExamplesPerSecond = 179, PeakResidentBytes = 1L << 30, PeakIsPerBenchmark = true, GigaflopsPerStep = 836, FloorSecondsPerEpoch = 243,
+            RatioToFloor = 1.38, Target = BenchmarkSuite.TargetOf(BenchmarkCases.SemiDdvi), MeetsTarget = false,
+        };
+        Assert.True(result.TargetBelowFloor);
+        Assert.Contains("[target missed: its time is below the floor]", BenchmarkSuite.Line(result));
+
+        var reachable = result with { FloorSecondsPerEpoch = 100, RatioToFloor = 3.35 };
+        Assert.False(reachable.TargetBelowFloor);
+        Assert.EndsWith("[target missed]", BenchmarkSuite.Line(reachable));
+
+        var ratioOnly = result with { Target = new BenchmarkTarget(null, MaxRatioToFloor: 2.0) };
+        Assert.False(ratioOnly.TargetBelowFloor);
+    }
 }
