@@ -62,6 +62,7 @@ public static class AncestryModels
             {
                 using var model = ClusteringDdvi.Paper(inputDim, init, settings.LatentDim, settings.Hidden, settings.HiddenLayers,
                     settings.ChainSteps, settings.Components, settings.ComponentStd, settings.Dropout);
+                model.SetNetworkPrecision(settings.Precision);
                 model.to(device);
                 var weights = new ClusteringWeights(KlWeight: settings.DdviKlWeight);
                 var priorFit = new TrainingPhase
@@ -88,6 +89,7 @@ public static class AncestryModels
                 using var start = rand([settings.Components, settings.LatentDim], dtype: ScalarType.Float64, generator: init) * 5 - 2.5;
                 using var prior = new LearnableGaussianMixture(start, initialStd: settings.ComponentStd);
                 using var both = new ModuleGroup(vae, prior);
+                both.SetNetworkPrecision(settings.Precision);
                 both.to(device);
                 int epochs = settings.Epochs;
                 var phases = ClusteringPhases.ForVae(vae, prior, epoch => settings.VaeKlWeight * Math.Min(1.0, (epoch + 1.0) / epochs),
@@ -101,6 +103,7 @@ public static class AncestryModels
                 var encoder = new Mlp(inputDim, widths, [settings.LatentDim], settings.Dropout);
                 var likelihood = new GaussianLikelihood(new Mlp(settings.LatentDim, widths, [inputDim], settings.Dropout), settings.LatentDim, inputDim, Math.Sqrt(0.5));
                 using var aae = new AdversarialAutoencoder(inputDim, settings.LatentDim, settings.Hidden, settings.Dropout, likelihood: likelihood, encoder: encoder);
+                aae.SetNetworkPrecision(settings.Precision);
                 aae.to(device);
                 var prior = new StandardNormalPrior(settings.LatentDim, device);
                 var aaeSettings = new AaeSettings();

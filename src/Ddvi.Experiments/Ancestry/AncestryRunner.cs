@@ -7,6 +7,7 @@ using Ddvi.Embeddings;
 using Ddvi.Evaluation.Clustering;
 using Ddvi.Experiments.Genomics;
 using Ddvi.IO;
+using Ddvi.Models;
 using Ddvi.Plotting;
 using Ddvi.Training;
 using static TorchSharp.torch;
@@ -101,6 +102,9 @@ public static class AncestryRunner
         if (File.Exists(configPath))
         {
             var existing = JsonNode.Parse(File.ReadAllText(configPath));
+            // Runs made before --precision existed computed in float32.
+            if (existing?["settings"] is JsonObject written && !written.ContainsKey(nameof(AncestrySettings.Precision)))
+                written[nameof(AncestrySettings.Precision)] = NetworkPrecision.Float32.ToString();
             if (!JsonNode.DeepEquals(existing, config))
                 throw new InvalidOperationException(
                     $"{folder} holds a run made with other settings ({configPath}); choose another --out, or delete that folder to run it again with these.");
@@ -245,7 +249,12 @@ public static class AncestryRunner
         ["components"] = pcs.shape[1],
         ["filters"] = JsonSerializer.SerializeToNode(request.Filters),
         ["pca"] = JsonSerializer.SerializeToNode(request.Pca),
-        ["settings"] = JsonSerializer.SerializeToNode(request.Settings with { Device = Runtime.DeviceChoice.Auto }),
+        // Where a run computes is not part of what it is; its precision is, for the learned methods (the others have no networks).
+        ["settings"] = JsonSerializer.SerializeToNode(request.Settings with
+        {
+            Device = Runtime.DeviceChoice.Auto,
+            Precision = AncestryModels.Names.Contains(method) ? request.Settings.Precision : NetworkPrecisions.Default,
+        }),
     };
 
     internal static void Validate(AncestryRequest request)

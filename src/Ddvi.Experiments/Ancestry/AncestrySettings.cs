@@ -1,4 +1,5 @@
 using Ddvi.Evaluation;
+using Ddvi.Models;
 using Ddvi.Runtime;
 
 namespace Ddvi.Experiments.Ancestry;
@@ -60,6 +61,11 @@ public sealed record AncestrySettings
 
     public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
 
+    /// <summary>Arithmetic of the learned methods' MLPs (<see cref="NetworkPrecision"/>; float32, the release's, unless
+    /// asked): <c>bf16</c> runs their products in bfloat16 with float32 weights, optimiser and losses.</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<NetworkPrecision>))]
+    public NetworkPrecision Precision { get; init; } = NetworkPrecisions.Default;
+
     public void Validate()
     {
         static void Require(bool condition, string message)
@@ -87,5 +93,6 @@ public sealed record AncestrySettings
         Require(ScoreRegularisation >= 0 && double.IsFinite(ScoreRegularisation), $"covariance regularisation must be a finite number ≥ 0, got {ScoreRegularisation}");
         Require(NeighbourCounts.Count >= 1 && NeighbourCounts.All(k => k >= 1), $"--knn must list k values ≥ 1, got [{string.Join(", ", NeighbourCounts)}]");
         Require(HeldOutFraction > 0 && HeldOutFraction < 1, $"--held-out must be in (0, 1), got {HeldOutFraction}");
+        Require(Enum.IsDefined(Precision), $"--precision must be one of {string.Join(", ", NetworkPrecisions.Names)}, got {Precision}");
     }
 }

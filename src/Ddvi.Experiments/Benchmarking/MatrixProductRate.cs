@@ -10,15 +10,17 @@ public sealed record MatrixProductRate(long Rows, long Inner, long Columns, doub
     public string Shape => $"[{Rows}×{Inner}]·[{Inner}×{Columns}]";
 
     /// <summary>
-    /// Times float32 matrix products of one shape on <paramref name="device"/> for about <paramref name="seconds"/>
-    /// (after a warm-up) and returns the best rate over several rounds, in GFLOP/s (2·rows·inner·columns per product).
+    /// Times matrix products of one shape on <paramref name="device"/> for about <paramref name="seconds"/> (after a
+    /// warm-up) and returns the best rate over several rounds, in GFLOP/s (2·rows·inner·columns per product); float32
+    /// unless <paramref name="dtype"/> says otherwise (bfloat16 for the rate of mixed-precision networks).
     /// </summary>
-    public static MatrixProductRate Measure(Device device, long rows, long inner, long columns, double seconds = 1.0)
+    public static MatrixProductRate Measure(Device device, long rows, long inner, long columns, double seconds = 1.0,
+        ScalarType dtype = ScalarType.Float32)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(1234);
-        var a = RandomDraws.Normal([rows, inner], ScalarType.Float32, device, generator);
-        var b = RandomDraws.Normal([inner, columns], ScalarType.Float32, device, generator);
+        var a = RandomDraws.Normal([rows, inner], ScalarType.Float32, device, generator).to(dtype);
+        var b = RandomDraws.Normal([inner, columns], ScalarType.Float32, device, generator).to(dtype);
         double flops = 2.0 * rows * inner * columns;
 
         for (int i = 0; i < 3; i++) Product(a, b);

@@ -66,6 +66,13 @@ public sealed class Mlp : Module<Tensor, Tensor>
     public double LeakySlope { get; }
     public double Dropout => dropout.Probability;
 
+    /// <summary>
+    /// The arithmetic of the layers' products (<see cref="NetworkPrecision"/>; <see cref="NetworkPrecisions.Default"/>
+    /// unless set). With <see cref="NetworkPrecision.BFloat16"/> a float32 input runs through the layers in bfloat16 and the
+    /// heads return float32; inputs of other types (float64 in the exactness tests) run in their own type.
+    /// </summary>
+    public NetworkPrecision Precision { get; set; } = NetworkPrecisions.Default;
+
     /// <summary>The total output width, Σ head widths.</summary>
     public long OutputDim => headWidths.Sum();
 
@@ -75,7 +82,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
         if (heads.Count == 1)
         {
             using var scope = NewDisposeScope();
-            return heads[0].call(Trunk(x)).MoveToOuterDisposeScope();
+            return Head(heads[0], Trunk(x), x.dtype).MoveToOuterDisposeScope();
         }
         var parts = Heads(x);
         try
@@ -96,7 +103,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = Trunk(x);
-        return heads.Select(head => head.call(h).MoveToOuterDisposeScope()).ToArray();
+        return heads.Select(head => Head(head, h, x.dtype).MoveToOuterDisposeScope()).ToArray();
     }
 
     /// <summary>
@@ -118,9 +125,28 @@ public sealed class Mlp : Module<Tensor, Tensor>
     {
         if (x.dim() != 2 || x.shape[1] != InputDim)
             throw new ArgumentException($"Mlp: input must be [B, {InputDim}], got [{string.Join(", ", x.shape)}].", nameof(x));
-        var h = x;
+        var h = LowPrecision(x.dtype) ? x.to(ScalarType.BFloat16) : x;
         foreach (var layer in hidden)
-            h = dropout.call(functional.leaky_relu(layer.call(h), LeakySlope));
+            h = dropout.call(functional.leaky_relu(Apply(layer, h), LeakySlope));
         return h;
+    }
+
+    private bool LowPrecision(ScalarType input) => Precision == NetworkPrecision.BFloat16 && input == ScalarType.Float32;
+
+    // A layer in the input's own type: in bfloat16 the weights are cast for this product (their gradient flows back to the
+    // float32 weights through the cast).
+    private static Tensor Apply(Linear layer, Tensor h)
+    {
+        if (h.dtype != ScalarType.BFloat16 || layer.weight!.dtype == ScalarType.BFloat16) return layer.call(h);
+        using var weight = layer.weight.to(ScalarType.BFloat16);
+        using var bias = layer.bias?.to(ScalarType.BFloat16);
+        return functional.linear(h, weight, bias);
+    }
+
+    private Tensor Head(Linear head, Tensor h, ScalarType input)
+    {
+        if (!LowPrecision(input)) return head.call(h);
+        using var low = Apply(head, h);
+        return low.to(input);
     }
 }

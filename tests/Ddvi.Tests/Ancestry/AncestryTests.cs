@@ -1,6 +1,7 @@
 using System.Globalization;
 using Ddvi.Experiments.Ancestry;
 using Ddvi.Experiments.Genomics;
+using Ddvi.Models;
 using Ddvi.Tests.Genomics;
 using static TorchSharp.torch;
 
@@ -65,6 +66,41 @@ public class AncestryTests
         var error = Assert.Throws<InvalidOperationException>(() => AncestryRunner.Run(changed, _ => { }, new RecordingObserver()));
         Assert.Contains("ddvi-seed0", error.Message);
         Assert.Contains("other settings", error.Message);
+    }
+
+    [Fact]
+    public void ABFloat16StudyTrainsItsNetworksInMixedPrecisionAsADifferentRun()
+    {
+        using var folder = new TempFolder();
+        var request = Synthetic(folder, ["pca", "ddvi"]);
+        AncestryRunner.Run(request, _ => { }, new RecordingObserver());
+
+        // The same study folder with --precision bf16: PCA (no networks) is reused, the DDVI run is another computation.
+        var mixed = request with { Settings = Short with { Precision = NetworkPrecision.BFloat16 } };
+        var error = Assert.Throws<InvalidOperationException>(() => AncestryRunner.Run(mixed, _ => { }, new RecordingObserver()));
+        Assert.Contains("ddvi-seed0", error.Message);
+        Assert.Contains("other settings", error.Message);
+
+        var own = mixed with { Out = folder["bf16-study"] };
+        var runs = AncestryRunner.Run(own, _ => { }, new RecordingObserver());
+        var ddvi = runs.Single(r => r.Method == "ddvi").Values;
+        Assert.True(double.IsFinite(ddvi["population_nmi"]), "bf16 DDVI scores");
+        string config = File.ReadAllText(Path.Combine(own.Out, "runs", "ddvi-seed0", "config.json"));
+        Assert.Contains("\"Precision\": \"BFloat16\"", config);
+        Assert.Contains("\"Precision\": \"Float32\"", File.ReadAllText(Path.Combine(own.Out, "runs", "pca-seed0", "config.json")));
+        var (latents, shape) = Ddvi.Data.NpyFile.ReadFloat32(Path.Combine(own.Out, "runs", "ddvi-seed0", "latents.npy"));
+        Assert.Equal([120L, 2L], shape);
+        Assert.All(latents, v => Assert.True(float.IsFinite(v)));
+        var (floatLatents, _) = Ddvi.Data.NpyFile.ReadFloat32(Path.Combine(request.Out, "runs", "ddvi-seed0", "latents.npy"));
+        Assert.NotEqual(floatLatents, latents); // another arithmetic, other latents
+
+        // A run folder written before --precision existed (no Precision key) is a float32 run.
+        string oldConfigPath = Path.Combine(request.Out, "runs", "ddvi-seed0", "config.json");
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(oldConfigPath))!;
+        node["settings"]!.AsObject().Remove("Precision");
+        File.WriteAllText(oldConfigPath, node.ToJsonString());
+        var again = AncestryRunner.Run(request, _ => { }, new RecordingObserver());
+        Assert.All(again, r => Assert.True(r.Reused));
     }
 
     [Fact]
@@ -157,6 +193,9 @@ public class AncestryTests
         (code, _, error) = DdviProcess.Run("ancestry", "--genotypes", prefix + ".bed", "--panel", panel, "--out", folder["s3"], "--seeds", "0,x");
         Assert.Equal(2, code);
         Assert.Contains("--seeds", error);
+        (code, _, error) = DdviProcess.Run("ancestry", "--genotypes", prefix + ".bed", "--panel", panel, "--out", folder["s4"], "--precision", "fp8");
+        Assert.Equal(2, code);
+        Assert.Contains("--precision: 'fp8' is not a precision; expected float32 or bf16.", error);
     }
 
     /// <summary>Cancels the token once a stage has finished the given number of epochs.</summary>

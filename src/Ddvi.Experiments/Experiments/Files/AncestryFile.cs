@@ -35,7 +35,7 @@ public sealed class AncestryFile
         ["every-nth-site"] = ValueKind.Integer, ["min-maf"] = ValueKind.Number, ["max-missing"] = ValueKind.Number,
         ["all-chromosomes"] = ValueKind.Switch, ["any-alleles"] = ValueKind.Switch, ["any-filter"] = ValueKind.Switch,
         ["perplexity"] = ValueKind.Number, ["umap-neighbours"] = ValueKind.Integer, ["umap-min-dist"] = ValueKind.Number,
-        ["device"] = ValueKind.Text, ["jobs"] = ValueKind.Integer, ["threads"] = ValueKind.Integer,
+        ["device"] = ValueKind.Text, ["precision"] = ValueKind.Text, ["jobs"] = ValueKind.Integer, ["threads"] = ValueKind.Integer,
     };
 
     public required string Path { get; init; }
