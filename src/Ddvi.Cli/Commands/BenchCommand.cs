@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddvi.Benchmarking;
+using Ddvi.Models;
 using Ddvi.Runtime;
 
 namespace Ddvi.Cli.Commands;
@@ -43,6 +44,11 @@ internal static class BenchCommand
         };
         var testImages = new Option<int>("--test-images") { Description = "Test images evaluated", DefaultValueFactory = _ => 10_000 };
         var seed = new Option<long>("--seed") { Description = "Seed of the random data and weights", DefaultValueFactory = _ => 0 };
+        var precision = new Option<string>("--precision")
+        {
+            Description = "Arithmetic of the models' MLPs (mnist, cifar10): float32 (default) or bfloat16 (also bf16; bfloat16 products, float32 weights); the floor then uses the best of the float32 and bfloat16 product rates. --dataset genotypes measures both (clustering-ddvi, clustering-ddvi-bf16)",
+            DefaultValueFactory = _ => NetworkPrecisions.Default.Name(),
+        };
         var genomics = new GenomicsBenchmarkOptions();
         var samples = new Option<int>("--samples") { Description = $"--dataset genotypes: samples of the generated PLINK file (default {genomics.Samples:N0})", DefaultValueFactory = _ => genomics.Samples };
         var sites = new Option<long>("--sites") { Description = $"--dataset genotypes: sites of the generated PLINK file (default {genomics.Sites:N0})", DefaultValueFactory = _ => genomics.Sites };
@@ -50,7 +56,7 @@ internal static class BenchCommand
 
         var command = new Command("bench", "Measure time per step and per epoch, examples/s, peak memory and the arithmetic floor of every model, DDVI stage and evaluation")
         {
-            cases, dataset, output, device, threads, backgroundLoad, batchSize, repetitions, evaluationRepetitions, warmupSteps, trainImages, testImages, seed,
+            cases, dataset, output, device, threads, backgroundLoad, batchSize, repetitions, evaluationRepetitions, warmupSteps, trainImages, testImages, seed, precision,
             samples, sites, genotypePrefix,
         };
         command.SetAction(parse => CommandRunner.Run(() =>
@@ -90,6 +96,7 @@ internal static class BenchCommand
                 TrainImages = parse.GetValue(trainImages),
                 TestImages = parse.GetValue(testImages),
                 Seed = parse.GetValue(seed),
+                Precision = NetworkPrecisions.Parse(parse.GetValue(precision)!),
             }.Validate();
             var report = BenchmarkSuite.Run(options, Console.WriteLine);
             var (json, table) = BenchmarkSuite.Write(report, parse.GetValue(output)!);

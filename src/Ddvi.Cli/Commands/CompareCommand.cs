@@ -3,6 +3,7 @@ using Ddvi.Experiments;
 using Ddvi.Experiments.Comparison;
 using Ddvi.Experiments.Files;
 using Ddvi.Experiments.Sweeps;
+using Ddvi.Models;
 using Ddvi.Priors;
 using Ddvi.Runtime;
 
@@ -36,6 +37,7 @@ internal static class CompareCommand
         var device = CliOptions.Device();
         var dataDir = CliOptions.DataDirectory();
         var trainImages = CliOptions.TrainImages();
+        var precision = CliOptions.Precision();
         var priorIterations = CliOptions.PriorDiffusionIterations();
         var warmupEpochs = CliOptions.WarmupEpochs();
 
@@ -44,7 +46,7 @@ internal static class CompareCommand
         var command = new Command("compare",
             "Train several models on several priors and seeds (skipping finished runs, resuming unfinished ones), then write mean ± 95% t-interval tables and a latent panel figure")
         {
-            sweep, dataset, trainImages, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, dataDir, priorIterations, warmupEpochs,
+            sweep, dataset, trainImages, models, priors, priorDensity, seeds, epochs, output, jobs, threads, device, precision, dataDir, priorIterations, warmupEpochs,
         };
         launch.AddTo(command);
         command.SetAction(parse => CommandRunner.Run(signals =>
@@ -96,6 +98,7 @@ internal static class CompareCommand
                 TrainImages = parse.GetValue(trainImages),
                 PriorDensity = Enum.Parse<PriorDensityChoice>(parse.GetValue(priorDensity)!, ignoreCase: true),
                 Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
+                Precision = NetworkPrecisions.Parse(parse.GetValue(precision)!),
                 // Absolute, so that every task of the sweep (a child process or a Slurm task on another node) finds it.
                 DataDirectory = parse.GetValue(dataDir) is { } data ? Path.GetFullPath(data) : null,
                 Ddvi = new DdviSettings
@@ -110,7 +113,7 @@ internal static class CompareCommand
                 var values = System.Text.Json.Nodes.JsonNode.Parse(flags.ToJson())!.AsObject();
                 (Option Option, string Key)[] keyed =
                 [
-                    (dataset, "dataset"), (trainImages, "train_images"), (epochs, "epochs"), (priorDensity, "prior_density"), (device, "device"), (dataDir, "data_directory"),
+                    (dataset, "dataset"), (trainImages, "train_images"), (epochs, "epochs"), (priorDensity, "prior_density"), (device, "device"), (precision, "precision"), (dataDir, "data_directory"),
                     (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
                 ];
                 baseConfig = overrides.ToConfig(keyed.Where(k => Given(k.Option)).Select(k => (k.Key, Lookup(values, k.Key))));

@@ -1,12 +1,13 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
-using Ddvi.Training;
 using Ddvi.Diffusion;
-using Ddvi.Objectives;
 using Ddvi.Experiments;
 using Ddvi.Experiments.Files;
+using Ddvi.Models;
+using Ddvi.Objectives;
 using Ddvi.Priors;
 using Ddvi.Runtime;
+using Ddvi.Training;
 
 namespace Ddvi.Cli.Commands;
 
@@ -100,6 +101,7 @@ internal static class TrainCommand
         };
 
         var trainImages = CliOptions.TrainImages();
+        var precision = CliOptions.Precision();
 
         // DDVI pipeline (arXiv:2401.02739; the authors' release); defaults are the release's.
         var priorIterations = CliOptions.PriorDiffusionIterations();
@@ -119,7 +121,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
-            configFile, dataset, trainImages, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, labels, output, resume, checkpointEvery, device, threads, dataDir, tensorBoard,
+            configFile, dataset, trainImages, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, labels, output, resume, checkpointEvery, device, threads, precision, dataDir, tensorBoard,
             priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm,
         };
         ExperimentConfig FlagsConfig(ParseResult parse) => new()
@@ -138,6 +140,7 @@ internal static class TrainCommand
             TrainImages = parse.GetValue(trainImages),
             CheckpointEvery = parse.GetValue(checkpointEvery),
             Device = Enum.Parse<DeviceChoice>(parse.GetValue(device)!, ignoreCase: true),
+            Precision = NetworkPrecisions.Parse(parse.GetValue(precision)!),
             Threads = parse.GetValue(threads),
             DataDirectory = parse.GetValue(dataDir),
             TensorBoard = parse.GetValue(tensorBoard),
@@ -164,7 +167,7 @@ internal static class TrainCommand
         (Option Option, string Key)[] keyed =
         [
             (dataset, "dataset"), (model, "model"), (networks, "networks"), (prior, "prior"), (priorNoise, "prior_noise"), (priorDensity, "prior_density"),
-            (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"), (labels, "labels"), (trainImages, "train_images"),
+            (epochs, ResumeRequest.EpochsKey), (batchSize, "batch_size"), (learningRate, "learning_rate"), (seed, "seed"), (labels, "labels"), (trainImages, "train_images"), (precision, "precision"),
             (checkpointEvery, "checkpoint_every"), (device, "device"), (threads, "threads"), (dataDir, "data_directory"), (tensorBoard, "tensorboard"),
             (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
             (priorDiffusionLr, "ddvi.prior_diffusion_learning_rate"), (warmupLr, "ddvi.warmup_learning_rate"),

@@ -166,6 +166,7 @@ public static class BenchmarkCases
         // DDVI-semi keeps its registered batch (the release's 1,024) whatever --batch-size says.
         BatchSize = model == "ddvi-semi" ? null : o.BatchSize,
         Seed = o.Seed,
+        Precision = o.Precision,
         Vae = new VaeSettings { Hidden = o.Hidden },
         Aae = new AaeSettings { Hidden = o.Hidden, DiscriminatorHidden = o.Hidden },
         Iaf = new IafSettings { Hidden = o.Hidden },

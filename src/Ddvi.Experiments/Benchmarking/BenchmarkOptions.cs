@@ -1,3 +1,4 @@
+using Ddvi.Models;
 using Ddvi.Runtime;
 
 namespace Ddvi.Benchmarking;
@@ -85,6 +86,9 @@ public sealed record BenchmarkOptions
     public int EvaluationRepetitions { get; init; } = 3;
 
     public long Seed { get; init; }
+
+    /// <summary>The models' MLP arithmetic (<c>--precision</c>); float32 unless asked.</summary>
+    public NetworkPrecision Precision { get; init; } = NetworkPrecisions.Default;
 
     public BenchmarkOptions Validate()
     {

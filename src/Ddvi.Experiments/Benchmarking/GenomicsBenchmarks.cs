@@ -123,7 +123,7 @@ public static class GenomicsBenchmarks
                     case ClusteringDdvi:
                     case ClusteringDdviBf16:
                         pcs ??= RandomPcs(options);
-                        results.Add(MeasureClusteringDdvi(options, pcs, log, name == ClusteringDdviBf16 ? NetworkPrecision.BFloat16 : NetworkPrecision.Float32));
+                        results.Add(MeasureClusteringDdvi(options, pcs, log, name == ClusteringDdviBf16 ? NetworkPrecision.Bfloat16 : NetworkPrecision.Float32));
                         break;
                     case Tsne:
                     case Umap:
@@ -200,7 +200,7 @@ public static class GenomicsBenchmarks
         var flops = ClusteringDdviFlops.Of(model, settings.BatchSize);
         // The floor's rate is that of the arithmetic the networks use: bfloat16 products for --precision bf16's MLPs (the
         // chain's small denoiser stays float32 and is counted at the bfloat16 rate too, which only lowers the floor).
-        var productType = precision == NetworkPrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        var productType = precision == NetworkPrecision.Bfloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         double rate = new[]
         {
             MatrixProductRate.Measure(device, settings.BatchSize, settings.Hidden, settings.Hidden, dtype: productType),
@@ -208,8 +208,8 @@ public static class GenomicsBenchmarks
         }.Max(r => r.GigaflopsPerSecond);
         double floor = (settings.PriorDiffusionIterations * flops.PriorDiffusion + (double)settings.Epochs * stepsPerEpoch * flops.Wake
                         + afterPairs * flops.CentreAndRefitPair) / (rate * 1e9);
-        return new GenomicsBenchmarkResult(precision == NetworkPrecision.BFloat16 ? ClusteringDdviBf16 : ClusteringDdvi,
-            $"clustering DDVI's {settings.Epochs} epochs on {pcs.shape[0]:N0} × {inputDim} PCs ({settings.PassesPerEpoch} passes per epoch, batch {settings.BatchSize}), with its first prior-diffusion fit{(precision == NetworkPrecision.BFloat16 ? "; --precision bf16 (bfloat16 MLP products)" : "")}",
+        return new GenomicsBenchmarkResult(precision == NetworkPrecision.Bfloat16 ? ClusteringDdviBf16 : ClusteringDdvi,
+            $"clustering DDVI's {settings.Epochs} epochs on {pcs.shape[0]:N0} × {inputDim} PCs ({settings.PassesPerEpoch} passes per epoch, batch {settings.BatchSize}), with its first prior-diffusion fit{(precision == NetworkPrecision.Bfloat16 ? "; --precision bf16 (bfloat16 MLP products)" : "")}",
             total, Estimated: true, TargetSeconds: 600, ProcessMemory.PeakResidentBytes(), TargetPeakBytes: null,
             string.Create(CultureInfo.InvariantCulture,
                 $"wake step {1e3 * wake:F1} ms × {stepsPerEpoch} × {settings.Epochs} ({flops.Wake / 1e9:F2} GFLOP, {wake * rate * 1e9 / flops.Wake:F2}× its floor); centre + re-fit pair {1e3 * afterPair:F2} ms × {afterPairs:N0}; prior-diffusion step {1e3 * priorStep:F2} ms × {settings.PriorDiffusionIterations:N0}"),

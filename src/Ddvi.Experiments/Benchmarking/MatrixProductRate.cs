@@ -5,9 +5,10 @@ using static TorchSharp.torch;
 namespace Ddvi.Benchmarking;
 
 /// <summary>A measured matrix-product rate: C = A·B with A <c>[Rows, Inner]</c> and B <c>[Inner, Columns]</c>.</summary>
-public sealed record MatrixProductRate(long Rows, long Inner, long Columns, double GigaflopsPerSecond)
+public sealed record MatrixProductRate(long Rows, long Inner, long Columns, double GigaflopsPerSecond,
+    [property: System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<ScalarType>))] ScalarType Type = ScalarType.Float32)
 {
-    public string Shape => $"[{Rows}×{Inner}]·[{Inner}×{Columns}]";
+    public string Shape => $"[{Rows}×{Inner}]·[{Inner}×{Columns}]{(Type == ScalarType.Float32 ? "" : $" {Type}")}";
 
     /// <summary>
     /// Times matrix products of one shape on <paramref name="device"/> for about <paramref name="seconds"/> (after a
@@ -40,7 +41,7 @@ public sealed record MatrixProductRate(long Rows, long Inner, long Columns, doub
             Synchronize(device);
             best = Math.Max(best, perRound * flops / round.Elapsed.TotalSeconds);
         }
-        return new MatrixProductRate(rows, inner, columns, best / 1e9);
+        return new MatrixProductRate(rows, inner, columns, best / 1e9, dtype);
     }
 
     static void Product(Tensor a, Tensor b)

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Ddvi.Runtime;
 
+using Ddvi.Models;
 namespace Ddvi.Experiments;
 
 /// <summary>
@@ -80,6 +81,13 @@ public sealed record ExperimentConfig
 
     [JsonConverter(typeof(JsonStringEnumConverter<DeviceChoice>))]
     public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
+
+    /// <summary>
+    /// <c>--precision</c>: the arithmetic of the model's MLPs (<see cref="NetworkPrecision"/>). Part of what a run is, not
+    /// of where it runs: a resumed run keeps its own. Conv networks, denoisers and flows compute in float32 either way.
+    /// </summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<NetworkPrecision>))]
+    public NetworkPrecision Precision { get; init; } = NetworkPrecisions.Default;
 
     /// <summary>libtorch intra-op threads; 0 = libtorch's default.</summary>
     public int Threads { get; init; }

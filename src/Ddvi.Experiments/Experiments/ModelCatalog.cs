@@ -1,5 +1,6 @@
 using System.Globalization;
 using Ddvi.Experiments.Methods;
+using Ddvi.Models;
 
 namespace Ddvi.Experiments;
 
@@ -52,7 +53,13 @@ public static class ModelCatalog
 
     public static double DefaultLearningRate(string model) => Get(model).LearningRate;
 
-    public static IExperimentMethod Create(MethodContext context) => Get(context.Config.Model).Create(context);
+    /// <summary>The model of <paramref name="context"/>'s configuration, its MLPs set to the configuration's precision.</summary>
+    public static IExperimentMethod Create(MethodContext context)
+    {
+        var method = Get(context.Config.Model).Create(context);
+        method.Module.SetNetworkPrecision(context.Config.Precision);
+        return method;
+    }
 
     /// <summary>Each model's value of <paramref name="value"/>, for help texts: "ddvi 100, vae 200, …".</summary>
     public static string Describe<T>(Func<ModelRegistration, T> value) where T : IFormattable =>

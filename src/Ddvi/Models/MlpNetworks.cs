@@ -68,7 +68,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
 
     /// <summary>
     /// The arithmetic of the layers' products (<see cref="NetworkPrecision"/>; <see cref="NetworkPrecisions.Default"/>
-    /// unless set). With <see cref="NetworkPrecision.BFloat16"/> a float32 input runs through the layers in bfloat16 and the
+    /// unless set). With <see cref="NetworkPrecision.Bfloat16"/> a float32 input runs through the layers in bfloat16 and the
     /// heads return float32; inputs of other types (float64 in the exactness tests) run in their own type.
     /// </summary>
     public NetworkPrecision Precision { get; set; } = NetworkPrecisions.Default;
@@ -131,7 +131,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
         return h;
     }
 
-    private bool LowPrecision(ScalarType input) => Precision == NetworkPrecision.BFloat16 && input == ScalarType.Float32;
+    private bool LowPrecision(ScalarType input) => Precision == NetworkPrecision.Bfloat16 && input == ScalarType.Float32;
 
     // A layer in the input's own type: in bfloat16 the weights are cast for this product (their gradient flows back to the
     // float32 weights through the cast).

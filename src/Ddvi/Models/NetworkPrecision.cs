@@ -4,7 +4,7 @@ namespace Ddvi.Models;
 
 /// <summary>
 /// The arithmetic of a network's matrix products. <see cref="Float32"/> computes in float32 throughout.
-/// <see cref="BFloat16"/> is mixed precision as PyTorch's autocast does it: the weights, their gradients, the optimiser's
+/// <see cref="Bfloat16"/> is mixed precision as PyTorch's autocast does it: the weights, their gradients, the optimiser's
 /// state and everything outside the network's layers stay float32; each layer casts its input and weights to bfloat16,
 /// multiplies with float32 accumulation, and the network returns float32. On CPUs with AVX-512 BF16 (AMD Zen 4, Intel
 /// Cooper Lake and later) and on GPUs the products then run about twice as fast; elsewhere libtorch emulates them and they
@@ -14,7 +14,7 @@ namespace Ddvi.Models;
 public enum NetworkPrecision
 {
     Float32,
-    BFloat16,
+    Bfloat16,
 }
 
 /// <summary>The default precision (stated once here), the names the command line uses, and the setter for a model's networks.</summary>
@@ -23,13 +23,14 @@ public static class NetworkPrecisions
     /// <summary>float32: every run computes as the release does unless asked otherwise.</summary>
     public const NetworkPrecision Default = NetworkPrecision.Float32;
 
-    /// <summary>The names <c>--precision</c> accepts, by precision.</summary>
-    public static readonly IReadOnlyList<string> Names = ["float32", "bf16"];
+    /// <summary>The names of the precisions, as <c>--precision</c> and experiment files spell them (the command line also
+    /// takes <c>fp32</c> and <c>bf16</c>).</summary>
+    public static readonly IReadOnlyList<string> Names = ["float32", "bfloat16"];
 
     public static string Name(this NetworkPrecision precision) => precision switch
     {
         NetworkPrecision.Float32 => "float32",
-        NetworkPrecision.BFloat16 => "bf16",
+        NetworkPrecision.Bfloat16 => "bfloat16",
         _ => throw new ArgumentOutOfRangeException(nameof(precision), precision, "unknown network precision"),
     };
 
@@ -40,8 +41,8 @@ public static class NetworkPrecisions
         return text.Trim().ToLowerInvariant() switch
         {
             "float32" or "fp32" => NetworkPrecision.Float32,
-            "bf16" or "bfloat16" => NetworkPrecision.BFloat16,
-            _ => throw new ArgumentException($"{option}: '{text}' is not a precision; expected float32 or bf16."),
+            "bf16" or "bfloat16" => NetworkPrecision.Bfloat16,
+            _ => throw new ArgumentException($"{option}: '{text}' is not a precision; expected float32 (or fp32) or bfloat16 (or bf16)."),
         };
     }
 

@@ -76,7 +76,7 @@ public class AncestryTests
         AncestryRunner.Run(request, _ => { }, new RecordingObserver());
 
         // The same study folder with --precision bf16: PCA (no networks) is reused, the DDVI run is another computation.
-        var mixed = request with { Settings = Short with { Precision = NetworkPrecision.BFloat16 } };
+        var mixed = request with { Settings = Short with { Precision = NetworkPrecision.Bfloat16 } };
         var error = Assert.Throws<InvalidOperationException>(() => AncestryRunner.Run(mixed, _ => { }, new RecordingObserver()));
         Assert.Contains("ddvi-seed0", error.Message);
         Assert.Contains("other settings", error.Message);
@@ -86,7 +86,7 @@ public class AncestryTests
         var ddvi = runs.Single(r => r.Method == "ddvi").Values;
         Assert.True(double.IsFinite(ddvi["population_nmi"]), "bf16 DDVI scores");
         string config = File.ReadAllText(Path.Combine(own.Out, "runs", "ddvi-seed0", "config.json"));
-        Assert.Contains("\"Precision\": \"BFloat16\"", config);
+        Assert.Contains("\"Precision\": \"Bfloat16\"", config);
         Assert.Contains("\"Precision\": \"Float32\"", File.ReadAllText(Path.Combine(own.Out, "runs", "pca-seed0", "config.json")));
         var (latents, shape) = Ddvi.Data.NpyFile.ReadFloat32(Path.Combine(own.Out, "runs", "ddvi-seed0", "latents.npy"));
         Assert.Equal([120L, 2L], shape);
@@ -195,7 +195,7 @@ public class AncestryTests
         Assert.Contains("--seeds", error);
         (code, _, error) = DdviProcess.Run("ancestry", "--genotypes", prefix + ".bed", "--panel", panel, "--out", folder["s4"], "--precision", "fp8");
         Assert.Equal(2, code);
-        Assert.Contains("--precision: 'fp8' is not a precision; expected float32 or bf16.", error);
+        Assert.Contains("--precision: 'fp8' is not a precision; expected float32 (or fp32) or bfloat16 (or bf16).", error);
     }
 
     /// <summary>Cancels the token once a stage has finished the given number of epochs.</summary>

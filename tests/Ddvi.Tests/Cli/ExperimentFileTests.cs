@@ -33,6 +33,7 @@ public class ExperimentFileTests
         device:
           name: cpu
           threads: 1
+          precision: bfloat16
         evaluation:
           nll_bandwidths: [0.01, 0.05]
         """;
@@ -62,6 +63,7 @@ public class ExperimentFileTests
         Assert.Equal(4, config.Seed);
         Assert.Equal(DeviceChoice.Cpu, config.Device);
         Assert.Equal(1, config.Threads);
+        Assert.Equal(Ddvi.Models.NetworkPrecision.Bfloat16, config.Precision);
         Assert.Equal([0.01, 0.05], config.Evaluation.NllBandwidths);
         // Keys the file leaves out keep their defaults.
         Assert.Equal(new DdviSettings().MatchingWeight, config.Ddvi.MatchingWeight);
@@ -142,6 +144,7 @@ public class ExperimentFileTests
     [InlineData("training:\n  learning_rate: fast\n", "line 2", "training.learning_rate must be a finite number", "'fast'")]
     [InlineData("prior:\n  name: pinwheel\n  density: fancy\n", "line 3", "prior.density must be one of auto, exact, kde", "'fancy'")]
     [InlineData("device: tpu\n", "line 1", "device must be one of auto, cpu, cuda", "'tpu'")]
+    [InlineData("device:\n  precision: fp8\n", "line 2", "device.precision must be one of float32, bfloat16", "'fp8'")]
     [InlineData("model: gan\n", "line 1", "'gan' is not a known model", "h-iaf-vae")]
     [InlineData("prior: banana\n", "line 1", "'banana' is not a known prior", "swiss-roll")]
     [InlineData("epochs: 3\ntraining:\n  epochs: 4\n", "line 3", "training.epochs sets 'epochs', which line 1 already sets", "give it once")]

@@ -154,6 +154,26 @@ public partial class RunProcessTests
     }
 
     [Fact]
+    public void ABfloat16RunTrainsAndKeepsItsPrecisionOnResume()
+    {
+        using var folder = new TempFolder();
+        string run = folder["run"];
+        var (code, _, error) = DdviProcess.Run("train", "--model", "vae", "--epochs", "1", "--threads", "1", "--precision", "bf16", "--out", run);
+        Assert.True(code == 0, error);
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "config.json"))).RootElement;
+        Assert.Equal("Bfloat16", config.GetProperty("precision").GetString());
+        var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
+        Assert.InRange(metrics.GetProperty("knn_accuracy").GetProperty("value").GetDouble(), 0, 1);
+
+        (code, _, error) = DdviProcess.Run("train", "--resume", "--out", run, "--precision", "float32");
+        Assert.Equal(2, code);
+        Assert.Contains("--precision: the run has Bfloat16, the command line gives Float32", error);
+        (code, _, error) = DdviProcess.Run("train", "--out", folder["other"], "--precision", "half");
+        Assert.Equal(2, code);
+        Assert.Contains("--precision: 'half' is not a precision", error);
+    }
+
+    [Fact]
     public void EveryTrainOptionIsCheckedOnResume()
     {
         var (all, keyed) = TrainCommand.OptionNames();

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Ddvi.Experiments;
 using Ddvi.Training;
 
@@ -216,6 +217,26 @@ public class ExperimentRunnerTests
         Assert.Contains(data, tooMany.Message);
         var zero = Assert.Throws<ArgumentException>(() => (whole with { TrainImages = 0 }).Validate());
         Assert.Contains("--train-images must be ≥ 1", zero.Message);
+    }
+
+    [Fact]
+    public void ThePrecisionReachesEveryMlpOfTheModelAndIsPartOfTheRunsConfig()
+    {
+        var config = Tiny("ddvi", epochs: 1) with { Precision = Ddvi.Models.NetworkPrecision.Bfloat16 };
+        var json = JsonNode.Parse(config.ToJson())!.AsObject();
+        Assert.Equal("Bfloat16", json["precision"]!.GetValue<string>());
+        Assert.Equal(Ddvi.Models.NetworkPrecision.Bfloat16, ExperimentConfig.FromJson(config.ToJson(), "test").Precision);
+        // A config.json written before --precision existed is a float32 run.
+        json.Remove("precision");
+        Assert.Equal(Ddvi.Models.NetworkPrecision.Float32, ExperimentConfig.FromJson(json.ToJsonString(), "old").Precision);
+
+        foreach (var precision in new[] { Ddvi.Models.NetworkPrecision.Bfloat16, Ddvi.Models.NetworkPrecision.Float32 })
+        {
+            using var session = ExperimentRunner.Session.Open(config with { Precision = precision });
+            var mlps = session.Method.Module.modules().OfType<Ddvi.Models.Mlp>().ToList();
+            Assert.Equal(3, mlps.Count); // DDVI's encoder, decoder and auxiliary encoder
+            Assert.All(mlps, m => Assert.Equal(precision, m.Precision));
+        }
     }
 
     [Fact]

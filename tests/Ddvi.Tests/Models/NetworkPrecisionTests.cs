@@ -16,8 +16,8 @@ public class NetworkPrecisionTests
         var x = randn(32, 40);
 
         var (exact, exactGradients) = OutputAndGradients(mlp, x);
-        Assert.Equal(1, mlp.SetNetworkPrecision(NetworkPrecision.BFloat16));
-        Assert.Equal(NetworkPrecision.BFloat16, mlp.Precision);
+        Assert.Equal(1, mlp.SetNetworkPrecision(NetworkPrecision.Bfloat16));
+        Assert.Equal(NetworkPrecision.Bfloat16, mlp.Precision);
         var (mixed, mixedGradients) = OutputAndGradients(mlp, x);
 
         Assert.Equal(ScalarType.Float32, mixed.dtype);
@@ -51,7 +51,7 @@ public class NetworkPrecisionTests
         using var scope = NewDisposeScope();
         var x = randn(4, 6, dtype: ScalarType.Float64);
         var exact = mlp.call(x);
-        mlp.SetNetworkPrecision(NetworkPrecision.BFloat16);
+        mlp.SetNetworkPrecision(NetworkPrecision.Bfloat16);
         var again = mlp.call(x);
         Assert.Equal(ScalarType.Float64, again.dtype);
         Assert.True(again.equal(exact).all().item<bool>());
@@ -79,9 +79,9 @@ public class NetworkPrecisionTests
         using var generator = new Generator(2);
         using var model = ClusteringDdvi.Paper(inputDim: 12, generator, hidden: 8, hiddenLayers: 2, steps: 3, components: 4);
         // The encoder and the likelihood's decoder; the prior denoiser is not an Mlp.
-        Assert.Equal(2, model.SetNetworkPrecision(NetworkPrecision.BFloat16));
-        Assert.Equal(NetworkPrecision.BFloat16, ((Mlp)model.Encoder).Precision);
-        Assert.Equal(NetworkPrecision.BFloat16, ((Mlp)model.Likelihood.Decoder).Precision);
+        Assert.Equal(2, model.SetNetworkPrecision(NetworkPrecision.Bfloat16));
+        Assert.Equal(NetworkPrecision.Bfloat16, ((Mlp)model.Encoder).Precision);
+        Assert.Equal(NetworkPrecision.Bfloat16, ((Mlp)model.Likelihood.Decoder).Precision);
         model.train();
         using var scope = NewDisposeScope();
         var (_, z, mean, logVariance) = model.Posterior(randn(16, 12), generator);
@@ -94,8 +94,8 @@ public class NetworkPrecisionTests
     [Theory]
     [InlineData("float32", NetworkPrecision.Float32)]
     [InlineData("FP32", NetworkPrecision.Float32)]
-    [InlineData("bf16", NetworkPrecision.BFloat16)]
-    [InlineData(" BFloat16 ", NetworkPrecision.BFloat16)]
+    [InlineData("bf16", NetworkPrecision.Bfloat16)]
+    [InlineData(" BFloat16 ", NetworkPrecision.Bfloat16)]
     public void PrecisionNamesParse(string text, NetworkPrecision expected)
     {
         Assert.Equal(expected, NetworkPrecisions.Parse(text));
@@ -106,7 +106,7 @@ public class NetworkPrecisionTests
     public void AnUnknownPrecisionNamesTheOptionAndTheChoices()
     {
         var error = Assert.Throws<ArgumentException>(() => NetworkPrecisions.Parse("fp8"));
-        Assert.Equal("--precision: 'fp8' is not a precision; expected float32 or bf16.", error.Message);
+        Assert.Equal("--precision: 'fp8' is not a precision; expected float32 (or fp32) or bfloat16 (or bf16).", error.Message);
         Assert.Equal(NetworkPrecision.Float32, NetworkPrecisions.Default);
     }
 

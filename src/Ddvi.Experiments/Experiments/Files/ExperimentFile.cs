@@ -101,7 +101,7 @@ public sealed class ExperimentFile
                 ["epochs"] = "epochs", ["batch_size"] = "batch_size", ["learning_rate"] = "learning_rate", ["seed"] = "seed",
                 ["checkpoint_every"] = "checkpoint_every", ["labels"] = "labels",
             },
-            ["device"] = new Dictionary<string, string> { ["name"] = "device", ["threads"] = "threads" },
+            ["device"] = new Dictionary<string, string> { ["name"] = "device", ["threads"] = "threads", ["precision"] = "precision" },
         };
 
     /// <summary>The config.json section holding each model's own settings (<c>model.settings</c>).</summary>
