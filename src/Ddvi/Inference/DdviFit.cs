@@ -158,6 +158,7 @@ public static class DdviFit
         var auxiliary = networks?.AuxiliaryEncoder ?? new Mlp(D, options.HiddenWidths, [options.ContextDim], options.Dropout);
         var denoiser = networks?.PosteriorDenoiser ?? new ConditionalDenoiser(options.PosteriorSteps, d, options.ContextDim, options.DenoiserHidden);
         var model = new DdviModel(encoder, likelihood, auxiliary, denoiser, priorDenoiser: null, options.Schedule);
+        model.SetNetworkPrecision(options.Precision);
         var state = new FitState(model, prior);
         // Before any optimiser sees the parameters: .to() replaces parameter objects.
         state.to(device);

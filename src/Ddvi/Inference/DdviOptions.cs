@@ -1,4 +1,5 @@
 using Ddvi.Diffusion;
+using Ddvi.Models;
 using Ddvi.Objectives;
 using Ddvi.Runtime;
 
@@ -66,6 +67,10 @@ public sealed record DdviOptions
     /// <summary>Where to train: CPU, CUDA, or CUDA when available (CPU).</summary>
     public DeviceChoice Device { get; init; } = DeviceChoice.Cpu;
 
+    /// <summary>The arithmetic of every <see cref="Mlp"/> in the model (the default encoders, an injected or the likelihood's
+    /// Mlp): <see cref="NetworkPrecisions.Default"/> unless set; <see cref="NetworkPrecision.Bfloat16"/> is mixed precision.</summary>
+    public NetworkPrecision Precision { get; init; } = NetworkPrecisions.Default;
+
     /// <summary>A folder for checkpoints and the loss table, or null for none (null). A folder that holds a checkpoint of
     /// the same fit is resumed from it.</summary>
     public string? CheckpointFolder { get; init; }
@@ -88,6 +93,8 @@ public sealed record DdviOptions
         Positive(CheckpointEvery, nameof(CheckpointEvery));
         Positive(EvaluationBatchSize, nameof(EvaluationBatchSize));
         Positive(FrozenLikelihoodEpochs, nameof(FrozenLikelihoodEpochs), allowZero: true);
+        if (!Enum.IsDefined(Precision))
+            throw new ArgumentException($"DdviOptions.{nameof(Precision)} must be one of {string.Join(", ", NetworkPrecisions.Names)}, got {Precision}.");
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate))
             throw new ArgumentException($"DdviOptions.{nameof(LearningRate)} must be a finite number > 0, got {LearningRate}.");
         if (!(SleepLearningRate > 0) || !double.IsFinite(SleepLearningRate))

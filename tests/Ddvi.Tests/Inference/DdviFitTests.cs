@@ -77,6 +77,31 @@ public sealed class DdviFitTests
     }
 
     [Fact]
+    public void ABfloat16FitTrainsItsMlpsInMixedPrecisionAndLoadsAsOne()
+    {
+        var x = GaussianData(256, 6, seed: 7);
+        using var folder = new TempFolder();
+        string path = Path.Combine(folder.Path, "bf16.ddvi");
+        using var likelihood = Gaussian(2, 6);
+        var options = Short with { Epochs = 15, Precision = NetworkPrecision.Bfloat16 };
+        using var start = DdviFit.Fit(x, Gaussian(2, 6), new StandardNormalPrior(2, CPU), options with { Epochs = 0 });
+        using var fitted = DdviFit.Fit(x, likelihood, new StandardNormalPrior(2, CPU), options);
+        // The default encoders and the likelihood's decoder: every Mlp of the model.
+        var mlps = fitted.Model.modules().OfType<Mlp>().ToList();
+        Assert.Equal(3, mlps.Count);
+        Assert.All(mlps, m => Assert.Equal(NetworkPrecision.Bfloat16, m.Precision));
+        Assert.All(fitted.Model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+        double initial = start.Elbo(x).mean().item<float>(), final = fitted.Elbo(x).mean().item<float>();
+        Assert.True(final > initial + 1, $"ELBO {initial:F2} → {final:F2} nats: bfloat16 training did not raise it");
+
+        fitted.Save(path);
+        using var loaded = FittedDdvi.Load(path, Gaussian(2, 6), new StandardNormalPrior(2, CPU));
+        Assert.Equal(NetworkPrecision.Bfloat16, loaded.Options.Precision);
+        Assert.All(loaded.Model.modules().OfType<Mlp>(), m => Assert.Equal(NetworkPrecision.Bfloat16, m.Precision));
+        Assert.True(fitted.Elbo(x, seed: 2).equal(loaded.Elbo(x, seed: 2)).all().item<bool>());
+    }
+
+    [Fact]
     public void SaveThenLoadGivesBitIdenticalPosteriorSamplesElboAndDataSamples()
     {
         var x = GaussianData(80, 5, seed: 3);
