@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Ddvi.Experiments.Methods;
+using Ddvi.Models;
 using Ddvi.Training;
 
 namespace Ddvi.Experiments;
@@ -61,7 +62,7 @@ public static class RunSummary
         Line($"run       {run.Root}");
         Line($"model     {config.Model}, latent prior {config.Prior}{(config.PriorNoise is { } noise ? $" (noise {noise.ToString(CultureInfo.InvariantCulture)})" : "")}, prior density {config.PriorDensity.ToString().ToLowerInvariant()}");
         Line($"data      {config.Dataset}{(config.DataDirectory is { } dir ? $" (data folder {dir})" : "")}");
-        Line($"training  seed {config.Seed}, batch size {config.ResolvedBatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}");
+        Line($"training  seed {config.Seed}, batch size {config.ResolvedBatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}, MLPs in {config.Precision.Name()}");
 
         bool allDone = true;
         Line("stages");
