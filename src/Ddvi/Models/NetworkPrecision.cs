@@ -6,9 +6,9 @@ namespace Ddvi.Models;
 /// The arithmetic of a network's matrix products. <see cref="Float32"/> computes in float32 throughout.
 /// <see cref="Bfloat16"/> is mixed precision as PyTorch's autocast does it: the weights, their gradients, the optimiser's
 /// state and everything outside the network's layers stay float32; each layer casts its input and weights to bfloat16,
-/// multiplies with float32 accumulation, and the network returns float32. On CPUs with AVX-512 BF16 (AMD Zen 4, Intel
-/// Cooper Lake and later) and on GPUs the products then run about twice as fast; elsewhere libtorch emulates them and they
-/// are slower. bfloat16 keeps float32's range with 8 bits of mantissa: outputs differ from float32's by about 1 part in
+/// multiplies with float32 accumulation, and the network returns float32. On CPUs with AVX-512 BF16 (AMD Zen 4 and 5,
+/// Intel Cooper Lake and later) the products then run about twice as fast (the 2-core reference machine: 390–435 against
+/// 200 GFLOP/s); GPUs and CPUs without it were not measured (without it libtorch converts and may be slower). bfloat16 keeps float32's range with 8 bits of mantissa: outputs differ from float32's by about 1 part in
 /// 100, and a training run's trajectory differs from the float32 one's as much as one with another seed might.
 /// </summary>
 public enum NetworkPrecision
