@@ -87,7 +87,7 @@ public sealed record BenchmarkOptions
 
     public long Seed { get; init; }
 
-    /// <summary>The models' MLP arithmetic (<c>--precision</c>); float32 unless asked.</summary>
+    /// <summary>The models' network arithmetic (MLPs, conv trunks and decoders; <c>--precision</c>); float32 unless asked.</summary>
     public NetworkPrecision Precision { get; init; } = NetworkPrecisions.Default;
 
     public BenchmarkOptions Validate()

@@ -201,8 +201,8 @@ public static class BenchmarkSuite
         var activityBefore = CpuActivity.Now();
         double loadSecondsBefore = load.CpuSeconds;
         log($"data: seeded random {(options.Dataset == BenchmarkDataset.Cifar10 ? "CIFAR-10-shaped images (3×32×32 in [−1, 1])" : "MNIST-shaped images (1×28×28 in [0, 1])")}, {options.ResolvedTrainImages:N0} per epoch");
-        // With bfloat16 MLPs the floor takes the faster of the two arithmetics' rates: parts of each step (conv networks,
-        // denoisers, flows) stay float32, so this floor is below what the step could reach, never above.
+        // With bfloat16 networks the floor takes the faster of the two arithmetics' rates: parts of each step (the denoisers,
+        // flows) stay float32, so this floor is below what the step could reach, never above.
         ScalarType[] types = options.Precision == NetworkPrecision.Bfloat16 ? [ScalarType.Float32, ScalarType.BFloat16] : [ScalarType.Float32];
         var rates = types.SelectMany(type => new[]
         {

@@ -83,8 +83,9 @@ public sealed record ExperimentConfig
     public DeviceChoice Device { get; init; } = DeviceChoice.Auto;
 
     /// <summary>
-    /// <c>--precision</c>: the arithmetic of the model's MLPs (<see cref="NetworkPrecision"/>). Part of what a run is, not
-    /// of where it runs: a resumed run keeps its own. Conv networks, denoisers and flows compute in float32 either way.
+    /// <c>--precision</c>: the arithmetic of the model's networks (its MLPs, conv trunks and conv decoders;
+    /// <see cref="NetworkPrecision"/>). Part of what a run is, not of where it runs: a resumed run keeps its own. Denoisers and
+    /// flows compute in float32 either way.
     /// </summary>
     [JsonConverter(typeof(JsonStringEnumConverter<NetworkPrecision>))]
     public NetworkPrecision Precision { get; init; } = NetworkPrecisions.Default;

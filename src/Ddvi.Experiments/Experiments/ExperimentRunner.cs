@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Ddvi.Data;
+using Ddvi.Models;
 using Ddvi.Plotting;
 using Ddvi.Priors;
 using Ddvi.Runtime;
@@ -85,7 +86,8 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         log.Message($"device {session.Device}, {get_num_threads()} threads ({ComputeDevice.HostKernelNotes(session.Device)}), {session.Data.Train.Count} train / {session.Data.Test.Count} test examples, prior density: {session.Prior.DensityDescription}");
         if (session.Data.Note is { } dataNote) log.Message(dataNote);
         log.Message($"networks: {ImageNetworks.For(config.Networks, session.Data.Train, config.ResolvedBatchSize).Description}" +
-                    (session.Data.Train.FlipInTraining ? "; training images flipped left-right at random" : ""));
+                    (session.Data.Train.FlipInTraining ? "; training images flipped left-right at random" : "") +
+                    (config.Precision == NetworkPrecisions.Default ? "" : $"; {config.Precision.Name()} products (mixed precision)"));
         CheckEvaluationLimits(session);
         if (session.Budget is { } budget)
         {

@@ -53,7 +53,7 @@ public static class ModelCatalog
 
     public static double DefaultLearningRate(string model) => Get(model).LearningRate;
 
-    /// <summary>The model of <paramref name="context"/>'s configuration, its MLPs set to the configuration's precision.</summary>
+    /// <summary>The model of <paramref name="context"/>'s configuration, its networks (MLPs, conv trunks and decoders) set to the configuration's precision.</summary>
     public static IExperimentMethod Create(MethodContext context)
     {
         var method = Get(context.Config.Model).Create(context);

@@ -62,7 +62,7 @@ public static class RunSummary
         Line($"run       {run.Root}");
         Line($"model     {config.Model}, latent prior {config.Prior}{(config.PriorNoise is { } noise ? $" (noise {noise.ToString(CultureInfo.InvariantCulture)})" : "")}, prior density {config.PriorDensity.ToString().ToLowerInvariant()}");
         Line($"data      {config.Dataset}{(config.DataDirectory is { } dir ? $" (data folder {dir})" : "")}");
-        Line($"training  seed {config.Seed}, batch size {config.ResolvedBatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}, MLPs in {config.Precision.Name()}");
+        Line($"training  seed {config.Seed}, batch size {config.ResolvedBatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}, networks in {config.Precision.Name()}");
 
         bool allDone = true;
         Line("stages");

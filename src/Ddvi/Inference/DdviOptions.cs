@@ -67,8 +67,9 @@ public sealed record DdviOptions
     /// <summary>Where to train: CPU, CUDA, or CUDA when available (CPU).</summary>
     public DeviceChoice Device { get; init; } = DeviceChoice.Cpu;
 
-    /// <summary>The arithmetic of every <see cref="Mlp"/> in the model (the default encoders, an injected or the likelihood's
-    /// Mlp): <see cref="NetworkPrecisions.Default"/> unless set; <see cref="NetworkPrecision.Bfloat16"/> is mixed precision.</summary>
+    /// <summary>The arithmetic of every network in the model that takes one (each <see cref="Mlp"/> — the default encoders,
+    /// an injected or the likelihood's — and conv trunks and decoders; <see cref="IPrecisionSettable"/>):
+    /// <see cref="NetworkPrecisions.Default"/> unless set; <see cref="NetworkPrecision.Bfloat16"/> is mixed precision.</summary>
     public NetworkPrecision Precision { get; init; } = NetworkPrecisions.Default;
 
     /// <summary>A folder for checkpoints and the loss table, or null for none (null). A folder that holds a checkpoint of

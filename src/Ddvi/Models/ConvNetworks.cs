@@ -31,6 +31,23 @@ public static class ConvDefaults
     public const ConvPath Path = ConvPath.Fast;
 
     /// <summary>
+    /// A float32 map in the arithmetic <paramref name="precision"/> asks for: cast to bfloat16 (the layout kept) for
+    /// <see cref="NetworkPrecision.Bfloat16"/>, the tensor itself otherwise (and for inputs of other types, such as the
+    /// float64 of the exactness tests).
+    /// </summary>
+    internal static Tensor InPrecision(Tensor map, NetworkPrecision precision) =>
+        precision == NetworkPrecision.Bfloat16 && map.dtype == ScalarType.Float32 ? map.to(ScalarType.BFloat16) : map;
+
+    /// <summary>
+    /// A layer's weight and bias in the map's type: themselves for float32 maps, bfloat16 copies for a bfloat16 map (the
+    /// gradient flows back to the float32 parameters through the cast).
+    /// </summary>
+    internal static (Tensor Weight, Tensor? Bias) ParametersFor(Tensor map, Tensor weight, Tensor? bias) =>
+        map.dtype == ScalarType.BFloat16 && weight.dtype != ScalarType.BFloat16
+            ? (weight.to(ScalarType.BFloat16), bias?.to(ScalarType.BFloat16))
+            : (weight, bias);
+
+    /// <summary>
     /// <paramref name="map"/> <c>[B, C, H, W]</c> in the memory layout <paramref name="path"/> uses on its device: the
     /// same values, NHWC strides for <see cref="ConvPath.Fast"/> on the CPU (one copy; autograd passes the gradient back
     /// in the input's layout), the tensor itself otherwise.
@@ -55,7 +72,7 @@ public static class ConvDefaults
 /// <c>train()</c> mode and its running averages in <c>eval()</c> mode.
 /// </summary>
 /// <remarks>Checkpoint keys: <c>conv1.*</c> … <c>conv4.*</c>, <c>norm1.*</c> … <c>norm4.*</c>.</remarks>
-public sealed class ConvTrunk : Module<Tensor, Tensor>
+public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
 {
     /// <summary>Output channels of the four convolutions.</summary>
     public static readonly IReadOnlyList<int> Widths = [16, 32, 64, 128];
@@ -103,6 +120,14 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>
     /// <summary>How the layers compute.</summary>
     public ConvPath Path { get; }
 
+    /// <summary>
+    /// The arithmetic of the convolutions (<see cref="NetworkPrecisions.Default"/> unless set). With
+    /// <see cref="NetworkPrecision.Bfloat16"/> a float32 input runs through the convolutions and batch norms in bfloat16
+    /// (weights cast per call; batch norm's affine parameters and running statistics stay float32, libtorch's
+    /// mixed-type batch norm) and the features are returned in float32.
+    /// </summary>
+    public NetworkPrecision Precision { get; set; } = NetworkPrecisions.Default;
+
     /// <summary>h, the rows of the last feature map.</summary>
     public int OutputHeight { get; }
 
@@ -136,7 +161,17 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>
         int kernel = Layers[3].Kernel;
         var weight = conv4.weight!;
         var patch = map.narrow(2, 0, kernel).narrow(3, 0, kernel).reshape(map.shape[0], weight.shape[1] * kernel * kernel);
-        return torch.addmm(conv4.bias!, patch, weight.view(weight.shape[0], -1).t(), 1, 1).view(map.shape[0], weight.shape[0], 1, 1);
+        var (w, b) = ConvDefaults.ParametersFor(map, weight, conv4.bias!);
+        return torch.addmm(b!, patch, w.view(w.shape[0], -1).t(), 1, 1).view(map.shape[0], weight.shape[0], 1, 1);
+    }
+
+    // Convolution `index` (0-based) in the map's type.
+    Tensor Convolve(int index, Conv2d conv, Tensor map)
+    {
+        if (map.dtype != ScalarType.BFloat16) return conv.call(map);
+        var (weight, bias) = ConvDefaults.ParametersFor(map, conv.weight!, conv.bias);
+        var (_, stride, padding) = Layers[index];
+        return functional.conv2d(map, weight, bias, strides: [stride, stride], padding: [padding, padding]);
     }
 
     /// <summary>x <c>[B, C·H·W]</c> → features <c>[B, 128·h·w]</c>.</summary>
@@ -145,13 +180,13 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>
         if (x.dim() != 2 || x.shape[1] != (long)Channels * Height * Width)
             throw new ArgumentException($"ConvTrunk: input must be [B, {Channels * Height * Width}] ({Channels}×{Height}×{Width} images, flattened), got [{string.Join(", ", x.shape)}].", nameof(x));
         using var scope = NewDisposeScope();
-        var h = ConvDefaults.InLayout(x.view(x.shape[0], Channels, Height, Width), Path);
-        h = functional.relu(norm1.call(conv1.call(h)));
-        h = functional.relu(norm2.call(conv2.call(h)));
-        h = functional.relu(norm3.call(conv3.call(h)));
-        h = Path == ConvPath.Fast && OutputHeight == 1 && OutputWidth == 1 ? OnePixelConvolution(h) : conv4.call(h);
-        h = functional.relu(norm4.call(h));
-        return h.flatten(1).MoveToOuterDisposeScope();
+        var h = ConvDefaults.InPrecision(ConvDefaults.InLayout(x.view(x.shape[0], Channels, Height, Width), Path), Precision);
+        h = functional.relu(norm1.call(Convolve(0, conv1, h)));
+        h = functional.relu(norm2.call(Convolve(1, conv2, h)));
+        h = functional.relu(norm3.call(Convolve(2, conv3, h)));
+        h = Path == ConvPath.Fast && OutputHeight == 1 && OutputWidth == 1 ? OnePixelConvolution(h) : Convolve(3, conv4, h);
+        h = functional.relu(norm4.call(h)).flatten(1);
+        return (h.dtype == x.dtype ? h : h.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }
 
@@ -208,7 +243,7 @@ public sealed class ConvEncoder : Module<Tensor, Tensor>
 /// 1×1, and in general a map at least H×W whose centre H×W is kept (28×28 images: the centre of 32×32).
 /// </summary>
 /// <remarks>Checkpoint keys: <c>input.*</c>, <c>deconv1.*</c> … <c>deconv4.*</c>, <c>norm1.*</c> … <c>norm3.*</c>.</remarks>
-public sealed class ConvDecoder : Module<Tensor, Tensor>
+public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
 {
     /// <summary>Channels of the input map and of the three inner transposed convolutions.</summary>
     public static readonly IReadOnlyList<int> Widths = [64, 64, 32, 16];
@@ -260,6 +295,13 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>
     /// <summary>How the layers compute.</summary>
     public ConvPath Path { get; }
 
+    /// <summary>
+    /// The arithmetic of the layers (<see cref="NetworkPrecisions.Default"/> unless set). With
+    /// <see cref="NetworkPrecision.Bfloat16"/> float32 latents run through the linear layer, the transposed convolutions and
+    /// the batch norms in bfloat16 (as <see cref="ConvTrunk.Precision"/>) and the output is returned in float32.
+    /// </summary>
+    public NetworkPrecision Precision { get; set; } = NetworkPrecisions.Default;
+
     /// <summary>h₀, w₀: the size of the map the linear layer makes.</summary>
     public int StartHeight { get; }
     public int StartWidth { get; }
@@ -283,9 +325,21 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>
     Tensor OnePixelTransposedConvolution(Tensor start)
     {
         int kernel = Layers[0].Kernel;
-        var weight = deconv1.weight!;                                                    // [in, out, k, k]
+        var (weight, bias) = ConvDefaults.ParametersFor(start, deconv1.weight!, deconv1.bias!); // [in, out, k, k]
         return start.mm(weight.view(weight.shape[0], -1)).view(start.shape[0], weight.shape[1], kernel, kernel)
-            .add(deconv1.bias!.view(1, -1, 1, 1));
+            .add(bias!.view(1, -1, 1, 1));
+    }
+
+    // Transposed convolution `index` (0-based) in the map's type.
+    Tensor Deconvolve(int index, ConvTranspose2d deconv, Tensor map)
+    {
+        if (map.dtype != ScalarType.BFloat16) return deconv.call(map);
+        var (weight, bias) = ConvDefaults.ParametersFor(map, deconv.weight!, deconv.bias);
+        long stride = Layers[index].Stride;
+        // libtorch's bfloat16 transposed convolution with a bias is several times slower than without one and the bias
+        // added after (measured on the 2-core machine); the values are the same.
+        var output = functional.conv_transpose2d(map, weight, null, strides: [stride, stride]);
+        return bias is null ? output : output.add(bias.view(1, -1, 1, 1));
     }
 
     /// <summary>z <c>[B, d]</c> → <c>[B, C·H·W]</c>.</summary>
@@ -294,17 +348,20 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>
         if (z.dim() != 2 || z.shape[1] != LatentDim)
             throw new ArgumentException($"ConvDecoder: latents must be [B, {LatentDim}], got [{string.Join(", ", z.shape)}].", nameof(z));
         using var scope = NewDisposeScope();
-        var start = functional.relu(input.call(z));
+        var latents = ConvDefaults.InPrecision(z, Precision);
+        var (inputWeight, inputBias) = ConvDefaults.ParametersFor(latents, input.weight!, input.bias);
+        var start = functional.relu(functional.linear(latents, inputWeight, inputBias));
         var h = Path == ConvPath.Fast && StartHeight == 1 && StartWidth == 1
             ? ConvDefaults.InLayout(OnePixelTransposedConvolution(start), Path)
-            : deconv1.call(ConvDefaults.InLayout(start.view(z.shape[0], Widths[0], StartHeight, StartWidth), Path));
+            : Deconvolve(0, deconv1, ConvDefaults.InLayout(start.view(z.shape[0], Widths[0], StartHeight, StartWidth), Path));
         h = functional.relu(norm1.call(h));
-        h = functional.relu(norm2.call(deconv2.call(h)));
-        h = functional.relu(norm3.call(deconv3.call(h)));
-        h = deconv4.call(h);
+        h = functional.relu(norm2.call(Deconvolve(1, deconv2, h)));
+        h = functional.relu(norm3.call(Deconvolve(2, deconv3, h)));
+        h = Deconvolve(3, deconv4, h);
         if (OutputHeight != Height || OutputWidth != Width)
             h = h.narrow(2, (OutputHeight - Height) / 2, Height).narrow(3, (OutputWidth - Width) / 2, Width);
-        return h.reshape(z.shape[0], (long)Channels * Height * Width).MoveToOuterDisposeScope();
+        h = h.reshape(z.shape[0], (long)Channels * Height * Width);
+        return (h.dtype == z.dtype ? h : h.to(z.dtype)).MoveToOuterDisposeScope();
     }
 }
 

@@ -15,7 +15,7 @@ namespace Ddvi.Models;
 /// </summary>
 /// <remarks>Layers are created in the order hidden layers, then heads, so a seed gives the same initial weights as the
 /// separate encoder and decoder classes this replaces. Checkpoint keys: <c>hidden.k.*</c>, <c>heads.k.*</c>.</remarks>
-public sealed class Mlp : Module<Tensor, Tensor>
+public sealed class Mlp : Module<Tensor, Tensor>, IPrecisionSettable
 {
     /// <summary>The slope of the LeakyReLU the paper's networks use.</summary>
     public const double PaperLeakySlope = 0.2;

@@ -17,6 +17,16 @@ public enum NetworkPrecision
     Bfloat16,
 }
 
+/// <summary>
+/// A network whose products can run in another <see cref="NetworkPrecision"/> (<see cref="Mlp"/>, <see cref="ConvTrunk"/>,
+/// <see cref="ConvDecoder"/>): its parameters stay float32 either way.
+/// </summary>
+public interface IPrecisionSettable
+{
+    /// <summary>The arithmetic of the network's products.</summary>
+    NetworkPrecision Precision { get; set; }
+}
+
 /// <summary>The default precision (stated once here), the names the command line uses, and the setter for a model's networks.</summary>
 public static class NetworkPrecisions
 {
@@ -47,17 +57,18 @@ public static class NetworkPrecisions
     }
 
     /// <summary>
-    /// Sets <paramref name="precision"/> on every <see cref="Mlp"/> in <paramref name="module"/> (the module itself and
-    /// its descendants) and returns how many it set. Other layers (conv networks, denoisers, flows) keep float32.
+    /// Sets <paramref name="precision"/> on every network in <paramref name="module"/> that takes one (the module itself
+    /// and its descendants: each <see cref="Mlp"/>, the conv trunks and conv decoders; <see cref="IPrecisionSettable"/>)
+    /// and returns how many it set. Other layers (the diffusion denoisers, the flows' masked layers) keep float32.
     /// </summary>
     public static int SetNetworkPrecision(this nn.Module module, NetworkPrecision precision)
     {
         ArgumentNullException.ThrowIfNull(module);
         _ = precision.Name(); // rejects values outside the enum
         int count = 0;
-        foreach (var mlp in module.modules().Prepend(module).OfType<Mlp>().Distinct())
+        foreach (var network in module.modules().Prepend(module).OfType<IPrecisionSettable>().Distinct())
         {
-            mlp.Precision = precision;
+            network.Precision = precision;
             count++;
         }
         return count;

@@ -48,6 +48,24 @@ public class CifarCliTests
     }
 
     [SharedCifarFact]
+    public void ABfloat16RunTrainsItsConvNetworksInMixedPrecision()
+    {
+        using var folder = new TempFolder();
+        string data = CifarTestFiles.SharedSubsetSlice(folder["cifar"], train: 260, test: 100);
+        string run = folder["run"];
+        var (code, output, error) = DdviProcess.Run("train", "--dataset", data, "--model", "vae", "--epochs", "2", "--out", run,
+            "--threads", "1", "--precision", "bf16");
+        Assert.True(code == 0, error + output);
+        Assert.Contains("conv networks", output);
+        Assert.Contains("bfloat16 products (mixed precision)", output);
+        var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
+        Assert.True(metrics.GetProperty("elbo").GetProperty("nats_per_image").GetDouble() < -1000);
+        (code, output, error) = DdviProcess.Run("show", run);
+        Assert.True(code == 0, error + output);
+        Assert.Contains("networks in bfloat16", output);
+    }
+
+    [SharedCifarFact]
     public void CompareAndReportRunOverCifarRuns()
     {
         using var folder = new TempFolder();

@@ -187,7 +187,7 @@ public class TrainedRunCommandsTests(TinyTrainedRun trained) : IClassFixture<Tin
         Assert.True(code == 0, error);
         Assert.Contains("model     vae, latent prior pinwheel", output);
         Assert.Contains("data      synthetic", output);
-        Assert.Contains("MLPs in float32", output);
+        Assert.Contains("networks in float32", output);
         Assert.Contains("vae              finished, 1 epochs", output);
         Assert.Contains("state     finished", output);
         Assert.Contains("metrics   knn_accuracy=", output);

@@ -92,6 +92,94 @@ public class NetworkPrecisionTests
     }
 
     [Theory]
+    [InlineData(3, 32, 32, ConvPath.Fast)]
+    [InlineData(3, 32, 32, ConvPath.Plain)]
+    [InlineData(1, 28, 28, ConvPath.Fast)]
+    public void BFloat16ConvNetworksComputeLikeTheFloat32OnesAndKeepFloat32ParametersAndStatistics(int channels, int height, int width, ConvPath path)
+    {
+        manual_seed(14);
+        using var encoder = new ConvEncoder(channels, height, width, [64], [2, 2], path: path);
+        using var decoder = new ConvDecoder(2, channels, height, width, path);
+        using var scope = NewDisposeScope();
+        var x = rand(32, channels * height * width) * 2 - 1;
+        var parameters = encoder.parameters().Concat(decoder.parameters()).ToArray();
+        var statistics = encoder.buffers().Concat(decoder.buffers()).Where(b => b.dtype != ScalarType.Int64).ToArray();
+        var startStatistics = statistics.Select(b => b.clone()).ToArray();
+
+        (Tensor Output, Tensor[] Gradients, Tensor[] Statistics) Pass()
+        {
+            foreach (var p in parameters) p.grad = null;
+            for (int i = 0; i < statistics.Length; i++) statistics[i].copy_(startStatistics[i]);
+            encoder.train();
+            decoder.train();
+            var output = decoder.call(encoder.call(x).narrow(1, 0, 2));
+            output.sub(x).square().sum().backward();
+            return (output.detach(), parameters.Select(p => p.grad!.clone()).ToArray(), statistics.Select(b => b.clone()).ToArray());
+        }
+
+        var exact = Pass();
+        // The trunk and the MLP head of the encoder, the decoder.
+        Assert.Equal(2, encoder.SetNetworkPrecision(NetworkPrecision.Bfloat16));
+        Assert.Equal(1, decoder.SetNetworkPrecision(NetworkPrecision.Bfloat16));
+        Assert.Equal(NetworkPrecision.Bfloat16, encoder.Trunk.Precision);
+        Assert.Equal(NetworkPrecision.Bfloat16, decoder.Precision);
+        var mixed = Pass();
+
+        Assert.Equal(ScalarType.Float32, mixed.Output.dtype);
+        Assert.Equal(exact.Output.shape, mixed.Output.shape);
+        double outputError = (mixed.Output - exact.Output).norm().item<float>() / exact.Output.norm().item<float>();
+        Assert.InRange(outputError, 1e-5, 0.03); // computed in bfloat16 (not silently float32), and close
+        Assert.All(parameters, p => Assert.Equal(ScalarType.Float32, p.dtype));
+        Assert.All(mixed.Gradients, g => Assert.Equal(ScalarType.Float32, g.dtype));
+        var exactAll = cat(exact.Gradients.Select(g => g.flatten()).ToArray());
+        var mixedAll = cat(mixed.Gradients.Select(g => g.flatten()).ToArray());
+        Assert.True(Cosine(exactAll, mixedAll) > 0.999, $"all gradients: cosine {Cosine(exactAll, mixedAll)}");
+        double largest = exact.Gradients.Max(g => g.norm().item<float>());
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            // A convolution's bias before batch norm has no gradient but rounding (batch norm removes the mean): norms
+            // 1e-4 to 1e-1 here against 1e3 to 1e5 for the weights. The rest point where the float32 gradients do; the
+            // trunk's first layers least (cosines 0.95-0.98 measured for its first convolutions and batch norms), as
+            // theirs pass back through every layer of the decoder and the encoder in bfloat16.
+            if (exact.Gradients[i].norm().item<float>() < 1e-5 * largest) continue;
+            double cosine = Cosine(exact.Gradients[i], mixed.Gradients[i]);
+            Assert.True(cosine > 0.9, $"gradient {i} ({string.Join("x", parameters[i].shape)}): cosine {cosine}");
+        }
+        // Batch norm's running statistics stay float32 and move as the float32 network's do.
+        for (int i = 0; i < statistics.Length; i++)
+        {
+            Assert.Equal(ScalarType.Float32, mixed.Statistics[i].dtype);
+            Assert.False(mixed.Statistics[i].equal(startStatistics[i]).all().item<bool>());
+            Assert.True(mixed.Statistics[i].allclose(exact.Statistics[i], rtol: 0.02, atol: 0.02), $"buffer {i}");
+        }
+
+        // Evaluation mode (running statistics): the trunk and the decoder each compute in bfloat16 (not only the MLP head).
+        encoder.eval();
+        decoder.eval();
+        var z = randn(32, 2);
+        var (features, decoded) = (encoder.Trunk.call(x), decoder.call(z));
+        encoder.SetNetworkPrecision(NetworkPrecision.Float32);
+        decoder.SetNetworkPrecision(NetworkPrecision.Float32);
+        var (exactFeatures, exactDecoded) = (encoder.Trunk.call(x), decoder.call(z));
+        Assert.Equal(ScalarType.Float32, features.dtype);
+        Assert.Equal(ScalarType.Float32, decoded.dtype);
+        Assert.InRange((features - exactFeatures).norm().item<float>() / exactFeatures.norm().item<float>(), 1e-5, 0.03);
+        Assert.InRange((decoded - exactDecoded).norm().item<float>() / exactDecoded.norm().item<float>(), 1e-5, 0.03);
+
+        // Float64 inputs run in float64 whatever the precision.
+        encoder.SetNetworkPrecision(NetworkPrecision.Bfloat16);
+        decoder.SetNetworkPrecision(NetworkPrecision.Bfloat16);
+        encoder.to(ScalarType.Float64);
+        decoder.to(ScalarType.Float64);
+        var x64 = x.to(ScalarType.Float64);
+        var mixed64 = decoder.call(encoder.call(x64).narrow(1, 0, 2));
+        encoder.SetNetworkPrecision(NetworkPrecision.Float32);
+        decoder.SetNetworkPrecision(NetworkPrecision.Float32);
+        Assert.Equal(ScalarType.Float64, mixed64.dtype);
+        Assert.True(mixed64.equal(decoder.call(encoder.call(x64).narrow(1, 0, 2))).all().item<bool>());
+    }
+
+    [Theory]
     [InlineData("float32", NetworkPrecision.Float32)]
     [InlineData("FP32", NetworkPrecision.Float32)]
     [InlineData("bf16", NetworkPrecision.Bfloat16)]
@@ -109,6 +197,8 @@ public class NetworkPrecisionTests
         Assert.Equal("--precision: 'fp8' is not a precision; expected float32 (or fp32) or bfloat16 (or bf16).", error.Message);
         Assert.Equal(NetworkPrecision.Float32, NetworkPrecisions.Default);
     }
+
+    static double Cosine(Tensor a, Tensor b) => (a * b).sum().item<float>() / (a.norm().item<float>() * b.norm().item<float>());
 
     static (Tensor Output, Tensor[] Gradients) OutputAndGradients(Mlp mlp, Tensor x)
     {
