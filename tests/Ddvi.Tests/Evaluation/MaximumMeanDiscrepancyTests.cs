@@ -92,8 +92,9 @@ public class MaximumMeanDiscrepancyTests
     {
         // 2,000 × 2,000 colour images (3,072 features, 24 MiB per set in float32). Blocks of 128 rows hold a few
         // [128, ≤ 2,000] float32 buffers (1 MiB each) and one [128, 3,072] square (1.5 MiB): the peak above the inputs
-        // stays under 24 MiB (11–14 MiB measured, with the allocator's and MKL's own share). One block of all 2,000 rows
-        // holds [2,000, 2,000] buffers (16 MiB each, at least two at once), which shows that the measurement sees them.
+        // stays under 32 MiB (11–14 MiB measured on an idle machine, 15–25 MiB beside three trainings, with the
+        // allocator's, OpenMP's and MKL's own share). One block of all 2,000 rows holds [2,000, 2,000] buffers (16 MiB
+        // each, at least two at once: over 32 MiB), which shows that the measurement sees them.
         Assert.True(ProcessMemory.ResetPeak(), "this test needs /proc/self/clear_refs to reset the peak resident size");
         using var scope = NewDisposeScope();
         var generator = new Generator(27);
@@ -112,7 +113,7 @@ public class MaximumMeanDiscrepancyTests
         long blockedGrowth = Growth(128, out double blocked);
         long unblockedGrowth = Growth(2000, out double unblocked);
         Assert.Equal(unblocked, blocked, Math.Abs(unblocked) * 1e-4);
-        Assert.True(blockedGrowth < 24L << 20, $"blocked MMD grew the resident size by {blockedGrowth >> 20} MiB; bound 24 MiB");
+        Assert.True(blockedGrowth < 32L << 20, $"blocked MMD grew the resident size by {blockedGrowth >> 20} MiB; bound 32 MiB");
         Assert.True(unblockedGrowth > 32L << 20, $"unblocked MMD grew it by only {unblockedGrowth >> 20} MiB; the measurement does not see its 16 MiB buffers");
     }
 
