@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using System.Text.Json;
 using Ddvi.Experiments;
 using Ddvi.Experiments.Methods;
@@ -72,7 +73,7 @@ public class AaeMethodTests
     {
         using var method = new DisposableMethod(Create(Config(epochs: 1)));
         var stage = method.Value.Stages.Single();
-        var optimizers = stage.Phases.Select(p => optim.Adam(p.Parameters, lr: p.LearningRate)).ToList();
+        var optimizers = stage.Phases.Select(p => new FusedAdam(p.Parameters, lr: p.LearningRate)).ToList();
         using var generator = new Generator(4);
         using var x = rand([64, 64], generator: generator);
         var batch = new TrainingBatch(x, null);

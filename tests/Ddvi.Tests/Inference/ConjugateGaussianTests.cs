@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Inference;
 using Ddvi.Likelihoods;
 using Ddvi.Models;
@@ -117,7 +118,7 @@ public sealed class ConjugateGaussianTests(ITestOutputHelper output)
         manual_seed(options.Seed);
         using var encoder = new Mlp(DataDim, options.HiddenWidths, [LatentDim, LatentDim]);
         using var likelihood = new GaussianLikelihood(LinearDecoder(w, b), LatentDim, DataDim, sigma: Sigma);
-        var optimizer = optim.Adam(encoder.parameters(), options.LearningRate);
+        var optimizer = new FusedAdam(encoder.parameters(), options.LearningRate);
         var generator = new Generator((ulong)options.Seed);
         for (int epoch = 0; epoch < options.Epochs; epoch++)
         {

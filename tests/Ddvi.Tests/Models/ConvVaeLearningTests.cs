@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Data;
 using Ddvi.Experiments;
 using Ddvi.Models;
@@ -24,7 +25,7 @@ public class ConvVaeLearningTests
         using var model = new GaussianVae(3072, 2, hidden: 64, dropoutRate: 0.0,
             likelihood: networks.Likelihood(2, 64, 0.0), encoder: networks.Encoder([2, 2], 64, 0.0));
         var prior = PriorCatalog.Create("gaussian", null, 0, CPU, PriorDensityChoice.Auto);
-        using var optimizer = optim.Adam(model.parameters(), lr: 2e-3);
+        using var optimizer = new FusedAdam(model.parameters(), lr: 2e-3);
         using var generator = new Generator(1);
         var batches = new Ddvi.Training.TensorBatches(data.Train.Images, data.Train.Labels, 64, HorizontalFlip.TrainingTransform(data.Train));
         var losses = new List<double>();

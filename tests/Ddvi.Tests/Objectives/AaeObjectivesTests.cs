@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Models;
 using Ddvi.Objectives;
 using static TorchSharp.torch;
@@ -81,7 +82,7 @@ public class AaeObjectivesTests
         manual_seed(11);
         var prior = new QuadrantNormalPrior();
         using var discriminator = new AaeDiscriminator(2, 32);
-        using var optimizer = optim.Adam(discriminator.parameters(), lr: 1e-3);
+        using var optimizer = new FusedAdam(discriminator.parameters(), lr: 1e-3);
         using var generator = new Generator(12);
         discriminator.train();
         for (int step = 0; step < 200; step++)
@@ -118,7 +119,7 @@ public class AaeObjectivesTests
         // A discriminator whose "prior" is N((3, 3), I) and whose "encoded" class is N(0, I), where the
         // freshly initialised encoder's codes lie: the generator must carry them towards (3, 3).
         var target = tensor(new float[] { 3f, 3f });
-        using (var dOptimizer = optim.Adam(aae.DiscriminatorParameters(), lr: 1e-3))
+        using (var dOptimizer = new FusedAdam(aae.DiscriminatorParameters(), lr: 1e-3))
             for (int step = 0; step < 200; step++)
             {
                 using var stepScope = NewDisposeScope();
@@ -136,7 +137,7 @@ public class AaeObjectivesTests
         double logDBefore = Scalar(AaeObjectives.GeneratorLoss(aae, x, 6).Terms[0].Value.detach());
 
         aae.train();
-        using var gOptimizer = optim.Adam(aae.EncoderParameters(), lr: 1e-3);
+        using var gOptimizer = new FusedAdam(aae.EncoderParameters(), lr: 1e-3);
         for (int step = 0; step < 60; step++)
         {
             using var stepScope = NewDisposeScope();

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Diffusion;
 using Ddvi.Models;
 using Ddvi.Objectives;
@@ -177,7 +178,7 @@ public class DdviObjectivesTests
     {
         using var model = SmallModel(seed: 5, hidden: 32, posteriorSteps: 10);
         var prior = new TestGaussianPrior([1.0, -1.0], 0.1);
-        using var optimizer = optim.Adam(model.SleepParameters(), lr: 3e-3);
+        using var optimizer = new FusedAdam(model.SleepParameters(), lr: 3e-3);
         var losses = Train(optimizer, 100, 7, generator => DdviObjectives.SleepLoss(model, prior, 64, new DdviWeights(), generator));
         Assert.True(losses[^10..].Average() < 0.7 * losses[..10].Average(), $"first 10: {losses[..10].Average()}, last 10: {losses[^10..].Average()}");
     }
@@ -187,7 +188,7 @@ public class DdviObjectivesTests
     {
         using var model = SmallModel(seed: 6, hidden: 32);
         var prior = new TestGaussianPrior([1.0, -1.0], 0.1);
-        using var optimizer = optim.Adam(model.PriorDiffusionParameters(), lr: 3e-3);
+        using var optimizer = new FusedAdam(model.PriorDiffusionParameters(), lr: 3e-3);
         var losses = Train(optimizer, 100, 8, generator
             => DdviObjectives.PriorDiffusionLoss(model.PriorDenoiser, model.PriorSchedule, prior, 64, NoiseLossKind.Huber, generator));
         Assert.True(losses[^10..].Average() < 0.7 * losses[..10].Average(), $"first 10: {losses[..10].Average()}, last 10: {losses[^10..].Average()}");
@@ -318,8 +319,8 @@ public class DdviObjectivesTests
     {
         using var model = SmallModel(seed: 11);
         var prior = new TestGaussianPrior();
-        using var wakeOptimizer = optim.Adam(model.WakeParameters(), lr: 1e-3);
-        using var sleepOptimizer = optim.Adam(model.SleepParameters(), lr: 1e-3);
+        using var wakeOptimizer = new FusedAdam(model.WakeParameters(), lr: 1e-3);
+        using var sleepOptimizer = new FusedAdam(model.SleepParameters(), lr: 1e-3);
         using var generator = Seeded(16);
         using var x = Data(8, 17);
 

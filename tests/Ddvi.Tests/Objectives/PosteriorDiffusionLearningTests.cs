@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Diffusion;
 using Ddvi.Models;
 using Ddvi.Objectives;
@@ -34,7 +35,7 @@ public class PosteriorDiffusionLearningTests
         using var model = DdviModel.Paper(inputDim: 64, hidden: 32, priorSteps: 5, posteriorSteps: 40, denoiserHidden: 64);
         var prior = new PinwheelPrior(CPU);
         using var generator = new Generator(2);
-        using var optimizer = optim.Adam(model.SleepParameters(), lr: 1e-3);
+        using var optimizer = new FusedAdam(model.SleepParameters(), lr: 1e-3);
         var weights = new DdviWeights();
 
         using var evaluation = new Generator(3);

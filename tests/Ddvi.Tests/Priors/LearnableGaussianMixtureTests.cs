@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Priors;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -153,7 +154,7 @@ public class LearnableGaussianMixtureTests
 
         double startDistance = DistanceToTruth();
         double startLikelihood = MeanLogLikelihood();
-        using var optimiser = optim.Adam(mixture.PriorParameters, lr: 0.05);
+        using var optimiser = new FusedAdam(mixture.PriorParameters, lr: 0.05);
         for (int step = 0; step < 150; step++)
         {
             using var stepScope = NewDisposeScope();

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Likelihoods;
 using Ddvi.Models;
 using Ddvi.Objectives;
@@ -212,8 +213,8 @@ public class SemiDdviTests
         var prior = new PinwheelPrior(CPU);
         using var density = Density(prior);
         var weights = new SemiDdviWeights();
-        using var wake = optim.Adam(model.WakeParameters(), 1e-3);
-        using var sleep = optim.Adam(model.SleepParameters(), 1e-3);
+        using var wake = new FusedAdam(model.WakeParameters(), 1e-3);
+        using var sleep = new FusedAdam(model.SleepParameters(), 1e-3);
         using var generator = new Generator(1);
         using var data = rand(64, 12);
         using var labels = tensor(Enumerable.Range(0, 64).Select(i => i % 8 == 0 ? (long)(i % 10) : -1L).ToArray());

@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Models;
 using Ddvi.Objectives;
 using Ddvi.Priors;
@@ -33,7 +34,7 @@ public class SemiLearningTests
         var prior = new PinwheelPrior(CPU);
         using var density = new ClassConditionalDensity(prior, 1, CPU, samplesPerClass: 200);
         var weights = new SemiDdviWeights();
-        using var optimiser = optim.Adam(model.WakeParameters(), 3e-3);
+        using var optimiser = new FusedAdam(model.WakeParameters(), 3e-3);
         model.train();
         // The pipeline's order: the warm-up objective (stage 2), then the wake objective (stage 3).
         for (int step = 0; step < 250; step++)
