@@ -45,7 +45,7 @@ public static class SemiVaeObjective
         using var scope = NewDisposeScope();
         var q = functional.softmax(logits, 1).t();                                                  // [C, B]
         var logP = density.LogDensityByClass(z.unsqueeze(0).expand(q.shape[0], z.shape[0], z.shape[1]));
-        var latent = (q * logP).sum(0) - logQ;
+        var latent = (q * logP).sum(dim: 0) - logQ;
         return new ElboEstimate((logLikelihood + latent).MoveToOuterDisposeScope(), (logLikelihood / pixels + latent).MoveToOuterDisposeScope());
     }
 

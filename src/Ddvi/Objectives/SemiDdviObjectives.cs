@@ -169,10 +169,10 @@ public static class SemiDdviObjectives
             matching = ((chainMean - (w0 * z.unsqueeze(0) + wt * yt)).square() / (2 * variance)).sum([0, 3]);   // [C, B]
         }
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance);                        // [B]
-        var latent = (q * (logPrior - matching)).sum(0) - kl;
+        var latent = (q * (logPrior - matching)).sum(dim: 0) - kl;
         return new ElboEstimate(
-            ((q * logLikelihood).sum(0) + latent).MoveToOuterDisposeScope(),
-            ((q * logLikelihood).sum(0) / x.shape[1] + latent).MoveToOuterDisposeScope());
+            ((q * logLikelihood).sum(dim: 0) + latent).MoveToOuterDisposeScope(),
+            ((q * logLikelihood).sum(dim: 0) / x.shape[1] + latent).MoveToOuterDisposeScope());
     }
 
     /// <summary>Per-pixel mean −log p(x_b | z_cb): z <c>[C, B, d]</c>, x <c>[B, D]</c> → <c>[C, B]</c>, one decoder pass over C·B rows.</summary>

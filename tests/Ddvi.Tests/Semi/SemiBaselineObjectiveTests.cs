@@ -40,4 +40,32 @@ public class SemiBaselineObjectiveTests
         Assert.Equal(0, Loss(-1, withCe) - Loss(-1, noExtras), 12);
         Assert.Equal(-Math.Log(q[3]), Loss(3, withCe) - Loss(3, noExtras), 9);
     }
+
+    [Fact]
+    public void TheSemiElboSumsEachExamplesClassTermsOverItsOwnClasses()
+    {
+        // Per example b: log p(x_b|z_b) + Σ_c q(c|x_b) log p(z_b|c) − log q(z_b|x_b), for several examples at once (a sum over
+        // the class axis written `.sum(0)` binds to TorchSharp's sum(ScalarType) and adds everything into one byte).
+        var prior = new PinwheelPrior(CPU);
+        using var density = new ClassConditionalDensity(prior, 3, CPU, samplesPerClass: 200);
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(5);
+        const int b = 6, pixels = 784;
+        var logLikelihood = -100 * rand([b], dtype: float64, generator: generator) - 300;
+        var logQ = randn([b], dtype: float64, generator: generator);
+        var z = 0.8 * randn([b, 2], dtype: float64, generator: generator);
+        var logits = 2 * randn([b, 10], dtype: float64, generator: generator);
+        var estimate = SemiVaeObjective.Elbo(logLikelihood, logQ, z, logits, density, pixels);
+        Assert.Equal([b], estimate.NatsPerImage.shape);
+        Assert.Equal(ScalarType.Float64, estimate.NatsPerImage.dtype);
+        var q = nn.functional.softmax(logits, 1);
+        for (int row = 0; row < b; row++)
+        {
+            var point = z.narrow(0, row, 1);
+            double priorTerm = Enumerable.Range(0, 10).Sum(c => q[row, c].item<double>() * density.LogDensity(c, point)[0].item<double>());
+            double latent = priorTerm - logQ[row].item<double>();
+            Assert.Equal(logLikelihood[row].item<double>() + latent, estimate.NatsPerImage[row].item<double>(), 9);
+            Assert.Equal(logLikelihood[row].item<double>() / pixels + latent, estimate.ReleasePerPixelScale[row].item<double>(), 9);
+        }
+    }
 }
