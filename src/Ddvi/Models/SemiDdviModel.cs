@@ -35,7 +35,7 @@ public interface IClassifyingModel
 /// chain of its predicted class argmax_c q(c|x). Holds no optimiser and runs no loop (see
 /// <c>Ddvi.Objectives.SemiDdviObjectives</c>).
 /// </summary>
-public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPosterior, IClassifyingModel
+public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPosterior, IClassifyingModel, IPosteriorDensity
 {
     private readonly Module<Tensor, Tensor> encoder;
     private readonly Likelihood likelihood;
@@ -232,6 +232,39 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
             z.index_copy_(0, rows, states[-1]);
         }
         return z.MoveToOuterDisposeScope();
+    }
+
+    public string PosteriorDensityDescription =>
+        $"semi-supervised {(Stage == DdviStage.Ddvi ? "DDVI" : "warm-up")} posterior as evaluated: each image's y_T ~ N(μ(x), diag σ²(x)) " +
+        "through the deterministic DDIM chain of its predicted class argmax_c q(c|x), so log q(z|x) = log N(y_T; μ(x), diag σ²(x)) " +
+        "− log|det ∂z/∂y_T| by change of variables (d × d Jacobian from autograd, float64 determinant; exact where the chain is " +
+        "injective); the class is not a latent of p(x) = ∫ p(z) p(x|z) dz, whose p(z) is the whole prior, the mixture of its class segments";
+
+    /// <summary>
+    /// K draws per row from the posterior the evaluation's latents come from (<see cref="EncodeWithStart"/>): y_T ~ q(y_T|x)
+    /// through the chain of the predicted class ĉ(x) = argmax_c q(c|x), with its density by change of variables,
+    /// log q(z|x) = log N(y_T; μ(x), diag σ²(x)) − log|det ∂z/∂y_T|. ĉ is a function of x, so this is one proper
+    /// posterior q(z|x), and with p(z) the whole prior (the class mixture) the importance weights bound log p(x) of the
+    /// model p(z) p(x|z), the same model the semi-supervised baselines' bounds are of. The Jacobian comes from autograd
+    /// through the class-by-class chains (rows independent), so this builds a graph even under <c>no_grad()</c>.
+    /// </summary>
+    public PosteriorDraws DrawWithLogDensity(Tensor x, int samples, Generator generator) // [B, D] → [K, B, d], [K, B], [K, B]
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        using var scope = NewDisposeScope();
+        var (mean, logVariance, logits) = Encode(x);                                                  // [B, d], [B, d], [B, C]
+        bool conditioned = Stage == DdviStage.Ddvi;
+        var context = conditioned ? PosteriorDrawShapes.Repeat(auxiliaryEncoder.call(x), samples) : null; // [K·B, ctx]
+        var classes = PosteriorDrawShapes.Repeat(logits.argmax(1), samples);                         // [K·B]
+        var logVarianceK = PosteriorDrawShapes.Repeat(logVariance, samples);                        // [K·B, d]
+        var eps = RandomDraws.Normal([samples * x.shape[0], LatentDim], mean.dtype, mean.device, generator);
+        var yT = PosteriorDrawShapes.Repeat(mean, samples) + (0.5 * logVarianceK).exp() * eps;       // [K·B, d]
+        var chain = Flows.ChangeOfVariables.LogAbsDetJacobian(y => Route(y, context, classes, conditioned), yT);
+        var logQ = Objectives.GaussianMath.LogDensityOfReparameterised(eps, logVarianceK) - chain.LogAbsDet; // [K·B]
+        return new PosteriorDraws(
+            PosteriorDrawShapes.Split(chain.Output, samples).MoveToOuterDisposeScope(),
+            PosteriorDrawShapes.Split(logQ, samples).MoveToOuterDisposeScope(),
+            PosteriorDrawShapes.Split(chain.Sign, samples).MoveToOuterDisposeScope());
     }
 
     public Tensor EncodeLatents(Tensor x, Generator generator)

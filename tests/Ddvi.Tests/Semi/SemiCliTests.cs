@@ -88,6 +88,27 @@ public partial class SemiCliTests
         Assert.InRange(semi.GetProperty("knn_labelled_accuracy").GetProperty("value").GetDouble(), 0, 1);
         Assert.True(double.IsFinite(semi.GetProperty("class_latent_nll").GetProperty("value").GetDouble()));
 
+        // Every model with a likelihood reports true bounds on log p(x) of p(z) p(x|z) (true ELBO ≤ IWAE, per image); ddvi-semi's
+        // come from its routed chain's change of variables, with the determinant-sign check.
+        if (model == "aae-semi")
+        {
+            Assert.False(metrics.TryGetProperty("likelihood_bounds", out var noBounds) && noBounds.ValueKind != JsonValueKind.Null);
+        }
+        else
+        {
+            var bounds = metrics.GetProperty("likelihood_bounds");
+            double trueElbo = bounds.GetProperty("true_elbo").GetProperty("nats_per_image").GetDouble();
+            Assert.True(double.IsFinite(trueElbo));
+            Assert.True(trueElbo <= bounds.GetProperty("log_likelihood").GetProperty("nats_per_image").GetDouble());
+            if (model == "ddvi-semi")
+            {
+                Assert.Contains("predicted class", bounds.GetProperty("posterior_density").GetString());
+                var injectivity = bounds.GetProperty("injectivity");
+                Assert.Equal(bounds.GetProperty("examples").GetInt64() * bounds.GetProperty("samples").GetInt64(),
+                    injectivity.GetProperty("draws").GetInt64());
+            }
+        }
+
         // The labelled-index file: exactly 50 examples, 5 of each class, and their labels are the data's.
         var labelled = LabelBudget.Read(Path.Combine(run, LabelBudget.FileName));
         Assert.Equal(50, labelled.Count);
