@@ -12,7 +12,8 @@ public sealed record ReportFiles(string Markdown, string Csv, string Panel);
 /// <summary>
 /// Writes the result files of finished runs into one folder: results.md and results.csv (<see cref="ResultsTable"/>)
 /// and panel.png, the paper's latent-space figure: one row per prior, a first column of prior samples, then one
-/// column per model with the test latents of its seed-0 run (or its lowest seed), coloured by label.
+/// column per model label (the model, its label budget and the settings that set its runs apart) with the test latents
+/// of its seed-0 run (or its lowest seed), coloured by label.
 /// Every file is written atomically; the same runs always give the same files.
 /// </summary>
 public static class ComparisonReport
@@ -28,6 +29,7 @@ public static class ComparisonReport
     {
         if (runs.Count == 0)
             throw new InvalidOperationException($"no finished runs to report in {Path.GetFullPath(outputFolder)}: every run failed or none was given.");
+        runs = RunResult.LabelVariants(runs);
         var table = ResultsTable.Build(runs);
         string folder = Path.GetFullPath(outputFolder);
         var files = new ReportFiles(Path.Combine(folder, MarkdownFile), Path.Combine(folder, CsvFile), Path.Combine(folder, PanelFile));
@@ -49,7 +51,7 @@ public static class ComparisonReport
             var cells = new List<PanelCell> { PriorCell(rowName, sectionRuns) };
             foreach (var model in models)
             {
-                var shown = sectionRuns.Where(r => r.Model == model).OrderBy(r => r.Seed).FirstOrDefault();
+                var shown = sectionRuns.Where(r => r.ModelLabel == model).OrderBy(r => r.Seed).FirstOrDefault();
                 cells.Add(shown is null ? PanelCell.Empty($"{model}: no run") : LatentCell(shown));
             }
             rows.Add(cells);
@@ -60,7 +62,7 @@ public static class ComparisonReport
     private static PanelCell LatentCell(RunResult run)
     {
         string path = new RunDirectory(run.Folder).TestLatents;
-        string title = string.Create(CultureInfo.InvariantCulture, $"{run.Model} (seed {run.Seed})");
+        string title = string.Create(CultureInfo.InvariantCulture, $"{run.ModelLabel} (seed {run.Seed})");
         if (!File.Exists(path)) return PanelCell.Empty($"{title}: no latents-test.csv");
         var (values, dimension, labels) = ReadLatentTable(path);
         using var scope = NewDisposeScope();

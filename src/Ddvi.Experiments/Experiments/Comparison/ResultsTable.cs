@@ -71,10 +71,11 @@ public sealed class ResultsTable
     /// <summary>The (dataset, prior) sections in row order.</summary>
     public IEnumerable<IGrouping<(string Dataset, string Prior), TableRow>> Sections => Rows.GroupBy(r => (r.Dataset, r.Prior));
 
-    /// <summary>Pools the runs by dataset, prior label and model.</summary>
+    /// <summary>Pools the runs by dataset, prior label and model label (runs of one model that differ in a setting other
+    /// than the seed are labelled by it and pooled apart: <see cref="RunResult.LabelVariants"/>).</summary>
     public static ResultsTable Build(IEnumerable<RunResult> runs)
     {
-        var all = runs.ToList();
+        var all = RunResult.LabelVariants([.. runs]);
         IReadOnlyList<MetricColumn> columns = all.Any(r => r.Metrics.SemiSupervised is not null) ? [.. Columns, .. SemiSupervisedColumns] : Columns;
         var groups = all.GroupBy(r => (r.Dataset, Prior: r.PriorLabel, Model: r.ModelLabel))
             .OrderBy(g => Rank(DatasetCatalog.Names, g.Key.Dataset)).ThenBy(g => g.Key.Dataset, StringComparer.Ordinal)

@@ -17,10 +17,88 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
     public string PriorLabel => PriorLabelOf(Config);
 
     /// <summary>The model's name, plus " (N labels)" for a semi-supervised run, so that runs of different label budgets
-    /// are not pooled.</summary>
-    public string ModelLabel => Metrics.SemiSupervised is { } semi
+    /// are not pooled, plus " [SETTINGS]" when <see cref="Variant"/> is set, so that runs of different settings are not.</summary>
+    public string ModelLabel => (Metrics.SemiSupervised is { } semi
         ? string.Create(CultureInfo.InvariantCulture, $"{Model} ({semi.Labels} labels)")
-        : Model;
+        : Model) + (string.IsNullOrEmpty(Variant) ? "" : $" [{Variant}]");
+
+    /// <summary>
+    /// The settings that set this run apart from other runs of the same model, dataset and prior it is reported with
+    /// ("ddvi.sleep_steps 10, epochs 300"), or null when they all share their settings but the seed; set by
+    /// <see cref="LabelVariants"/>.
+    /// </summary>
+    public string? Variant { get; init; }
+
+    /// <summary>config.json keys that do not change what a run computes or that another label already carries (the seed,
+    /// where and how fast it ran, the label budget, the prior's name and noise), left out of <see cref="Variant"/>.</summary>
+    private static readonly HashSet<string> NotVariantKeys =
+        ["seed", "device", "threads", "checkpoint_every", "tensorboard", "data_directory", "labels", "model", "dataset", "prior", "prior_noise"];
+
+    /// <summary>
+    /// The runs with <see cref="Variant"/> set wherever runs of one dataset, prior and model differ in a setting other
+    /// than the seed: each such run is labelled with the settings (config.json keys, sections joined by a dot; "default"
+    /// for an unset option, resolved values left out) in which that group's runs differ, so an ablation — the same model
+    /// with and without <c>--sleep-steps 10</c>, or on 8,000 and 60,000 images — gives one row per setting, pooled over
+    /// seeds, instead of one row mixing them. Runs that share every setting but the seed keep <see cref="Variant"/> null.
+    /// Same order as <paramref name="runs"/>.
+    /// </summary>
+    public static IReadOnlyList<RunResult> LabelVariants(IReadOnlyList<RunResult> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        var labelled = runs.Select(r => r with { Variant = null }).ToArray();
+        var groups = labelled.Select((run, index) => (Run: run, Index: index)).GroupBy(p => (p.Run.Dataset, p.Run.PriorLabel, p.Run.ModelLabel));
+        foreach (var group in groups)
+        {
+            var members = group.ToList();
+            if (members.Count < 2) continue;
+            var settings = members.Select(p => Flatten(p.Run.Config)).ToList();
+            var differing = settings.SelectMany(s => s.Keys).Distinct(StringComparer.Ordinal)
+                .Where(key => settings.Select(s => s.GetValueOrDefault(key, "default")).Distinct(StringComparer.Ordinal).Count() > 1)
+                .Order(StringComparer.Ordinal).ToList();
+            if (differing.Count == 0) continue;
+            for (int i = 0; i < members.Count; i++)
+            {
+                var values = settings[i];
+                string variant = string.Join(", ", differing.Select(key => $"{key} {values.GetValueOrDefault(key, "default")}"));
+                labelled[members[i].Index] = members[i].Run with { Variant = variant };
+            }
+        }
+        return labelled;
+    }
+
+    /// <summary>The configuration as "section.key" → value text, as config.json writes it (missing keys read as their
+    /// defaults, so runs of older builds compare by value), without <see cref="NotVariantKeys"/> and resolved_* values.</summary>
+    private static Dictionary<string, string> Flatten(ExperimentConfig config)
+    {
+        var flat = new Dictionary<string, string>(StringComparer.Ordinal);
+        using var document = JsonDocument.Parse(JsonSerializer.Serialize(config, ExperimentConfig.JsonOptions));
+        void Walk(JsonElement element, string prefix)
+        {
+            foreach (var property in element.EnumerateObject())
+            {
+                string key = prefix.Length == 0 ? property.Name : $"{prefix}.{property.Name}";
+                if (prefix.Length == 0 && (NotVariantKeys.Contains(property.Name) || property.Name.StartsWith("resolved_", StringComparison.Ordinal)))
+                    continue;
+                switch (property.Value.ValueKind)
+                {
+                    case JsonValueKind.Object:
+                        Walk(property.Value, key);
+                        break;
+                    case JsonValueKind.Null:
+                        flat[key] = "default";
+                        break;
+                    case JsonValueKind.String:
+                        flat[key] = property.Value.GetString()!;
+                        break;
+                    default:
+                        flat[key] = JsonSerializer.Serialize(property.Value); // numbers, booleans, arrays: compact JSON
+                        break;
+                }
+            }
+        }
+        Walk(document.RootElement, "");
+        return flat;
+    }
 
     /// <summary>The canonical prior name, plus " (noise N)" when the run's noise differs from the prior's default.</summary>
     public static string PriorLabelOf(ExperimentConfig config)
@@ -104,6 +182,7 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
             }
         }
 
+        runs = [.. LabelVariants(runs)];
         var duplicate = runs.GroupBy(r => (r.Dataset, r.PriorLabel, r.ModelLabel, r.Seed)).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
             throw new InvalidDataException(
