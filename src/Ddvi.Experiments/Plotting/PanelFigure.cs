@@ -50,7 +50,35 @@ public static class PanelFigure
     private static Plot BuildCell(PanelCell cell, float markerSize)
     {
         var plot = LatentScatter.BuildPlot(cell.Title, cell.X, cell.Y, cell.Labels, markerSize, legend: false);
-        plot.Title(cell.Title, size: 14);
+        plot.Title(WrapTitle(cell.Title), size: 14);
         return plot;
+    }
+
+    /// <summary>Characters of a 14-point bold title that fit the width of a default cell.</summary>
+    public const int TitleLineLength = 40;
+
+    /// <summary>
+    /// A title broken into lines of at most <paramref name="lineLength"/> characters at spaces (a word longer than that
+    /// keeps its own line), so long labels such as "ddvi [ddvi.sleep_steps 10, epochs 300] (seed 0)" do not run into the
+    /// next cell's title.
+    /// </summary>
+    public static string WrapTitle(string title, int lineLength = TitleLineLength)
+    {
+        ArgumentNullException.ThrowIfNull(title);
+        if (title.Length <= lineLength) return title;
+        var lines = new List<string>();
+        var line = new System.Text.StringBuilder();
+        foreach (var word in title.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (line.Length > 0 && line.Length + 1 + word.Length > lineLength)
+            {
+                lines.Add(line.ToString());
+                line.Clear();
+            }
+            if (line.Length > 0) line.Append(' ');
+            line.Append(word);
+        }
+        if (line.Length > 0) lines.Add(line.ToString());
+        return string.Join('\n', lines);
     }
 }

@@ -107,6 +107,20 @@ public sealed class PlottingTests : IDisposable
     }
 
     [Fact]
+    public void LongPanelTitlesAreWrappedAtSpacesToTheCellWidth()
+    {
+        Assert.Equal("vae (seed 0)", PanelFigure.WrapTitle("vae (seed 0)"));
+        string label = "ddvi [ddvi.frozen_decoder_epochs default, epochs 100] (seed 0)";
+        string wrapped = PanelFigure.WrapTitle(label);
+        var lines = wrapped.Split('\n');
+        Assert.True(lines.Length >= 2, wrapped);
+        Assert.All(lines, line => Assert.InRange(line.Length, 1, PanelFigure.TitleLineLength));
+        Assert.Equal(label, string.Join(' ', lines));
+        // A word longer than a line keeps a line of its own, unbroken.
+        Assert.Equal(["a", new string('x', 12), "b"], PanelFigure.WrapTitle("a " + new string('x', 12) + " b", lineLength: 5).Split('\n'));
+    }
+
+    [Fact]
     public void SideBySideHasTwoPanels()
     {
         var (x, y, labels) = Ring(300, 10);
