@@ -105,7 +105,8 @@ public class ReportTests
     public void RunsOfOneModelWithDifferentSettingsAreLabelledByThemAndPooledApart()
     {
         // An ablation: DDVI with the release's 3 sleep steps and with 10, two seeds each, and one 10-step run extended to 300
-        // epochs; the VAE's two seeds share their settings.
+        // epochs (as --resume writes it: the frozen-decoder epochs it had resolved, 30% of the synthetic default 15, set
+        // explicitly); the VAE's two seeds share their settings. One 10-step run sets the default epochs explicitly.
         using var folder = new TempFolder();
         var paths = new List<string>();
         void Add(string name, ExperimentConfig config, MetricsReport metrics)
@@ -116,25 +117,26 @@ public class ReportTests
         foreach (long seed in new long[] { 0, 1 })
         {
             Add($"k3-s{seed}", new ExperimentConfig { Model = "ddvi", Seed = seed, Threads = 2 }, Metrics("ddvi", "pinwheel", seed, -100, 2 + seed, 0.6, 0.3, 5));
-            Add($"k10-s{seed}", new ExperimentConfig { Model = "ddvi", Seed = seed, Threads = 1, Ddvi = new DdviSettings { SleepSteps = 10 } },
+            Add($"k10-s{seed}", new ExperimentConfig { Model = "ddvi", Seed = seed, Threads = 1, Epochs = seed == 0 ? 15 : null, Ddvi = new DdviSettings { SleepSteps = 10 } },
                 Metrics("ddvi", "pinwheel", seed, -99, 1 + seed, 0.7, 0.3, 7));
             Add($"vae-s{seed}", new ExperimentConfig { Model = "vae", Seed = seed, Threads = 1 + (int)seed }, Metrics("vae", "pinwheel", seed, -110, 4, 0.5, 0.4, 1));
         }
-        Add("k10-e300", new ExperimentConfig { Model = "ddvi", Seed = 0, Epochs = 300, Ddvi = new DdviSettings { SleepSteps = 10 } },
+        Add("k10-e300", new ExperimentConfig { Model = "ddvi", Seed = 0, Epochs = 300, Ddvi = new DdviSettings { SleepSteps = 10, FrozenDecoderEpochs = 4 } },
             Metrics("ddvi", "pinwheel", 0, -98, 0.5, 0.8, 0.3, 20, epochs: 300));
 
-        // Discovery no longer calls them duplicates; the seed, the threads and where they ran do not make a variant.
+        // Discovery no longer calls them duplicates; the seed, the threads and an option set to its default do not make a
+        // variant, and an unset option is labelled by the value it resolved to.
         var runs = RunResult.Discover(paths).Runs;
         var labels = runs.ToDictionary(r => Path.GetFileName(r.Folder), r => r.ModelLabel);
-        Assert.Equal("ddvi [ddvi.sleep_steps 3, epochs default]", labels["k3-s0"]);
-        Assert.Equal("ddvi [ddvi.sleep_steps 10, epochs default]", labels["k10-s1"]);
+        Assert.Equal("ddvi [ddvi.sleep_steps 3, epochs 15]", labels["k3-s0"]);
+        Assert.Equal("ddvi [ddvi.sleep_steps 10, epochs 15]", labels["k10-s1"]);
         Assert.Equal("ddvi [ddvi.sleep_steps 10, epochs 300]", labels["k10-e300"]);
         Assert.Equal("vae", labels["vae-s1"]);
 
         var table = ResultsTable.Build(runs);
-        Assert.Equal(["ddvi [ddvi.sleep_steps 10, epochs 300]", "ddvi [ddvi.sleep_steps 10, epochs default]", "ddvi [ddvi.sleep_steps 3, epochs default]", "vae"],
+        Assert.Equal(["ddvi [ddvi.sleep_steps 10, epochs 15]", "ddvi [ddvi.sleep_steps 10, epochs 300]", "ddvi [ddvi.sleep_steps 3, epochs 15]", "vae"],
             table.Rows.Select(r => r.Model).Order(StringComparer.Ordinal).ToArray());
-        var k10 = table.Rows.Single(r => r.Model == "ddvi [ddvi.sleep_steps 10, epochs default]");
+        var k10 = table.Rows.Single(r => r.Model == "ddvi [ddvi.sleep_steps 10, epochs 15]");
         Assert.Equal(new long[] { 0, 1 }, k10.Seeds);
         int nll = table.TableColumns.ToList().FindIndex(c => c.Key == "latent_nll");
         Assert.Equal(1.5, k10.Cells[nll].Interval!.Value.Mean, 12);   // the mean of its own seeds only (1 and 2)
@@ -142,7 +144,7 @@ public class ReportTests
         // The report's panel has a column per label, titled with it; the same runs given as one list give the same table.
         var files = ComparisonReport.Write(runs, folder["report"]);
         string markdown = File.ReadAllText(files.Markdown);
-        Assert.Contains("| ddvi [ddvi.sleep_steps 3, epochs default] | 2 |", markdown);
+        Assert.Contains("| ddvi [ddvi.sleep_steps 3, epochs 15] | 2 |", markdown);
         Assert.Equal(File.ReadAllText(files.Markdown), ResultsTable.Build(RunResult.LabelVariants(runs)).ToMarkdown());
         Assert.Contains("\"ddvi [ddvi.sleep_steps 10, epochs 300]\"", File.ReadAllText(files.Csv)); // a label with a comma is quoted
 
@@ -150,6 +152,6 @@ public class ReportTests
         WriteFinishedRun(folder["k10-s1-again"], new ExperimentConfig { Model = "ddvi", Seed = 1, Ddvi = new DdviSettings { SleepSteps = 10 } },
             Metrics("ddvi", "pinwheel", 1, -99, 1, 0.7, 0.3, 7));
         var duplicate = Assert.Throws<InvalidDataException>(() => RunResult.Discover([.. paths, folder["k10-s1-again"]])).Message;
-        Assert.Contains("two runs of ddvi [ddvi.sleep_steps 10, epochs default] with prior pinwheel, seed 1", duplicate);
+        Assert.Contains("two runs of ddvi [ddvi.sleep_steps 10, epochs 15] with prior pinwheel, seed 1", duplicate);
     }
 }

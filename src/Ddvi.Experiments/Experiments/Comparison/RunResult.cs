@@ -36,8 +36,8 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
 
     /// <summary>
     /// The runs with <see cref="Variant"/> set wherever runs of one dataset, prior and model differ in a setting other
-    /// than the seed: each such run is labelled with the settings (config.json keys, sections joined by a dot; "default"
-    /// for an unset option, resolved values left out) in which that group's runs differ, so an ablation — the same model
+    /// than the seed: each such run is labelled with the settings (config.json keys, sections joined by a dot; an unset
+    /// option by the value it resolved to where config.json records one, else "default") in which that group's runs differ, so an ablation — the same model
     /// with and without <c>--sleep-steps 10</c>, or on 8,000 and 60,000 images — gives one row per setting, pooled over
     /// seeds, instead of one row mixing them. Runs that share every setting but the seed keep <see cref="Variant"/> null.
     /// Same order as <paramref name="runs"/>.
@@ -52,13 +52,18 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
             var members = group.ToList();
             if (members.Count < 2) continue;
             var settings = members.Select(p => Flatten(p.Run.Config)).ToList();
-            var differing = settings.SelectMany(s => s.Keys).Distinct(StringComparer.Ordinal)
-                .Where(key => settings.Select(s => s.GetValueOrDefault(key, "default")).Distinct(StringComparer.Ordinal).Count() > 1)
+            // A key sets runs apart when what the runs wrote differs and the values it resolves to differ too: an option
+            // left unset beside one set to its default is no variant, and a resolved value that follows another option
+            // (semi.frozen_decoder_epochs from epochs in a DDVI run) is not counted twice.
+            bool Differs(string key, Func<(Dictionary<string, string> Written, Dictionary<string, string> Shown), Dictionary<string, string>> part) =>
+                settings.Select(s => part(s).GetValueOrDefault(key, "default")).Distinct(StringComparer.Ordinal).Count() > 1;
+            var differing = settings.SelectMany(s => s.Written.Keys).Distinct(StringComparer.Ordinal)
+                .Where(key => Differs(key, s => s.Written) && Differs(key, s => s.Shown))
                 .Order(StringComparer.Ordinal).ToList();
             if (differing.Count == 0) continue;
             for (int i = 0; i < members.Count; i++)
             {
-                var values = settings[i];
+                var values = settings[i].Shown;
                 string variant = string.Join(", ", differing.Select(key => $"{key} {values.GetValueOrDefault(key, "default")}"));
                 labelled[members[i].Index] = members[i].Run with { Variant = variant };
             }
@@ -67,11 +72,18 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
     }
 
     /// <summary>The configuration as "section.key" → value text, as config.json writes it (missing keys read as their
-    /// defaults, so runs of older builds compare by value), without <see cref="NotVariantKeys"/> and resolved_* values.</summary>
-    private static Dictionary<string, string> Flatten(ExperimentConfig config)
+    /// defaults, so runs of older builds compare by value), without <see cref="NotVariantKeys"/>: as written, and as shown,
+    /// where a resolved_* value stands in for its option.</summary>
+    private static (Dictionary<string, string> Written, Dictionary<string, string> Shown) Flatten(ExperimentConfig config)
     {
+        var written = new Dictionary<string, string>(StringComparer.Ordinal);
         var flat = new Dictionary<string, string>(StringComparer.Ordinal);
         using var document = JsonDocument.Parse(JsonSerializer.Serialize(config, ExperimentConfig.JsonOptions));
+        // An option the run left to its default is compared by the value it resolved to (resolved_epochs for epochs,
+        // resolved_frozen_decoder_epochs for ddvi.frozen_decoder_epochs, resolved_semi_… for semi.…), so a run that set
+        // the default explicitly, as --resume writes it, is not a variant of one that did not.
+        var resolved = document.RootElement.EnumerateObject().Where(p => p.Name.StartsWith("resolved_", StringComparison.Ordinal))
+            .ToDictionary(p => p.Name, p => p.Value, StringComparer.Ordinal);
         void Walk(JsonElement element, string prefix)
         {
             foreach (var property in element.EnumerateObject())
@@ -79,6 +91,19 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
                 string key = prefix.Length == 0 ? property.Name : $"{prefix}.{property.Name}";
                 if (prefix.Length == 0 && (NotVariantKeys.Contains(property.Name) || property.Name.StartsWith("resolved_", StringComparison.Ordinal)))
                     continue;
+                string resolvedName = prefix switch
+                {
+                    "" or "ddvi" => $"resolved_{property.Name}",
+                    "semi" => $"resolved_semi_{property.Name}",
+                    _ => "",
+                };
+                if (property.Value.ValueKind != JsonValueKind.Object)
+                    written[key] = property.Value.ValueKind == JsonValueKind.Null ? "default" : JsonSerializer.Serialize(property.Value);
+                if (resolved.TryGetValue(resolvedName, out var resolvedValue))
+                {
+                    flat[key] = JsonSerializer.Serialize(resolvedValue);
+                    continue;
+                }
                 switch (property.Value.ValueKind)
                 {
                     case JsonValueKind.Object:
@@ -97,7 +122,7 @@ public sealed record RunResult(string Folder, ExperimentConfig Config, MetricsRe
             }
         }
         Walk(document.RootElement, "");
-        return flat;
+        return (written, flat);
     }
 
     /// <summary>The canonical prior name, plus " (noise N)" when the run's noise differs from the prior's default.</summary>
