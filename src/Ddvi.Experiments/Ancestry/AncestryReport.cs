@@ -8,7 +8,8 @@ namespace Ddvi.Experiments.Ancestry;
 /// <summary>
 /// The tables of <c>ddvi ancestry</c>: <c>results.csv</c> (one row per run, every score) and <c>results.md</c> (per
 /// method, the mean ± 95% Student-t half width over seeds of each score, the paper's format; a single seed shows its
-/// value alone), with the runs that failed named below the tables.
+/// value alone; a method with fewer finished runs than seeds says over how many, "pca (2 of 3 seeds)"), with the runs that
+/// failed or are missing named below the tables.
 /// </summary>
 public static class AncestryReport
 {
@@ -51,7 +52,7 @@ public static class AncestryReport
             text.AppendLine("| method | " + string.Join(" | ", ClusterScoreTitles) + " |");
             text.AppendLine("| --- |" + string.Concat(Enumerable.Repeat(" --- |", ClusterScoreTitles.Length)));
             foreach (string method in methods)
-                text.AppendLine($"| {method} | " + string.Join(" | ", ClusterScores.Select(s => Cell(runs, method, $"{prefix}_{s}"))) + " |");
+                text.AppendLine($"| {RowLabel(request, runs, method)} | " + string.Join(" | ", ClusterScores.Select(s => Cell(runs, method, $"{prefix}_{s}"))) + " |");
         }
         var ks = request.Settings.NeighbourCounts;
         text.AppendLine();
@@ -63,7 +64,7 @@ public static class AncestryReport
         text.AppendLine("| method | " + string.Join(" | ", ks.Select(k => $"same set, k = {k}")) + " | " + string.Join(" | ", ks.Select(k => $"held out, k = {k}")) + " | seconds |");
         text.AppendLine("| --- |" + string.Concat(Enumerable.Repeat(" --- |", 2 * ks.Count + 1)));
         foreach (string method in methods)
-            text.AppendLine($"| {method} | " + string.Join(" | ", ks.Select(k => Cell(runs, method, $"knn{k}"))) + " | "
+            text.AppendLine($"| {RowLabel(request, runs, method)} | " + string.Join(" | ", ks.Select(k => Cell(runs, method, $"knn{k}"))) + " | "
                 + string.Join(" | ", ks.Select(k => Cell(runs, method, $"heldout_knn{k}"))) + " | "
                 + Interval(runs.Where(r => r.Method == method).Select(r => r.Seconds).ToList(), "F0") + " |");
         if (failures.Count > 0)
@@ -74,6 +75,16 @@ public static class AncestryReport
             foreach (string failure in failures) text.AppendLine($"- {failure}");
         }
         return text.ToString();
+    }
+
+    // A method whose runs did not all finish says over how many seeds its cells are, so that a partial study's means are
+    // not read as the full study's.
+    static string RowLabel(AncestryRequest request, IReadOnlyList<AncestryRunScores> runs, string method)
+    {
+        int finished = runs.Count(r => r.Method == method);
+        return finished < request.Seeds.Count
+            ? string.Create(CultureInfo.InvariantCulture, $"{method} ({finished} of {request.Seeds.Count} seeds)")
+            : method;
     }
 
     static string Cell(IReadOnlyList<AncestryRunScores> runs, string method, string key) =>

@@ -122,6 +122,28 @@ public class AncestryTests
     }
 
     [Fact]
+    public void TheTablesGiveMeanAndStudentTHalfWidthOverSeedsAndSayWhenAMethodLacksSome()
+    {
+        using var folder = new TempFolder();
+        var request = new AncestryRequest("g.bed", "g.panel", ["ddvi", "pca"], [0, 1, 2], folder["study"],
+            new GenotypeFilters(), new GenotypePcaOptions(), new AncestrySettings());
+        Directory.CreateDirectory(request.Out);
+        var labels = new AncestryLabels(["a", "b"], [0, 1], [0, 0], ["P", "Q"], ["S"]);
+        static AncestryRunScores Run(string method, int seed, double nmi) =>
+            new(method, seed, new Dictionary<string, double> { ["population_nmi"] = nmi, ["knn20"] = 0.5 }, 10, Reused: false);
+        // ddvi: all three seeds (NMI 0.4, 0.5, 0.6: mean 0.5, sd 0.1, half width t(0.975, 2) · 0.1 / √3 = 4.303 · 0.0577 = 0.248);
+        // pca: two of three (a study stopped early, or a failed run).
+        AncestryReport.Write(request, [Run("ddvi", 0, 0.4), Run("ddvi", 1, 0.5), Run("ddvi", 2, 0.6), Run("pca", 0, 0.3), Run("pca", 1, 0.3)],
+            ["pca seed 2: missing"], labels);
+        string table = File.ReadAllText(Path.Combine(request.Out, AncestryReport.MarkdownFile));
+        Assert.Contains("| ddvi | – | – | – | – | 0.500 ± 0.248 |", table);
+        Assert.Contains("| pca (2 of 3 seeds) | – | – | – | – | 0.300 ± 0.000 |", table);
+        Assert.Contains("| pca (2 of 3 seeds) | 0.500 ± 0.000 |", table);
+        Assert.Contains("- pca seed 2: missing", table);
+        Assert.DoesNotContain("ddvi (", table);
+    }
+
+    [Fact]
     public void ScoresOfLatentsThatAreTheLabelsArePerfect()
     {
         // Three tight groups at the corners of a triangle, each one population of its own super-population.
