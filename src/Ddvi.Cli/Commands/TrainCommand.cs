@@ -117,12 +117,13 @@ internal static class TrainCommand
         var frozenDecoder = new Option<int?>("--frozen-decoder-epochs") { Description = "DDVI: stage-3 epochs with the decoder fixed (default 30% of --epochs, the release's 30 of 100)" };
         var schedule = new Option<string>("--schedule") { Description = "DDVI: β schedule of the chains: linear (the release's) or cosine", DefaultValueFactory = _ => "linear" }.AcceptOnlyFromAmong("linear", "cosine");
         var startTerm = new Option<string>("--start-term") { Description = "DDVI stage 3: what the wake loss compares the chain's start y_T with: standard-normal (KL to N(0, I), the release's) or forward-marginal (r(y_T|z) = N(√ᾱ_T z, (1 − ᾱ_T) I), as the auxiliary-variable ELBO has it)", DefaultValueFactory = _ => "standard-normal" }.AcceptOnlyFromAmong("standard-normal", "forward-marginal");
+        var aggregateWeight = new Option<double>("--aggregate-weight") { Description = "DDVI stage 3: λ_agg, weight of an MMD² between each wake batch's latents and as many prior draws (kernel widths 0.1-2), a term on the aggregate posterior that is not the release's (InfoVAE's MMD regulariser; docs/elbo.md); 0 = off, the release's", DefaultValueFactory = _ => 0.0 };
         var noiseLoss = new Option<string>("--noise-loss") { Description = "DDVI: noise-prediction loss: huber (the release's) or l2", DefaultValueFactory = _ => "huber" }.AcceptOnlyFromAmong("huber", "l2");
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
             configFile, dataset, trainImages, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, labels, output, resume, checkpointEvery, device, threads, precision, dataDir, tensorBoard,
-            priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm,
+            priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm, aggregateWeight,
         };
         ExperimentConfig FlagsConfig(ParseResult parse) => new()
         {
@@ -160,6 +161,7 @@ internal static class TrainCommand
                 Schedule = Enum.Parse<NoiseScheduleKind>(parse.GetValue(schedule)!, ignoreCase: true),
                 NoiseLoss = Enum.Parse<NoiseLossKind>(parse.GetValue(noiseLoss)!, ignoreCase: true),
                 Start = Enum.Parse<StartTarget>(parse.GetValue(startTerm)!.Replace("-", ""), ignoreCase: true),
+                AggregateWeight = parse.GetValue(aggregateWeight),
             },
         };
         // Every option that sets a config.json key, with its key: with --resume, those given are checked against the run's
@@ -174,6 +176,7 @@ internal static class TrainCommand
             (priorSteps, "ddvi.prior_steps"), (posteriorSteps, "ddvi.posterior_steps"), (klWeight, "ddvi.kl_weight"),
             (priorWeight, "ddvi.prior_weight"), (matchingWeight, "ddvi.matching_weight"), (sleepSteps, "ddvi.sleep_steps"),
             (frozenDecoder, "ddvi.frozen_decoder_epochs"), (schedule, "ddvi.schedule"), (noiseLoss, "ddvi.noise_loss"), (startTerm, "ddvi.start"),
+            (aggregateWeight, "ddvi.aggregate_weight"),
         ];
         KeyedOptions.AddOrUpdate(command, [.. keyed.Select(k => (k.Option.Name, k.Key))]);
 

@@ -60,6 +60,10 @@ public sealed record DdviSettings
     [JsonConverter(typeof(JsonStringEnumConverter<StartTarget>))]
     public StartTarget Start { get; init; } = StartTarget.StandardNormal;
 
+    /// <summary>λ_agg, weight of an MMD² between the wake batch's latents and as many prior draws
+    /// (<see cref="AggregateMatching"/>; 0, the release's: off).</summary>
+    public double AggregateWeight { get; init; }
+
     public int Hidden { get; init; } = PaperSettings.Hidden;
     public double Dropout { get; init; } = PaperSettings.Dropout;
     public double AuxiliaryDropout { get; init; } = PaperSettings.AuxiliaryDropout;
@@ -78,6 +82,7 @@ public sealed record DdviSettings
         ExperimentConfig.Require(KlWeight >= 0 && double.IsFinite(KlWeight), $"--kl-weight must be a finite number ≥ 0, got {KlWeight}");
         ExperimentConfig.Require(PriorWeight >= 0 && double.IsFinite(PriorWeight), $"--prior-weight must be a finite number ≥ 0, got {PriorWeight}");
         ExperimentConfig.Require(MatchingWeight >= 0 && double.IsFinite(MatchingWeight), $"--matching-weight must be a finite number ≥ 0, got {MatchingWeight}");
+        ExperimentConfig.Require(AggregateWeight >= 0 && double.IsFinite(AggregateWeight), $"--aggregate-weight must be a finite number ≥ 0, got {AggregateWeight}");
         ExperimentConfig.Require(SleepSteps >= 0, $"--sleep-steps must be ≥ 0, got {SleepSteps}");
         ExperimentConfig.Require(FrozenDecoderEpochs is null or >= 0, $"--frozen-decoder-epochs must be ≥ 0, got {FrozenDecoderEpochs}");
         ExperimentConfig.Require(Hidden >= 1, $"ddvi.hidden must be ≥ 1, got {Hidden}");

@@ -65,9 +65,11 @@ public sealed record DdviWarmupWeights(double KlWeight = 0.01, double NoiseWeigh
 /// <param name="Reconstruction">How −log p(x|z) is scaled (per-feature mean in the release).</param>
 /// <param name="Fantasies">What the sleep phase decodes prior draws into (the likelihood's mean in the release).</param>
 /// <param name="Start">What q(y_T | x) is compared with (N(0, I) in the release).</param>
+/// <param name="AggregateWeight">λ_agg, weight of <see cref="AggregateMatching.SquaredMmd"/> between the wake batch's latents
+/// and as many prior draws (0, the release's: no such term, and no draws for it).</param>
 public sealed record DdviWeights(double KlWeight = 0.003, double PriorWeight = 1.0, double MatchingWeight = 1.0, NoiseLossKind NoiseLoss = NoiseLossKind.Huber,
     ReconstructionScale Reconstruction = ReconstructionScale.PerFeatureMean, FantasyKind Fantasies = FantasyKind.Mean,
-    StartTarget Start = StartTarget.StandardNormal)
+    StartTarget Start = StartTarget.StandardNormal, double AggregateWeight = 0.0)
 {
     /// <summary>
     /// The authors' release (the paper preset): per-feature mean reconstruction, β_KL = 0.003, λ_z = 1, w = 1, Huber,
@@ -174,8 +176,9 @@ public static class DdviObjectives
     /// Stage 3's wake step on data x: with y_T, the chain y_T → … → y_0 = z and a = a_φ(x) from
     /// <see cref="DdviModel.DdviPosterior"/>, and one t ~ U{1..T} per example,
     /// L = BCE(x̂(z), x) + β_KL·(KL(N(μ, σ²) ‖ N(0, I)) − λ_z·mean log p(z)) + w·Huber(μ_φ,t, μ̃_t),
-    /// μ_φ,t = y_{t−1} the chain's output at step t and μ̃_t = w0_t z + wt_t y_t (see the class remarks).
-    /// As in the release nothing is detached: the matching term's gradient reaches the posterior denoiser, the auxiliary
+    /// μ_φ,t = y_{t−1} the chain's output at step t and μ̃_t = w0_t z + wt_t y_t (see the class remarks), plus
+    /// λ_agg·MMD²(z, z') against B fresh prior draws z' when <see cref="DdviWeights.AggregateWeight"/> is above 0 (term
+    /// <c>aggregate</c>; not the release's). As in the release nothing is detached: the matching term's gradient reaches the posterior denoiser, the auxiliary
     /// encoder and the encoder both through μ_φ,t and through the target μ̃_t (which depends on z and y_t); the decoder
     /// gets gradient from the BCE only. The prior denoiser is not used. At t = 1 both sides equal z, so those examples
     /// add 0, as in the release. Terms: <c>bce</c>, <c>kl</c>, <c>log_p</c>, <c>matching</c>.
@@ -206,7 +209,12 @@ public static class DdviObjectives
         var matching = GaussianDiffusion.NoisePredictionLoss(forwardMean, chainMean, weights.NoiseLoss);
 
         var total = bce + weights.KlWeight * (kl - weights.PriorWeight * logP) + weights.MatchingWeight * matching;
-        return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("log_p", logP), ("matching", matching));
+        if (weights.AggregateWeight == 0)
+            return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("log_p", logP), ("matching", matching));
+        // Drawn after every other draw of the step, so that with the term off the step's draws are the release's.
+        var aggregate = AggregateMatching.SquaredMmd(z, prior.Sample(z.shape[0], generator));
+        total = total + weights.AggregateWeight * aggregate;
+        return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("log_p", logP), ("matching", matching), ("aggregate", aggregate));
     }
 
     /// <summary>
@@ -364,6 +372,7 @@ public static class DdviObjectives
         CheckWeight(weights.KlWeight, nameof(weights.KlWeight), caller);
         CheckWeight(weights.PriorWeight, nameof(weights.PriorWeight), caller);
         CheckWeight(weights.MatchingWeight, nameof(weights.MatchingWeight), caller);
+        CheckWeight(weights.AggregateWeight, nameof(weights.AggregateWeight), caller);
     }
 
     private static void CheckWeight(double value, string name, string caller)

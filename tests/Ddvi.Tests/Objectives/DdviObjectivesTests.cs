@@ -135,6 +135,62 @@ public class DdviObjectivesTests
     }
 
     [Fact]
+    public void TheAggregateTermIsOffByDefaultAndAddsItsWeightedMmdWhenOn()
+    {
+        using var model = SmallModel(seed: 2);
+        model.eval();
+        var prior = new TestGaussianPrior();
+        using var scope = NewDisposeScope();
+        var x = Data(16, 3);
+
+        // Off (the release's): the same terms, and no draw of its own, so the generator is where the release leaves it.
+        var offGenerator = Seeded(7);
+        var off = DdviObjectives.WakeLoss(model, x, prior, new DdviWeights(), offGenerator);
+        Assert.DoesNotContain(off.Terms, t => t.Name == "aggregate");
+        var releaseGenerator = Seeded(7);
+        DdviObjectives.WakeLoss(model, x, prior, DdviWeights.Release, releaseGenerator);
+        Assert.Equal(releaseGenerator.get_state().data<byte>().ToArray(), offGenerator.get_state().data<byte>().ToArray());
+
+        // On: every other term as before (its prior draws come after the step's others), plus λ_agg·MMD²(z, z') with
+        // z' the next 16 draws of the prior from the same generator.
+        var onGenerator = Seeded(7);
+        var on = DdviObjectives.WakeLoss(model, x, prior, new DdviWeights(AggregateWeight: 2.5), onGenerator);
+        foreach (string name in new[] { "bce", "kl", "log_p", "matching" })
+            Assert.Equal(Term(off, name), Term(on, name), 6);
+        var replay = Seeded(7);
+        var z = model.DdviPosterior(x, replay).Z;
+        GaussianDiffusion.SampleTimesteps(16, model.PosteriorSchedule.Steps, replay, z.device);
+        var expected = AggregateMatching.SquaredMmd(z, ((IPrior)prior).Sample(16, replay));
+        Assert.Equal(Value(expected), Term(on, "aggregate"), 6);
+        Assert.True(Term(on, "aggregate") > 0);
+        Assert.Equal(Value(off.Total) + 2.5 * Term(on, "aggregate"), Value(on.Total), 5);
+    }
+
+    [Fact]
+    public void SquaredMmdIsTheEvaluationMetricsValueAndItsGradientMovesTheLatentsTowardsThePrior()
+    {
+        using var scope = NewDisposeScope();
+        var generator = Seeded(11);
+        var latents = (randn([40, 2], dtype: ScalarType.Float64, generator: generator) * 0.3 + 1.5).requires_grad_(true);
+        var priorSamples = randn([50, 2], dtype: ScalarType.Float64, generator: generator);
+        var mmd = AggregateMatching.SquaredMmd(latents, priorSamples);
+        // The same V-statistic and kernel as the MMD metric (which blocks and sums in float64 under no_grad).
+        Assert.Equal(Ddvi.Evaluation.MaximumMeanDiscrepancy.Compute(latents, priorSamples, AggregateMatching.DefaultSigmas), Value(mmd), 10);
+        Assert.Equal(0.0, Value(AggregateMatching.SquaredMmd(priorSamples, priorSamples)), 12);
+
+        // A small step against its gradient lowers it: the gradient pulls the shifted, shrunken set towards N(0, I).
+        mmd.backward();
+        using (no_grad())
+        {
+            var moved = latents - 0.5 * latents.grad!;
+            Assert.True(Value(AggregateMatching.SquaredMmd(moved, priorSamples)) < Value(mmd));
+        }
+        Assert.Throws<ArgumentException>(() => AggregateMatching.SquaredMmd(zeros(3, 2), zeros(3, 3)));
+        Assert.Throws<ArgumentException>(() => AggregateMatching.SquaredMmd(zeros(0, 2), zeros(3, 2)));
+        Assert.Contains("σ", Assert.Throws<ArgumentException>(() => AggregateMatching.SquaredMmd(zeros(3, 2), zeros(3, 2), [0.1, 0])).Message);
+    }
+
+    [Fact]
     public void WakeGradientsReachEncoderAuxiliaryEncoderPosteriorDenoiserAndDecoderOnly()
     {
         using var model = SmallModel(seed: 2);
@@ -352,6 +408,8 @@ public class DdviObjectivesTests
 
         var negative = Assert.Throws<ArgumentOutOfRangeException>(() => DdviObjectives.WakeLoss(model, x, prior, new DdviWeights(KlWeight: -1), Seeded(1)));
         Assert.Contains("KlWeight", negative.Message);
+        Assert.Contains("AggregateWeight", Assert.Throws<ArgumentOutOfRangeException>(
+            () => DdviObjectives.WakeLoss(model, x, prior, new DdviWeights(AggregateWeight: -0.5), Seeded(1))).Message);
         Assert.Contains("MatchingWeight", Assert.Throws<ArgumentOutOfRangeException>(
             () => DdviObjectives.SleepLoss(model, prior, 4, new DdviWeights(MatchingWeight: double.NaN), Seeded(1))).Message);
         Assert.Contains("NoiseWeight", Assert.Throws<ArgumentOutOfRangeException>(

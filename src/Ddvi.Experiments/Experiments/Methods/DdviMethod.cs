@@ -63,7 +63,7 @@ public sealed class DdviMethod : IExperimentMethod
 
         int epochs = config.ResolvedEpochs;
         int frozen = config.ResolvedFrozenDecoderEpochs;
-        var weights = new DdviWeights(s.KlWeight, s.PriorWeight, s.MatchingWeight, s.NoiseLoss, Start: s.Start);
+        var weights = new DdviWeights(s.KlWeight, s.PriorWeight, s.MatchingWeight, s.NoiseLoss, Start: s.Start, AggregateWeight: s.AggregateWeight);
         Weights = weights;
         var (wake, sleep) = DdviPhases.WakeAndSleep(_model, prior, weights, config.ResolvedLearningRate, config.ResolvedLearningRate,
             s.SleepSteps, config.ResolvedBatchSize, frozenParameters: epoch => epoch < frozen ? _model.DecoderParameters() : []);

@@ -1,0 +1,49 @@
+using Ddvi.Cli.Commands;
+using Ddvi.Data;
+using Ddvi.Experiments;
+using Ddvi.Experiments.Methods;
+using Ddvi.Priors;
+using static TorchSharp.torch;
+
+namespace Ddvi.Tests.Cli;
+
+public class AggregateWeightOptionTests
+{
+    [Theory]
+    [InlineData(null, 0.0)]
+    [InlineData("0", 0.0)]
+    [InlineData("2.5", 2.5)]
+    public void TheAggregateWeightReachesStageThreeAndSurvivesResume(string? value, double expected)
+    {
+        string[] args = value is null ? ["--model", "ddvi", "--epochs", "1"] : ["--model", "ddvi", "--epochs", "1", "--aggregate-weight", value];
+        var config = TrainCommand.ConfigFor(args).Validate();
+        Assert.Equal(expected, config.Ddvi.AggregateWeight);
+        Assert.Equal(expected, ExperimentConfig.FromJson(config.ToJson(), "config.json").Ddvi.AggregateWeight);
+
+        config = config with { Ddvi = config.Ddvi with { Hidden = 8, PriorSteps = 3, PosteriorSteps = 4 } };
+        using var generator = new Generator(5);
+        using var train = new ImageDataset("toy", rand([16, 12], generator: generator), randint(0, 3, [16], generator: generator),
+            new ImageShape(1, 3, 4), classCount: 3);
+        var prior = PriorCatalog.Create("pinwheel", null, config.Seed, CPU, PriorDensityChoice.Exact);
+        var method = new DdviMethod(new MethodContext(config, train, prior, CPU));
+        using var module = method.Module;
+        Assert.Equal(expected, method.Weights.AggregateWeight);
+    }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("NaN")]
+    public void ANegativeOrNonFiniteAggregateWeightIsRejectedByName(string value)
+    {
+        var error = Assert.ThrowsAny<Exception>(() => TrainCommand.ConfigFor("--model", "ddvi", "--aggregate-weight", value).Validate());
+        Assert.Contains("--aggregate-weight must be a finite number ≥ 0", error.Message);
+    }
+
+    [Fact]
+    public void AConfigFromBeforeTheOptionReadsItAsOff()
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(TrainCommand.ConfigFor("--model", "ddvi").ToJson())!.AsObject();
+        json["ddvi"]!.AsObject().Remove("aggregate_weight");
+        Assert.Equal(0.0, ExperimentConfig.FromJson(json.ToJsonString(), "config.json").Ddvi.AggregateWeight);
+    }
+}
