@@ -82,7 +82,7 @@ public sealed record DdviWeights(double KlWeight = 0.003, double PriorWeight = 1
     /// scored against the forward marginal r(y_T | z) as the auxiliary-variable ELBO has it
     /// (<see cref="StartTarget.ForwardMarginal"/>, weight 1), w = 1 on the matching and noise-prediction terms (Huber),
     /// and fantasies drawn from the likelihood. On a conjugate Gaussian model this halves the posterior-mean error of
-    /// the release's N(0, I) start term (docs/library.md).
+    /// the release's N(0, I) start term (docs/elbo.md, "The start term in training").
     /// </summary>
     public static DdviWeights Elbo { get; } = new(KlWeight: 1.0, PriorWeight: 1.0, MatchingWeight: 1.0, NoiseLoss: NoiseLossKind.Huber,
         Reconstruction: ReconstructionScale.Sum, Fantasies: FantasyKind.Sample, Start: StartTarget.ForwardMarginal);
