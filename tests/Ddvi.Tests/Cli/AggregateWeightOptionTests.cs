@@ -1,9 +1,5 @@
 using Ddvi.Cli.Commands;
-using Ddvi.Data;
 using Ddvi.Experiments;
-using Ddvi.Experiments.Methods;
-using Ddvi.Priors;
-using static TorchSharp.torch;
 
 namespace Ddvi.Tests.Cli;
 
@@ -20,14 +16,7 @@ public class AggregateWeightOptionTests
         Assert.Equal(expected, config.Ddvi.AggregateWeight);
         Assert.Equal(expected, ExperimentConfig.FromJson(config.ToJson(), "config.json").Ddvi.AggregateWeight);
 
-        config = config with { Ddvi = config.Ddvi with { Hidden = 8, PriorSteps = 3, PosteriorSteps = 4 } };
-        using var generator = new Generator(5);
-        using var train = new ImageDataset("toy", rand([16, 12], generator: generator), randint(0, 3, [16], generator: generator),
-            new ImageShape(1, 3, 4), classCount: 3);
-        var prior = PriorCatalog.Create("pinwheel", null, config.Seed, CPU, PriorDensityChoice.Exact);
-        var method = new DdviMethod(new MethodContext(config, train, prior, CPU));
-        using var module = method.Module;
-        Assert.Equal(expected, method.Weights.AggregateWeight);
+        Assert.Equal(expected, StartTermOptionTests.StageThreeWeights(config).AggregateWeight);
     }
 
     [Theory]

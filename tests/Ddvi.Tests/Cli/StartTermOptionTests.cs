@@ -21,6 +21,12 @@ public class StartTermOptionTests
         Assert.Equal(expected, config.Ddvi.Start);
         Assert.Equal(expected, ExperimentConfig.FromJson(config.ToJson(), "config.json").Ddvi.Start);
 
+        Assert.Equal(expected, StageThreeWeights(config).Start);
+    }
+
+    /// <summary>The weights stage 3 trains with under <paramref name="config"/>: a small DDVI method built on toy images.</summary>
+    internal static DdviWeights StageThreeWeights(ExperimentConfig config)
+    {
         config = config with { Ddvi = config.Ddvi with { Hidden = 8, PriorSteps = 3, PosteriorSteps = 4 } };
         using var generator = new Generator(5);
         using var train = new ImageDataset("toy", rand([16, 12], generator: generator), randint(0, 3, [16], generator: generator),
@@ -28,7 +34,7 @@ public class StartTermOptionTests
         var prior = PriorCatalog.Create("pinwheel", null, config.Seed, CPU, PriorDensityChoice.Exact);
         var method = new DdviMethod(new MethodContext(config, train, prior, CPU));
         using var module = method.Module;
-        Assert.Equal(expected, method.Weights.Start);
+        return method.Weights;
     }
 
     [Fact]
