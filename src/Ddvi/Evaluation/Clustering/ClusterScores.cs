@@ -44,14 +44,16 @@ public static class ClusterScores
         double hClusters = Entropy(ColumnSums(table), n);
         double mi = MutualInformation(table, n);
 
-        double homogeneity = hClasses == 0 ? 1.0 : mi / hClasses;
-        double completeness = hClusters == 0 ? 1.0 : mi / hClusters;
+        // I(C; K) ≤ min(H(C), H(K)); summed in another order than the entropies it can exceed them by rounding, so the
+        // ratios are capped at 1 (scikit-learn's can reach 1 + 2⁻⁵²).
+        double homogeneity = hClasses == 0 ? 1.0 : Math.Min(mi / hClasses, 1.0);
+        double completeness = hClusters == 0 ? 1.0 : Math.Min(mi / hClusters, 1.0);
         double v = homogeneity + completeness == 0 ? 0.0 : 2 * homogeneity * completeness / (homogeneity + completeness);
 
         int classCount = table.GetLength(0), clusterCount = table.GetLength(1);
         double nmi = classCount == 1 && clusterCount == 1 ? 1.0
             : mi == 0 ? 0.0
-            : mi / Math.Max(0.5 * (hClasses + hClusters), double.Epsilon);
+            : Math.Min(mi / Math.Max(0.5 * (hClasses + hClusters), double.Epsilon), 1.0);
         return new ClusterScoreSet(Purity(table, n), homogeneity, completeness, v, nmi);
     }
 

@@ -57,6 +57,27 @@ public class ClusterScoresTests
     }
 
     [Fact]
+    public void PerfectClusteringsNeverScoreAboveOneThroughRounding()
+    {
+        // Classes of 38, 7 and 21 points: summed term by term, I(C; K) comes out 2⁻⁵² above H(C) (a study's homogeneity
+        // read 1.0000000000000002); every score is capped at 1.
+        var sizes = new List<int[]> { new[] { 38, 7, 21 } };
+        var random = new Random(1);
+        for (int trial = 0; trial < 300; trial++)
+            sizes.Add(Enumerable.Range(0, random.Next(2, 6)).Select(_ => random.Next(1, 41)).ToArray());
+        foreach (var size in sizes)
+        {
+            int[] classes = size.SelectMany((count, c) => Enumerable.Repeat(c, count)).ToArray();
+            var set = ClusterScores.Score(classes.Select(c => 10 - c).ToArray(), classes);
+            foreach (double score in new[] { set.Homogeneity, set.Completeness, set.VMeasure, set.NormalisedMutualInformation })
+            {
+                Assert.True(score <= 1.0, $"sizes {string.Join(",", size)}: {score:R}");
+                Assert.Equal(1.0, score, 1e-14);
+            }
+        }
+    }
+
+    [Fact]
     public void IndependentLabellingsScoreZeroInformation()
     {
         // Each class is spread evenly over both clusters: I(C; K) = 0. Purity: (1 + 1) / 4 = 0.5.
