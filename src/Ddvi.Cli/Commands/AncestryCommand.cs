@@ -34,7 +34,7 @@ internal static class AncestryCommand
         var batchSize = new Option<int>("--batch-size") { Description = $"Samples per training step of ddvi, vae and aae (default {settings.BatchSize})", DefaultValueFactory = _ => settings.BatchSize };
         var priorIterations = new Option<int>("--prior-diffusion-iterations") { Description = $"Steps of the clustering DDVI's first prior-diffusion fit (default {settings.PriorDiffusionIterations})", DefaultValueFactory = _ => settings.PriorDiffusionIterations };
         var components = new Option<int>("--components") { Description = $"K, principal components fed to the methods, capped at samples − 1 (default {pca.Components})", DefaultValueFactory = _ => pca.Components };
-        var divisor = new Option<double>("--pc-divisor") { Description = $"The PCs are divided by this (default {pca.Divisor}, the release's; 1 = off)", DefaultValueFactory = _ => pca.Divisor };
+        var divisor = new Option<string>("--pc-divisor") { Description = $"What the PCs are divided by: auto (chosen from the data so that the kept PCs' mean variance is {GenotypePca.AutomaticMeanVariance}) or a positive number (30 is the release's, fixed for its 1000 Genomes PCs; 1 = off). Default {DivisorText(pca.Divisor)}", DefaultValueFactory = _ => DivisorText(pca.Divisor) };
         var noStandardise = new Option<bool>("--no-standardise") { Description = "Only centre each site before the PCA (default: centre and divide by √(2p(1−p)), Patterson et al. 2006)" };
         var everyNth = new Option<int>("--every-nth-site") { Description = $"Keep every n-th site that passes the other filters (default {filters.EveryNth}, the release's)", DefaultValueFactory = _ => filters.EveryNth };
         var maf = new Option<double>("--min-maf") { Description = $"Drop sites with minor-allele frequency below this (default {filters.MinMinorAlleleFrequency})", DefaultValueFactory = _ => filters.MinMinorAlleleFrequency };
@@ -143,7 +143,7 @@ internal static class AncestryCommand
         GenotypePcaOptions Pca(ParseResult parse) => pca with
         {
             Components = parse.GetValue(components),
-            Divisor = Finite(parse.GetValue(divisor), "--pc-divisor"),
+            Divisor = ParseDivisor(parse.GetValue(divisor)!),
             Standardize = !parse.GetValue(noStandardise),
         };
     }
@@ -178,6 +178,16 @@ internal static class AncestryCommand
         if (merged.Errors.Count > 0)
             throw new ArgumentException($"{path}: {string.Join("; ", merged.Errors.Select(e => e.Message))}");
         return merged;
+    }
+
+    static string DivisorText(double? divisor) => divisor is { } d ? d.ToString(CultureInfo.InvariantCulture) : AncestryFile.Auto;
+
+    static double? ParseDivisor(string text)
+    {
+        if (string.Equals(text.Trim(), AncestryFile.Auto, StringComparison.OrdinalIgnoreCase)) return null;
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && double.IsFinite(value) && value > 0
+            ? value
+            : throw new ArgumentException($"--pc-divisor: expected '{AncestryFile.Auto}' or a positive number, got '{text}'");
     }
 
     static double Finite(double value, string option) =>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Ddvi.Evaluation;
+using Ddvi.Experiments.Genomics;
 using Ddvi.IO;
 
 namespace Ddvi.Experiments.Ancestry;
@@ -43,6 +44,11 @@ public static class AncestryReport
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture,
             $"Clusters: a {request.Settings.ScoreComponents}-component full-covariance Gaussian mixture fitted on each method's 2-D latents ({request.Settings.ScoreInitialisations} k-means++ starts, covariance regularisation {request.Settings.ScoreRegularisation}, seeded by the run's seed).");
+        if (GenotypePcaCache.Describe(Path.Combine(request.Out, AncestryRunner.PcaFolder)) is { } input)
+        {
+            text.AppendLine();
+            text.AppendLine(input);
+        }
         var methods = request.Methods.Where(m => runs.Any(r => r.Method == m)).ToList();
         foreach (var (prefix, title) in new[] { ("population", "populations"), ("super_population", "super-populations") })
         {

@@ -41,6 +41,9 @@ public sealed record AncestryRunScores(string Method, int Seed, IReadOnlyDiction
 /// </remarks>
 public static class AncestryRunner
 {
+    /// <summary>The study's subfolder that caches the principal components (<see cref="GenotypePcaCache"/>).</summary>
+    public const string PcaFolder = "pca";
+
     public static readonly IReadOnlyList<string> AllMethods = ["ddvi", "vae", "aae", "pca", "tsne", "umap"];
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
@@ -57,12 +60,12 @@ public static class AncestryRunner
     public static (Tensor Pcs, AncestryLabels Labels) PrincipalComponents(AncestryRequest request, Action<string> log)
     {
         var panel = PopulationPanel.Read(request.Panel);
-        string folder = Path.Combine(request.Out, "pca");
+        string folder = Path.Combine(request.Out, PcaFolder);
         var inputs = GenotypePcaInputs.Of(request.Genotypes, request.Filters, request.Pca);
         var result = GenotypePcaCache.TryLoad(folder, inputs);
         if (result is not null)
         {
-            log($"ancestry: principal components from the cache in {folder} ({result.SampleCount} samples × {result.Components} components)");
+            log(string.Create(CultureInfo.InvariantCulture, $"ancestry: principal components from the cache in {folder} ({result.SampleCount} samples × {result.Components} components, divided by {result.Divisor:G4})"));
         }
         else
         {

@@ -26,22 +26,24 @@ public sealed record GenotypePcaOptions
         init => field = value >= 1 ? value : throw Invalid(nameof(BlockColumns), value, "must be at least 1");
     } = 4096;
 
-    /// <summary>The scores are divided by this: 30 in the release (which scales its 1000 Genomes PCs into a range the
-    /// model trains on); 1 gives the plain scores XV. Default 30.</summary>
-    public double Divisor
+    /// <summary>What the scores are divided by. null (the default): chosen from the data,
+    /// <see cref="GenotypePca.AutomaticDivisor"/>, so that the kept components' mean variance is
+    /// <see cref="GenotypePca.AutomaticMeanVariance"/> whatever the numbers of sites and samples. A number divides by it:
+    /// 30 is the release's (fixed for its 1000 Genomes PCs), 1 gives the plain scores XV.</summary>
+    public double? Divisor
     {
         get;
-        init => field = value > 0 && double.IsFinite(value) ? value : throw Invalid(nameof(Divisor), value, "must be a positive number (1 = no scaling)");
-    } = 30;
+        init => field = value is null || value > 0 && double.IsFinite(value.Value) ? value : throw Invalid(nameof(Divisor), value, "must be a positive number (1 = no scaling) or null (chosen from the data)");
+    }
 
-    static ArgumentException Invalid(string property, object value, string rule) =>
+    static ArgumentException Invalid(string property, object? value, string rule) =>
         new(string.Create(CultureInfo.InvariantCulture, $"GenotypePcaOptions.{property} {rule}; got {value}."), property);
 }
 
 /// <summary>
 /// The principal components of the samples: <see cref="Scores"/> row-major <c>[SampleCount, Components]</c>, sample i's
 /// score on component k at <c>i·Components + k</c>; <see cref="Eigenvalues"/> of the Gram matrix G = XXᵀ, descending;
-/// <see cref="ExplainedVarianceFraction"/> = λ_k / trace(G).
+/// <see cref="ExplainedVarianceFraction"/> = λ_k / trace(G); <see cref="Divisor"/> the number the scores were divided by.
 /// </summary>
 public sealed record GenotypePcaResult(
     IReadOnlyList<string> SampleIds,
@@ -51,7 +53,8 @@ public sealed record GenotypePcaResult(
     double[] ExplainedVarianceFraction,
     long ColumnsUsed,
     long ColumnsSkipped,
-    GenotypeReadSummary Summary)
+    GenotypeReadSummary Summary,
+    double Divisor)
 {
     public int SampleCount => SampleIds.Count;
 
@@ -74,7 +77,7 @@ public sealed record GenotypePcaResult(
 /// G = Σ_blocks X_b X_bᵀ accumulates in float64 (<c>addmm_</c>; only the tiles on and above the diagonal, G being
 /// symmetric), <c>torch.linalg.eigh(G)</c> gives G = UΛUᵀ, and the top
 /// K = min(Components, n − 1) pairs give the scores U_K·√Λ_K = X·V_K (the usual PC scores, as from the SVD X = U S Vᵀ),
-/// divided by <see cref="GenotypePcaOptions.Divisor"/>. Signs: each eigenvector is flipped so that its entry of largest
+/// divided by <see cref="GenotypePcaOptions.Divisor"/> (or by <see cref="AutomaticDivisor"/> when it is null). Signs: each eigenvector is flipped so that its entry of largest
 /// magnitude is positive, which makes repeated fits agree.
 /// </remarks>
 public static class GenotypePca
@@ -115,12 +118,35 @@ public static class GenotypePca
         var largest = u.abs().argmax(0, keepdim: true);                             // [1, K]
         var signs = u.gather(0, largest).sign();                                    // [1, K]
         signs = where(signs.eq(0), ones_like(signs), signs);
-        var scores = (u * signs * top.sqrt().unsqueeze(0) / options.Divisor).to(ScalarType.Float32).contiguous(); // [n, K]
         double trace = full.trace().item<double>();
         var eigenvalues = top.contiguous().data<double>().ToArray();
+        double divisor = options.Divisor ?? AutomaticDivisor(eigenvalues, n);
+        var scores = (u * signs * top.sqrt().unsqueeze(0) / divisor).to(ScalarType.Float32).contiguous(); // [n, K]
         var explained = eigenvalues.Select(l => trace > 0 ? l / trace : 0).ToArray();
-        log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"PCA: top {k} of {n} eigenpairs in {clock.Elapsed.TotalSeconds:F1} s; PC1 explains {explained[0]:P2}"));
-        return new GenotypePcaResult(source.SampleIds.ToArray(), k, scores.data<float>().ToArray(), eigenvalues, explained, used, skipped, source.Summary);
+        log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"PCA: top {k} of {n} eigenpairs in {clock.Elapsed.TotalSeconds:F1} s; PC1 explains {explained[0]:P2}; scores divided by {divisor:G4}{(options.Divisor is null ? $" (chosen from the data: mean variance {AutomaticMeanVariance})" : "")}"));
+        return new GenotypePcaResult(source.SampleIds.ToArray(), k, scores.data<float>().ToArray(), eigenvalues, explained, used, skipped, source.Summary, divisor);
+    }
+
+    /// <summary>The kept components' mean variance after <see cref="AutomaticDivisor"/>: 10. Measured with the clustering
+    /// DDVI (docs/genomics.md): inputs of mean variance 0.1 or less collapse its posterior, 1 trains it poorly, 7.5 to 30
+    /// give its best scores.</summary>
+    public const double AutomaticMeanVariance = 10;
+
+    /// <summary>
+    /// The divisor that gives the K kept components a mean variance of <see cref="AutomaticMeanVariance"/>:
+    /// √(Σ_k λ_k / (n·K) / AutomaticMeanVariance), the score of component k having variance λ_k / n (the scores are
+    /// centred). The relative sizes of the components, which carry the structure, are kept; only the overall scale is
+    /// set. Why it matters: the clustering objectives score the reconstruction as a mean over the K features against
+    /// β·KL, so whether encoding a sample pays at all depends on the features' variance, which grows with the number of
+    /// sites (docs/genomics.md).
+    /// </summary>
+    public static double AutomaticDivisor(IReadOnlyList<double> eigenvalues, int samples)
+    {
+        ArgumentNullException.ThrowIfNull(eigenvalues);
+        if (eigenvalues.Count == 0 || samples < 1)
+            throw new ArgumentException($"GenotypePca.AutomaticDivisor: needs at least one eigenvalue and one sample, got {eigenvalues.Count} and {samples}.");
+        double meanVariance = eigenvalues.Sum() / ((double)samples * eigenvalues.Count);
+        return meanVariance > 0 ? Math.Sqrt(meanVariance / AutomaticMeanVariance) : 1;
     }
 
     /// <summary>Sample ranges whose tiles G[a, b], a ≤ b, cover the upper triangle of G: with t tiles a side, a block costs

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -36,7 +37,7 @@ public sealed record GenotypePcaInputs(IReadOnlyList<GenotypeInputFile> Files, G
 /// <summary>
 /// Keeps a <see cref="GenotypePcaResult"/> in a folder: <c>pcs.npy</c> (float32 <c>[n, K]</c>, <see cref="NpyFile"/>),
 /// <c>samples.tsv</c> (sample, and pop and super_pop when labels are given) and <c>pca.json</c> (the inputs'
-/// fingerprint, eigenvalues, explained variance, column counts and read summary). Every file is written atomically,
+/// fingerprint, eigenvalues, explained variance, column counts, read summary and the divisor applied). Every file is written atomically,
 /// <c>pca.json</c> last and removed first, so a half-saved cache is never taken for a whole one.
 /// </summary>
 public static class GenotypePcaCache
@@ -71,11 +72,33 @@ public static class GenotypePcaCache
             ["components"] = result.Components,
             ["columnsUsed"] = result.ColumnsUsed,
             ["columnsSkipped"] = result.ColumnsSkipped,
+            ["divisor"] = result.Divisor,
             ["eigenvalues"] = JsonSerializer.SerializeToNode(result.Eigenvalues, Json),
             ["explainedVarianceFraction"] = JsonSerializer.SerializeToNode(result.ExplainedVarianceFraction, Json),
             ["summary"] = JsonSerializer.SerializeToNode(result.Summary, Json),
         };
         AtomicFile.WriteAllText(Path.Combine(folder, MetadataFile), metadata.ToJsonString(Json));
+    }
+
+    /// <summary>One line on what a cached PCA in <paramref name="folder"/> gives the methods (components, columns, divisor),
+    /// or null when the folder holds none or it cannot be read.</summary>
+    public static string? Describe(string folder)
+    {
+        string path = Path.Combine(folder, MetadataFile);
+        JsonObject? metadata;
+        try
+        {
+            metadata = File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) as JsonObject : null;
+        }
+        catch (Exception e) when (e is JsonException or IOException)
+        {
+            return null;
+        }
+        if (metadata?["components"] is not JsonValue components || metadata["columnsUsed"] is not JsonValue columns) return null;
+        string divisor = metadata["divisor"] is JsonValue d ? d.GetValue<double>().ToString("G4", CultureInfo.InvariantCulture) : "(not recorded)";
+        bool chosen = metadata["inputs"]?["Options"] is JsonObject options && options["Divisor"] is null;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"Input: the top {components.GetValue<int>()} principal components of {columns.GetValue<long>():N0} genotype columns, divided by {divisor}{(chosen ? $" (chosen from the data: the components' mean variance is {GenotypePca.AutomaticMeanVariance})" : "")}.");
     }
 
     /// <summary>The saved result when <paramref name="folder"/> holds one computed from exactly
@@ -102,6 +125,9 @@ public static class GenotypePcaCache
             metadata["explainedVarianceFraction"].Deserialize<double[]>(Json)!,
             metadata["columnsUsed"]!.GetValue<long>(),
             metadata["columnsSkipped"]!.GetValue<long>(),
-            metadata["summary"].Deserialize<GenotypeReadSummary>(Json)!);
+            metadata["summary"].Deserialize<GenotypeReadSummary>(Json)!,
+            // A cache written before the divisor was recorded always had a fixed one, its options'.
+            metadata["divisor"]?.GetValue<double>() ?? inputs.Options.Divisor
+                ?? throw new DataFormatException(metadataPath, "no \"divisor\" for scores whose divisor was chosen from the data."));
     }
 }

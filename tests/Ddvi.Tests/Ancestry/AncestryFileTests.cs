@@ -33,6 +33,7 @@ public class AncestryFileTests
             every-nth-site: 1
             components: 10
             epochs: 7
+            pc-divisor: auto
             """);
         var (code, output, error) = DdviProcess.Run("ancestry", "--sweep", folder["study.yaml"], "--seeds", "3", "--dry-run");
         Assert.True(code == 0, $"exit {code}: {error}\n{output}");
@@ -44,7 +45,11 @@ public class AncestryFileTests
             Assert.Equal(7, entry.Config["settings"]!["Epochs"]!.GetValue<int>());
             Assert.Equal(10, entry.Config["pca"]!["Components"]!.GetValue<int>());
             Assert.False(entry.Config["filters"]!["AutosomesOnly"]!.GetValue<bool>());
+            Assert.Null(entry.Config["pca"]!["Divisor"]); // auto: chosen from the data
         }
+        (code, output, error) = DdviProcess.Run("ancestry", "--sweep", folder["study.yaml"], "--pc-divisor", "30", "--out", folder["fixed"], "--dry-run");
+        Assert.True(code == 0, $"exit {code}: {error}\n{output}");
+        Assert.All(SweepManifest.Load(SweepManifest.PathIn(folder["fixed"])).Entries, e => Assert.Equal(30.0, e.Config["pca"]!["Divisor"]!.GetValue<double>()));
     }
 
     [Fact]
@@ -62,6 +67,9 @@ public class AncestryFileTests
         File.WriteAllText(folder["switch.yaml"], "any_alleles: 1\n");
         error = Assert.Throws<ArgumentException>(() => AncestryFile.Load(folder["switch.yaml"]));
         Assert.Contains("true or false", error.Message);
+        File.WriteAllText(folder["divisor.yaml"], "out: x\npc-divisor: half\n");
+        error = Assert.Throws<ArgumentException>(() => AncestryFile.Load(folder["divisor.yaml"]));
+        Assert.Contains("line 2: pc-divisor must be a finite number or auto, got 'half'", error.Message);
 
         var (code, _, stderr) = DdviProcess.Run("ancestry", "--sweep", folder["bad.yaml"]);
         Assert.Equal(2, code);
@@ -70,6 +78,12 @@ public class AncestryFileTests
         (code, _, stderr) = DdviProcess.Run("ancestry", "--sweep", folder["partial.yaml"]);
         Assert.Equal(2, code);
         Assert.Contains("--genotypes is required", stderr);
+        foreach (string bad in new[] { "0", "-3", "abc" })
+        {
+            (code, _, stderr) = DdviProcess.Run("ancestry", "--genotypes", "g.bed", "--panel", "p", "--out", folder["o"], "--pc-divisor", bad, "--dry-run");
+            Assert.Equal(2, code);
+            Assert.Contains($"--pc-divisor: expected 'auto' or a positive number, got '{bad}'", stderr);
+        }
     }
 
     [Theory]

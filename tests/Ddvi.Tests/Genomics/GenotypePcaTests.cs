@@ -94,12 +94,19 @@ public class GenotypePcaTests
 
         var one = GenotypePca.Fit(source, new GenotypePcaOptions { Components = 4, BlockColumns = 1, Divisor = 1 });
         var all = GenotypePca.Fit(source, new GenotypePcaOptions { Components = 4, BlockColumns = 4096, Divisor = 1 });
-        var divided = GenotypePca.Fit(source, new GenotypePcaOptions { Components = 4, BlockColumns = 5 });
+        var divided = GenotypePca.Fit(source, new GenotypePcaOptions { Components = 4, BlockColumns = 5, Divisor = 30 });
+        var chosen = GenotypePca.Fit(source, new GenotypePcaOptions { Components = 4 });
         var capped = GenotypePca.Fit(source, new GenotypePcaOptions { Components = 1000 });
 
         float largest = one.Scores.Max(Math.Abs);
         Assert.All(one.Scores.Zip(all.Scores), p => Assert.Equal(p.First, p.Second, 1e-5f * largest));
         Assert.All(one.Scores.Zip(divided.Scores), p => Assert.Equal(p.First / 30f, p.Second, 1e-6f * largest));
+        Assert.Equal((1.0, 30.0), (one.Divisor, divided.Divisor));
+        // The default divisor gives the kept components a mean variance of 10 (population variance: the scores are centred).
+        double meanVariance = Enumerable.Range(0, 4).Average(c => Enumerable.Range(0, 12).Average(i => Math.Pow(chosen.Score(i, c), 2)));
+        Assert.Equal(GenotypePca.AutomaticMeanVariance, meanVariance, 1e-4);
+        Assert.Equal(GenotypePca.AutomaticDivisor(one.Eigenvalues, 12), chosen.Divisor, 1e-12);
+        Assert.All(one.Scores.Zip(chosen.Scores), p => Assert.Equal(p.First / (float)chosen.Divisor, p.Second, 1e-5f));
         for (int c = 0; c < 4; c++)
         {
             var column = Enumerable.Range(0, 12).Select(i => one.Score(i, c)).ToArray();
@@ -159,8 +166,13 @@ public class GenotypePcaTests
             Assert.Throws<ArgumentException>(() => new GenotypePcaOptions { Components = 0 }).Message);
         Assert.StartsWith("GenotypePcaOptions.BlockColumns must be at least 1; got -4.",
             Assert.Throws<ArgumentException>(() => new GenotypePcaOptions { BlockColumns = -4 }).Message);
-        Assert.StartsWith("GenotypePcaOptions.Divisor must be a positive number (1 = no scaling); got 0.",
+        Assert.StartsWith("GenotypePcaOptions.Divisor must be a positive number (1 = no scaling) or null (chosen from the data); got 0.",
             Assert.Throws<ArgumentException>(() => new GenotypePcaOptions { Divisor = 0 }).Message);
+        Assert.Throws<ArgumentException>(() => new GenotypePcaOptions { Divisor = double.PositiveInfinity });
+        Assert.Null(new GenotypePcaOptions().Divisor);
+        Assert.StartsWith("GenotypePca.AutomaticDivisor: needs at least one eigenvalue and one sample, got 0 and 5.",
+            Assert.Throws<ArgumentException>(() => GenotypePca.AutomaticDivisor([], 5)).Message);
+        Assert.Equal(2.0, GenotypePca.AutomaticDivisor([300, 100], 5), 1e-12); // mean variance (300 + 100) / (5 · 2) = 40 = 4 · 10
     }
 
     [Fact]

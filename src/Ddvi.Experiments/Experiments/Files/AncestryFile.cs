@@ -17,6 +17,8 @@ public sealed class AncestryFile
         Text,
         Integer,
         Number,
+        /// <summary>A finite number or the word <see cref="Auto"/>.</summary>
+        NumberOrAuto,
         Switch,
         List,
     }
@@ -31,12 +33,15 @@ public sealed class AncestryFile
         ["methods"] = ValueKind.List, ["seeds"] = ValueKind.List,
         ["epochs"] = ValueKind.Integer, ["passes-per-epoch"] = ValueKind.Integer, ["hidden"] = ValueKind.Integer,
         ["hidden-layers"] = ValueKind.Integer, ["batch-size"] = ValueKind.Integer, ["prior-diffusion-iterations"] = ValueKind.Integer,
-        ["components"] = ValueKind.Integer, ["pc-divisor"] = ValueKind.Number, ["no-standardise"] = ValueKind.Switch,
+        ["components"] = ValueKind.Integer, ["pc-divisor"] = ValueKind.NumberOrAuto, ["no-standardise"] = ValueKind.Switch,
         ["every-nth-site"] = ValueKind.Integer, ["min-maf"] = ValueKind.Number, ["max-missing"] = ValueKind.Number,
         ["all-chromosomes"] = ValueKind.Switch, ["any-alleles"] = ValueKind.Switch, ["any-filter"] = ValueKind.Switch,
         ["perplexity"] = ValueKind.Number, ["umap-neighbours"] = ValueKind.Integer, ["umap-min-dist"] = ValueKind.Number,
         ["device"] = ValueKind.Text, ["precision"] = ValueKind.Text, ["jobs"] = ValueKind.Integer, ["threads"] = ValueKind.Integer,
     };
+
+    /// <summary>The value of a <see cref="ValueKind.NumberOrAuto"/> key that leaves the number to the data.</summary>
+    public const string Auto = "auto";
 
     public required string Path { get; init; }
 
@@ -81,11 +86,13 @@ public sealed class AncestryFile
         {
             ValueKind.Integer => scalar.Kind == ScalarKind.Number && int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out _),
             ValueKind.Number => scalar.Kind == ScalarKind.Number && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && double.IsFinite(v),
+            ValueKind.NumberOrAuto => scalar.Kind == ScalarKind.Number ? double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double n) && double.IsFinite(n)
+                : string.Equals(text, Auto, StringComparison.OrdinalIgnoreCase),
             ValueKind.Switch => scalar.Kind == ScalarKind.Boolean,
             _ => scalar.Kind is ScalarKind.String or ScalarKind.Number,
         };
         if (!ok)
-            throw new ArgumentException($"{where}: {entry.Key} must be {kind switch { ValueKind.Integer => "an integer", ValueKind.Number => "a finite number", ValueKind.Switch => "true or false", _ => "a text value" }}, got '{text}'.");
+            throw new ArgumentException($"{where}: {entry.Key} must be {kind switch { ValueKind.Integer => "an integer", ValueKind.Number => "a finite number", ValueKind.NumberOrAuto => $"a finite number or {Auto}", ValueKind.Switch => "true or false", _ => "a text value" }}, got '{text}'.");
         return text.ToLowerInvariant() is "true" or "false" && kind == ValueKind.Switch ? text.ToLowerInvariant() : text;
     }
 }
