@@ -11,10 +11,13 @@ using static TorchSharp.torch;
 
 namespace Ddvi.Experiments.Ancestry;
 
-/// <summary>What a learned method leaves: its latents <c>[n, d]</c> (float32, CPU) and, for the clustering DDVI and VAE,
-/// the learned prior centres <c>[K, d]</c>.</summary>
-public sealed record LearnedEmbedding(Tensor Latents, Tensor? Centres) : IDisposable
+/// <summary>What a learned method leaves: its latents <c>[n, d]</c> (float32, CPU), for the clustering DDVI and VAE the
+/// learned prior centres <c>[K, d]</c>, and <see cref="NoiseShare"/> of a second draw of the latents.</summary>
+public sealed record LearnedEmbedding(Tensor Latents, Tensor? Centres, double NoiseShare) : IDisposable
 {
+    /// <summary>Above this <see cref="NoiseShare"/> the latents barely depend on the input: the posterior collapsed.</summary>
+    public const double CollapsedAbove = 0.9;
+
     public void Dispose()
     {
         Latents.Dispose();
@@ -145,7 +148,14 @@ public static class AncestryModels
         var model = (ILatentVariableModel)module;
         module.eval();
         using var noGrad = no_grad();
-        using var generator = new Generator((ulong)seed + 1);
+        var latents = EncodeAll(model, data, (ulong)seed + 1);
+        using var second = EncodeAll(model, data, (ulong)seed + 2);
+        return new LearnedEmbedding(latents, centres?.detach().cpu().clone().DetachFromDisposeScope(), NoiseShare(latents, second));
+    }
+
+    static Tensor EncodeAll(ILatentVariableModel model, Tensor data, ulong seed)
+    {
+        using var generator = new Generator(seed);
         var parts = new List<Tensor>();
         for (long start = 0; start < data.shape[0]; start += 1024)
         {
@@ -154,7 +164,27 @@ public static class AncestryModels
         }
         var latents = cat(parts, 0).DetachFromDisposeScope();
         foreach (var part in parts) part.Dispose();
-        return new LearnedEmbedding(latents, centres?.detach().cpu().clone().DetachFromDisposeScope());
+        return latents;
+    }
+
+    /// <summary>
+    /// The share of the latents' variance that is posterior noise rather than the input, from two independent draws
+    /// z⁽¹⁾, z⁽²⁾ <c>[n, d]</c> of every sample's latent: by the law of total variance, tr Cov(z) = E tr Var(z | x) +
+    /// tr Var(E[z | x]), and E tr Var(z | x) = E‖z⁽¹⁾ − z⁽²⁾‖² / 2, so the share is that over tr Cov(z⁽¹⁾) (both
+    /// averaged over the samples). 0 for a deterministic encoder; about 1 when the latents do not depend on the input
+    /// (a collapsed posterior: every sample's latent is a draw from the same distribution); 0 when nothing varies.
+    /// </summary>
+    public static double NoiseShare(Tensor first, Tensor second) // [n, d], [n, d]
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        if (first.dim() != 2 || !first.shape.SequenceEqual(second.shape) || first.shape[0] < 2)
+            throw new ArgumentException($"AncestryModels.NoiseShare: two draws [n, d] of the same shape with n ≥ 2 are needed, got [{string.Join(", ", first.shape)}] and [{string.Join(", ", second.shape)}].");
+        using var scope = NewDisposeScope();
+        var a = first.to(float64);
+        var within = (a - second.to(float64)).square().sum(1).mean().item<double>() / 2;
+        var total = (a - a.mean([0], keepdim: true)).square().sum(1).mean().item<double>();
+        return total > 0 ? within / total : 0;
     }
 
     /// <summary>Two modules trained and checkpointed together (the clustering VAE and its prior).</summary>

@@ -124,7 +124,8 @@ public static class AncestryRunner
 
         log($"ancestry: {method} seed {seed}: embedding {pcs.shape[0]} samples");
         var clock = Stopwatch.StartNew();
-        var (latents, centres) = Embed(request, method, seed, pcs, folder, log, observer, cancellationToken);
+        var (latents, centres, noiseShare) = Embed(request, method, seed, pcs, folder, log, observer, cancellationToken);
+        if (CollapseWarning(method, seed, noiseShare) is { } warning) log(warning);
         using (latents)
         using (centres)
         {
@@ -137,6 +138,7 @@ public static class AncestryRunner
                 NpyFile.WriteFloat32(Path.Combine(folder, "centres.npy"), centresCpu.data<float>().ToArray(), centresCpu.shape);
             }
             var (values, clusters) = Score(latentsCpu, labels, request.Settings, seed, log);
+            if (double.IsFinite(noiseShare)) values["latent_noise_share"] = noiseShare;
             Figures(folder, method, seed, latentsCpu, centres, labels, clusters);
             var saved = new JsonObject
             {
@@ -153,6 +155,14 @@ public static class AncestryRunner
         }
     }
 
+    /// <summary>The warning for a run whose latents are mostly posterior noise (<see cref="AncestryModels.NoiseShare"/>
+    /// above <see cref="LearnedEmbedding.CollapsedAbove"/>), or null.</summary>
+    internal static string? CollapseWarning(string method, int seed, double noiseShare) =>
+        noiseShare > LearnedEmbedding.CollapsedAbove
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"ancestry: warning: {method} seed {seed}: {noiseShare * 100:F0}% of its latents' variance is posterior noise, so they barely depend on the input (a collapsed posterior) and its map and scores say little of the samples. With a KL term in the loss this happens when the PCs are too small for encoding to pay: try a smaller --pc-divisor (docs/genomics.md, \"How large the PCs must be\").")
+            : null;
+
     /// <summary>A finished run's scores.json.</summary>
     internal static AncestryRunScores LoadScores(string scoresPath, bool reused)
     {
@@ -161,7 +171,7 @@ public static class AncestryRunner
         return new AncestryRunScores(saved["method"]!.GetValue<string>(), saved["seed"]!.GetValue<int>(), values, saved["seconds"]!.GetValue<double>(), reused);
     }
 
-    static (Tensor Latents, Tensor? Centres) Embed(AncestryRequest request, string method, int seed, Tensor pcs, string folder,
+    static (Tensor Latents, Tensor? Centres, double NoiseShare) Embed(AncestryRequest request, string method, int seed, Tensor pcs, string folder,
         Action<string> log, ITrainingObserver observer, CancellationToken cancellationToken)
     {
         var s = request.Settings;
@@ -169,14 +179,14 @@ public static class AncestryRunner
         {
             case "pca":
                 // The samples' PCs are centred, so the first two are the 2-D PCA of the K-dimensional input.
-                return (pcs.narrow(1, 0, Math.Min(2, pcs.shape[1])).clone(), null);
+                return (pcs.narrow(1, 0, Math.Min(2, pcs.shape[1])).clone(), null, double.NaN);
             case "tsne":
-                return (Tsne.Embed(pcs, new TsneOptions { Perplexity = s.TsnePerplexity, Seed = seed }, log).Embedding, null);
+                return (Tsne.Embed(pcs, new TsneOptions { Perplexity = s.TsnePerplexity, Seed = seed }, log).Embedding, null, double.NaN);
             case "umap":
-                return (Umap.Embed(pcs, new UmapOptions { Neighbours = s.UmapNeighbours, MinDist = s.UmapMinDist, Seed = seed }, log).Embedding, null);
+                return (Umap.Embed(pcs, new UmapOptions { Neighbours = s.UmapNeighbours, MinDist = s.UmapMinDist, Seed = seed }, log).Embedding, null, double.NaN);
             default:
                 var learned = AncestryModels.Fit(method, pcs, s, seed, folder, log, observer, cancellationToken);
-                return (learned.Latents, learned.Centres);
+                return (learned.Latents, learned.Centres, learned.NoiseShare);
         }
     }
 
