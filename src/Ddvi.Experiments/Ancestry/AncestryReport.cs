@@ -16,6 +16,9 @@ public static class AncestryReport
 {
     public const string CsvFile = "results.csv", MarkdownFile = "results.md";
 
+    /// <summary>The score key of <see cref="AncestryModels.NoiseShare"/> in a learned run's scores.</summary>
+    public const string NoiseShareKey = "latent_noise_share";
+
     static readonly string[] ClusterScores = ["purity", "homogeneity", "completeness", "v_measure", "nmi"];
     static readonly string[] ClusterScoreTitles = ["purity", "homogeneity", "completeness", "V-measure", "NMI"];
 
@@ -73,6 +76,19 @@ public static class AncestryReport
             text.AppendLine($"| {RowLabel(request, runs, method)} | " + string.Join(" | ", ks.Select(k => Cell(runs, method, $"knn{k}"))) + " | "
                 + string.Join(" | ", ks.Select(k => Cell(runs, method, $"heldout_knn{k}"))) + " | "
                 + Interval(runs.Where(r => r.Method == method).Select(r => r.Seconds).ToList(), "F0") + " |");
+        var learned = methods.Where(m => runs.Any(r => r.Method == m && r.Values.ContainsKey(NoiseShareKey))).ToList();
+        if (learned.Count > 0)
+        {
+            text.AppendLine();
+            text.AppendLine("## Posterior noise");
+            text.AppendLine();
+            text.AppendLine("The share of each learned method's latent variance that is posterior noise rather than the input (every sample encoded twice with independent draws; 0 for a deterministic encoder, about 1 when the posterior collapsed and the map says nothing of the samples).");
+            text.AppendLine();
+            text.AppendLine("| method | noise share |");
+            text.AppendLine("| --- | --- |");
+            foreach (string method in learned)
+                text.AppendLine($"| {RowLabel(request, runs, method)} | {Cell(runs, method, NoiseShareKey)} |");
+        }
         if (failures.Count > 0)
         {
             text.AppendLine();

@@ -138,7 +138,7 @@ public static class AncestryRunner
                 NpyFile.WriteFloat32(Path.Combine(folder, "centres.npy"), centresCpu.data<float>().ToArray(), centresCpu.shape);
             }
             var (values, clusters) = Score(latentsCpu, labels, request.Settings, seed, log);
-            if (double.IsFinite(noiseShare)) values["latent_noise_share"] = noiseShare;
+            if (double.IsFinite(noiseShare)) values[AncestryReport.NoiseShareKey] = noiseShare;
             Figures(folder, method, seed, latentsCpu, centres, labels, clusters);
             var saved = new JsonObject
             {

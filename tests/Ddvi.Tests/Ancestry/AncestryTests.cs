@@ -53,9 +53,12 @@ public class AncestryTests
         Assert.Contains("Input: the top 20 principal components of ", table);
         Assert.Contains("(chosen from the data: the components' mean variance is 10).", table);
         // A learned run records how much of its latents' variance is posterior noise; PCA has none to record.
-        double share = first.Single(r => r.Method == "ddvi").Values["latent_noise_share"];
+        double share = first.Single(r => r.Method == "ddvi").Values[AncestryReport.NoiseShareKey];
         Assert.InRange(share, 0, 1.5);
-        Assert.False(pca.ContainsKey("latent_noise_share"));
+        Assert.False(pca.ContainsKey(AncestryReport.NoiseShareKey));
+        string noiseSection = table[table.IndexOf("## Posterior noise", StringComparison.Ordinal)..];
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"| ddvi | {share:F3} |"), noiseSection);
+        Assert.DoesNotContain("| pca |", noiseSection);
         string csv = File.ReadAllText(Path.Combine(study, "results.csv"));
         Assert.Equal(3, csv.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
 
