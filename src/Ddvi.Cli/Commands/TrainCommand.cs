@@ -83,6 +83,14 @@ internal static class TrainCommand
         var seed = new Option<long>("--seed") { Description = "Random seed of everything in the run", DefaultValueFactory = _ => 0 };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/MODEL-DATASET-PRIOR-sSEED)" };
         var resume = new Option<bool>("--resume") { Description = "Continue the stopped run in --out from its last checkpoint, with its saved configuration" };
+        var forkFrom = new Option<string?>("--fork-from")
+        {
+            Description = "Start a new run in --out from the run RUN: its configuration with the options given here, reusing what RUN trained of the stages " +
+                          "before the last (DDVI's prior diffusion and warm-up; ddvi-semi's too) and training the rest. Only options the last stage reads " +
+                          "may differ (DDVI: --kl-weight, --prior-weight, --matching-weight, --sleep-steps, --frozen-decoder-epochs, --start-term, " +
+                          "--aggregate-weight, --lr, --epochs), besides --device, --threads, --data-dir, --checkpoint-every and --tensorboard",
+            HelpName = "RUN",
+        };
         var configFile = new Option<string?>("--config")
         {
             Description = "Experiment file (.yaml, .yml or .json; a run's config.json is one) with any of these options as keys; options given " +
@@ -122,7 +130,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a model, evaluate it and write config, log, checkpoints, metrics, latents and plots to a run folder")
         {
-            configFile, dataset, trainImages, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, labels, output, resume, checkpointEvery, device, threads, precision, dataDir, tensorBoard,
+            configFile, dataset, trainImages, model, networks, prior, priorNoise, priorDensity, epochs, batchSize, learningRate, seed, labels, output, resume, forkFrom, checkpointEvery, device, threads, precision, dataDir, tensorBoard,
             priorIterations, warmupEpochs, priorDiffusionLr, warmupLr, priorSteps, posteriorSteps, klWeight, priorWeight, matchingWeight, sleepSteps, frozenDecoder, schedule, noiseLoss, startTerm, aggregateWeight,
         };
         ExperimentConfig FlagsConfig(ParseResult parse) => new()
@@ -203,12 +211,18 @@ internal static class TrainCommand
             bool resuming = parse.GetValue(resume);
             string? folder = parse.GetValue(output);
             if (resuming && folder is null) throw new ArgumentException("--resume needs --out RUN_FOLDER: the run to continue");
+            string? forkSource = parse.GetValue(forkFrom);
+            if (forkSource is not null)
+            {
+                if (resuming) throw new ArgumentException("--fork-from starts a new run and --resume continues one: give one of them");
+                if (folder is null) throw new ArgumentException("--fork-from needs --out NEW_RUN_FOLDER: the folder of the forked run");
+            }
             ResumeRequest? request = null;
             if (resuming)
             {
                 request = new ResumeRequest(given);
             }
-            else
+            else if (forkSource is null)
             {
                 try
                 {
@@ -222,8 +236,13 @@ internal static class TrainCommand
             folder ??= RunDirectory.DefaultFor(config);
             try
             {
-                ConsoleProgress.Run(observer => new ExperimentRunner(observer) { EvaluationStarting = () => signals.Graceful = false }
-                    .Train(config, folder, resuming, request, signals.Token));
+                ConsoleProgress.Run(observer =>
+                {
+                    var runner = new ExperimentRunner(observer) { EvaluationStarting = () => signals.Graceful = false };
+                    return forkSource is not null
+                        ? runner.Fork(new ForkRequest(forkSource, given), folder, signals.Token)
+                        : runner.Train(config, folder, resuming, request, signals.Token);
+                });
             }
             catch (TrainingStoppedException stop) when (signals.Received is { } signal)
             {

@@ -79,6 +79,86 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         }
     }
 
+    /// <summary>
+    /// Starts the run in <paramref name="runFolder"/> as a fork of <paramref name="fork"/>'s source (<c>ddvi train --fork-from</c>):
+    /// the source's configuration with the options given, the source's newest intact checkpoint of each stage before the
+    /// model's <see cref="ForkPoint"/> copied in (a stage the source has not finished is continued), then trained and
+    /// evaluated as a resumed run. The source is only read. The folder must not hold a run.
+    /// </summary>
+    public MetricsReport Fork(ForkRequest fork, string runFolder, CancellationToken cancellationToken = default)
+    {
+        var source = new RunDirectory(fork.Source);
+        var run = new RunDirectory(runFolder);
+        if (source.Root == run.Root)
+            throw new ArgumentException($"--fork-from {fork.Source}: the fork needs a folder of its own; --out names the source run itself.");
+        if (!File.Exists(source.Config))
+            throw new FileNotFoundException($"--fork-from {fork.Source}: {source.Config} not found; {source.Root} is not a Ddvi run folder.", source.Config);
+        var saved = ExperimentConfig.FromJson(File.ReadAllText(source.Config), source.Config);
+        var (config, point, changes) = fork.ApplyTo(saved);
+
+        using var hold = RunLock.Acquire(run.Root);
+        if (File.Exists(run.Config) && HasTrained(run))
+            throw new InvalidOperationException($"--out {run.Root} already holds a run: a fork starts a new run; choose another --out.");
+        var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
+        try
+        {
+            var taken = new List<ForkedStage>();
+            foreach (var stage in point.Reused)
+            {
+                if (IntactCheckpoint(source.Checkpoints(stage), log.Message) is not { } checkpoint) break;
+                taken.Add(new ForkedStage(stage, checkpoint, Checkpoint.ReadHeader(checkpoint).State));
+            }
+            if (taken.Count == 0)
+                throw new InvalidOperationException(
+                    $"--fork-from {fork.Source}: the source has no intact checkpoint of its first stage '{point.Reused[0]}' in {source.Checkpoints(point.Reused[0])}, " +
+                    "so there is nothing to reuse; start a new run instead.");
+
+            foreach (var (stage, checkpoint, state) in taken)
+            {
+                string folder = run.Checkpoints(stage);
+                Directory.CreateDirectory(folder);
+                AtomicFile.Write(Path.Combine(folder, Path.GetFileName(checkpoint)), target =>
+                {
+                    using var input = File.OpenRead(checkpoint);
+                    input.CopyTo(target);
+                });
+                Trainer.WriteLossTable(Path.Combine(folder, "losses.csv"), state.History);
+                // The stage's posterior snapshot (DDVI's warm-up) belongs to its finished weights only.
+                if (state.Partial is null && File.Exists(source.StageSnapshot(stage)) && Checkpoint.Latest(source.Checkpoints(stage)) == checkpoint)
+                    AtomicFile.WriteAllText(run.StageSnapshot(stage), File.ReadAllText(source.StageSnapshot(stage)));
+            }
+            string what = string.Join(", ", taken.Select(t =>
+                $"{t.Stage} ({t.State.EpochsCompleted} epochs{(t.State.Partial is { } p ? $" and {p.Steps} steps" : "")}, {Path.GetFileName(t.Checkpoint)})"));
+            WriteConfig(run, config, [new ConfigChange("", null, null, $"forked from {source.Root}: reused {what}"), .. changes]);
+            log.Message($"forking {source.Root} into {run.Root}: reusing {what}");
+            foreach (var change in changes)
+                log.Message($"config: {change.Key} {Show(change.From)} -> {Show(change.To)} ({change.Reason})");
+            return TrainHeld(config, run, resume: true, [], log, cancellationToken);
+        }
+        catch (TrainingStoppedException stop)
+        {
+            log.Message($"stopped on request: {stop.Message}. Resume with: ddvi train --resume --out {Quote(run.Root)}");
+            throw;
+        }
+        catch (Exception e)
+        {
+            log.Message($"error: {e.Message}");
+            throw;
+        }
+    }
+
+    /// <summary>The newest checkpoint in <paramref name="folder"/> whose checksum holds, leaving damaged ones where they are
+    /// (a fork only reads its source).</summary>
+    private static string? IntactCheckpoint(string folder, Action<string> warn)
+    {
+        foreach (var path in Checkpoint.List(folder).Reverse())
+        {
+            if (Checkpoint.Problem(path) is not { } problem) return path;
+            warn($"warning: {problem} The fork uses the previous checkpoint.");
+        }
+        return null;
+    }
+
     private MetricsReport TrainHeld(ExperimentConfig config, RunDirectory run, bool resume, IReadOnlyList<ConfigChange> changes,
         ITrainingObserver log, CancellationToken cancellationToken)
     {

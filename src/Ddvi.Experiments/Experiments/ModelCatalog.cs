@@ -18,8 +18,9 @@ namespace Ddvi.Experiments;
 /// <param name="SemiSupervised">Whether the model learns from a label budget (<c>--labels</c>, the release's 1,000 or
 /// 10,000 by default) and classifies with q(c|x).</param>
 /// <param name="BatchSize">Mini-batch size when <c>--batch-size</c> is not given (the release's: 128; 1,024 for ddvi-semi).</param>
+/// <param name="Fork">Where a run of the model can be forked (<c>ddvi train --fork-from</c>); null for one-stage models.</param>
 public sealed record ModelRegistration(string Name, int PaperEpochs, int QuickEpochs, double LearningRate,
-    Func<MethodContext, IExperimentMethod> Create, bool SemiSupervised = false, int BatchSize = PaperSettings.BatchSize);
+    Func<MethodContext, IExperimentMethod> Create, bool SemiSupervised = false, int BatchSize = PaperSettings.BatchSize, ForkPoint? Fork = null);
 
 /// <summary>The models Ddvi trains, registered by name in one list: adding a model is one entry.</summary>
 public static class ModelCatalog
@@ -27,12 +28,13 @@ public static class ModelCatalog
     /// <summary>Every model, in the order the command line lists them.</summary>
     public static IReadOnlyList<ModelRegistration> Models { get; } =
     [
-        new("ddvi", PaperEpochs: 100, QuickEpochs: 15, LearningRate: 1e-4, context => new DdviMethod(context)),
+        new("ddvi", PaperEpochs: 100, QuickEpochs: 15, LearningRate: 1e-4, context => new DdviMethod(context), Fork: DdviMethod.ForkPoint),
         new("vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.Vae),
         new("iaf-vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.IafVae),
         new("h-iaf-vae", PaperEpochs: 200, QuickEpochs: 30, LearningRate: 1e-4, AevbMethods.HierarchicalIafVae),
         new("aae", PaperEpochs: 200, QuickEpochs: 15, LearningRate: 2e-4, context => new AaeMethod(context)),
-        new("ddvi-semi", PaperEpochs: 50, QuickEpochs: 4, LearningRate: 1e-4, context => new SemiDdviMethod(context), SemiSupervised: true, BatchSize: 1024),
+        new("ddvi-semi", PaperEpochs: 50, QuickEpochs: 4, LearningRate: 1e-4, context => new SemiDdviMethod(context), SemiSupervised: true, BatchSize: 1024,
+            Fork: SemiDdviMethod.ForkPoint),
         new("vae-semi", PaperEpochs: 50, QuickEpochs: 30, LearningRate: 1e-4, SemiBaselineMethods.VaeSemi, SemiSupervised: true),
         new("iaf-vae-semi", PaperEpochs: 50, QuickEpochs: 30, LearningRate: 1e-4, SemiBaselineMethods.IafVaeSemi, SemiSupervised: true),
         new("aae-semi", PaperEpochs: 200, QuickEpochs: 15, LearningRate: 2e-4, SemiBaselineMethods.AaeSemi, SemiSupervised: true),

@@ -92,7 +92,7 @@ public sealed record ResumeRequest(IReadOnlyList<GivenOption> Given)
         }
     }
 
-    private static JsonNode? Find(JsonObject root, string key, string option)
+    internal static JsonNode? Find(JsonObject root, string key, string option)
     {
         JsonNode? node = root;
         foreach (var part in key.Split('.'))
@@ -103,7 +103,7 @@ public sealed record ResumeRequest(IReadOnlyList<GivenOption> Given)
         return node;
     }
 
-    private static void Set(JsonObject root, string key, JsonNode? value)
+    internal static void Set(JsonObject root, string key, JsonNode? value)
     {
         var parts = key.Split('.');
         var obj = root;

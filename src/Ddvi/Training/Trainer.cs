@@ -239,7 +239,8 @@ public sealed class Trainer(ITrainingObserver observer)
         observer.Message($"{options.Stage}: checkpoint {path}");
     }
 
-    private static void WriteLossTable(string path, IReadOnlyList<EpochRecord> history)
+    /// <summary>Writes a stage's losses.csv: one row per epoch (its number, seconds and the mean of every loss term).</summary>
+    public static void WriteLossTable(string path, IReadOnlyList<EpochRecord> history)
     {
         var columns = history.SelectMany(r => r.Losses.Keys).Distinct().ToList();
         var text = new StringBuilder("epoch,seconds," + string.Join(',', columns) + "\n");

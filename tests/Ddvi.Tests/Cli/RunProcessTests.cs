@@ -179,7 +179,7 @@ public partial class RunProcessTests
         var (all, keyed) = TrainCommand.OptionNames();
         var unkeyed = all.Except(keyed.Select(k => k.Option)).Where(name => !name.StartsWith("--help", StringComparison.Ordinal) && name is not "-h" and not "-?" and not "/?" and not "/h").Order();
         // --config is not a key itself: the keys its file sets count as options given (ExperimentFileTests).
-        Assert.Equal(["--config", "--out", "--resume"], unkeyed);
+        Assert.Equal(["--config", "--fork-from", "--out", "--resume"], unkeyed);
     }
 
     [Fact]

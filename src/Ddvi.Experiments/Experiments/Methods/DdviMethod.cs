@@ -22,6 +22,18 @@ public sealed class DdviMethod : IExperimentMethod
     public const string WarmupStage = "warmup";
     public const string DdviStageName = "ddvi";
 
+    /// <summary>
+    /// Stage 3 reads these settings and stages 1 and 2 do not (the wake and sleep weights, K, the start term, the aggregate
+    /// term, the frozen-decoder epochs, stage 3's learning rate and length): a run that changes only them can reuse another
+    /// run's prior diffusion and warm-up (<c>ddvi train --fork-from</c>). The network sizes, T of both chains, the schedule
+    /// and the noise loss are read before stage 3.
+    /// </summary>
+    public static ForkPoint ForkPoint { get; } = new(DdviStageName, [PriorDiffusionStage, WarmupStage],
+    [
+        "ddvi.kl_weight", "ddvi.prior_weight", "ddvi.matching_weight", "ddvi.sleep_steps", "ddvi.frozen_decoder_epochs",
+        "ddvi.start", "ddvi.aggregate_weight", "learning_rate", "epochs",
+    ]);
+
     private readonly DdviModel _model;
     private readonly MethodContext _context;
 

@@ -22,6 +22,16 @@ public sealed class SemiDdviMethod : IExperimentMethod
     public const string WarmupStage = "warmup";
     public const string StageName = "ddvi-semi";
 
+    /// <summary>
+    /// Stage 3 reads these settings and stages 1 and 2 do not (the prior and matching weights, K, the frozen-decoder epochs,
+    /// stage 3's learning rate and length); the warm-up also reads β, the entropy and classifier weights, so those are not
+    /// here (<c>ddvi train --fork-from</c>).
+    /// </summary>
+    public static ForkPoint ForkPoint { get; } = new(StageName, [PriorDiffusionStage, WarmupStage],
+    [
+        "semi.prior_weight", "semi.matching_weight", "semi.sleep_steps", "semi.frozen_decoder_epochs", "learning_rate", "epochs",
+    ]);
+
     private readonly SemiDdviModel _model;
     private readonly ClassConditionalDensity _classDensity;
 
