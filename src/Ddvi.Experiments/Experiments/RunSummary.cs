@@ -49,6 +49,25 @@ public static class RunSummary
         ];
     }
 
+    /// <summary>"forked from SOURCE: reused …" when config-history.json says the run is a fork (<c>ddvi train --fork-from</c>);
+    /// null otherwise or when the history cannot be read.</summary>
+    private static string? ForkedFrom(RunDirectory run)
+    {
+        if (!File.Exists(run.ConfigHistory)) return null;
+        try
+        {
+            using var history = JsonDocument.Parse(File.ReadAllText(run.ConfigHistory));
+            foreach (var entry in history.RootElement.EnumerateArray())
+                foreach (var change in entry.GetProperty("changes").EnumerateArray())
+                    if (change.TryGetProperty("reason", out var reason) && reason.GetString() is { } text && text.StartsWith("forked from ", StringComparison.Ordinal))
+                        return text;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException)
+        {
+        }
+        return null;
+    }
+
     /// <summary>The state of the run in <paramref name="folder"/> and a description of it for people.</summary>
     public static (RunState State, string Text) Describe(string folder)
     {
@@ -63,6 +82,8 @@ public static class RunSummary
         Line($"model     {config.Model}, latent prior {config.Prior}{(config.PriorNoise is { } noise ? $" (noise {noise.ToString(CultureInfo.InvariantCulture)})" : "")}, prior density {config.PriorDensity.ToString().ToLowerInvariant()}");
         Line($"data      {config.Dataset}{(config.DataDirectory is { } dir ? $" (data folder {dir})" : "")}");
         Line($"training  seed {config.Seed}, batch size {config.ResolvedBatchSize}, learning rate {config.ResolvedLearningRate.ToString("G4", CultureInfo.InvariantCulture)}, device {config.Device.ToString().ToLowerInvariant()}, networks in {config.Precision.Name()}");
+
+        if (ForkedFrom(run) is { } fork) Line($"origin    {fork}");
 
         bool allDone = true;
         Line("stages");

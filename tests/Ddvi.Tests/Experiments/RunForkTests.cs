@@ -80,6 +80,8 @@ public class RunForkTests
         Assert.Contains("--aggregate-weight given with --fork-from", history);
         Assert.True(File.Exists(Path.Combine(new RunDirectory(fork).Checkpoints("warmup"), "losses.csv")));
         Assert.Equal(2, Final(source, "ddvi").EpochsCompleted);
+        Assert.Contains($"origin    forked from {new RunDirectory(source).Root}: reused prior-diffusion", RunSummary.Describe(fork).Text);
+        Assert.DoesNotContain("origin", RunSummary.Describe(fresh).Text);
     }
 
     [Fact]
