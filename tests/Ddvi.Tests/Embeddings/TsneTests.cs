@@ -29,6 +29,32 @@ public class TsneTests
     }
 
     [Fact]
+    public void AffinitiesOfFarApartPointsHaveThePerplexityAndDoNotDependOnTheDataScale()
+    {
+        // As the genotype PCs give: 1,000 dimensions of variance about 10, so squared distances near 20,000 whose spread
+        // among a point's neighbours is small next to their size; exp(−β d²) underflows unless the nearest is subtracted.
+        using var scope = NewDisposeScope();
+        var generator = new Generator(2);
+        var data = randn(300, 1000, float64, generator: generator) * Math.Sqrt(10) + randn(300, 1, float64, generator: generator) * 3;
+        const int k = 91;
+        var (_, distances) = ExactNeighbours.Compute(data, k);
+        var squared = distances.Select(d => d * d).ToArray();
+        var (p, beta) = Tsne.ConditionalAffinities(squared, 300, k, 30);
+        foreach (double scale in new[] { 1.0 / 0.865, 30.0, 1.0 / 30 })
+        {
+            var (scaled, scaledBeta) = Tsne.ConditionalAffinities(squared.Select(d => d * scale * scale).ToArray(), 300, k, 30);
+            for (int i = 0; i < 300; i++)
+            {
+                var row = scaled.AsSpan(i * k, k).ToArray();
+                double entropy = -row.Where(v => v > 0).Sum(v => v * Math.Log(v));
+                Assert.Equal(Math.Log(30), entropy, 1e-4);
+                Assert.Equal(beta[i] / (scale * scale), scaledBeta[i], beta[i] / (scale * scale) * 1e-3);
+                for (int j = 0; j < k; j++) Assert.Equal(p[i * k + j], row[j], 1e-5);
+            }
+        }
+    }
+
+    [Fact]
     public void BarnesHutGradientApproachesTheExactOneAsThetaShrinks()
     {
         using var scope = NewDisposeScope();
