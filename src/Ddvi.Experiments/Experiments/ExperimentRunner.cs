@@ -58,7 +58,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         }
 
         var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
-        try
+        return Logged(run, log, () =>
         {
             if (replacing) log.Message($"{run.Root} holds the configuration of an earlier attempt that never wrote a checkpoint: replacing it");
             if (!resume) WriteConfig(run, config, [new ConfigChange("", null, null, "new run")]);
@@ -66,6 +66,16 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             if (orphans.Files > 0)
                 log.Message($"removed {orphans.Files} temporary file(s) ({orphans.Bytes / 1e6:F1} MB) that interrupted saves had left behind");
             return TrainHeld(config, run, resume, changes, log, cancellationToken);
+        });
+    }
+
+    /// <summary>Runs <paramref name="body"/>, writing a stop request's resume command or an error into the run's log before
+    /// passing it on.</summary>
+    private static MetricsReport Logged(RunDirectory run, ITrainingObserver log, Func<MetricsReport> body)
+    {
+        try
+        {
+            return body();
         }
         catch (TrainingStoppedException stop)
         {
@@ -100,7 +110,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         if (File.Exists(run.Config) && HasTrained(run))
             throw new InvalidOperationException($"--out {run.Root} already holds a run: a fork starts a new run; choose another --out.");
         var log = new CompositeObserver(observer, new LogFileObserver(run.Log));
-        try
+        return Logged(run, log, () =>
         {
             var taken = new List<ForkedStage>();
             foreach (var stage in point.Reused)
@@ -134,17 +144,7 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
             foreach (var change in changes)
                 log.Message($"config: {change.Key} {Show(change.From)} -> {Show(change.To)} ({change.Reason})");
             return TrainHeld(config, run, resume: true, [], log, cancellationToken);
-        }
-        catch (TrainingStoppedException stop)
-        {
-            log.Message($"stopped on request: {stop.Message}. Resume with: ddvi train --resume --out {Quote(run.Root)}");
-            throw;
-        }
-        catch (Exception e)
-        {
-            log.Message($"error: {e.Message}");
-            throw;
-        }
+        });
     }
 
     /// <summary>The newest checkpoint in <paramref name="folder"/> whose checksum holds, leaving damaged ones where they are

@@ -44,14 +44,6 @@ public class RunForkTests
             Assert.Equal(expected.History[epoch].Losses, actual.History[epoch].Losses);
     }
 
-    private static void AssertSameMetrics(MetricsReport expected, MetricsReport actual)
-    {
-        Assert.Equal(expected.KnnAccuracy.Value, actual.KnnAccuracy.Value);
-        Assert.Equal(expected.LatentNll.Value, actual.LatentNll.Value);
-        Assert.Equal(expected.Elbo.NatsPerImage, actual.Elbo.NatsPerImage);
-        Assert.Equal(expected.Mmd.Value, actual.Mmd.Value);
-    }
-
     [Fact]
     public void AForkedDdviRunTrainsExactlyWhatANewRunWithItsSettingsWould()
     {
@@ -70,7 +62,7 @@ public class RunForkTests
         Assert.Contains(observer.Lines, l => l.StartsWith("forking ", StringComparison.Ordinal) && l.Contains("reusing prior-diffusion (2 epochs", StringComparison.Ordinal));
         Assert.Contains("start ddvi 0", observer.Lines);
         AssertSameLosses(Final(fresh, "ddvi"), Final(fork, "ddvi"));
-        AssertSameMetrics(direct, forked);
+        ExperimentRunnerTests.AssertSameMetrics(direct, forked);
         Assert.Equal(direct.StageSnapshots, forked.StageSnapshots);
         Assert.Equal(File.ReadAllText(new RunDirectory(fresh).Config), File.ReadAllText(new RunDirectory(fork).Config));
 
@@ -107,7 +99,7 @@ public class RunForkTests
         Assert.Contains(observer.Lines, l => l.StartsWith("warning:", StringComparison.Ordinal) && l.Contains("The fork uses the previous checkpoint", StringComparison.Ordinal));
         Assert.Contains("start warmup 1", observer.Lines);
         Assert.True(File.Exists(damaged), "the fork only reads its source");
-        AssertSameMetrics(direct, forked);
+        ExperimentRunnerTests.AssertSameMetrics(direct, forked);
         Assert.Equal(direct.StageSnapshots, forked.StageSnapshots);
     }
 
@@ -138,7 +130,7 @@ public class RunForkTests
         foreach (var stage in new[] { "prior-diffusion", "warmup" })
             AssertSameLosses(Final(source, stage), Final(fresh, stage));
         AssertSameLosses(Final(fresh, "ddvi-semi"), Final(fork, "ddvi-semi"));
-        AssertSameMetrics(direct, forked);
+        ExperimentRunnerTests.AssertSameMetrics(direct, forked);
         Assert.Equal(File.ReadAllText(Path.Combine(fresh, Ddvi.Data.LabelBudget.FileName)), File.ReadAllText(Path.Combine(fork, Ddvi.Data.LabelBudget.FileName)));
     }
 
