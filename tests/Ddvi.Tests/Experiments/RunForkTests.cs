@@ -210,4 +210,24 @@ public class RunForkTests
         Assert.Equal(2, code);
         Assert.Contains("--fork-from starts a new run and --resume continues one", error);
     }
+
+    [Fact]
+    public void ASemiSupervisedForkTakesItsSettingsFromAnExperimentFile()
+    {
+        // ddvi-semi's stage-3 settings have no flags of their own: a --config file's keys count as options given.
+        using var folder = new TempFolder();
+        Directory.CreateDirectory(folder["source"]);
+        File.WriteAllText(new RunDirectory(folder["source"]).Config, ExperimentRunnerTests.Tiny("ddvi-semi").ToJson());
+        File.WriteAllText(folder["stage3.yaml"], "semi:\n  sleep_steps: 3\n  prior_weight: 0.5\n");
+        File.WriteAllText(folder["warmup.yaml"], "semi:\n  entropy_weight: 0.01\n");
+
+        // The allowed keys pass the check and the fork goes on to the source's checkpoints (here none).
+        var (code, _, error) = DdviProcess.Run("train", "--fork-from", folder["source"], "--config", folder["stage3.yaml"], "--out", folder["fork"]);
+        Assert.Equal(1, code);
+        Assert.Contains("no intact checkpoint of its first stage 'prior-diffusion'", error);
+        // A key the warm-up reads is refused, named with its file and line.
+        (code, _, error) = DdviProcess.Run("train", "--fork-from", folder["source"], "--config", folder["warmup.yaml"], "--out", folder["fork2"]);
+        Assert.Equal(2, code);
+        Assert.Contains($"semi.entropy_weight (line 2 of {folder["warmup.yaml"]}) (semi.entropy_weight: 0.001 in the source, 0.01 here)", error);
+    }
 }
