@@ -54,7 +54,7 @@ public sealed record ForkRequest(string Source, IReadOnlyList<GivenOption> Given
             .Where(c => !allowed.Contains(c.Key) && !ResumeRequest.ExecutionKeys.Contains(c.Key) && !c.Key.StartsWith("evaluation.", StringComparison.Ordinal)
                         // resolved_epochs and the like are written for readers and follow the keys they resolve, checked themselves.
                         && !c.Key.StartsWith("resolved_", StringComparison.Ordinal))
-            .Select(c => $"{OptionFor(c.Key)} ({c.Key}: {Show(c.From)} in the source, {Show(c.To)} here)")
+            .Select(c => $"{OptionFor(c.Key)} ({c.Key}: {ResumeRequest.Show(c.From)} in the source, {ResumeRequest.Show(c.To)} here)")
             .ToList();
         if (conflicts.Count > 0)
             throw new ArgumentException(
@@ -67,11 +67,4 @@ public sealed record ForkRequest(string Source, IReadOnlyList<GivenOption> Given
     }
 
     private string OptionFor(string key) => Given.FirstOrDefault(g => g.Key == key)?.Option ?? key;
-
-    private static string Show(JsonNode? value) => value switch
-    {
-        null => "(default)",
-        JsonValue v when v.TryGetValue(out string? s) => s,
-        _ => value.ToJsonString(),
-    };
 }

@@ -111,7 +111,8 @@ public sealed record ResumeRequest(IReadOnlyList<GivenOption> Given)
         obj[parts[^1]] = value;
     }
 
-    private static string Show(JsonNode? value) => value switch
+    /// <summary>A config value as the errors show it: a string bare, null as "(default)", anything else as JSON.</summary>
+    internal static string Show(JsonNode? value) => value switch
     {
         null => "(default)",
         JsonValue v when v.TryGetValue(out string? s) => s,
