@@ -173,7 +173,8 @@ public sealed class ExperimentRunner(ITrainingObserver observer)
         {
             budget.WriteTo(run.Root);
             log.Message($"labels: {budget.Count} of {session.Data.Train.Count} training examples labelled (per class {string.Join(' ', budget.PerClass)}), " +
-                        $"listed in {LabelBudget.FileName}; the rest unlabelled");
+                        $"listed in {LabelBudget.FileName}; " +
+                        (budget.Count == session.Data.Train.Count ? "none unlabelled" : $"the other {session.Data.Train.Count - budget.Count} unlabelled"));
         }
         if (changes.Count > 0)
         {

@@ -114,5 +114,6 @@ public partial class SemiCliTests
         Assert.Equal(50, labelled.Count);
         Assert.All(labelled.GroupBy(l => l.Label), g => Assert.Equal(5, g.Count()));
         Assert.Contains("resuming", LogOf(run));
+        Assert.Contains("labels: 50 of 400 training examples labelled (per class 5 5 5 5 5 5 5 5 5 5), listed in labelled-indices.csv; the other 350 unlabelled", LogOf(run));
     }
 }
