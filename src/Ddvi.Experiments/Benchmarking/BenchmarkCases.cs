@@ -91,7 +91,9 @@ public static class BenchmarkCases
     public const string EvaluateVae = "evaluate-vae";
     public const string SemiPriorDiffusion = "ddvi-semi-prior-diffusion";
     public const string SemiWarmup = "ddvi-semi-warmup";
+    public const string SemiFrozenDecoder = "ddvi-semi-frozen-decoder";
     public const string SemiDdvi = "ddvi-semi";
+    public const string EvaluateSemiDdvi = "evaluate-ddvi-semi";
     public const string VaeSemi = "vae-semi";
     public const string IafVaeSemi = "iaf-vae-semi";
     public const string AaeSemi = "aae-semi";
@@ -101,7 +103,7 @@ public static class BenchmarkCases
 
     public static IReadOnlyList<string> Names { get; } =
         [Vae, VaeKde, IafVae, HierarchicalIafVae, Aae, PriorDiffusion, Warmup, DdviFrozenDecoder, Ddvi, EvaluateDdvi, EvaluateVae,
-         SemiPriorDiffusion, SemiWarmup, SemiDdvi, VaeSemi, IafVaeSemi, AaeSemi];
+         SemiPriorDiffusion, SemiWarmup, SemiFrozenDecoder, SemiDdvi, EvaluateSemiDdvi, VaeSemi, IafVaeSemi, AaeSemi];
 
     public static string Describe(string name) => name switch
     {
@@ -118,14 +120,21 @@ public static class BenchmarkCases
         EvaluateVae => "evaluation of a VAE: KNN, latent NLL, ELBO, true ELBO and IWAE bound, MMD on the test images",
         SemiPriorDiffusion => "DDVI-semi stage 1: one iteration of the ten per-class prior diffusions (batched)",
         SemiWarmup => "DDVI-semi stage 2 (diff_vae_semi) step, batch 1024: ten per-class prior chains (T = 100) as one batched chain",
-        SemiDdvi => "DDVI-semi stage 3 step, batch 1024, 1,000 labels: wake through ten per-class posterior chains (T = 100, batched) + K = 30 sleep steps",
+        SemiFrozenDecoder => "DDVI-semi stage 3 step, decoder frozen (first 30 epochs), batch 1024, 1,000 labels: wake through ten per-class posterior chains (T = 100, batched) + K = 30 sleep steps",
+        SemiDdvi => "DDVI-semi stage 3 step (epochs 30-50), batch 1024, 1,000 labels: wake through ten per-class posterior chains (T = 100, batched) + K = 30 sleep steps",
+        EvaluateSemiDdvi => "evaluation of a DDVI-semi model: q(c|x) accuracy, KNN both ways, latent NLLs, ELBO, true ELBO and IWAE bound (routed chain's Jacobians), MMD on the test images",
         VaeSemi => "semi-supervised VAE training step (per-class KDE log-density, 1,000 labels)",
         IafVaeSemi => "semi-supervised IAF-VAE training step (per-class KDE log-density, 1,000 labels)",
         AaeSemi => "semi-supervised AAE training step (label-aware discriminator, 1,000 labels)",
         _ => throw new ArgumentException($"unknown benchmark '{name}'"),
     };
 
-    public static bool IsEvaluation(string name) => name is EvaluateDdvi or EvaluateVae;
+    public static bool IsEvaluation(string name) => name is EvaluateDdvi or EvaluateVae or EvaluateSemiDdvi;
+
+    /// <summary>Stage-3 epochs with the decoder frozen at the paper's lengths: DDVI's or, with <paramref name="semi"/>,
+    /// DDVI-semi's (the configuration's resolved value, whose default each settings record states).</summary>
+    public static int FrozenDecoderEpochs(BenchmarkOptions o, bool semi) =>
+        semi ? Config(o, "ddvi-semi").ResolvedSemiFrozenDecoderEpochs : Config(o, "ddvi").ResolvedFrozenDecoderEpochs;
 
     /// <summary>Builds the model of benchmark <paramref name="name"/> (seeded) and returns its step.</summary>
     public static PreparedBenchmark Prepare(string name, BenchmarkInputs inputs)
@@ -148,8 +157,10 @@ public static class BenchmarkCases
             EvaluateVae => Evaluation(inputs, Context(inputs, "vae", inputs.ExactPrior)),
             SemiPriorDiffusion => Training(inputs, Context(inputs, "ddvi-semi", inputs.KdePrior), stage: 0, epoch: 0, SemiDdviFlops),
             SemiWarmup => Training(inputs, Context(inputs, "ddvi-semi", inputs.KdePrior), stage: 1, epoch: 0, SemiDdviFlops),
+            SemiFrozenDecoder => Training(inputs, Context(inputs, "ddvi-semi", inputs.KdePrior), stage: 2, epoch: 0, SemiDdviFlops),
             SemiDdvi => Training(inputs, Context(inputs, "ddvi-semi", inputs.KdePrior), stage: 2,
                 epoch: Config(o, "ddvi-semi").ResolvedSemiFrozenDecoderEpochs, SemiDdviFlops),
+            EvaluateSemiDdvi => Evaluation(inputs, Context(inputs, "ddvi-semi", inputs.KdePrior)),
             VaeSemi => Training(inputs, Context(inputs, "vae-semi", inputs.KdePrior), stage: 0, epoch: 0, AevbFlops),
             IafVaeSemi => Training(inputs, Context(inputs, "iaf-vae-semi", inputs.KdePrior), stage: 0, epoch: 0, AevbFlops),
             AaeSemi => Training(inputs, Context(inputs, "aae-semi", inputs.KdePrior), stage: 0, epoch: 0, AaeFlops),
@@ -317,10 +328,8 @@ public static class BenchmarkCases
         var encoder = NetworkCost.Of(model.Encoder, dataWidth);
         var decoder = NetworkCost.Of(model.Likelihood.Decoder);
         var auxiliary = NetworkCost.Of(model.AuxiliaryEncoder, dataWidth);
-        // Multiply-adds of one class network on one row, ×2 for FLOPs; training (forward and both backward products) ×3.
-        static double Network(ClassDenoisers n, bool context) =>
-            2.0 * ((n.DataDim + (context ? n.ContextDim : 0)) * (double)n.Hidden + 3.0 * n.Hidden * n.Hidden + n.Hidden * (double)n.DataDim);
-        double prior = Network(model.PriorDenoisers, false), posterior = Network(model.PosteriorDenoisers, true);
+        // Training (forward and both backward products) is ×3 a forward pass.
+        double prior = ClassNetworkFlops(model.PriorDenoisers, false), posterior = ClassNetworkFlops(model.PosteriorDenoisers, true);
         switch (stage)
         {
             case 0:
@@ -337,6 +346,10 @@ public static class BenchmarkCases
         }
     }
 
+    /// <summary>FLOPs of one class network's forward pass on one row (multiply-adds ×2).</summary>
+    static double ClassNetworkFlops(ClassDenoisers n, bool context) =>
+        2.0 * ((n.DataDim + (context ? n.ContextDim : 0)) * (double)n.Hidden + 3.0 * n.Hidden * n.Hidden + n.Hidden * (double)n.DataDim);
+
     static double EncodeFlops(IExperimentMethod method, long rows)
     {
         if (method is DdviMethod ddvi)
@@ -345,6 +358,13 @@ public static class BenchmarkCases
             return NetworkCost.Of(m.Encoder).ForwardOnly(rows) + NetworkCost.Of(m.AuxiliaryEncoder).ForwardOnly(rows)
                    + m.PosteriorSchedule.Steps * NetworkCost.Of(m.PosteriorDenoiser).ForwardOnly(rows);
         }
+        if (method is SemiDdviMethod semi)
+        {
+            // Each row through the chain of its predicted class only: T steps of one class's posterior network.
+            var m = semi.SemiModel;
+            return NetworkCost.Of(m.Encoder).ForwardOnly(rows) + NetworkCost.Of(m.AuxiliaryEncoder).ForwardOnly(rows)
+                   + m.PosteriorDenoisers.Steps * ClassNetworkFlops(m.PosteriorDenoisers, context: true) * rows;
+        }
         var vae = (GaussianVae)method.Module;
         return NetworkCost.Of(vae.Encoder).ForwardOnly(rows);
     }
@@ -352,6 +372,7 @@ public static class BenchmarkCases
     static double DecodeFlops(IExperimentMethod method, long rows) => method.Module switch
     {
         DdviModel m => NetworkCost.Of(m.Decoder).ForwardOnly(rows),
+        SemiDdviModel m => NetworkCost.Of(m.Likelihood.Decoder).ForwardOnly(rows),
         GaussianVae v => NetworkCost.Of(v.Decoder).ForwardOnly(rows),
         _ => 0,
     };

@@ -101,7 +101,7 @@ public class BackgroundLoadTests
     };
 
     static BenchmarkRun Run(int threads, int busy, double? otherLoad, params BenchmarkResult[] results) => new(
-        new BenchmarkMachine("cpu", threads, 1, 2, null, "os", "runtime", "ts", "ddvi", "notes"), busy, otherLoad, [], 1, results, null);
+        new BenchmarkMachine("cpu", threads, 1, 2, null, "os", "runtime", "ts", "ddvi", "notes"), busy, otherLoad, [], 1, results, null, null);
 
     [Fact]
     public void SlowdownsCompareEachLoadedRunWithTheIdleRunAtItsThreadCount()

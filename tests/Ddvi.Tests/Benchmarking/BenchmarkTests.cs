@@ -247,4 +247,75 @@ public class BenchmarkTests
         var ratioOnly = result with { Target = new BenchmarkTarget(null, MaxRatioToFloor: 2.0) };
         Assert.False(ratioOnly.TargetBelowFloor);
     }
+
+    static BenchmarkResult Stage(string name, double secondsPerStep, int stepsPerEpoch, int stageEpochs, double floorPerEpoch) => new()
+    {
+        Name = name, Description = name, Threads = 2, SecondsPerStep = TimeStatistics.Of([secondsPerStep, secondsPerStep]),
+        StepsPerRepetition = 1, StepsPerEpoch = stepsPerEpoch, EpochUnit = "epoch", SecondsPerEpoch = secondsPerStep * stepsPerEpoch,
+        StageEpochs = stageEpochs, SecondsPerStage = secondsPerStep * stepsPerEpoch * stageEpochs, ExamplesPerSecond = 1,
+        PeakResidentBytes = 1, PeakIsPerBenchmark = true, GigaflopsPerStep = 1, FloorSecondsPerEpoch = floorPerEpoch,
+        RatioToFloor = secondsPerStep * stepsPerEpoch / floorPerEpoch,
+    };
+
+    [Fact]
+    public void EachPipelineAddsUpItsStagesAtThePapersLengthsBesideItsFloorAndTarget()
+    {
+        // DDVI-semi as measured on 6 December (216.5 GFLOP/s): stage 1 6.68 ms per iteration, the warm-up 152 s and stage 3
+        // 357 s per 60,000-image epoch; the frozen-decoder step and the evaluation made up.
+        BenchmarkResult[] semi =
+        [
+            Stage(BenchmarkCases.SemiPriorDiffusion, 0.00668, 1000, 100, 1.76),
+            Stage(BenchmarkCases.SemiWarmup, 2.58, 59, 50, 87.9),
+            Stage(BenchmarkCases.SemiFrozenDecoder, 5.5, 59, 50, 216.0),
+            Stage(BenchmarkCases.SemiDdvi, 6.05, 59, 50, 228.2),
+            Stage(BenchmarkCases.EvaluateSemiDdvi, 300, 1, 1, 20),
+        ];
+        var options = new BenchmarkOptions();
+        var p = BenchmarkSuite.Pipeline(semi, options, semi: true)!;
+        Assert.Equal("DDVI-semi", p.Model);
+        // The release's 50 epochs, the first 30 (60%) with the decoder frozen; two evaluations.
+        Assert.Equal(6.68 * 100, p.PriorDiffusionSeconds, 9);
+        Assert.Equal(2.58 * 59 * 50, p.WarmupSeconds, 9);
+        Assert.Equal(5.5 * 59 * 30, p.FrozenDecoderSeconds, 9);
+        Assert.Equal(6.05 * 59 * 20, p.DdviSeconds, 9);
+        Assert.Equal(600, p.EvaluationSeconds, 9);
+        Assert.Equal(p.PriorDiffusionSeconds + p.WarmupSeconds + p.FrozenDecoderSeconds + p.DdviSeconds + 600, p.TotalSeconds, 9);
+        Assert.Equal(1.76 * 100 + 87.9 * 50 + 216.0 * 30 + 228.2 * 20 + 2 * 20, p.FloorSeconds, 9);
+        Assert.Equal(2.5 * 3600, p.TargetSeconds);
+        Assert.True(p.TargetBelowFloor); // 15,657 s of products against 9,000 s
+        Assert.False(p.MeetsTarget);
+        Assert.Contains("stage 3: 30 epochs with the decoder frozen + 20 without", p.Composition);
+        Assert.Null(BenchmarkSuite.Pipeline(semi[..4], options, semi: true)); // no evaluation measured
+        Assert.Null(BenchmarkSuite.Pipeline(semi, options, semi: false));      // none of DDVI's stages
+        Assert.Null(BenchmarkSuite.Pipeline(semi, options with { Dataset = BenchmarkDataset.Cifar10 }, semi: true)!.TargetSeconds);
+
+        BenchmarkResult[] ddvi =
+        [
+            Stage(BenchmarkCases.PriorDiffusion, 0.0005, 1000, 100, 0.2),
+            Stage(BenchmarkCases.Warmup, 0.02, 469, 100, 4.0),
+            Stage(BenchmarkCases.DdviFrozenDecoder, 0.07, 469, 100, 20.0),
+            Stage(BenchmarkCases.Ddvi, 0.08, 469, 100, 22.0),
+            Stage(BenchmarkCases.EvaluateDdvi, 5, 1, 1, 1.0),
+        ];
+        var d = BenchmarkSuite.Pipeline(ddvi, options, semi: false)!;
+        Assert.Equal(0.07 * 469 * 30 + 0.08 * 469 * 70, d.FrozenDecoderSeconds + d.DdviSeconds, 9); // 30 of 100 epochs frozen
+        Assert.Equal(0.2 * 100 + 4.0 * 100 + 20.0 * 30 + 22.0 * 70 + 2 * 1.0, d.FloorSeconds, 9);
+        Assert.Equal(3600, d.TargetSeconds);
+        Assert.False(d.TargetBelowFloor);
+        Assert.Equal(d.TotalSeconds <= 3600, d.MeetsTarget);
+
+        using var folder = new TempFolder();
+        var run = new BenchmarkRun(new BenchmarkMachine("cpu", 2, 1, 2, null, "os", "runtime", "ts", "ddvi", "notes"), 0, 0.0, [], 216.5,
+            [.. ddvi, .. semi], d, p);
+        var (json, table) = BenchmarkSuite.Write(new BenchmarkReport(DateTimeOffset.Now, options, [run], []), folder.Path);
+        string markdown = File.ReadAllText(table);
+        Assert.Contains("DDVI pipeline at the paper's lengths on 60,000 images", markdown);
+        Assert.Contains("DDVI-semi pipeline at the paper's lengths on 60,000 images", markdown);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"its arithmetic floor {p.FloorSeconds / 3600:F2} h ({p.TotalSeconds / p.FloorSeconds:F2}× it); target under 2.50 h, below the floor: **not met**."), markdown);
+        Assert.Contains("target under 60.0 min", markdown);
+        var pipelines = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs")[0];
+        Assert.True(pipelines.GetProperty("semi_pipeline").GetProperty("target_below_floor").GetBoolean());
+        Assert.Equal(p.FloorSeconds, pipelines.GetProperty("semi_pipeline").GetProperty("floor_seconds").GetDouble(), 6);
+    }
 }
