@@ -188,7 +188,7 @@ public class TrainedRunCommandsTests(TinyTrainedRun trained) : IClassFixture<Tin
         Assert.Contains("model     vae, latent prior pinwheel", output);
         Assert.Contains("data      synthetic", output);
         Assert.Contains("networks in float32", output);
-        Assert.Contains("vae              finished, 1 epochs", output);
+        Assert.Contains("vae              finished, 1 epoch", output);
         Assert.Contains("state     finished", output);
         Assert.Contains("metrics   knn_accuracy=", output);
         Assert.Contains("prior-vs-latents.png", output);
