@@ -92,9 +92,9 @@ public static class RunSummary
             var (done, note) = StageState(run, name);
             allDone &= done?.Partial is null && done?.EpochsCompleted >= epochs;
             string progress = done is null ? "not started"
-                : done.Partial is { } partial ? $"{done.EpochsCompleted}/{Epochs(epochs)} and {partial.Steps} {(partial.Steps == 1 ? "step" : "steps")} of the next (stopped mid-epoch)"
-                : done.EpochsCompleted >= epochs ? $"finished, {Epochs(epochs)}"
-                : $"{done.EpochsCompleted}/{Epochs(epochs)}";
+                : done.Partial is { } partial ? $"{done.EpochsCompleted}/{Counted(epochs, "epoch")} and {Counted(partial.Steps, "step")} of the next (stopped mid-epoch)"
+                : done.EpochsCompleted >= epochs ? $"finished, {Counted(epochs, "epoch")}"
+                : $"{done.EpochsCompleted}/{Counted(epochs, "epoch")}";
             string time = done is null ? "" : $", {done.SecondsElapsed:F0} s";
             string last = done?.History.LastOrDefault() is { } record
                 ? "; last epoch " + string.Join(' ', record.Losses.Select(kv => $"{kv.Key}={kv.Value.ToString("G4", CultureInfo.InvariantCulture)}"))
@@ -135,9 +135,10 @@ public static class RunSummary
         return (state, text.ToString());
     }
 
-    /// <summary>The newest checkpoint's state of a stage (damaged ones named, never moved: show changes nothing).</summary>
-    private static string Epochs(int count) => count == 1 ? "1 epoch" : $"{count} epochs";
+    /// <summary>"1 epoch", "3 epochs": the count with its noun in the number it takes.</summary>
+    private static string Counted(int count, string noun) => count == 1 ? $"1 {noun}" : $"{count} {noun}s";
 
+    /// <summary>The newest checkpoint's state of a stage (damaged ones named, never moved: show changes nothing).</summary>
     private static (TrainerState? State, string Note) StageState(RunDirectory run, string stage)
     {
         string note = "";
