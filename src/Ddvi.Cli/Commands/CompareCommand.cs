@@ -28,7 +28,7 @@ internal static class CompareCommand
         var output = new Option<string?>("--out") { Description = "Comparison folder: runs go to OUT/runs/MODEL-PRIOR-sSEED, tables to OUT/results.md and OUT/results.csv, the latent panel to OUT/panel.png. Required unless the sweep file gives out" };
         var sweep = new Option<string?>("--sweep")
         {
-            Description = "Sweep file (.yaml, .yml or .json): lists of models, priors and seeds, out, jobs, threads, and overrides (experiment-file keys for every run); " +
+            Description = "Sweep file (.yaml, .yml or .json): lists of models, priors and seeds, out, jobs, threads, overrides (experiment-file keys for every run) and per_prior (keys for the runs of one prior); " +
                           "options given here override it. See configs/README.md",
         };
         var jobs = new Option<int>("--jobs") { Description = "Runs trained at the same time; above 1 each run is a child 'ddvi run' process. With --launcher slurm: array tasks running at once (default: all)", DefaultValueFactory = _ => 1 };
@@ -107,20 +107,22 @@ internal static class CompareCommand
                     WarmupEpochs = parse.GetValue(warmupEpochs),
                 },
             };
-            ExperimentConfig baseConfig = flags;
-            if (file?.Overrides is { } overrides)
-            {
-                var values = System.Text.Json.Nodes.JsonNode.Parse(flags.ToJson())!.AsObject();
-                (Option Option, string Key)[] keyed =
-                [
-                    (dataset, "dataset"), (trainImages, "train_images"), (epochs, "epochs"), (priorDensity, "prior_density"), (device, "device"), (precision, "precision"), (dataDir, "data_directory"),
-                    (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
-                ];
-                baseConfig = overrides.ToConfig(keyed.Where(k => Given(k.Option)).Select(k => (k.Key, Lookup(values, k.Key))));
-            }
+            // The file's settings (overrides; per_prior on top of them for its priors), then the options given here.
+            var values = System.Text.Json.Nodes.JsonNode.Parse(flags.ToJson())!.AsObject();
+            (Option Option, string Key)[] keyed =
+            [
+                (dataset, "dataset"), (trainImages, "train_images"), (epochs, "epochs"), (priorDensity, "prior_density"), (device, "device"), (precision, "precision"), (dataDir, "data_directory"),
+                (priorIterations, "ddvi.prior_diffusion_iterations"), (warmupEpochs, "ddvi.warmup_epochs"),
+            ];
+            var givenFlags = keyed.Where(k => Given(k.Option)).Select(k => (k.Key, Lookup(values, k.Key))).ToList();
+            ExperimentConfig baseConfig = file?.Overrides is { } overrides ? overrides.ToConfig(givenFlags) : flags;
+            var priorConfigs = new Dictionary<string, ExperimentConfig>(StringComparer.Ordinal);
+            foreach (var (prior, settings) in file?.PerPrior ?? new Dictionary<string, ExperimentFile>())
+                priorConfigs[prior] = (file!.Overrides?.Then(settings) ?? settings).ToConfig(givenFlags);
             var options = new ComparisonOptions
             {
                 BaseConfig = baseConfig,
+                PriorConfigs = priorConfigs,
                 Models = parse.GetValue(models) is { } m ? ComparisonOptions.ParseNames(m) : file?.Models ?? ComparisonOptions.DefaultModels,
                 Priors = parse.GetValue(priors) is { } p ? ComparisonOptions.ParseNames(p) : file?.Priors ?? ComparisonOptions.DefaultPriors,
                 Seeds = parse.GetValue(seeds) is { } s ? ComparisonOptions.ParseSeeds(s) : file?.Seeds ?? ComparisonOptions.DefaultSeeds,

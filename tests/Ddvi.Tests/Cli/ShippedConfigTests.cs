@@ -1,6 +1,7 @@
 using Ddvi.Cli.Commands;
 using Ddvi.Experiments;
 using Ddvi.Experiments.Comparison;
+using Ddvi.Objectives;
 
 namespace Ddvi.Tests.Cli;
 
@@ -87,6 +88,16 @@ public class ShippedConfigTests
             Assert.Equal(12 * 3, semi.Plan().Count);
             Assert.All(semi.Plan(), run => Assert.Equal((dataset, labels), (run.Config.Dataset, run.Config.Labels)));
         }
+
+        // The coverage settings: DDVI's K = 10 and aggregate term everywhere, the forward-marginal start term under the swiss roll only.
+        var coverage = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", "fashion-mnist-coverage.yaml"));
+        Assert.Equal(5 * 3, coverage.Plan().Count);
+        Assert.All(coverage.Plan(), run =>
+        {
+            Assert.Equal(("fashion-mnist", 10, 0.3), (run.Config.Dataset, run.Config.Ddvi.SleepSteps, run.Config.Ddvi.AggregateWeight));
+            Assert.Equal(run.Config.Prior == "swiss-roll" ? StartTarget.ForwardMarginal : StartTarget.StandardNormal, run.Config.Ddvi.Start);
+            Assert.Null(run.Config.Epochs);
+        });
 
         var quick = CompareCommand.OptionsFor("--sweep", Path.Combine(ConfigsFolder(), "sweeps", "synthetic-quick.yaml"));
         Assert.Equal(4, quick.Plan().Count);

@@ -1,4 +1,5 @@
 using Ddvi.Cli.Commands;
+using Ddvi.Objectives;
 using Ddvi.Runtime;
 
 namespace Ddvi.Tests.Comparison;
@@ -72,6 +73,56 @@ public class SweepFileTests
         Assert.All(overridden.Plan(), run => Assert.Equal(300, run.Config.TrainImages));
     }
 
+    [Fact]
+    public void PerPriorSettingsReachOnlyThatPriorsRunsOnTopOfTheOverrides()
+    {
+        using var folder = new TempFolder();
+        File.WriteAllText(folder["sweep.yaml"], """
+            models: [ddvi, vae]
+            priors: [pinwheel, swiss_roll, square]
+            seeds: [0]
+            out: cmp
+            overrides:
+              dataset: synthetic
+              training:
+                epochs: 6
+              ddvi:
+                sleep_steps: 10
+                aggregate_weight: 0.3
+            per_prior:
+              swiss-roll:
+                training:
+                  epochs: 8
+                ddvi:
+                  start: forward-marginal
+            """);
+        var options = CompareCommand.OptionsFor("--sweep", folder["sweep.yaml"]);
+        Assert.Equal(6, options.Plan().Count);
+        foreach (var run in options.Plan())
+        {
+            bool swiss = run.Config.Prior == "swiss_roll";
+            Assert.Equal(swiss ? StartTarget.ForwardMarginal : StartTarget.StandardNormal, run.Config.Ddvi.Start);
+            Assert.Equal(swiss ? 8 : 6, run.Config.Epochs);
+            // The shared settings stay under the prior's own.
+            Assert.Equal(10, run.Config.Ddvi.SleepSteps);
+            Assert.Equal(0.3, run.Config.Ddvi.AggregateWeight);
+            Assert.Equal("synthetic", run.Config.Dataset);
+        }
+
+        // Options given on the command line override per_prior too.
+        var overridden = CompareCommand.OptionsFor("--sweep", folder["sweep.yaml"], "--epochs", "2", "--priors", "swiss-roll");
+        Assert.All(overridden.Plan(), run =>
+        {
+            Assert.Equal(2, run.Config.Epochs);
+            Assert.Equal(StartTarget.ForwardMarginal, run.Config.Ddvi.Start);
+        });
+
+        // Without overrides the prior's settings start from the defaults.
+        File.WriteAllText(folder["alone.yaml"], "priors: [square, pinwheel]\nper_prior:\n  less_noisy_square:\n    ddvi:\n      sleep_steps: 7\n");
+        var alone = CompareCommand.OptionsFor("--sweep", folder["alone.yaml"], "--models", "ddvi", "--seeds", "0", "--out", folder["o"]);
+        Assert.Equal([7, 3], alone.Plan().Select(run => run.Config.Ddvi.SleepSteps));
+    }
+
     [Theory]
     [InlineData("model: [vae]\n", "line 1", "unknown key 'model'", "models, priors, seeds")]
     [InlineData("models: [gan]\nout: x\n", "sweep.yaml", "--models: 'gan' is not known", "vae")]
@@ -80,6 +131,12 @@ public class SweepFileTests
     [InlineData("overrides:\n  training:\n    epoks: 3\n", "line 3", "unknown key 'overrides.training.epoks'", "epochs")]
     [InlineData("overrides:\n  training:\n    epochs: many\n", "line 3", "overrides.training.epochs must be an integer", "'many'")]
     [InlineData("jobs: two\n", "line 1", "jobs must be an integer", "")]
+    [InlineData("per_prior: [square]\n", "line 1", "per_prior must be a mapping from prior names", "forward-marginal")]
+    [InlineData("per_prior:\n  spiral:\n    epochs: 3\n", "line 2", "per_prior.spiral: 'spiral' is not a prior", "swiss-roll")]
+    [InlineData("per_prior:\n  square: 3\n", "line 2", "per_prior.square must be a mapping", "")]
+    [InlineData("per_prior:\n  square:\n    seed: 3\n", "line 3", "per_prior.square.seed is set per run by the sweep", "remove it from per_prior.square")]
+    [InlineData("per_prior:\n  square:\n    ddvi:\n      sleep_stepz: 3\n", "line 4", "unknown key 'per_prior.square.ddvi.sleep_stepz'", "sleep_steps")]
+    [InlineData("per_prior:\n  square:\n    epochs: 3\n  less_noisy_square:\n    epochs: 4\n", "line 4", "names the prior square twice", "")]
     public void ErrorsNameTheFileLineAndKey(string yaml, string where, string what, string valid)
     {
         using var folder = new TempFolder();

@@ -25,6 +25,23 @@ public sealed record ComparisonOptions
     /// <summary>Settings shared by every run: dataset, epochs, device, network sizes, evaluation. Its model, prior, seed and threads are replaced per run.</summary>
     public ExperimentConfig BaseConfig { get; init; } = new();
 
+    /// <summary>
+    /// Settings for the runs of one prior in place of <see cref="BaseConfig"/> (a sweep file's <c>per_prior</c>), keyed by
+    /// the prior's canonical name (<see cref="PriorCatalog.Names"/>); model, prior, seed and threads are replaced per run
+    /// as for <see cref="BaseConfig"/>. A prior not listed uses <see cref="BaseConfig"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, ExperimentConfig> PriorConfigs { get; init; } = new Dictionary<string, ExperimentConfig>();
+
+    /// <summary>The shared settings of the runs of <paramref name="prior"/> (any spelling <see cref="PriorCatalog"/> takes).</summary>
+    public ExperimentConfig BaseConfigFor(string prior) =>
+        PriorConfigs.Count > 0 && PriorConfigs.TryGetValue(Canonical(prior), out var config) ? config : BaseConfig;
+
+    private static string Canonical(string prior)
+    {
+        string key = prior.Trim().ToLowerInvariant();
+        return PriorCatalog.Aliases.TryGetValue(key, out var canonical) ? canonical : key;
+    }
+
     public IReadOnlyList<string> Models { get; init; } = DefaultModels;
     public IReadOnlyList<string> Priors { get; init; } = DefaultPriors;
     public IReadOnlyList<long> Seeds { get; init; } = DefaultSeeds;
@@ -62,7 +79,7 @@ public sealed record ComparisonOptions
            from model in Models
            from seed in Seeds
            select new PlannedRun(RunName(model, prior, seed), RunFolder(model, prior, seed),
-               BaseConfig with { Model = model, Prior = prior, Seed = seed, Threads = ThreadsPerRun }),
+               BaseConfigFor(prior) with { Model = model, Prior = prior, Seed = seed, Threads = ThreadsPerRun }),
     ];
 
     /// <summary>Checks the lists, the job and thread counts and every run's configuration; messages name the option and the valid values.</summary>

@@ -72,6 +72,24 @@ public sealed class ExperimentFile
         }
     }
 
+    /// <summary>
+    /// This file's settings with <paramref name="later"/>'s on top: a key both set takes <paramref name="later"/>'s value
+    /// (a sweep's <c>per_prior</c> settings over its <c>overrides</c>). Errors of the result name <paramref name="later"/>'s file.
+    /// </summary>
+    public ExperimentFile Then(ExperimentFile later)
+    {
+        ArgumentNullException.ThrowIfNull(later);
+        var values = (JsonObject)Values.DeepClone();
+        foreach (var key in later.Keys)
+        {
+            JsonNode? node = later.Values;
+            foreach (var part in key.Key.Split('.')) node = node?[part];
+            Set(values, key.Key, node?.DeepClone());
+        }
+        var laterKeys = later.Keys.Select(k => k.Key).ToHashSet(StringComparer.Ordinal);
+        return new ExperimentFile(later.Path, values, [.. Keys.Where(k => !laterKeys.Contains(k.Key)), .. later.Keys]);
+    }
+
     /// <summary>Sets a dotted config.json key in <paramref name="root"/>, creating sections on the way.</summary>
     public static void Set(JsonObject root, string key, JsonNode? value)
     {
