@@ -46,6 +46,13 @@ public static class PriorCatalog
         ["less_noisy_square"] = SquarePrior.DefaultNoiseLevel,
     };
 
+    /// <summary>The canonical name of <paramref name="name"/> (any case, a canonical name or an alias); null for an unknown name.</summary>
+    public static string? CanonicalName(string? name)
+    {
+        string key = (name ?? "").Trim().ToLowerInvariant();
+        return Names.Contains(key) ? key : Aliases.TryGetValue(key, out var target) ? target : null;
+    }
+
     /// <summary>
     /// Canonical name and effective noise for <paramref name="name"/> and the <c>--prior-noise</c> value
     /// <paramref name="noise"/> (null: the prior's default). Throws for an unknown name, a negative or non-finite noise,
@@ -54,9 +61,8 @@ public static class PriorCatalog
     public static PriorSettings Resolve(string name, double? noise)
     {
         string key = (name ?? "").Trim().ToLowerInvariant();
-        string canonical = Names.Contains(key) ? key
-            : Aliases.TryGetValue(key, out var target) ? target
-            : throw new ArgumentException(
+        string canonical = CanonicalName(key)
+            ?? throw new ArgumentException(
                 $"--prior '{name}' is not known. Valid names: {string.Join(", ", Names)}; " +
                 $"aliases: {string.Join(", ", Aliases.Select(a => $"{a.Key} (= {Describe(a.Key, a.Value)})"))}.", nameof(name));
 

@@ -34,13 +34,7 @@ public sealed record ComparisonOptions
 
     /// <summary>The shared settings of the runs of <paramref name="prior"/> (any spelling <see cref="PriorCatalog"/> takes).</summary>
     public ExperimentConfig BaseConfigFor(string prior) =>
-        PriorConfigs.Count > 0 && PriorConfigs.TryGetValue(Canonical(prior), out var config) ? config : BaseConfig;
-
-    private static string Canonical(string prior)
-    {
-        string key = prior.Trim().ToLowerInvariant();
-        return PriorCatalog.Aliases.TryGetValue(key, out var canonical) ? canonical : key;
-    }
+        PriorCatalog.CanonicalName(prior) is { } canonical && PriorConfigs.TryGetValue(canonical, out var config) ? config : BaseConfig;
 
     public IReadOnlyList<string> Models { get; init; } = DefaultModels;
     public IReadOnlyList<string> Priors { get; init; } = DefaultPriors;

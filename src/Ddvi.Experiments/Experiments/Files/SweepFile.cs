@@ -85,9 +85,8 @@ public sealed class SweepFile
                     foreach (var prior in priorEntries.Entries)
                     {
                         string at = $"{path} line {prior.Line}";
-                        string canonical = PriorCatalog.Names.Contains(prior.Key.ToLowerInvariant()) ? prior.Key.ToLowerInvariant()
-                            : PriorCatalog.Aliases.TryGetValue(prior.Key.ToLowerInvariant(), out var aliased) ? aliased
-                            : throw new ArgumentException($"{at}: per_prior.{prior.Key}: '{prior.Key}' is not a prior; valid: {string.Join(", ", PriorCatalog.Names)} (and {string.Join(", ", PriorCatalog.Aliases.Keys)}).");
+                        string canonical = PriorCatalog.CanonicalName(prior.Key)
+                            ?? throw new ArgumentException($"{at}: per_prior.{prior.Key}: '{prior.Key}' is not a prior; valid: {string.Join(", ", PriorCatalog.Names)} (and {string.Join(", ", PriorCatalog.Aliases.Keys)}).");
                         if (prior.Value is not ConfigMapping settings)
                             throw new ArgumentException($"{at}: per_prior.{prior.Key} must be a mapping of experiment-file keys (see configs/README.md).");
                         if (perPrior.ContainsKey(canonical))
