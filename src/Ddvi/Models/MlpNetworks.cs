@@ -25,6 +25,12 @@ public sealed class Mlp : Module<Tensor, Tensor>, IPrecisionSettable
     private readonly UniformMaskDropout dropout;
     private readonly long[] headWidths;
 
+    // The slope as one libtorch Scalar for the module's life. A Scalar made from a double per call is a temporary whose
+    // native handle TorchSharp passes on without keeping the object alive, so a garbage collection on another thread can
+    // finalize it while libtorch still reads it (seen once: a DDVI warm-up stopped inside leaky_relu with c10's
+    // "toFloat" check failing). The field keeps this one alive.
+    private readonly Scalar leakySlopeScalar;
+
     /// <param name="inputDim">Input width.</param>
     /// <param name="hiddenWidths">Width of each hidden layer, in order (none: the heads read the input directly).</param>
     /// <param name="headWidths">Output width of each head, in the order <see cref="Heads"/> returns them.</param>
@@ -46,6 +52,7 @@ public sealed class Mlp : Module<Tensor, Tensor>, IPrecisionSettable
         InputDim = inputDim;
         HiddenWidths = [.. hiddenWidths];
         LeakySlope = leakySlope;
+        leakySlopeScalar = leakySlope.ToScalar();
         this.headWidths = headWidths.Select(w => (long)w).ToArray();
         var layers = new List<Linear>();
         int width = inputDim;
@@ -127,8 +134,14 @@ public sealed class Mlp : Module<Tensor, Tensor>, IPrecisionSettable
             throw new ArgumentException($"Mlp: input must be [B, {InputDim}], got [{string.Join(", ", x.shape)}].", nameof(x));
         var h = LowPrecision(x.dtype) ? x.to(ScalarType.BFloat16) : x;
         foreach (var layer in hidden)
-            h = dropout.call(functional.leaky_relu(Apply(layer, h), LeakySlope));
+            h = dropout.call(Apply(layer, h).leaky_relu(leakySlopeScalar));
         return h;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) leakySlopeScalar.Dispose();
+        base.Dispose(disposing);
     }
 
     private bool LowPrecision(ScalarType input) => Precision == NetworkPrecision.Bfloat16 && input == ScalarType.Float32;
