@@ -89,7 +89,7 @@ public static class AncestryModels
                 var likelihood = new GaussianLikelihood(new Mlp(settings.LatentDim, widths, [inputDim], settings.Dropout), settings.LatentDim, inputDim, Math.Sqrt(0.5));
                 using var vae = new GaussianVae(inputDim, settings.LatentDim, settings.Hidden, settings.Dropout, likelihood, encoder);
                 // The release's clustering VAE starts its centres uniformly in the box [−2.5, 2.5]^d.
-                using var start = rand([settings.Components, settings.LatentDim], dtype: ScalarType.Float64, generator: init) * 5 - 2.5;
+                using var start = rand([settings.Components, settings.LatentDim], dtype: ScalarType.Float64, generator: init) * Scalars.Of(5) - Scalars.Of(2.5);
                 using var prior = new LearnableGaussianMixture(start, initialStd: settings.ComponentStd);
                 using var both = new ModuleGroup(vae, prior);
                 both.SetNetworkPrecision(settings.Precision);

@@ -54,7 +54,7 @@ public sealed class BenchmarkInputs : IDisposable
         if (dataset == BenchmarkDataset.Cifar10)
         {
             var shape = new ImageShape(3, 32, 32);
-            var colour = rand([count, shape.Size], generator: generator).mul_(2).sub_(1).to(device);
+            var colour = rand([count, shape.Size], generator: generator).mul_(Scalars.Of(2)).sub_(Scalars.Of(1)).to(device);
             var classes = randint(0, 10, [count], generator: generator).to(device);
             // Flipped in training, as the CIFAR-10 reader's training set is.
             return new ImageDataset(name, colour, classes, shape, classCount: 10, PixelRange.Symmetric, flipInTraining: true);

@@ -255,9 +255,9 @@ public static class GenomicsBenchmarks
     static Tensor RandomPcs(GenomicsBenchmarkOptions options)
     {
         using var generator = new Generator((ulong)options.Seed + 7);
-        using var centres = randn([20, 1000], generator: generator) * 0.3;
+        using var centres = randn([20, 1000], generator: generator) * Scalars.Of(0.3);
         using var which = randint(0, 20, [options.Samples], generator: generator);
-        using var noise = randn([options.Samples, 1000], generator: generator) * 0.1;
+        using var noise = randn([options.Samples, 1000], generator: generator) * Scalars.Of(0.1);
         return (centres.index_select(0, which) + noise).DetachFromDisposeScope();
     }
 

@@ -22,7 +22,7 @@ public static class HorizontalFlip
             throw new ArgumentException($"HorizontalFlip: images must be [B, {shape.Size}] for {shape}, got [{string.Join(", ", images.shape)}].", nameof(images));
         using var scope = NewDisposeScope();
         long rows = images.shape[0];
-        var flip = RandomDraws.Uniform([rows], float32, images.device, generator).lt(0.5).view(rows, 1); // [B, 1]
+        var flip = RandomDraws.Uniform([rows], float32, images.device, generator).lt(Scalars.Of(0.5)).view(rows, 1); // [B, 1]
         var mirrored = images.view(rows, shape.Channels, shape.Height, shape.Width).flip(3).reshape(rows, shape.Size);
         return where(flip, mirrored, images).MoveToOuterDisposeScope();
     }

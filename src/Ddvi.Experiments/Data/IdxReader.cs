@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using TorchSharp;
@@ -30,7 +31,7 @@ public static class IdxReader
         if (expectedShape is { } shape && (shape.Channels != 1 || rows != shape.Height || columns != shape.Width))
             throw new DataFormatException(path, $"unexpected dimensions: images are {rows}×{columns}, expected {shape.Height}×{shape.Width}.");
         using var bytes = tensor(data, [count, (long)rows * columns], dtype: ScalarType.Byte);
-        return bytes.to(ScalarType.Float32).div_(255f);
+        return bytes.to(ScalarType.Float32).div_(Scalars.Of(255f));
     }
 
     /// <summary>

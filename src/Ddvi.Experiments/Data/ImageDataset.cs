@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -103,7 +104,7 @@ public static class PixelRanges
     public static Tensor ToUnitInterval(this PixelRange range, Tensor pixels)
     {
         var (low, high) = range.Bounds();
-        return (pixels - low) / (high - low);
+        return (pixels - Scalars.Of(low)) / Scalars.Of(high - low);
     }
 
     /// <summary>Bytes 0–255 → float32 in <paramref name="range"/> (a new tensor).</summary>
@@ -111,7 +112,7 @@ public static class PixelRanges
     {
         using var scope = NewDisposeScope();
         var (low, high) = range.Bounds();
-        return (bytes.to(float32) * (float)((high - low) / 255.0) + (float)low).MoveToOuterDisposeScope();
+        return (bytes.to(float32) * Scalars.Of((float)((high - low) / 255.0)) + Scalars.Of((float)low)).MoveToOuterDisposeScope();
     }
 }
 

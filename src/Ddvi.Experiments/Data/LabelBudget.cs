@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using System.Globalization;
 using System.Text;
 using Ddvi.IO;
@@ -98,7 +99,7 @@ public sealed class LabelBudget
     public Tensor MaskLabels(Tensor labels)
     {
         using var scope = NewDisposeScope();
-        var masked = full(labels.shape[0], Unlabelled, dtype: int64, device: labels.device);
+        var masked = full(labels.shape[0], Scalars.Of(Unlabelled), dtype: int64, device: labels.device);
         var rows = tensor(Indices.ToArray(), dtype: int64, device: labels.device);
         masked.index_copy_(0, rows, labels.to(int64).index_select(0, rows));
         return masked.MoveToOuterDisposeScope();

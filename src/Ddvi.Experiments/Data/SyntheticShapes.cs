@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -61,7 +62,7 @@ public static class SyntheticShapes
         using var scope = NewDisposeScope();
         using var _ = no_grad();
 
-        var labels = randperm(count, generator: generator).remainder_(ClassCount); // [N]
+        var labels = randperm(count, generator: generator).remainder_(Scalars.Of(ClassCount)); // [N]
         var pose = rand(count, 6, generator: generator); // [N, 6]
         var angle = Uniform(pose[.., 0], -0.35f, 0.35f).unsqueeze(1); // [N, 1]
         var scaleX = Uniform(pose[.., 1], 0.65f, 0.95f).unsqueeze(1);
@@ -79,18 +80,18 @@ public static class SyntheticShapes
         for (int c = 0; c < ClassCount; c++)
         {
             using var classScope = NewDisposeScope();
-            var rows = (labels == c).nonzero().squeeze(1); // [n]
+            var rows = (labels == Scalars.Of(c)).nonzero().squeeze(1); // [n]
             if (rows.shape[0] == 0) continue;
             Tensor Rows(Tensor t) => t.index_select(0, rows); // [n, 1]
             var (rowCos, rowSin, rowScaleX, rowScaleY, rowShiftX, rowShiftY) =
                 (Rows(cos), Rows(sin), Rows(scaleX), Rows(scaleY), Rows(shiftX), Rows(shiftY));
-            Tensor MapX(float x, float y) => rowCos * rowScaleX * x - rowSin * rowScaleY * y + rowShiftX; // [n, 1]
-            Tensor MapY(float x, float y) => rowSin * rowScaleX * x + rowCos * rowScaleY * y + rowShiftY;
+            Tensor MapX(float x, float y) => rowCos * rowScaleX * Scalars.Of(x) - rowSin * rowScaleY * Scalars.Of(y) + rowShiftX; // [n, 1]
+            Tensor MapY(float x, float y) => rowSin * rowScaleX * Scalars.Of(x) + rowCos * rowScaleY * Scalars.Of(y) + rowShiftY;
 
             Tensor? squared = null; // [n, P] squared distance to the nearest stroke
             if (RingRadius[c] > 0)
             {
-                var radius = (rowScaleX * rowScaleY).sqrt_().mul_(RingRadius[c]);
+                var radius = (rowScaleX * rowScaleY).sqrt_().mul_(Scalars.Of(RingRadius[c]));
                 var ring = RingDistance(rowShiftX, rowShiftY, radius, pixelX, pixelY);
                 squared = ring.mul_(ring);
             }
@@ -104,24 +105,24 @@ public static class SyntheticShapes
                 var segment = SegmentDistanceSquared(ax, ay, abx, aby, pixelX, pixelY);
                 squared = squared is null ? segment : squared.fmin(segment);
             }
-            var coverage = (Rows(halfWidth) - squared!.sqrt_()).mul_(PixelsPerUnit).add_(0.5f).clamp_(0f, 1f); // [n, P]
+            var coverage = (Rows(halfWidth) - squared!.sqrt_()).mul_(Scalars.Of(PixelsPerUnit)).add_(Scalars.Of(0.5f)).clamp_(Scalars.Of(0f), Scalars.Of(1f)); // [n, P]
             images.index_copy_(0, rows, coverage.mul_(Rows(ink)));
         }
         return new ImageDataset(name, images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), ImageShape.Mnist, ClassCount);
     }
 
-    static Tensor Uniform(Tensor unit, float low, float high) => unit * (high - low) + low;
+    static Tensor Uniform(Tensor unit, float low, float high) => unit * Scalars.Of(high - low) + Scalars.Of(low);
 
     /// <summary>Squared distance from each pixel p to the segment a → a + ab: |p − a − clamp(⟨p − a, ab⟩/|ab|², 0, 1) ab|².</summary>
     static Tensor SegmentDistanceSquared(Tensor ax, Tensor ay, Tensor abx, Tensor aby, Tensor pixelX, Tensor pixelY) // [n, 1] each → [n, P]
     {
-        var inverseLength2 = (abx * abx).addcmul_(aby, aby, 1).reciprocal_(); // [n, 1]; every drawn segment has length
+        var inverseLength2 = (abx * abx).addcmul_(aby, aby, Scalars.Of(1)).reciprocal_(); // [n, 1]; every drawn segment has length
         var apx = pixelX - ax; // [n, P]
         var apy = pixelY - ay;
-        var along = (apx * abx).addcmul_(apy, aby, 1).mul_(inverseLength2).clamp_(0f, 1f);
-        var dx = apx.addcmul_(along, abx, -1);
-        var dy = apy.addcmul_(along, aby, -1);
-        return dx.mul_(dx).addcmul_(dy, dy, 1);
+        var along = (apx * abx).addcmul_(apy, aby, Scalars.Of(1)).mul_(inverseLength2).clamp_(Scalars.Of(0f), Scalars.Of(1f));
+        var dx = apx.addcmul_(along, abx, Scalars.Of(-1));
+        var dy = apy.addcmul_(along, aby, Scalars.Of(-1));
+        return dx.mul_(dx).addcmul_(dy, dy, Scalars.Of(1));
     }
 
     /// <summary>Distance from each pixel to the ring ||p − c| − r|.</summary>
@@ -129,14 +130,14 @@ public static class SyntheticShapes
     {
         var dx = pixelX - centreX; // [n, P]
         var dy = pixelY - centreY;
-        return dx.mul_(dx).addcmul_(dy, dy, 1).sqrt_().sub_(radius).abs_();
+        return dx.mul_(dx).addcmul_(dy, dy, Scalars.Of(1)).sqrt_().sub_(radius).abs_();
     }
 
     static (Tensor X, Tensor Y) PixelCentres() // [1, P] each
     {
         var shape = ImageShape.Mnist;
-        var column = arange(shape.Width, dtype: ScalarType.Float32).add_(0.5f).div_(PixelsPerUnit).sub_(1f); // [W]
-        var row = arange(shape.Height, dtype: ScalarType.Float32).add_(0.5f).div_(PixelsPerUnit).neg_().add_(1f); // [H], y up
+        var column = arange(Scalars.Of(shape.Width), dtype: ScalarType.Float32).add_(Scalars.Of(0.5f)).div_(Scalars.Of(PixelsPerUnit)).sub_(Scalars.Of(1f)); // [W]
+        var row = arange(Scalars.Of(shape.Height), dtype: ScalarType.Float32).add_(Scalars.Of(0.5f)).div_(Scalars.Of(PixelsPerUnit)).neg_().add_(Scalars.Of(1f)); // [H], y up
         var x = column.unsqueeze(0).expand(shape.Height, shape.Width).reshape(1, -1);
         var y = row.unsqueeze(1).expand(shape.Height, shape.Width).reshape(1, -1);
         return (x, y);

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using System.Diagnostics;
 using Ddvi.Data;
 using Ddvi.Evaluation;
@@ -157,7 +158,7 @@ public static class ModelEvaluator
         var values = new List<double>();
         for (int c = 0; c < prior.ClassCount; c++)
         {
-            var rows = testLabels.eq(c).nonzero().squeeze(1);
+            var rows = testLabels.eq(Scalars.Of(c)).nonzero().squeeze(1);
             if (rows.shape[0] == 0) continue;
             var samples = prior.SampleClass(c, perClass, generator);
             values.Add(LatentNll.Compute(testLatents.index_select(0, rows), samples, settings.NllBandwidths).Value);

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Data;
 using Ddvi.Models;
 using Ddvi.Plotting;
@@ -134,7 +135,7 @@ internal sealed class TensorBoardLog : ITrainingObserver
             .reshape(rows, columns, shape.Channels, shape.Height, shape.Width)
             .permute(2, 0, 3, 1, 4)
             .reshape(shape.Channels, rows * shape.Height, columns * shape.Width)
-            .clamp(0, 1);
+            .clamp(Scalars.Of(0), Scalars.Of(1));
     }
 
     /// <summary>log σ²(x) of each Gaussian the model's encoder outputs; none for a deterministic encoder.</summary>

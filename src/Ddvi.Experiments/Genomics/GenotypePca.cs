@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using System.Diagnostics;
 using System.Globalization;
 using TorchSharp;
@@ -113,15 +114,15 @@ public static class GenotypePca
         using var outer = NewDisposeScope();
         var full = Symmetrize(gram);                                                // [n, n]
         var (values, vectors) = linalg.eigh(full);                                  // [n] ascending, [n, n]
-        var top = values.flip(0)[..k].clamp_min(0);                                 // [K] descending
+        var top = values.flip(0)[..k].clamp_min(Scalars.Of(0));                                 // [K] descending
         var u = vectors.flip(1)[.., ..k];                                           // [n, K]
         var largest = u.abs().argmax(0, keepdim: true);                             // [1, K]
         var signs = u.gather(0, largest).sign();                                    // [1, K]
-        signs = where(signs.eq(0), ones_like(signs), signs);
+        signs = where(signs.eq(Scalars.Of(0)), ones_like(signs), signs);
         double trace = full.trace().item<double>();
         var eigenvalues = top.contiguous().data<double>().ToArray();
         double divisor = options.Divisor ?? AutomaticDivisor(eigenvalues, n);
-        var scores = (u * signs * top.sqrt().unsqueeze(0) / divisor).to(ScalarType.Float32).contiguous(); // [n, K]
+        var scores = (u * signs * top.sqrt().unsqueeze(0) / Scalars.Of(divisor)).to(ScalarType.Float32).contiguous(); // [n, K]
         var explained = eigenvalues.Select(l => trace > 0 ? l / trace : 0).ToArray();
         log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"PCA: top {k} of {n} eigenpairs in {clock.Elapsed.TotalSeconds:F1} s; PC1 explains {explained[0]:P2}; scores divided by {divisor:G4}{(options.Divisor is null ? $" (chosen from the data: mean variance {AutomaticMeanVariance})" : "")}"));
         return new GenotypePcaResult(source.SampleIds.ToArray(), k, scores.data<float>().ToArray(), eigenvalues, explained, used, skipped, source.Summary, divisor);
@@ -187,17 +188,17 @@ public static class GenotypePca
         var count = missing.logical_not().sum(1, keepdim: true, type: ScalarType.Float64);       // [c, 1]
         var mean = x.nan_to_num(0).sum(1, keepdim: true).div_(count);                            // [c, 1], NaN when nothing is called
         // Centre, then put 0 (= the mean, centred) where the call is missing: mean imputation.
-        x.sub_(mean).masked_fill_(missing, 0);
+        x.sub_(mean).masked_fill_(missing, Scalars.Of(0));
         var dims = new long[] { 1 };
-        var usable = count.gt(0).logical_and_(x.amax(dims, keepdim: true).gt(x.amin(dims, keepdim: true))); // [c, 1]
+        var usable = count.gt(Scalars.Of(0)).logical_and_(x.amax(dims, keepdim: true).gt(x.amin(dims, keepdim: true))); // [c, 1]
         if (standardize)
         {
-            var p = mean / 2;
-            var variance = p * (1 - p) * 2;
-            usable.logical_and_(variance.gt(0));
+            var p = mean / Scalars.Of(2);
+            var variance = p * (Scalars.Of(1) - p) * Scalars.Of(2);
+            usable.logical_and_(variance.gt(Scalars.Of(0)));
             x.div_(variance.sqrt_());
         }
         usedColumns = usable.sum().item<long>();
-        return x.masked_fill_(usable.logical_not(), 0);
+        return x.masked_fill_(usable.logical_not(), Scalars.Of(0));
     }
 }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Plotting;
@@ -78,15 +79,15 @@ public sealed class LatentProjection
 
         var mean = finite.shape[0] == 0 ? zeros(d, float64) : finite.mean([0L]);
         var centred = finite - mean;
-        var covariance = centred.t().matmul(centred) / Math.Max(1, finite.shape[0] - 1); // [d, d]
+        var covariance = centred.t().matmul(centred) / Scalars.Of(Math.Max(1, finite.shape[0] - 1)); // [d, d]
         var (values, vectors) = linalg.eigh(covariance);                                  // ascending eigenvalues
         var top = vectors.index_select(1, tensor(new long[] { d - 1, d - 2 }));           // [d, 2]
         // An eigenvector's sign is arbitrary: make each one's largest entry positive, so refits agree.
         var largest = top.abs().argmax(0);                                                 // [2]
-        var signs = top.gather(0, largest.unsqueeze(0)).ge(0).to(float64) * 2 - 1;          // [1, 2] of ±1
+        var signs = top.gather(0, largest.unsqueeze(0)).ge(Scalars.Of(0)).to(float64) * Scalars.Of(2) - Scalars.Of(1);          // [1, 2] of ±1
         top = top * signs;
-        double total = values.clamp_min(0).sum().item<double>();
-        double Share(long index) => total > 0 ? values[index].clamp_min(0).item<double>() / total : 0;
+        double total = values.clamp_min(Scalars.Of(0)).sum().item<double>();
+        double Share(long index) => total > 0 ? values[index].clamp_min(Scalars.Of(0)).item<double>() / total : 0;
         string Percent(double share) => (100 * share).ToString("F0", System.Globalization.CultureInfo.InvariantCulture);
         return new LatentProjection(d, $"PCA of {d}-D {what}",
             $"PC1 ({Percent(Share(d - 1))}% of variance)", $"PC2 ({Percent(Share(d - 2))}% of variance)",

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Diffusion;
@@ -49,7 +50,7 @@ public static class ReverseChain
         var y = yT;
         for (int step = schedule.Steps; step >= 1; step--)
         {
-            var t = full(yT.shape[0], step, dtype: ScalarType.Int64, device: yT.device); // [B]
+            var t = full(yT.shape[0], Scalars.Of(step), dtype: ScalarType.Int64, device: yT.device); // [B]
             var epsHat = denoiser(y, t);
             if (!epsHat.shape.SequenceEqual(yT.shape))
                 throw new InvalidOperationException($"ReverseChain.Run: the denoiser returned [{string.Join(", ", epsHat.shape)}] at t = {step}; expected [{string.Join(", ", yT.shape)}] like yT.");
@@ -84,7 +85,7 @@ public static class ReverseChain
             steps?.Add(new ReverseChainStep(step, y, epsHat));
             var (keepY, keepEps) = schedule.DdimCoefficients(step);
             // In place on the fresh product: a scalar product's backward does not need its output.
-            y = epsHat.mul(keepEps).add_(y, alpha: keepY);
+            y = epsHat.mul(Scalars.Of(keepEps)).add_(y, alpha: Scalars.Of(keepY));
         }
         return HandOver(scope, y, steps);
     }

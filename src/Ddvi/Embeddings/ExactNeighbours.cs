@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Evaluation;
 using static TorchSharp.torch;
 
@@ -36,10 +37,10 @@ internal static class ExactNeighbours
             using var blockScope = NewDisposeScope();
             int rows = Math.Min(BlockRows, n - start);
             var squared = norms.narrow(0, start, rows).unsqueeze(1) + norms.unsqueeze(0)
-                          - 2 * x.narrow(0, start, rows).matmul(columns);  // [b, n]
-            squared.clamp_min_(0);
-            var self = arange(start, start + rows, ScalarType.Int64).unsqueeze(1);
-            squared.scatter_(1, self, full(rows, 1, double.PositiveInfinity, ScalarType.Float64));
+                          - Scalars.Of(2) * x.narrow(0, start, rows).matmul(columns);  // [b, n]
+            squared.clamp_min_(Scalars.Of(0));
+            var self = arange(Scalars.Of(start), Scalars.Of(start + rows), ScalarType.Int64).unsqueeze(1);
+            squared.scatter_(1, self, full(rows, 1, Scalars.Of(double.PositiveInfinity), ScalarType.Float64));
             var nearest = squared.topk(k, dim: 1, largest: false, sorted: false).Item2;
             var indexArray = nearest.contiguous().data<long>().ToArray();
             for (int t = 0; t < rows * k; t++) indices[start * k + t] = (int)indexArray[t];

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Embeddings;
@@ -385,15 +386,15 @@ public static class Tsne
         else
         {
             var (values, vectors) = linalg.eigh(x.matmul(x.t()));           // Gram matrix: scores are √λ · u
-            scores = vectors.narrow(1, n - 2, 2).flip(1) * values.narrow(0, n - 2, 2).flip(0).clamp_min(0).sqrt();
+            scores = vectors.narrow(1, n - 2, 2).flip(1) * values.narrow(0, n - 2, 2).flip(0).clamp_min(Scalars.Of(0)).sqrt();
         }
         // Each column's sign: its largest-magnitude score positive, so the start does not depend on the eigensolver.
         var largest = scores.abs().argmax(0);                                // [2]
         var signs = scores.gather(0, largest.unsqueeze(0)).sign();
-        signs = where(signs.eq(0), ones_like(signs), signs);
+        signs = where(signs.eq(Scalars.Of(0)), ones_like(signs), signs);
         scores = scores * signs;
         double std = scores.select(1, 0).std(unbiased: false).item<double>(); // population deviation, as NumPy's std
-        scores = std > 0 ? scores * (1e-4 / std) : scores;
+        scores = std > 0 ? scores * Scalars.Of(1e-4 / std) : scores;
         return scores.contiguous().data<double>().ToArray();
     }
 }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Models;
 using Ddvi.Priors;
 using static TorchSharp.torch;
@@ -74,7 +75,7 @@ public static class ImportanceWeighting
             throw new ArgumentOutOfRangeException(nameof(k), k, $"ImportanceWeighting.Bound: k must divide the {samples} draws per example (1 ≤ k ≤ {samples}).");
         using var scope = NewDisposeScope();
         var groups = logWeights.reshape(samples / k, k, logWeights.shape[1]);                          // [K/k, k, B]
-        return (groups.logsumexp(1) - Math.Log(k)).mean([0]).MoveToOuterDisposeScope();
+        return (groups.logsumexp(1) - Scalars.Of(Math.Log(k))).mean([0]).MoveToOuterDisposeScope();
     }
 
     /// <summary>

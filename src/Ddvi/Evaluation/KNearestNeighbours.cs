@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Geometry;
 using static TorchSharp.torch;
 
@@ -61,7 +62,7 @@ public static class KNearestNeighbours
         var labels = trainLabels.to(int64);                        // [N]
         // score = votes · C + (C − 1 − c) is unique per class, so argmax picks the most votes and, among equal
         // votes, the smallest label whatever argmax does with equal maxima.
-        var smallerLabelBonus = arange(classCount - 1, -1, -1, int64, device); // [C]
+        var smallerLabelBonus = arange(Scalars.Of(classCount - 1), Scalars.Of(-1), Scalars.Of(-1), int64, device); // [C]
         var oneVote = ones(1, 1, int64, device).expand(Math.Min(blockRows, testCount), k);
 
         var predictions = new List<Tensor>();
@@ -74,7 +75,7 @@ public static class KNearestNeighbours
             var neighbourLabels = labels.index_select(0, nearest.flatten()).view(rows, k);                       // [b, k]
             var votes = zeros(rows, classCount, int64, device)
                 .scatter_add_(1, neighbourLabels, oneVote.narrow(0, 0, rows));                                      // [b, C]
-            predictions.Add((votes * classCount + smallerLabelBonus).argmax(1).MoveToOuterDisposeScope());
+            predictions.Add((votes * Scalars.Of(classCount) + smallerLabelBonus).argmax(1).MoveToOuterDisposeScope());
         }
         return (predictions.Count == 1 ? predictions[0] : cat(predictions, 0)).MoveToOuterDisposeScope();
     }
@@ -141,7 +142,7 @@ public static class KNearestNeighbours
         for (long j = 0; j < queries.shape[1]; j++)
         {
             using var difference = queries.narrow(1, j, 1) - centreColumns.narrow(0, j, 1); // [b, N]
-            total.addcmul_(difference, difference, 1);
+            total.addcmul_(difference, difference, Scalars.Of(1));
         }
         return total;
     }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Models;
 using Ddvi.Priors;
 using static TorchSharp.torch;
@@ -111,8 +112,8 @@ public static class LikelihoodBounds
             if (signs.Count > 0)
             {
                 var sign = cat(signs.ToArray(), 1);                                                        // [K, N]
-                var mixed = sign.ne(sign[0].unsqueeze(0)).any(0).logical_or(sign.eq(0).any(0));          // [N]
-                injectivity = new InjectivityCheck(sign.numel(), sign.lt(0).sum().item<long>(), sign.eq(0).sum().item<long>(),
+                var mixed = sign.ne(sign[0].unsqueeze(0)).any(0).logical_or(sign.eq(Scalars.Of(0)).any(0));          // [N]
+                injectivity = new InjectivityCheck(sign.numel(), sign.lt(Scalars.Of(0)).sum().item<long>(), sign.eq(Scalars.Of(0)).sum().item<long>(),
                     mixed.sum().item<long>());
             }
             return new LikelihoodBoundsEstimate(elboPerExample.DetachFromDisposeScope(), logLikelihood.DetachFromDisposeScope(),

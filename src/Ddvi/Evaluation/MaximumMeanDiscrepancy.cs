@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Evaluation;
@@ -49,9 +50,9 @@ public static class MaximumMeanDiscrepancy
 
         var negativeInverseTwoSigma2 = sigmas.Select(s => -1.0 / (2 * s * s)).ToArray();
         var total = zeros(1, float64, xRows.device); // [1]
-        total.add_(KernelSum(xRows, xRows, negativeInverseTwoSigma2, blockRows, symmetric: true), alpha: 1.0 / (xRows.shape[0] * (double)xRows.shape[0]));
-        total.add_(KernelSum(yRows, yRows, negativeInverseTwoSigma2, blockRows, symmetric: true), alpha: 1.0 / (yRows.shape[0] * (double)yRows.shape[0]));
-        total.add_(KernelSum(xRows, yRows, negativeInverseTwoSigma2, blockRows, symmetric: false), alpha: -2.0 / (xRows.shape[0] * (double)yRows.shape[0]));
+        total.add_(KernelSum(xRows, xRows, negativeInverseTwoSigma2, blockRows, symmetric: true), alpha: Scalars.Of(1.0 / (xRows.shape[0] * (double)xRows.shape[0])));
+        total.add_(KernelSum(yRows, yRows, negativeInverseTwoSigma2, blockRows, symmetric: true), alpha: Scalars.Of(1.0 / (yRows.shape[0] * (double)yRows.shape[0])));
+        total.add_(KernelSum(xRows, yRows, negativeInverseTwoSigma2, blockRows, symmetric: false), alpha: Scalars.Of(-2.0 / (xRows.shape[0] * (double)yRows.shape[0])));
         return total.item<double>();
     }
 
@@ -79,17 +80,17 @@ public static class MaximumMeanDiscrepancy
             long from = symmetric ? start : 0;                                       // columns j ≥ the block's first row
             var columns = b.narrow(0, from, b.shape[0] - from);                      // [M', D]
             // One [b, M'] buffer for the distances, built in place: −2 a·b + ‖a‖² + ‖b‖², clamped at 0.
-            var squaredDistance = block.matmul(columns.t()).mul_(-2);               // [b, M']
+            var squaredDistance = block.matmul(columns.t()).mul_(Scalars.Of(-2));               // [b, M']
             using (var blockNorms = SquaredNorms(block, blockRows).unsqueeze(1))    // [b, 1]
                 squaredDistance.add_(blockNorms);
-            squaredDistance.add_(bSquaredNorms.narrow(1, from, columns.shape[0])).clamp_min_(0);
+            squaredDistance.add_(bSquaredNorms.narrow(1, from, columns.shape[0])).clamp_min_(Scalars.Of(0));
             foreach (double scale in negativeInverseTwoSigma2)
             {
                 // The kernel and every view of it are disposed per σ, so a block holds two [b, M'] buffers, not one per
                 // kernel (a view left to the block's scope keeps its buffer alive). Rows are summed in float32 (libtorch's
                 // cascade sum, vectorised) and only the row sums in float64: a float64 reduction of the whole block costs
                 // more than the exponentials.
-                using var kernel = squaredDistance.mul(scale);                       // [b, M']
+                using var kernel = squaredDistance.mul(Scalars.Of(scale));                       // [b, M']
                 kernel.exp_();
                 using var rowSums = kernel.sum(1);                                   // [b]
                 if (!symmetric)
@@ -103,7 +104,7 @@ public static class MaximumMeanDiscrepancy
                 using var diagonalSquare = kernel.narrow(1, 0, rows);                 // [b, b]
                 using var diagonal = diagonalSquare.sum(type: float64);
                 using var all = rowSums.sum(type: float64);
-                sum.add_(all, alpha: 2).sub_(diagonal);
+                sum.add_(all, alpha: Scalars.Of(2)).sub_(diagonal);
             }
         }
         return sum.MoveToOuterDisposeScope();

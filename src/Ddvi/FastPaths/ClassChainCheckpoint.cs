@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Diffusion;
 using Ddvi.Models;
 using TorchSharp;
@@ -59,7 +60,7 @@ internal sealed class ClassChainCheckpoint : SingleTensorFunction<ClassChainChec
         {
             using var stepScope = NewDisposeScope();
             var (keepY, keepEps) = spec.Coefficients[step - 1];
-            y = predict(y, step).mul(keepEps).add_(y, alpha: keepY).MoveToOuterDisposeScope();
+            y = predict(y, step).mul(Scalars.Of(keepEps)).add_(y, alpha: Scalars.Of(keepY)).MoveToOuterDisposeScope();
             states.Add(y);
         }
         return stack(states, 0).MoveToOuterDisposeScope();

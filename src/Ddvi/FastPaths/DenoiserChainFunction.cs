@@ -118,7 +118,7 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
             }
             saved.Add(residualSum!);
             var (keepY, keepEps) = shape.Coefficients[row];
-            y = outputBias.addmm(h, outputWeightT).mul_(keepEps).add_(y, alpha: keepY);
+            y = outputBias.addmm(h, outputWeightT).mul_(Scalars.Of(keepEps)).add_(y, alpha: Scalars.Of(keepY));
             states.Add(y);
         }
         ctx.save_for_backward(saved);
@@ -192,7 +192,7 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
             var residualSum = saved[offset + 1 + layers];
             var (keepY, keepEps) = shape.Coefficients[row];
 
-            var outputGrad = grad * keepEps;
+            var outputGrad = grad * Scalars.Of(keepEps);
             outputGrads[row] = outputGrad;
             layerInputs[layers][row] = LayerInput(layers, saved, offset, shape, input, residualSum);
             var hiddenGrad = outputGrad.mm(outputWeight);
@@ -210,7 +210,7 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
                 hiddenGrad = preGrad.mm(weights[k]);
             }
             // y_{t−1} = KeepY·y_t + KeepEps·ε̂(y_t), and y_t may also be read directly by the loss.
-            grad = hiddenGrad.add_(grad, alpha: keepY).add_(gradStates[stateRow]);
+            grad = hiddenGrad.add_(grad, alpha: Scalars.Of(keepY)).add_(gradStates[stateRow]);
         }
 
         var weightGrads = new Tensor[layers];

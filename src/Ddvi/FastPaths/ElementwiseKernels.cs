@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
@@ -26,7 +27,7 @@ public static class ElementwiseKernels
             KeepWherePositive(Floats(grad), Floats(activation), Floats(destination));
         else if (Direct(grad, destination, ScalarType.Float64) && Direct(activation, destination, ScalarType.Float64))
             KeepWherePositive(Doubles(grad), Doubles(activation), Doubles(destination));
-        else destination.copy_(grad * activation.le(0).logical_not());
+        else destination.copy_(grad * activation.le(Scalars.Of(0)).logical_not());
         return destination;
     }
 

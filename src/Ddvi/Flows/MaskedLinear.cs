@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,7 +29,7 @@ public sealed class MaskedLinear : Module<Tensor, Tensor>
         using (var scope = NewDisposeScope())
         {
             var asFloat = mask.to(float32);
-            if (!(asFloat.eq(0) | asFloat.eq(1)).all().item<bool>())
+            if (!(asFloat.eq(Scalars.Of(0)) | asFloat.eq(Scalars.Of(1))).all().item<bool>())
                 throw new ArgumentException("MaskedLinear: mask entries must be 0 or 1.", nameof(mask));
             this.mask = asFloat.clone().DetachFromDisposeScope();
         }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -45,5 +46,5 @@ public sealed class BernoulliLikelihood : Likelihood
     protected override Tensor ElementLogProb(Tensor output, Tensor x, Tensor? mask)
         => -functional.binary_cross_entropy_with_logits(output, Filled(x, mask, 0), reduction: Reduction.None);
 
-    protected override Tensor InvalidValues(Tensor x) => x.lt(0).logical_or(x.gt(1));
+    protected override Tensor InvalidValues(Tensor x) => x.lt(Scalars.Of(0)).logical_or(x.gt(Scalars.Of(1)));
 }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -6,7 +7,7 @@ namespace Ddvi.Likelihoods;
 /// <summary>
 /// p(x | z) = Π_j Binomial(x_j; n, p_j) with a known number of trials n and success probabilities p = sigmoid(ℓ) from
 /// the decoder's logits ℓ (e.g. n = 2 for genotype dosages 0/1/2):
-/// log p(x_j | z) = log C(n, x_j) + x_j log σ(ℓ_j) + (n − x_j) log σ(−ℓ_j), with log σ(ℓ) = −softplus(−ℓ) and
+/// log p(x_j | z) = log C(n, x_j) + x_j log σ(ℓ_j) + (n − x_j) log σ(−ℓ_j), with log σ(ℓ) = −softplus(−ℓ) (libtorch's log_sigmoid) and
 /// log C(n, x) = lgamma(n + 1) − lgamma(x + 1) − lgamma(n − x + 1). Support: the integers 0, 1, …, n.
 /// </summary>
 public sealed class BinomialLikelihood : Likelihood
@@ -35,7 +36,7 @@ public sealed class BinomialLikelihood : Likelihood
     public override Tensor MeanFromOutput(Tensor output)
     {
         using var scope = NewDisposeScope();
-        return (functional.sigmoid(output) * Trials).MoveToOuterDisposeScope();
+        return (functional.sigmoid(output) * Scalars.Of(Trials)).MoveToOuterDisposeScope();
     }
 
     /// <summary>x_j = Σ_{k=1..n} 1[u_k &lt; p_j] with uniforms u_k drawn with <paramref name="generator"/>, as floats.</summary>
@@ -57,12 +58,12 @@ public sealed class BinomialLikelihood : Likelihood
     {
         using var scope = NewDisposeScope();
         var xs = Filled(x, mask, 0);
-        var failures = Trials - xs;                                                         // n − x
-        var logChoose = lgamma(full_like(xs, Trials + 1.0)) - lgamma(xs + 1) - lgamma(failures + 1);
-        var logP = -functional.softplus(-output);                                        // log σ(ℓ)
-        var logQ = -functional.softplus(output);                                         // log σ(−ℓ)
+        var failures = Scalars.Of(Trials) - xs;                                                         // n − x
+        var logChoose = lgamma(full_like(xs, Scalars.Of(Trials + 1.0))) - lgamma(xs + Scalars.Of(1)) - lgamma(failures + Scalars.Of(1));
+        var logP = functional.logsigmoid(output);                                        // log σ(ℓ)
+        var logQ = functional.logsigmoid(-output);                                       // log σ(−ℓ)
         return (logChoose + xs * logP + failures * logQ).MoveToOuterDisposeScope();
     }
 
-    protected override Tensor InvalidValues(Tensor x) => x.lt(0).logical_or(x.gt(Trials)).logical_or(x.ne(x.floor()));
+    protected override Tensor InvalidValues(Tensor x) => x.lt(Scalars.Of(0)).logical_or(x.gt(Scalars.Of(Trials))).logical_or(x.ne(x.floor()));
 }

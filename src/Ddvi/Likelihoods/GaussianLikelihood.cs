@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using System.Globalization;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -35,7 +36,7 @@ public sealed class GaussianLikelihood : Likelihood
         fixedSigma = sigma;
         LearnsScale = learnScale;
         if (learnScale)
-            log_sigma = Parameter(full(dataDim, Math.Log(sigma), dtype: float32));
+            log_sigma = Parameter(full(dataDim, Scalars.Of(Math.Log(sigma)), dtype: float32));
         RegisterComponents();
     }
 
@@ -52,7 +53,7 @@ public sealed class GaussianLikelihood : Likelihood
     public Tensor Sigma()
     {
         using var _ = no_grad();
-        return log_sigma is null ? full(DataDim, fixedSigma, dtype: float32) : log_sigma.detach().exp();
+        return log_sigma is null ? full(DataDim, Scalars.Of(fixedSigma), dtype: float32) : log_sigma.detach().exp();
     }
 
     public override string Describe() => LearnsScale
@@ -67,7 +68,7 @@ public sealed class GaussianLikelihood : Likelihood
     {
         using var scope = NewDisposeScope();
         var epsilon = Runtime.RandomDraws.Normal(output.shape, output.dtype, output.device, generator);
-        var noise = log_sigma is null ? epsilon * fixedSigma : epsilon * log_sigma.exp().to(output.dtype);
+        var noise = log_sigma is null ? epsilon * Scalars.Of(fixedSigma) : epsilon * log_sigma.exp().to(output.dtype);
         return (output + noise).MoveToOuterDisposeScope();
     }
 
@@ -78,10 +79,10 @@ public sealed class GaussianLikelihood : Likelihood
         if (log_sigma is null)
         {
             double logSigma = Math.Log(fixedSigma);
-            return (residual.square() * (-0.5 / (fixedSigma * fixedSigma)) - (HalfLogTwoPi + logSigma)).MoveToOuterDisposeScope();
+            return (residual.square() * Scalars.Of(-0.5 / (fixedSigma * fixedSigma)) - Scalars.Of(HalfLogTwoPi + logSigma)).MoveToOuterDisposeScope();
         }
         var standardised = residual * (-log_sigma).exp();                                // (x − μ)/σ, σ per feature
-        return (-0.5 * standardised.square() - log_sigma - HalfLogTwoPi).MoveToOuterDisposeScope();
+        return (Scalars.Of(-0.5) * standardised.square() - log_sigma - Scalars.Of(HalfLogTwoPi)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Nothing beyond non-finite values (checked by the caller).</summary>

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -149,11 +150,11 @@ public abstract class Likelihood : Module
     protected abstract Tensor InvalidValues(Tensor x);
 
     /// <summary>A mask as bool <c>[B, D]</c>: true where observed.</summary>
-    protected static Tensor ObservedMask(Tensor mask) => mask.dtype == ScalarType.Bool ? mask : mask.ne(0);
+    protected static Tensor ObservedMask(Tensor mask) => mask.dtype == ScalarType.Bool ? mask : mask.ne(Scalars.Of(0));
 
     /// <summary>Replaces missing entries of x by <paramref name="fill"/> so that no NaN reaches a gradient.</summary>
     protected static Tensor Filled(Tensor x, Tensor? mask, double fill)
-        => mask is null ? x : where(ObservedMask(mask), x, full_like(x, fill));
+        => mask is null ? x : where(ObservedMask(mask), x, full_like(x, Scalars.Of(fill)));
 
     private void CheckLatents(Tensor z)
     {

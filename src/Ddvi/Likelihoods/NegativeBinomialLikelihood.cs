@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using System.Globalization;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -10,7 +11,8 @@ namespace Ddvi.Likelihoods;
 /// over-dispersed counts such as sequencing reads. The decoder gives the log-mean per unit size ρ, so
 /// μ_ij = s_i exp(ρ_ij), and r_j is learned per feature as the parameter <c>log_r</c> <c>[D]</c>:
 /// log p(x | z) = lgamma(x + r) − lgamma(r) − lgamma(x + 1) + r log(r / (r + μ)) + x log(μ / (r + μ)),
-/// computed in log space as −r softplus(log μ − log r) − x softplus(log r − log μ) with log μ = log s + ρ.
+/// computed in log space as r log σ(log r − log μ) + x log σ(log μ − log r) with log μ = log s + ρ (log σ = libtorch's
+/// log_sigmoid, −softplus(−·)).
 /// Support: the integers 0, 1, 2, ….
 /// </summary>
 /// <remarks>
@@ -37,7 +39,7 @@ public sealed class NegativeBinomialLikelihood : Likelihood
         if (referenceTotal is double total && (!(total > 0) || !double.IsFinite(total)))
             throw new ArgumentOutOfRangeException(nameof(referenceTotal), total, "NegativeBinomialLikelihood: the reference total must be positive and finite.");
         ReferenceTotal = referenceTotal;
-        log_r = Parameter(full(dataDim, Math.Log(dispersion), dtype: float32));
+        log_r = Parameter(full(dataDim, Scalars.Of(Math.Log(dispersion)), dtype: float32));
         RegisterComponents();
     }
 
@@ -98,15 +100,15 @@ public sealed class NegativeBinomialLikelihood : Likelihood
         var xs = Filled(x, mask, 0);                                                        // [B, D]
         var logMu = output;                                                                 // log μ = log s + ρ
         if (ReferenceTotal is double total)
-            logMu = output + (xs.sum(-1, keepdim: true).log() - Math.Log(total));
+            logMu = output + (xs.sum(-1, keepdim: true).log() - Scalars.Of(Math.Log(total)));
         var logR = log_r.to(output.dtype);                                                  // [D]
         var r = logR.exp();
-        var logGammaRatio = lgamma(xs + r) - lgamma(r) - lgamma(xs + 1);
-        var zeroTerm = -r * functional.softplus(logMu - logR);                             // r log(r / (r + μ))
+        var logGammaRatio = lgamma(xs + r) - lgamma(r) - lgamma(xs + Scalars.Of(1));
+        var zeroTerm = r * functional.logsigmoid(logR - logMu);                            // r log(r / (r + μ))
         // x log(μ / (r + μ)), taken as 0 where x = 0 (also when μ = 0, where the product would be 0 · (−∞)).
-        var countTerm = where(xs.gt(0), -xs * functional.softplus(logR - logMu), zeros_like(xs));
+        var countTerm = where(xs.gt(Scalars.Of(0)), xs * functional.logsigmoid(logMu - logR), zeros_like(xs));
         return (logGammaRatio + zeroTerm + countTerm).MoveToOuterDisposeScope();
     }
 
-    protected override Tensor InvalidValues(Tensor x) => x.lt(0).logical_or(x.ne(x.floor()));
+    protected override Tensor InvalidValues(Tensor x) => x.lt(Scalars.Of(0)).logical_or(x.ne(x.floor()));
 }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -35,8 +36,8 @@ public sealed class PoissonLikelihood : Likelihood
     {
         using var scope = NewDisposeScope();
         var xs = Filled(x, mask, 0);
-        return (xs * output - output.exp() - lgamma(xs + 1)).MoveToOuterDisposeScope();
+        return (xs * output - output.exp() - lgamma(xs + Scalars.Of(1))).MoveToOuterDisposeScope();
     }
 
-    protected override Tensor InvalidValues(Tensor x) => x.lt(0).logical_or(x.ne(x.floor()));
+    protected override Tensor InvalidValues(Tensor x) => x.lt(Scalars.Of(0)).logical_or(x.ne(x.floor()));
 }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -74,7 +75,7 @@ public sealed class ClassDenoisers : Module
     private static Tensor LinearUniform(long[] shape, int fanIn)
     {
         double bound = 1.0 / Math.Sqrt(fanIn);
-        return rand(shape).mul_(2 * bound).sub_(bound);
+        return rand(shape).mul_(Scalars.Of(2 * bound)).sub_(Scalars.Of(bound));
     }
 
     public int Classes { get; }
@@ -94,7 +95,7 @@ public sealed class ClassDenoisers : Module
         CheckStates(y);
         using var scope = NewDisposeScope();
         long b = y.shape[1];
-        var rows = (t.dim() == 1 ? t.unsqueeze(0).expand(Classes, b) : t) - 1;                    // [C, B]
+        var rows = (t.dim() == 1 ? t.unsqueeze(0).expand(Classes, b) : t) - Scalars.Of(1);                    // [C, B]
         var h = Residual ? cat([y, ContextRows(context, b)], 2) : y;
         Tensor? residual = null;
         for (int k = 0; k < weights.Count; k++)
@@ -118,7 +119,7 @@ public sealed class ClassDenoisers : Module
         if (y.dim() != 2 || y.shape[1] != DataDim)
             throw new ArgumentException($"ClassDenoisers: y must be [B, {DataDim}], got [{string.Join(", ", y.shape)}].", nameof(y));
         using var scope = NewDisposeScope();
-        var rows = t - 1;
+        var rows = t - Scalars.Of(1);
         var h = Residual ? cat([y, context ?? throw new ArgumentNullException(nameof(context), "ClassDenoisers: this network needs a context.")], 1) : y;
         Tensor? residual = null;
         for (int k = 0; k < weights.Count; k++)

@@ -78,7 +78,7 @@ public sealed class ClusteringDdvi : Module, ILatentVariableModel, IDiffusionPos
         var encoder = new Mlp(inputDim, widths, [latentDim, latentDim], dropout);
         var likelihood = new GaussianLikelihood(new Mlp(latentDim, widths, [inputDim], dropout), latentDim, inputDim, sigma: Math.Sqrt(0.5));
         var denoiser = new TimeConditionedMlp(steps, latentDim);
-        using var start = rand([components, latentDim], dtype: ScalarType.Float64, generator: generator) * 0.1;
+        using var start = rand([components, latentDim], dtype: ScalarType.Float64, generator: generator) * Scalars.Of(0.1);
         var prior = new LearnableGaussianMixture(start, initialStd: componentStd);
         return new ClusteringDdvi(encoder, likelihood, denoiser, prior);
     }
@@ -120,7 +120,7 @@ public sealed class ClusteringDdvi : Module, ILatentVariableModel, IDiffusionPos
         using var scope = NewDisposeScope();
         var (mean, logVariance) = Encode(x);
         var epsilon = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
-        var yT = mean + (0.5 * logVariance).exp() * epsilon;
+        var yT = mean + (Scalars.Of(0.5) * logVariance).exp() * epsilon;
         var z = RunChain(yT);
         return (yT.MoveToOuterDisposeScope(), z.MoveToOuterDisposeScope(), mean.MoveToOuterDisposeScope(), logVariance.MoveToOuterDisposeScope());
     }

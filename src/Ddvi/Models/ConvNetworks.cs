@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -393,6 +394,6 @@ public sealed class BoundedOutput : Module<Tensor, Tensor>
     public override Tensor forward(Tensor z)
     {
         using var scope = NewDisposeScope();
-        return network.call(z).sigmoid().mul(High - Low).add(Low).MoveToOuterDisposeScope();
+        return network.call(z).sigmoid().mul(Scalars.Of(High - Low)).add(Scalars.Of(Low)).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Diffusion;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -51,7 +52,7 @@ static class TimeConditionedLayers
             if (min < 1 || max > steps)
                 throw new ArgumentOutOfRangeException(nameof(t), $"{owner}: timesteps must lie in 1..{steps}, got values in {min}..{max}.");
         }
-        return t - 1;
+        return t - Scalars.Of(1);
     }
 
     public static Tensor Hidden(Linear layer, Embedding embedding, Tensor h, Tensor rows) // [B, in], [B] → [B, hidden]

@@ -71,7 +71,7 @@ public sealed class GaussianVae : Module, ILatentVariableModel, IPosteriorDensit
     public static (Tensor Z, Tensor Epsilon) Reparameterise(Tensor mean, Tensor logVariance, Generator generator)
     {
         var epsilon = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
-        using var std = (0.5 * logVariance).exp();
+        using var std = (Scalars.Of(0.5) * logVariance).exp();
         return (mean + std * epsilon, epsilon);
     }
 

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Likelihoods;
 using Ddvi.Flows;
 using TorchSharp;
@@ -78,7 +79,7 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel, IPosterio
 
         var imageFeatures = Mlp.HeadsOf(features, x, featureHeads)[0];
         var heads2 = encoder2.Heads(cat([imageFeatures, level1.Z], 1));
-        var logVariance2 = functional.logsigmoid(heads2[1]).clamp_min(MinLogVariance2);
+        var logVariance2 = functional.logsigmoid(heads2[1]).clamp_min(Scalars.Of(MinLogVariance2));
         var level2 = FlowPosterior.Draw(heads2[0], logVariance2, heads2[2], flow2, generator);
         return (level1.MoveToOuterDisposeScope(), level2.MoveToOuterDisposeScope());
     }
@@ -114,7 +115,7 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel, IPosterio
         var level1 = FlowPosterior.Draw(PosteriorDrawShapes.Repeat(heads1[0], samples),
             PosteriorDrawShapes.Repeat(functional.logsigmoid(heads1[1]), samples), PosteriorDrawShapes.Repeat(heads1[2], samples), flow1, generator);
         var heads2 = encoder2.Heads(cat([imageFeatures, level1.Z], 1));
-        var logVariance2 = functional.logsigmoid(heads2[1]).clamp_min(MinLogVariance2);
+        var logVariance2 = functional.logsigmoid(heads2[1]).clamp_min(Scalars.Of(MinLogVariance2));
         var level2 = FlowPosterior.Draw(heads2[0], logVariance2, heads2[2], flow2, generator);
         var logQ = Objectives.FlowObjective.LogQ(level1) + Objectives.FlowObjective.LogQ(level2)
                    - Objectives.FlowObjective.StandardNormalLogDensity(level1.Z);                    // [K·B]

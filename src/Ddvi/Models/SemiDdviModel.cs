@@ -135,7 +135,7 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
     public Tensor SampleStart(Tensor mean, Tensor logVariance, Generator generator)
     {
         var eps = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
-        return mean + (0.5 * logVariance).exp() * eps;
+        return mean + (Scalars.Of(0.5) * logVariance).exp() * eps;
     }
 
     /// <summary>
@@ -166,7 +166,7 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
                 // Each step's temporaries die with its scope; autograd keeps what its backward pass needs.
                 using var stepScope = NewDisposeScope();
                 var (keepY, keepEps) = schedule.DdimCoefficients(step);
-                y = predict(y, step).mul(keepEps).add_(y, alpha: keepY).MoveToOuterDisposeScope();
+                y = predict(y, step).mul(Scalars.Of(keepEps)).add_(y, alpha: Scalars.Of(keepY)).MoveToOuterDisposeScope();
                 if (keepStates) list.Add(y);
             }
             states = keepStates ? stack(list, 0) : y.unsqueeze(0);
@@ -194,10 +194,10 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
         var states = new List<Tensor>(schedule.Steps + 1) { y };
         for (int step = schedule.Steps; step >= 1; step--)
         {
-            var t = full(yT.shape[0], step, dtype: int64, device: yT.device);
+            var t = full(yT.shape[0], Scalars.Of(step), dtype: int64, device: yT.device);
             var epsHat = denoisers.PredictClass(classIndex, y, conditioned ? context : null, t);
             var (keepY, keepEps) = schedule.DdimCoefficients(step);
-            y = epsHat * keepEps + y * keepY;
+            y = epsHat * Scalars.Of(keepEps) + y * Scalars.Of(keepY);
             states.Add(y);
         }
         return stack(states, 0).MoveToOuterDisposeScope();
@@ -227,7 +227,7 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
         var present = classes.cpu().data<long>().ToArray().Distinct().Order();
         foreach (long c in present)
         {
-            var rows = classes.eq(c).nonzero().squeeze(1);
+            var rows = classes.eq(Scalars.Of(c)).nonzero().squeeze(1);
             var states = RunClassChain((int)c, yT.index_select(0, rows), context?.index_select(0, rows), conditioned);
             z.index_copy_(0, rows, states[-1]);
         }
@@ -258,7 +258,7 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
         var classes = PosteriorDrawShapes.Repeat(logits.argmax(1), samples);                         // [K·B]
         var logVarianceK = PosteriorDrawShapes.Repeat(logVariance, samples);                        // [K·B, d]
         var eps = RandomDraws.Normal([samples * x.shape[0], LatentDim], mean.dtype, mean.device, generator);
-        var yT = PosteriorDrawShapes.Repeat(mean, samples) + (0.5 * logVarianceK).exp() * eps;       // [K·B, d]
+        var yT = PosteriorDrawShapes.Repeat(mean, samples) + (Scalars.Of(0.5) * logVarianceK).exp() * eps;       // [K·B, d]
         var chain = Flows.ChangeOfVariables.LogAbsDetJacobian(y => Route(y, context, classes, conditioned), yT);
         var logQ = Objectives.GaussianMath.LogDensityOfReparameterised(eps, logVarianceK) - chain.LogAbsDet; // [K·B]
         return new PosteriorDraws(

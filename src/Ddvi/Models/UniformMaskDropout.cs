@@ -33,13 +33,13 @@ public sealed class UniformMaskDropout : Module<Tensor, Tensor>
         // lt_ turns the uniform draws into 0/1 in place; the mask is scaled once so the product is one multiplication.
         var mask = KeepMask.Supports(x) ? KeepMask.Create(x, keep)
             : x.dtype == ScalarType.BFloat16 ? Float32Mask(x, keep).to(ScalarType.BFloat16) // the keep probability exact, not rounded to bfloat16's uniforms
-            : rand_like(x).lt_(keep).mul_(1 / keep);
+            : rand_like(x).lt_(Scalars.Of(keep)).mul_(Scalars.Of(1 / keep));
         return (x * mask).MoveToOuterDisposeScope();
     }
 
     private static Tensor Float32Mask(Tensor x, double keep)
     {
         using var like = empty(x.shape, dtype: ScalarType.Float32, device: x.device);
-        return KeepMask.Supports(like) ? KeepMask.Create(like, keep) : rand_like(like).lt_(keep).mul_(1 / keep);
+        return KeepMask.Supports(like) ? KeepMask.Create(like, keep) : rand_like(like).lt_(Scalars.Of(keep)).mul_(Scalars.Of(1 / keep));
     }
 }

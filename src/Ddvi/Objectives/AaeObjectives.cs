@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Models;
 using Ddvi.Priors;
 using static TorchSharp.torch;
@@ -29,7 +30,7 @@ public static class AaeObjectives
         var z = model.Encode(x);
         var reconstruction = model.Likelihood.MeanFromOutput(model.DecodeOutput(z));
         var mse = functional.mse_loss(reconstruction, x);
-        return new LossTerms(0.5 * mse, [("mse", mse)]);
+        return new LossTerms(Scalars.Of(0.5) * mse, [("mse", mse)]);
     }
 
     /// <summary>
@@ -59,9 +60,9 @@ public static class AaeObjectives
         var encodedLogits = discriminator.Logits(zEncoded.detach(), noiseStd, generator);    // [B']
         var logDPrior = functional.logsigmoid(priorLogits).mean();
         var logOneMinusDEncoded = functional.logsigmoid(-encodedLogits).mean();
-        var total = -adversarialWeight * (logDPrior + logOneMinusDEncoded);
+        var total = Scalars.Of(-adversarialWeight) * (logDPrior + logOneMinusDEncoded);
         using var noGrad = no_grad();
-        var accuracy = 0.5 * ((priorLogits > 0).to(priorLogits.dtype).mean() + (encodedLogits <= 0).to(encodedLogits.dtype).mean());
+        var accuracy = Scalars.Of(0.5) * ((priorLogits > Scalars.Of(0)).to(priorLogits.dtype).mean() + (encodedLogits <= Scalars.Of(0)).to(encodedLogits.dtype).mean());
         return new LossTerms(total, [("log_d_prior", logDPrior), ("log_1m_d_encoded", logOneMinusDEncoded), ("accuracy", accuracy)]);
     }
 
@@ -77,7 +78,7 @@ public static class AaeObjectives
     {
         var logits = InMode(discriminator, training: false, () => discriminator.call(zEncoded));   // [B]
         var logDEncoded = functional.logsigmoid(logits).mean();
-        return new LossTerms(-adversarialWeight * logDEncoded, [("log_d_encoded", logDEncoded)]);
+        return new LossTerms(Scalars.Of(-adversarialWeight) * logDEncoded, [("log_d_encoded", logDEncoded)]);
     }
 
     // The autograd graph keeps the dropout masks already drawn, so restoring the mode before backward is safe.

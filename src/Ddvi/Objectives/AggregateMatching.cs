@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Objectives;
@@ -43,12 +44,12 @@ public static class AggregateMatching
         Tensor? kernel = null;
         foreach (double sigma in sigmas)
         {
-            var k = squaredDistance.mul(-1.0 / (2 * sigma * sigma)).exp();
+            var k = squaredDistance.mul(Scalars.Of(-1.0 / (2 * sigma * sigma))).exp();
             kernel = kernel is null ? k : kernel + k;
         }
         var withinLatents = kernel!.narrow(0, 0, b).narrow(1, 0, b).mean();
         var withinPrior = kernel.narrow(0, b, m).narrow(1, b, m).mean();
         var across = kernel.narrow(0, 0, b).narrow(1, b, m).mean();
-        return (withinLatents + withinPrior - 2 * across).MoveToOuterDisposeScope();
+        return (withinLatents + withinPrior - Scalars.Of(2) * across).MoveToOuterDisposeScope();
     }
 }

@@ -76,8 +76,8 @@ public static class ClusteringObjectives
             a = drawn[0];
             b = drawn[1];
         }
-        var distance = (means.index_select(0, a) - means.index_select(0, b)).square().sum(1).add(1e-6).sqrt(); // [pairs]
-        return (margin - distance).clamp_min(0).mean().MoveToOuterDisposeScope();
+        var distance = (means.index_select(0, a) - means.index_select(0, b)).square().sum(1).add(Scalars.Of(1e-6)).sqrt(); // [pairs]
+        return (Scalars.Of(margin) - distance).clamp_min(Scalars.Of(0)).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -88,8 +88,8 @@ public static class ClusteringObjectives
     {
         ArgumentNullException.ThrowIfNull(means);
         using var scope = NewDisposeScope();
-        var penalty = (means - bound).clamp_min(0).mean() + (-means - bound).clamp_min(0).mean();
-        return (weight * penalty).MoveToOuterDisposeScope();
+        var penalty = (means - Scalars.Of(bound)).clamp_min(Scalars.Of(0)).mean() + (-means - Scalars.Of(bound)).clamp_min(Scalars.Of(0)).mean();
+        return (Scalars.Of(weight) * penalty).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -109,7 +109,7 @@ public static class ClusteringObjectives
             ? model.Likelihood.MeanNegativeLogProbPerFeature(output, x)
             : -model.Likelihood.LogProbFromOutput(output, x).mean();
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance).mean();
-        var total = reconstruction + weights.KlWeight * kl;
+        var total = reconstruction + Scalars.Of(weights.KlWeight) * kl;
         return DdviObjectives.Keep(total, (model.Likelihood.ReconstructionTermName, reconstruction), ("kl", kl));
     }
 
@@ -132,7 +132,7 @@ public static class ClusteringObjectives
         var bound = BoundPenalty(means, weights.Bound, weights.BoundWeight);
         var (z, _) = model.Prior.SampleReparameterised(batchSize, generator);
         var noise = DdviObjectives.NoisePrediction(z, model.Schedule, weights.NoiseLoss, generator, (yt, t) => model.PriorDenoiser.call(yt, t));
-        var total = weights.SeparationWeight(epoch) * (separation + bound) + noise;
+        var total = Scalars.Of(weights.SeparationWeight(epoch)) * (separation + bound) + noise;
         return DdviObjectives.Keep(total, ("separation", separation), ("bound", bound), ("noise", noise));
     }
 
@@ -159,7 +159,7 @@ public static class ClusteringObjectives
         using var scope = NewDisposeScope();
         var separation = Separation(prior.Means, pairs, weights.Margin, generator);
         var bound = BoundPenalty(prior.Means, weights.Bound, weights.BoundWeight);
-        var total = weights.SeparationWeight(epoch) * (separation + bound);
+        var total = Scalars.Of(weights.SeparationWeight(epoch)) * (separation + bound);
         return DdviObjectives.Keep(total, ("separation", separation), ("bound", bound));
     }
 }

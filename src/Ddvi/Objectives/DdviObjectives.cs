@@ -109,7 +109,7 @@ public sealed record DdviElboTerms(Tensor LogLikelihood, Tensor KlYT, Tensor Log
         var latent = LogPrior - KlYT - Matching;
         return new ElboEstimate(
             (LogLikelihood + latent).MoveToOuterDisposeScope(),
-            (LogLikelihood / PixelCount + latent).MoveToOuterDisposeScope());
+            (LogLikelihood / Scalars.Of(PixelCount) + latent).MoveToOuterDisposeScope());
     }
 }
 
@@ -168,7 +168,7 @@ public static class DdviObjectives
         var bce = Reconstruction(model, posterior.Z, x, mask, weights.Reconstruction);
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(posterior.Mean, posterior.LogVariance).mean();
         var noise = PriorDiffusionLoss(model.PriorDenoiser, model.PriorSchedule, prior, (int)x.shape[0], weights.NoiseLoss, generator).Total;
-        var total = bce + weights.KlWeight * kl + weights.NoiseWeight * noise;
+        var total = bce + Scalars.Of(weights.KlWeight) * kl + Scalars.Of(weights.NoiseWeight) * noise;
         return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("noise", noise));
     }
 
@@ -202,18 +202,18 @@ public static class DdviObjectives
         var (inputs, outputs) = StackTrajectory(posterior);                                      // [T, B, d] each
         var t = GaussianDiffusion.SampleTimesteps(z.shape[0], schedule.Steps, generator, z.device); // [B]
         // Row T − t holds the step at timestep t (the trajectory runs t = T..1).
-        var rows = (schedule.Steps - t).view(1, -1, 1).expand(1, z.shape[0], z.shape[1]);
+        var rows = (Scalars.Of(schedule.Steps) - t).view(1, -1, 1).expand(1, z.shape[0], z.shape[1]);
         var yt = inputs.gather(0, rows).squeeze(0);                                                 // [B, d]
         var chainMean = outputs.gather(0, rows).squeeze(0);                                         // [B, d]
         var forwardMean = GaussianDiffusion.ForwardPosteriorMean(schedule, z, yt, t);               // [B, d]
         var matching = GaussianDiffusion.NoisePredictionLoss(forwardMean, chainMean, weights.NoiseLoss);
 
-        var total = bce + weights.KlWeight * (kl - weights.PriorWeight * logP) + weights.MatchingWeight * matching;
+        var total = bce + Scalars.Of(weights.KlWeight) * (kl - Scalars.Of(weights.PriorWeight) * logP) + Scalars.Of(weights.MatchingWeight) * matching;
         if (weights.AggregateWeight == 0)
             return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("log_p", logP), ("matching", matching));
         // Drawn after every other draw of the step, so that with the term off the step's draws are the release's.
         var aggregate = AggregateMatching.SquaredMmd(z, prior.Sample(z.shape[0], generator));
-        total = total + weights.AggregateWeight * aggregate;
+        total = total + Scalars.Of(weights.AggregateWeight) * aggregate;
         return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("log_p", logP), ("matching", matching), ("aggregate", aggregate));
     }
 
@@ -239,7 +239,7 @@ public static class DdviObjectives
         var context = model.AuxiliaryEncoder.call(fantasies);                                        // [B, c]
         var noise = NoisePrediction(z, model.PosteriorSchedule, weights.NoiseLoss, generator,
             (yt, t) => model.PosteriorDenoiser.call(yt, context, t));
-        return Keep(weights.MatchingWeight * noise, ("noise", noise));
+        return Keep(Scalars.Of(weights.MatchingWeight) * noise, ("noise", noise));
     }
 
     /// <summary>
@@ -296,14 +296,14 @@ public static class DdviObjectives
         {
             var (inputs, outputs) = StackTrajectory(posterior);                                      // [T, B, d], rows t = T..1
             // Rows 0..T−2 are t = T..2; the last row, t = 1, has σ̃² = 0 and is left out.
-            var t = arange(steps, 1, -1, dtype: ScalarType.Int64, device: z.device);                // [T − 1]
+            var t = arange(Scalars.Of(steps), Scalars.Of(1), Scalars.Of(-1), dtype: ScalarType.Int64, device: z.device);                // [T − 1]
             var w0 = NoiseSchedule.Column(schedule.PosteriorW0, t).unsqueeze(2);                     // [T − 1, 1, 1]
             var wt = NoiseSchedule.Column(schedule.PosteriorWt, t).unsqueeze(2);
             var variance = NoiseSchedule.Column(schedule.PosteriorVariance, t).unsqueeze(2);
             var yt = inputs[..(steps - 1)];
             var chainMean = outputs[..(steps - 1)];
             var forwardMean = w0 * z.unsqueeze(0) + wt * yt;                                         // [T − 1, B, d]
-            matching = ((chainMean - forwardMean).square() / (2 * variance)).sum([0, 2]);           // [B]
+            matching = ((chainMean - forwardMean).square() / (Scalars.Of(2) * variance)).sum([0, 2]);           // [B]
         }
 
         var terms = new DdviElboTerms(logLikelihood, kl, logPrior, matching, x.shape[1]);
@@ -318,10 +318,10 @@ public static class DdviObjectives
     {
         using var scope = NewDisposeScope();
         var yT = posterior.YT;
-        var logQ = (-0.5 * ((yT - posterior.Mean).square() / posterior.Variance + posterior.LogVariance + Math.Log(2 * Math.PI))).sum(-1);
+        var logQ = (Scalars.Of(-0.5) * ((yT - posterior.Mean).square() / posterior.Variance + posterior.LogVariance + Scalars.Of(Math.Log(2 * Math.PI)))).sum(-1);
         var a = schedule.SqrtAlphaBar.narrow(0, schedule.Steps, 1).to(yT.dtype);                        // [1]
         var s = schedule.SqrtOneMinusAlphaBar.narrow(0, schedule.Steps, 1).to(yT.dtype);                // [1]
-        var logR = (-0.5 * ((yT - a * posterior.Z) / s).square() - s.log() - 0.5 * Math.Log(2 * Math.PI)).sum(-1);
+        var logR = (Scalars.Of(-0.5) * ((yT - a * posterior.Z) / s).square() - s.log() - Scalars.Of(0.5 * Math.Log(2 * Math.PI))).sum(-1);
         return (logQ - logR).MoveToOuterDisposeScope();
     }
 
@@ -337,7 +337,7 @@ public static class DdviObjectives
             return likelihood.MeanNegativeLogProbPerFeature(output, x);
         var logProb = likelihood.LogProbFromOutput(output, x, mask);                                 // [B]
         if (scale == ReconstructionScale.Sum) return -logProb.mean();
-        var observed = (mask!.dtype == ScalarType.Bool ? mask : mask.ne(0)).sum().clamp_min(1);
+        var observed = (mask!.dtype == ScalarType.Bool ? mask : mask.ne(Scalars.Of(0))).sum().clamp_min(Scalars.Of(1));
         return -logProb.sum() / observed;
     }
 

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Models;
 using Ddvi.Priors;
 using static TorchSharp.torch;
@@ -20,7 +21,7 @@ public static class IafVaeObjective
         var logQ0 = GaussianMath.LogDensityOfReparameterised(sample.Epsilon, sample.LogVariance).mean();
         var logDet = sample.LogDet.mean();
         var logP = prior.LogDensity(sample.Z).mean();
-        var total = reconstruction + weights.KlWeight * (logQ0 - logDet - weights.PriorWeight * logP);
+        var total = reconstruction + Scalars.Of(weights.KlWeight) * (logQ0 - logDet - Scalars.Of(weights.PriorWeight) * logP);
         return new LossTerms(total, [(model.Likelihood.ReconstructionTermName, reconstruction), ("log_q0", logQ0), ("log_det", logDet), ("log_p", logP)]);
     }
 
@@ -37,7 +38,7 @@ public static class IafVaeObjective
         var latent = prior.LogDensity(sample.Z) - FlowObjective.LogQ(sample);                        // [B]
         return new ElboEstimate(
             (logLikelihood + latent).MoveToOuterDisposeScope(),
-            (logLikelihood / x.shape[1] + latent).MoveToOuterDisposeScope());
+            (logLikelihood / Scalars.Of(x.shape[1]) + latent).MoveToOuterDisposeScope());
     }
 }
 
@@ -62,8 +63,8 @@ public static class HierarchicalIafVaeObjective
         var logQ02 = GaussianMath.LogDensityOfReparameterised(level2.Epsilon, level2.LogVariance).mean();
         var logDet2 = level2.LogDet.mean();
         var logP2 = prior.LogDensity(level2.Z).mean();
-        var latent = (logQ01 - logDet1 - weights.PriorWeight * logP1) + (logQ02 - logDet2 - weights.PriorWeight * logP2);
-        var total = reconstruction + weights.KlWeight * latent;
+        var latent = (logQ01 - logDet1 - Scalars.Of(weights.PriorWeight) * logP1) + (logQ02 - logDet2 - Scalars.Of(weights.PriorWeight) * logP2);
+        var total = reconstruction + Scalars.Of(weights.KlWeight) * latent;
         return new LossTerms(total,
         [
             (model.Likelihood.ReconstructionTermName, reconstruction),
@@ -86,7 +87,7 @@ public static class HierarchicalIafVaeObjective
                      + prior.LogDensity(level2.Z) - FlowObjective.LogQ(level2);                                   // [B]
         return new ElboEstimate(
             (logLikelihood + latent).MoveToOuterDisposeScope(),
-            (logLikelihood / x.shape[1] + latent).MoveToOuterDisposeScope());
+            (logLikelihood / Scalars.Of(x.shape[1]) + latent).MoveToOuterDisposeScope());
     }
 }
 
@@ -107,6 +108,6 @@ public static class FlowObjective
     public static Tensor StandardNormalLogDensity(Tensor z)
     {
         using var scope = NewDisposeScope();
-        return (-0.5 * (z.square() + LogTwoPi)).sum(-1).MoveToOuterDisposeScope();
+        return (Scalars.Of(-0.5) * (z.square() + Scalars.Of(LogTwoPi))).sum(-1).MoveToOuterDisposeScope();
     }
 }

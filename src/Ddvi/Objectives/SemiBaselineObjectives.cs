@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Models;
 using Ddvi.Priors;
 using static TorchSharp.torch;
@@ -46,7 +47,7 @@ public static class SemiVaeObjective
         var q = functional.softmax(logits, 1).t();                                                  // [C, B]
         var logP = density.LogDensityByClass(z.unsqueeze(0).expand(q.shape[0], z.shape[0], z.shape[1]));
         var latent = (q * logP).sum(dim: 0) - logQ;
-        return new ElboEstimate((logLikelihood + latent).MoveToOuterDisposeScope(), (logLikelihood / pixels + latent).MoveToOuterDisposeScope());
+        return new ElboEstimate((logLikelihood + latent).MoveToOuterDisposeScope(), (logLikelihood / Scalars.Of(pixels) + latent).MoveToOuterDisposeScope());
     }
 
     public static ElboEstimate Elbo(GaussianVae model, Tensor x, ClassConditionalDensity density, Generator generator)
@@ -77,8 +78,8 @@ public static class SemiVaeObjective
         var logPc = SemiSupervision.Combine(logP, w, labels);
         var entropy = SemiSupervision.Entropy(logits, labels);
         var ce = SemiSupervision.CrossEntropy(logits, labels);
-        var total = reconstruction + weights.KlWeight * (logQ - weights.PriorWeight * (logPc + weights.EntropyWeight * entropy))
-                    + weights.ClassifierWeight * weights.KlWeight * ce;
+        var total = reconstruction + Scalars.Of(weights.KlWeight) * (logQ - Scalars.Of(weights.PriorWeight) * (logPc + Scalars.Of(weights.EntropyWeight) * entropy))
+                    + Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce;
         return DdviObjectives.Keep(total, (reconstructionName, reconstruction), ("log_q", logQ), ("log_p_c", logPc), ("entropy", entropy), ("ce", ce));
     }
 }
@@ -95,7 +96,7 @@ public static class SemiAaeObjectives
     public static Tensor Input(Tensor z, Tensor labels, int classes)
     {
         using var scope = NewDisposeScope();
-        var index = where(labels.ge(0), labels, full_like(labels, classes));
+        var index = where(labels.ge(Scalars.Of(0)), labels, full_like(labels, Scalars.Of(classes)));
         return cat([z, functional.one_hot(index, classes + 1).to(z.dtype)], 1).MoveToOuterDisposeScope();
     }
 
@@ -108,7 +109,7 @@ public static class SemiAaeObjectives
         int classes = prior.ClassCount;
         var (zPrior, priorClasses) = prior.SampleLabelled(b, generator);
         var unlabelledRows = Runtime.RandomDraws.Permutation(b, priorClasses.device, generator).narrow(0, 0, b / 2);
-        var priorLabels = priorClasses.index_fill(0, unlabelledRows, -1);
+        var priorLabels = priorClasses.index_fill(0, unlabelledRows, Scalars.Of(-1));
         Tensor zEncoded;
         using (no_grad())
         {

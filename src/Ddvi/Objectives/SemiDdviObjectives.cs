@@ -64,7 +64,7 @@ public static class SemiDdviObjectives
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance).mean();
         var entropy = SemiSupervision.Entropy(logits, labels);
         var ce = SemiSupervision.CrossEntropy(logits, labels);
-        var total = bce + weights.KlWeight * (kl + weights.EntropyWeight * entropy) + weights.ClassifierWeight * weights.KlWeight * ce;
+        var total = bce + Scalars.Of(weights.KlWeight) * (kl + Scalars.Of(weights.EntropyWeight) * entropy) + Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce;
         return DdviObjectives.Keep(total, ("bce", bce), ("kl", kl), ("entropy", entropy), ("ce", ce));
     }
 
@@ -109,8 +109,8 @@ public static class SemiDdviObjectives
         var matching = SemiSupervision.Combine(terms.Matching, terms.Weights, labels);
         var entropy = SemiSupervision.Entropy(terms.Logits, labels);
         var ce = SemiSupervision.CrossEntropy(terms.Logits, labels);
-        var total = bce + weights.KlWeight * (terms.Kl + weights.EntropyWeight * entropy + weights.PriorWeight * prior)
-                    + weights.MatchingWeight * matching + weights.ClassifierWeight * weights.KlWeight * ce;
+        var total = bce + Scalars.Of(weights.KlWeight) * (terms.Kl + Scalars.Of(weights.EntropyWeight) * entropy + Scalars.Of(weights.PriorWeight) * prior)
+                    + Scalars.Of(weights.MatchingWeight) * matching + Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce;
         return DdviObjectives.Keep(total, ("bce", bce), ("kl", terms.Kl), ("entropy", entropy), ("neg_log_p_c", prior),
             ("matching", matching), ("ce", ce));
     }
@@ -135,7 +135,7 @@ public static class SemiDdviObjectives
         var eps = RandomDraws.Normal(z.shape, z.dtype, z.device, generator);
         var yt = Column(schedule.SqrtAlphaBar, t) * z + Column(schedule.SqrtOneMinusAlphaBar, t) * eps;
         var noise = GaussianDiffusion.NoisePredictionLoss(eps, model.PosteriorDenoisers.Predict(yt, context, t), weights.NoiseLoss);
-        return DdviObjectives.Keep(weights.MatchingWeight * noise, ("noise", noise));
+        return DdviObjectives.Keep(Scalars.Of(weights.MatchingWeight) * noise, ("noise", noise));
     }
 
     /// <summary>
@@ -160,19 +160,19 @@ public static class SemiDdviObjectives
         Tensor matching = zeros_like(logPrior);
         if (steps >= 2)
         {
-            var t = arange(steps, 1, -1, dtype: ScalarType.Int64, device: z.device);            // [T − 1]: t = T..2
+            var t = arange(Scalars.Of(steps), Scalars.Of(1), Scalars.Of(-1), dtype: ScalarType.Int64, device: z.device);            // [T − 1]: t = T..2
             var w0 = NoiseSchedule.Column(schedule.PosteriorW0, t).view(-1, 1, 1, 1);
             var wt = NoiseSchedule.Column(schedule.PosteriorWt, t).view(-1, 1, 1, 1);
             var variance = NoiseSchedule.Column(schedule.PosteriorVariance, t).view(-1, 1, 1, 1);
             var yt = states.narrow(0, 0, steps - 1);
             var chainMean = states.narrow(0, 1, steps - 1);
-            matching = ((chainMean - (w0 * z.unsqueeze(0) + wt * yt)).square() / (2 * variance)).sum([0, 3]);   // [C, B]
+            matching = ((chainMean - (w0 * z.unsqueeze(0) + wt * yt)).square() / (Scalars.Of(2) * variance)).sum([0, 3]);   // [C, B]
         }
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance);                        // [B]
         var latent = (q * (logPrior - matching)).sum(dim: 0) - kl;
         return new ElboEstimate(
             ((q * logLikelihood).sum(dim: 0) + latent).MoveToOuterDisposeScope(),
-            ((q * logLikelihood).sum(dim: 0) / x.shape[1] + latent).MoveToOuterDisposeScope());
+            ((q * logLikelihood).sum(dim: 0) / Scalars.Of(x.shape[1]) + latent).MoveToOuterDisposeScope());
     }
 
     /// <summary>Per-pixel mean −log p(x_b | z_cb): z <c>[C, B, d]</c>, x <c>[B, D]</c> → <c>[C, B]</c>, one decoder pass over C·B rows.</summary>
@@ -182,7 +182,7 @@ public static class SemiDdviObjectives
         long c = z.shape[0], b = z.shape[1];
         var output = model.DecodeOutput(z.reshape(c * b, -1));                                   // [C·B, D]
         var logProb = model.Likelihood.LogProbFromOutput(output, x.repeat(c, 1));                 // [C·B]
-        return (-logProb / x.shape[1]).view(c, b).MoveToOuterDisposeScope();
+        return (-logProb / Scalars.Of(x.shape[1])).view(c, b).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -195,7 +195,7 @@ public static class SemiDdviObjectives
         long steps = states.shape[0] - 1, c = states.shape[1], b = states.shape[2], d = states.shape[3];
         var z = states[-1];
         var t = GaussianDiffusion.SampleTimesteps(c * b, schedule.Steps, generator, states.device).view(c, b);   // [C, B]
-        var rows = (steps - t).unsqueeze(0).unsqueeze(3).expand(1, c, b, d);                     // row T − t holds y_t
+        var rows = (Scalars.Of(steps) - t).unsqueeze(0).unsqueeze(3).expand(1, c, b, d);                     // row T − t holds y_t
         var yt = states.narrow(0, 0, steps).gather(0, rows).squeeze(0);                         // [C, B, d]
         var chainMean = states.narrow(0, 1, steps).gather(0, rows).squeeze(0);                  // [C, B, d]
         var forwardMean = Column(schedule.PosteriorW0, t) * z + Column(schedule.PosteriorWt, t) * yt;

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Objectives;
@@ -13,7 +14,7 @@ namespace Ddvi.Objectives;
 public static class SemiSupervision
 {
     /// <summary>1 for a labelled example, 0 otherwise: <c>[B]</c> float of <paramref name="like"/>'s type.</summary>
-    public static Tensor LabelledMask(Tensor labels, Tensor like) => labels.ge(0).to(like.dtype);
+    public static Tensor LabelledMask(Tensor labels, Tensor like) => labels.ge(Scalars.Of(0)).to(like.dtype);
 
     /// <summary>w <c>[B, C]</c>: one-hot(label) where labelled, softmax(logits) where not. Gradient reaches the logits
     /// through the unlabelled rows.</summary>
@@ -21,8 +22,8 @@ public static class SemiSupervision
     {
         using var scope = NewDisposeScope();
         long classes = logits.shape[1];
-        var labelled = labels.ge(0).unsqueeze(1);                                                // [B, 1]
-        var oneHot = nn.functional.one_hot(labels.clamp_min(0), classes).to(logits.dtype);     // [B, C]
+        var labelled = labels.ge(Scalars.Of(0)).unsqueeze(1);                                                // [B, 1]
+        var oneHot = nn.functional.one_hot(labels.clamp_min(Scalars.Of(0)), classes).to(logits.dtype);     // [B, C]
         return where(labelled, oneHot, nn.functional.softmax(logits, 1)).MoveToOuterDisposeScope();
     }
 
@@ -42,8 +43,8 @@ public static class SemiSupervision
     {
         using var scope = NewDisposeScope();
         var labelled = LabelledMask(labels, perExample);
-        var unlabelled = 1 - labelled;
-        var total = (perExample * labelled).sum() / labelled.sum().clamp_min(1) + (perExample * unlabelled).sum() / unlabelled.sum().clamp_min(1);
+        var unlabelled = Scalars.Of(1) - labelled;
+        var total = (perExample * labelled).sum() / labelled.sum().clamp_min(Scalars.Of(1)) + (perExample * unlabelled).sum() / unlabelled.sum().clamp_min(Scalars.Of(1));
         return total.MoveToOuterDisposeScope();
     }
 
@@ -54,8 +55,8 @@ public static class SemiSupervision
         using var scope = NewDisposeScope();
         var logQ = nn.functional.log_softmax(logits, 1);
         var entropy = -(logQ.exp() * logQ).sum(1);                                              // [B]
-        var unlabelled = 1 - LabelledMask(labels, entropy);
-        return ((entropy * unlabelled).sum() / unlabelled.sum().clamp_min(1)).MoveToOuterDisposeScope();
+        var unlabelled = Scalars.Of(1) - LabelledMask(labels, entropy);
+        return ((entropy * unlabelled).sum() / unlabelled.sum().clamp_min(Scalars.Of(1))).MoveToOuterDisposeScope();
     }
 
     /// <summary>The mean over labelled examples of −log q(label | x) (0 when none is labelled).</summary>
@@ -63,8 +64,8 @@ public static class SemiSupervision
     {
         using var scope = NewDisposeScope();
         var logQ = nn.functional.log_softmax(logits, 1);
-        var picked = -logQ.gather(1, labels.clamp_min(0).unsqueeze(1)).squeeze(1);            // [B]
+        var picked = -logQ.gather(1, labels.clamp_min(Scalars.Of(0)).unsqueeze(1)).squeeze(1);            // [B]
         var labelled = LabelledMask(labels, picked);
-        return ((picked * labelled).sum() / labelled.sum().clamp_min(1)).MoveToOuterDisposeScope();
+        return ((picked * labelled).sum() / labelled.sum().clamp_min(Scalars.Of(1))).MoveToOuterDisposeScope();
     }
 }

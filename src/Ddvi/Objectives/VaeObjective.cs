@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.Models;
 using Ddvi.Priors;
 using static TorchSharp.torch;
@@ -24,7 +25,7 @@ public static class VaeObjective
         var reconstruction = model.Likelihood.MeanNegativeLogProbPerFeature(model.DecodeOutput(z), x);
         var logQ = GaussianMath.LogDensityOfReparameterised(epsilon, logVariance).mean();
         var logP = prior.LogDensity(z).mean();
-        var total = reconstruction + weights.KlWeight * (logQ - weights.PriorWeight * logP);
+        var total = reconstruction + Scalars.Of(weights.KlWeight) * (logQ - Scalars.Of(weights.PriorWeight) * logP);
         return new LossTerms(total, [(model.Likelihood.ReconstructionTermName, reconstruction), ("log_q", logQ), ("log_p", logP)]);
     }
 
@@ -41,7 +42,7 @@ public static class VaeObjective
         var latent = prior.LogDensity(z) - GaussianMath.LogDensityOfReparameterised(epsilon, logVariance);      // [B]
         return new ElboEstimate(
             (logLikelihood + latent).MoveToOuterDisposeScope(),
-            (logLikelihood / x.shape[1] + latent).MoveToOuterDisposeScope());
+            (logLikelihood / Scalars.Of(x.shape[1]) + latent).MoveToOuterDisposeScope());
     }
 }
 

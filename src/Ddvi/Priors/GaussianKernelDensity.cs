@@ -107,7 +107,7 @@ public sealed class GaussianKernelDensity : IDisposable
         for (long j = 0; j < z.shape[1]; j++)
         {
             var difference = z.narrow(1, j, 1) - _centreColumns.narrow(0, j, 1);                     // [b, N]
-            squaredDistance = squaredDistance.addcmul(difference, difference, 1);
+            squaredDistance = squaredDistance.addcmul(difference, difference, Scalars.Of(1));
         }
         // log Σ_h Σ_i exp(c_h − D_i/(2h²)) with the nearest centre's distance m factored out of every kernel:
         // = logsumexp_h(c_h − m/(2h²) + log Σ_i exp(−(D_i − m)/(2h²))). Each inner sum is ≥ 1 (the nearest centre
@@ -119,11 +119,11 @@ public sealed class GaussianKernelDensity : IDisposable
         for (int h = 0; h < Bandwidths.Count; h++)
         {
             double inverseTwoH2 = 1.0 / (2 * Bandwidths[h] * Bandwidths[h]);
-            var inner = (excess * -inverseTwoH2).exp_().sum(1).log_();                              // [b]
-            perBandwidth[h] = inner - nearest.squeeze(1) * inverseTwoH2 + _logNormalisers[h];
+            var inner = (excess * Scalars.Of(-inverseTwoH2)).exp_().sum(1).log_();                              // [b]
+            perBandwidth[h] = inner - nearest.squeeze(1) * Scalars.Of(inverseTwoH2) + Scalars.Of(_logNormalisers[h]);
         }
         var logDensity = stack(perBandwidth, 1).logsumexp(1);
-        return (clamp ? logDensity.clamp(MinLogDensity, MaxLogDensity) : logDensity).MoveToOuterDisposeScope();
+        return (clamp ? logDensity.clamp(Scalars.Of(MinLogDensity), Scalars.Of(MaxLogDensity)) : logDensity).MoveToOuterDisposeScope();
     }
 
     Tensor PlanarLogDensity(Tensor z, bool clamp) // [B, 2] → [B]

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Priors;
@@ -31,9 +32,9 @@ public sealed class GaussianMixturePrior : SegmentedPrior
     protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
-        var radial = RingRadius + RadialStd * PriorChecks.Normal(n, generator);
-        var tangential = TangentialStd * PriorChecks.Normal(n, generator);
-        var phi = classes.to(float64) * (2 * Math.PI / ComponentCount);
+        var radial = Scalars.Of(RingRadius) + Scalars.Of(RadialStd) * PriorChecks.Normal(n, generator);
+        var tangential = Scalars.Of(TangentialStd) * PriorChecks.Normal(n, generator);
+        var phi = classes.to(float64) * Scalars.Of(2 * Math.PI / ComponentCount);
         var (cos, sin) = (phi.cos(), phi.sin());
         return PriorChecks.Points(radial * cos - tangential * sin, radial * sin + tangential * cos, Device);
     }
@@ -45,14 +46,14 @@ public sealed class GaussianMixturePrior : SegmentedPrior
         var z64 = z.to(float64);
         var x = z64.select(1, 0).unsqueeze(1); // [B, 1]
         var y = z64.select(1, 1).unsqueeze(1); // [B, 1]
-        var phi = arange(ComponentCount, dtype: float64, device: z.device).unsqueeze(0) * (2 * Math.PI / ComponentCount); // [1, C]
+        var phi = arange(Scalars.Of(ComponentCount), dtype: float64, device: z.device).unsqueeze(0) * Scalars.Of(2 * Math.PI / ComponentCount); // [1, C]
         var (cos, sin) = (phi.cos(), phi.sin());
-        var radial = x * cos + y * sin - RingRadius; // [B, C]
+        var radial = x * cos + y * sin - Scalars.Of(RingRadius); // [B, C]
         var tangential = y * cos - x * sin;          // [B, C]
-        var logComponent = radial.square() / (-2 * RadialStd * RadialStd)
-                           + tangential.square() / (-2 * TangentialStd * TangentialStd)
-                           - Math.Log(2 * Math.PI * RadialStd * TangentialStd);
-        var logP = logComponent.logsumexp(1) - Math.Log(ComponentCount);
+        var logComponent = radial.square() / Scalars.Of(-2 * RadialStd * RadialStd)
+                           + tangential.square() / Scalars.Of(-2 * TangentialStd * TangentialStd)
+                           - Scalars.Of(Math.Log(2 * Math.PI * RadialStd * TangentialStd));
+        var logP = logComponent.logsumexp(1) - Scalars.Of(Math.Log(ComponentCount));
         return logP.to(float32).MoveToOuterDisposeScope();
     }
 }

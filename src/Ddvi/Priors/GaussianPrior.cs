@@ -34,8 +34,8 @@ public sealed class GaussianPrior : ILabelledPrior
     {
         PriorChecks.SampleCount(Name, n);
         using var scope = NewDisposeScope();
-        var x = Std * PriorChecks.Normal(n, generator);
-        var y = Std * PriorChecks.Normal(n, generator);
+        var x = Scalars.Of(Std) * PriorChecks.Normal(n, generator);
+        var y = Scalars.Of(Std) * PriorChecks.Normal(n, generator);
         var z = PriorChecks.Points(x, y, _device);
         return (z.MoveToOuterDisposeScope(), RandomDraws.Place(SectorOf(x, y), _device).MoveToOuterDisposeScope());
     }
@@ -46,8 +46,8 @@ public sealed class GaussianPrior : ILabelledPrior
         PriorChecks.ClassIndex(Name, classIndex, ClassCount);
         PriorChecks.SampleCount(Name, n);
         using var scope = NewDisposeScope();
-        var radius = Std * (-2 * (1 - PriorChecks.Uniform(n, generator)).log()).sqrt();
-        var angle = (classIndex + PriorChecks.Uniform(n, generator)) * (2 * Math.PI / SectorCount);
+        var radius = Scalars.Of(Std) * (Scalars.Of(-2) * (Scalars.Of(1) - PriorChecks.Uniform(n, generator)).log()).sqrt();
+        var angle = (Scalars.Of(classIndex) + PriorChecks.Uniform(n, generator)) * Scalars.Of(2 * Math.PI / SectorCount);
         return PriorChecks.Points(radius * angle.cos(), radius * angle.sin(), _device).MoveToOuterDisposeScope();
     }
 
@@ -55,14 +55,14 @@ public sealed class GaussianPrior : ILabelledPrior
     {
         PriorChecks.LatentBatch(Name, z, _device);
         using var scope = NewDisposeScope();
-        var logP = z.to(float64).square().sum(1) / (-2 * Std * Std) - Math.Log(2 * Math.PI * Std * Std);
+        var logP = z.to(float64).square().sum(1) / Scalars.Of(-2 * Std * Std) - Scalars.Of(Math.Log(2 * Math.PI * Std * Std));
         return logP.to(float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Sector index of each point <c>[n]</c> int64, from its polar angle in [0, 2π).</summary>
     public static Tensor SectorOf(Tensor x, Tensor y)
     {
-        var angle = atan2(y, x).remainder(2 * Math.PI);
-        return (angle * (SectorCount / (2 * Math.PI))).floor().clamp(0, SectorCount - 1).to(int64);
+        var angle = atan2(y, x).remainder(Scalars.Of(2 * Math.PI));
+        return (angle * Scalars.Of(SectorCount / (2 * Math.PI))).floor().clamp(Scalars.Of(0), Scalars.Of(SectorCount - 1)).to(int64);
     }
 }

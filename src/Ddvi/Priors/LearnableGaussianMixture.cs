@@ -91,7 +91,7 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
             using (no_grad())
             {
                 meanValues = initialMeans.detach().to(float32, device).clone().DetachFromDisposeScope();
-                logScaleValues = full([ComponentCount, Dimension], Math.Log(initialStd), float32, device).DetachFromDisposeScope();
+                logScaleValues = full([ComponentCount, Dimension], Scalars.Of(Math.Log(initialStd)), float32, device).DetachFromDisposeScope();
                 logitValues = tensor(logWeights, float32, device).DetachFromDisposeScope();
             }
             // Kept out of any dispose scope the caller has open: the module owns its tensors and disposes them.
@@ -193,7 +193,7 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
         // Inverse CDF: the component of u ~ U[0, 1) is the number of cumulative weights ≤ u (clamped for rounding).
         var u = PriorChecks.Uniform(n, generator);                                         // [n]
         var cumulative = logits.detach().to(float64).cpu().softmax(0).cumsum(0);         // [K]
-        var classes = u.unsqueeze(1).ge(cumulative.unsqueeze(0)).sum(1).clamp_max(ComponentCount - 1).to(int64); // [n]
+        var classes = u.unsqueeze(1).ge(cumulative.unsqueeze(0)).sum(1).clamp_max(Scalars.Of(ComponentCount - 1)).to(int64); // [n]
         var epsilon = RandomDraws.Normal([n, Dimension], float64, CPU, generator);        // [n, d]
         var mu = means.detach().to(float64).cpu().index_select(0, classes);
         var sigma = log_scales.detach().to(float64).cpu().index_select(0, classes).exp();
@@ -217,7 +217,7 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
         {
             var u = PriorChecks.Uniform(n, generator);                                     // [n]
             var cumulative = logits.detach().to(float64).cpu().softmax(0).cumsum(0);     // [K]
-            classes = RandomDraws.Place(u.unsqueeze(1).ge(cumulative.unsqueeze(0)).sum(1).clamp_max(ComponentCount - 1).to(int64), means.device);
+            classes = RandomDraws.Place(u.unsqueeze(1).ge(cumulative.unsqueeze(0)).sum(1).clamp_max(Scalars.Of(ComponentCount - 1)).to(int64), means.device);
             epsilon = RandomDraws.Place(RandomDraws.Normal([n, Dimension], float64, CPU, generator).to(float32), means.device); // [n, d]
         }
         var z = means.index_select(0, classes) + log_scales.index_select(0, classes).exp() * epsilon;
@@ -244,7 +244,7 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
         var mu = means.to(float64).unsqueeze(0);                 // [1, K, d]
         var logSigma = log_scales.to(float64).unsqueeze(0);      // [1, K, d]
         var standardised = (z64 - mu) * (-logSigma).exp();      // [B, K, d]
-        var logComponent = (standardised.square() * -0.5 - logSigma).sum(2) - 0.5 * Dimension * Math.Log(2 * Math.PI); // [B, K]
+        var logComponent = (standardised.square() * Scalars.Of(-0.5) - logSigma).sum(2) - Scalars.Of(0.5 * Dimension * Math.Log(2 * Math.PI)); // [B, K]
         return logComponent + logits.to(float64).log_softmax(0).unsqueeze(0);
     }
 
@@ -262,7 +262,7 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
         PriorChecks.Scale(PriorName, nameof(initScale), initScale, strictlyPositive: false);
         ArgumentNullException.ThrowIfNull(generator);
         using var scope = NewDisposeScope();
-        return (RandomDraws.Normal([components, dimension], float64, CPU, generator) * initScale).MoveToOuterDisposeScope();
+        return (RandomDraws.Normal([components, dimension], float64, CPU, generator) * Scalars.Of(initScale)).MoveToOuterDisposeScope();
     }
 
     static Tensor RandomMeans(int components, int dimension, long seed, double initScale)

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Priors;
@@ -57,9 +58,9 @@ public sealed class PinwheelPrior : SegmentedPrior
     protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
-        var r = RadialMean + RadialStd * PriorChecks.Normal(n, generator);
-        var s = TangentialStd * PriorChecks.Normal(n, generator);
-        var angle = classes.to(float64) * (2 * Math.PI / ArmCount) + Rate * r.exp();
+        var r = Scalars.Of(RadialMean) + Scalars.Of(RadialStd) * PriorChecks.Normal(n, generator);
+        var s = Scalars.Of(TangentialStd) * PriorChecks.Normal(n, generator);
+        var angle = classes.to(float64) * Scalars.Of(2 * Math.PI / ArmCount) + Scalars.Of(Rate) * r.exp();
         var (cos, sin) = (angle.cos(), angle.sin());
         return PriorChecks.Points(r * cos - s * sin, r * sin + s * cos, Device);
     }
@@ -71,7 +72,7 @@ public sealed class PinwheelPrior : SegmentedPrior
         var z64 = z.to(float64);
         var x = z64.select(1, 0).unsqueeze(1); // [B, 1]
         var y = z64.select(1, 1).unsqueeze(1); // [B, 1]
-        var armAngle = arange(ArmCount, dtype: float64, device: z.device).unsqueeze(0) * (2 * Math.PI / ArmCount); // [1, C]
+        var armAngle = arange(Scalars.Of(ArmCount), dtype: float64, device: z.device).unsqueeze(0) * Scalars.Of(2 * Math.PI / ArmCount); // [1, C]
 
         Tensor rootGuess; // [B, C]
         using (no_grad())
@@ -83,33 +84,33 @@ public sealed class PinwheelPrior : SegmentedPrior
             {
                 var (residual, _, jacobian) = ArmResidual(xd, yd, armAngle, r);
                 // Any root has |r| = |z·u| ≤ |z|, so clamping to [−|z|, |z|] loses no root and keeps e^r bounded.
-                r = minimum(maximum(r + residual / jacobian.clamp_min(MinNewtonSlope), -radius), radius);
+                r = minimum(maximum(r + residual / jacobian.clamp_min(Scalars.Of(MinNewtonSlope)), -radius), radius);
             }
             rootGuess = r.detach();
         }
 
         var (f, _, d) = ArmResidual(x, y, armAngle, rootGuess);
-        var rc = rootGuess + f / d.clamp_min(MinNewtonSlope); // implicit-function gradient at the root
+        var rc = rootGuess + f / d.clamp_min(Scalars.Of(MinNewtonSlope)); // implicit-function gradient at the root
         var (leftover, sc, jacobianC) = ArmResidual(x, y, armAngle, rc);
 
         var logArm = NormalLogDensity(rc, RadialMean, RadialStd)
                      + NormalLogDensity(sc, 0, TangentialStd)
-                     - jacobianC.abs().clamp_min(MinAbsJacobian).log()
-                     - leftover.square() / (2 * TangentialStd * TangentialStd); // [B, C]
-        var logP = logArm.logsumexp(1) - Math.Log(ArmCount);
+                     - jacobianC.abs().clamp_min(Scalars.Of(MinAbsJacobian)).log()
+                     - leftover.square() / Scalars.Of(2 * TangentialStd * TangentialStd); // [B, C]
+        var logP = logArm.logsumexp(1) - Scalars.Of(Math.Log(ArmCount));
         return logP.to(float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>For arm angles θ = armAngle + 0.25 e^r: F = z·u(θ) − r, s = z·u⊥(θ), det J = 1 − 0.25 e^r s.</summary>
     static (Tensor Residual, Tensor S, Tensor Jacobian) ArmResidual(Tensor x, Tensor y, Tensor armAngle, Tensor r)
     {
-        var swirl = Rate * r.exp();
+        var swirl = Scalars.Of(Rate) * r.exp();
         var theta = armAngle + swirl;
         var (cos, sin) = (theta.cos(), theta.sin());
         var s = y * cos - x * sin;
-        return (x * cos + y * sin - r, s, 1 - swirl * s);
+        return (x * cos + y * sin - r, s, Scalars.Of(1) - swirl * s);
     }
 
     static Tensor NormalLogDensity(Tensor v, double mean, double std) =>
-        (v - mean).square() / (-2 * std * std) - Math.Log(std * Math.Sqrt(2 * Math.PI));
+        (v - Scalars.Of(mean)).square() / Scalars.Of(-2 * std * std) - Scalars.Of(Math.Log(std * Math.Sqrt(2 * Math.PI)));
 }

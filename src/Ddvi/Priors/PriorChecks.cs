@@ -52,7 +52,7 @@ internal static class PriorChecks
 
     /// <summary>n copies of one class index on the CPU: <c>[n]</c> int64.</summary>
     public static Tensor OneClass(long n, int classIndex) =>
-        full([n], classIndex, dtype: int64);
+        full([n], Scalars.Of(classIndex), dtype: int64);
 
     /// <summary>Standard normal draws <c>[n]</c> in float64 on the CPU (see <see cref="Runtime.RandomDraws"/>).</summary>
     public static Tensor Normal(long n, Generator generator) =>

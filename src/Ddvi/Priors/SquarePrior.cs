@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Priors;
@@ -46,17 +47,17 @@ public sealed class SquarePrior : SegmentedPrior, IDisposable
     protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
-        var position = (classes.to(float64) + PriorChecks.Uniform(n, generator)) * (4.0 / SegmentCount); // [0, 4): edge + fraction
+        var position = (classes.to(float64) + PriorChecks.Uniform(n, generator)) * Scalars.Of(4.0 / SegmentCount); // [0, 4): edge + fraction
         var edge = position.floor();
         var t = position - edge;
-        var across = AcrossEdgeStd * PriorChecks.Normal(n, generator);
+        var across = Scalars.Of(AcrossEdgeStd) * PriorChecks.Normal(n, generator);
 
-        var alongForward = 2 * t - 1; // −1 → 1
-        var top = edge.eq(0);
-        var right = edge.eq(1);
-        var bottom = edge.eq(2);
-        var x = where(top, alongForward, where(right, 1 + across, where(bottom, -alongForward, -1 + across)));
-        var y = where(top, 1 + across, where(right, -alongForward, where(bottom, -1 + across, alongForward)));
+        var alongForward = Scalars.Of(2) * t - Scalars.Of(1); // −1 → 1
+        var top = edge.eq(Scalars.Of(0));
+        var right = edge.eq(Scalars.Of(1));
+        var bottom = edge.eq(Scalars.Of(2));
+        var x = where(top, alongForward, where(right, Scalars.Of(1) + across, where(bottom, -alongForward, Scalars.Of(-1) + across)));
+        var y = where(top, Scalars.Of(1) + across, where(right, -alongForward, where(bottom, Scalars.Of(-1) + across, alongForward)));
         return PriorChecks.Points(x, y, Device);
     }
 

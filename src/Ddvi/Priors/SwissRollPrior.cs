@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Priors;
@@ -40,15 +41,15 @@ public sealed class SwissRollPrior : SegmentedPrior, IDisposable
     protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
-        var u = (classes.to(float64) + PriorChecks.Uniform(n, generator)) / SegmentCount;
-        var r = MaxRadius * u.sqrt();
-        var angle = Turns * r;
+        var u = (classes.to(float64) + PriorChecks.Uniform(n, generator)) / Scalars.Of(SegmentCount);
+        var r = Scalars.Of(MaxRadius) * u.sqrt();
+        var angle = Scalars.Of(Turns) * r;
         var x = r * angle.cos();
         var y = r * angle.sin();
         if (Noise > 0)
         {
-            x = x + Noise * PriorChecks.Normal(n, generator);
-            y = y + Noise * PriorChecks.Normal(n, generator);
+            x = x + Scalars.Of(Noise) * PriorChecks.Normal(n, generator);
+            y = y + Scalars.Of(Noise) * PriorChecks.Normal(n, generator);
         }
         return PriorChecks.Points(x, y, Device);
     }

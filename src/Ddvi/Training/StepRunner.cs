@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using Ddvi.FastPaths;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -98,7 +99,7 @@ public sealed class StepRunner : IDisposable
         var gradients = clip.Parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
         if (gradients.Count == 0) return;
         var squares = stack(gradients.Select(g => g.detach().to(float64).square().sum()).ToArray()).sum();
-        var factor = (clip.MaxNorm / (squares.sqrt() + 1e-6)).clamp_max(1.0);
+        var factor = (Scalars.Of(clip.MaxNorm) / (squares.sqrt() + Scalars.Of(1e-6))).clamp_max(Scalars.Of(1.0));
         foreach (var g in gradients) g.mul_(factor.to(g.dtype));
     }
 
