@@ -182,8 +182,8 @@ public static class AncestryModels
             throw new ArgumentException($"AncestryModels.NoiseShare: two draws [n, d] of the same shape with n ≥ 2 are needed, got [{string.Join(", ", first.shape)}] and [{string.Join(", ", second.shape)}].");
         using var scope = NewDisposeScope();
         var a = first.to(float64);
-        var within = (a - second.to(float64)).square().sum(1).mean().item<double>() / 2;
-        var total = (a - a.mean([0], keepdim: true)).square().sum(1).mean().item<double>();
+        var within = (a - second.to(float64)).pow(Scalars.Of(2)).sum(1).mean().item<double>() / 2;
+        var total = (a - a.mean([0], keepdim: true)).pow(Scalars.Of(2)).sum(1).mean().item<double>();
         return total > 0 ? within / total : 0;
     }
 

@@ -258,7 +258,7 @@ public static class GenomicsBenchmarks
         using var centres = randn([20, 1000], generator: generator) * Scalars.Of(0.3);
         using var which = randint(0, 20, [options.Samples], generator: generator);
         using var noise = randn([options.Samples, 1000], generator: generator) * Scalars.Of(0.1);
-        return (centres.index_select(0, which) + noise).DetachFromDisposeScope();
+        return centres.index_select(0, which).add(noise, Scalars.One).DetachFromDisposeScope();
     }
 
     public static string Line(GenomicsBenchmarkResult r) => string.Create(CultureInfo.InvariantCulture,

@@ -112,7 +112,7 @@ public static class PixelRanges
     {
         using var scope = NewDisposeScope();
         var (low, high) = range.Bounds();
-        return (bytes.to(float32) * Scalars.Of((float)((high - low) / 255.0)) + Scalars.Of((float)low)).MoveToOuterDisposeScope();
+        return (bytes.to(float32) * Scalars.Of((float)((high - low) / 255.0))).add(Scalars.Of((float)low), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 

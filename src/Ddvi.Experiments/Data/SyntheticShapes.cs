@@ -85,8 +85,8 @@ public static class SyntheticShapes
             Tensor Rows(Tensor t) => t.index_select(0, rows); // [n, 1]
             var (rowCos, rowSin, rowScaleX, rowScaleY, rowShiftX, rowShiftY) =
                 (Rows(cos), Rows(sin), Rows(scaleX), Rows(scaleY), Rows(shiftX), Rows(shiftY));
-            Tensor MapX(float x, float y) => rowCos * rowScaleX * Scalars.Of(x) - rowSin * rowScaleY * Scalars.Of(y) + rowShiftX; // [n, 1]
-            Tensor MapY(float x, float y) => rowSin * rowScaleX * Scalars.Of(x) + rowCos * rowScaleY * Scalars.Of(y) + rowShiftY;
+            Tensor MapX(float x, float y) => (rowCos * rowScaleX * Scalars.Of(x) - rowSin * rowScaleY * Scalars.Of(y)).add(rowShiftX, Scalars.One); // [n, 1]
+            Tensor MapY(float x, float y) => (rowSin * rowScaleX * Scalars.Of(x)).add(rowCos * rowScaleY * Scalars.Of(y), Scalars.One).add(rowShiftY, Scalars.One);
 
             Tensor? squared = null; // [n, P] squared distance to the nearest stroke
             if (RingRadius[c] > 0)
@@ -105,13 +105,13 @@ public static class SyntheticShapes
                 var segment = SegmentDistanceSquared(ax, ay, abx, aby, pixelX, pixelY);
                 squared = squared is null ? segment : squared.fmin(segment);
             }
-            var coverage = (Rows(halfWidth) - squared!.sqrt_()).mul_(Scalars.Of(PixelsPerUnit)).add_(Scalars.Of(0.5f)).clamp_(Scalars.Of(0f), Scalars.Of(1f)); // [n, P]
+            var coverage = (Rows(halfWidth) - squared!.sqrt_()).mul_(Scalars.Of(PixelsPerUnit)).add_(Scalars.Of(0.5f), Scalars.One).clamp_(Scalars.Of(0f), Scalars.Of(1f)); // [n, P]
             images.index_copy_(0, rows, coverage.mul_(Rows(ink)));
         }
         return new ImageDataset(name, images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), ImageShape.Mnist, ClassCount);
     }
 
-    static Tensor Uniform(Tensor unit, float low, float high) => unit * Scalars.Of(high - low) + Scalars.Of(low);
+    static Tensor Uniform(Tensor unit, float low, float high) => (unit * Scalars.Of(high - low)).add(Scalars.Of(low), Scalars.One);
 
     /// <summary>Squared distance from each pixel p to the segment a → a + ab: |p − a − clamp(⟨p − a, ab⟩/|ab|², 0, 1) ab|².</summary>
     static Tensor SegmentDistanceSquared(Tensor ax, Tensor ay, Tensor abx, Tensor aby, Tensor pixelX, Tensor pixelY) // [n, 1] each → [n, P]
@@ -136,8 +136,8 @@ public static class SyntheticShapes
     static (Tensor X, Tensor Y) PixelCentres() // [1, P] each
     {
         var shape = ImageShape.Mnist;
-        var column = arange(Scalars.Of(shape.Width), dtype: ScalarType.Float32).add_(Scalars.Of(0.5f)).div_(Scalars.Of(PixelsPerUnit)).sub_(Scalars.Of(1f)); // [W]
-        var row = arange(Scalars.Of(shape.Height), dtype: ScalarType.Float32).add_(Scalars.Of(0.5f)).div_(Scalars.Of(PixelsPerUnit)).neg_().add_(Scalars.Of(1f)); // [H], y up
+        var column = arange(Scalars.Of(0), Scalars.Of(shape.Width), Scalars.Of(1), dtype: ScalarType.Float32).add_(Scalars.Of(0.5f), Scalars.One).div_(Scalars.Of(PixelsPerUnit)).sub_(Scalars.Of(1f)); // [W]
+        var row = arange(Scalars.Of(0), Scalars.Of(shape.Height), Scalars.Of(1), dtype: ScalarType.Float32).add_(Scalars.Of(0.5f), Scalars.One).div_(Scalars.Of(PixelsPerUnit)).neg_().add_(Scalars.Of(1f), Scalars.One); // [H], y up
         var x = column.unsqueeze(0).expand(shape.Height, shape.Width).reshape(1, -1);
         var y = row.unsqueeze(1).expand(shape.Height, shape.Width).reshape(1, -1);
         return (x, y);

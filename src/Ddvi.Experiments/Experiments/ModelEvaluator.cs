@@ -72,8 +72,8 @@ public static class ModelEvaluator
             {
                 long rows = Math.Min(settings.BatchSize, data.Test.Count - start);
                 var estimate = method.EstimateElbo(data.Test.Images.narrow(0, start, rows), generator);
-                perImage.add_(estimate.NatsPerImage.sum().to(float64));
-                perPixel.add_(estimate.ReleasePerPixelScale.sum().to(float64));
+                perImage.add_(estimate.NatsPerImage.sum().to(float64), Scalars.One);
+                perPixel.add_(estimate.ReleasePerPixelScale.sum().to(float64), Scalars.One);
             }
             elbo = new ElboMetric(true, perImage.item<double>() / data.Test.Count, perPixel.item<double>() / data.Test.Count, method.ElboDefinition);
         }
@@ -142,7 +142,7 @@ public static class ModelEvaluator
             {
                 long rows = Math.Min(settings.BatchSize, data.Test.Count - start);
                 var predicted = classifier.ClassLogits(data.Test.Images.narrow(0, start, rows)).argmax(1);
-                correct.add_(predicted.eq(data.Test.Labels.narrow(0, start, rows)).sum());
+                correct.add_(predicted.eq(data.Test.Labels.narrow(0, start, rows)).sum(), Scalars.One);
             }
             accuracy = new ClassificationMetric(correct.item<long>() / (double)data.Test.Count,
                 "test accuracy of argmax_c q(c|x), the encoder's class prediction (dropout off)");

@@ -115,27 +115,33 @@ internal sealed class TensorBoardLog : ITrainingObserver
                 File.Delete(scatter);
             }
 
+            // The grid goes in as a PNG file, as the scatter: TorchSharp's add_img of a tensor makes temporary scalars (Scalars).
             var decoded = ModelEvaluator.DecodeByClass(_method, _prior, ModelEvaluator.SamplesPerClass, generator);
-            _writer.add_img($"{stage}/samples", Grid(decoded, _data.Test.Shape, ModelEvaluator.SamplesPerClass), epoch, dataformats: "CHW");
+            var shape = _data.Test.Shape;
+            using var shown = _data.Test.Range.ToUnitInterval(decoded.cpu().to(float32)).contiguous();
+            string samples = Path.Combine(Folder, $".samples-{Environment.ProcessId}.png");
+            try
+            {
+                ImageGrid.Save(samples, shown.data<float>().ToArray(), (int)decoded.shape[0], shape.Channels, shape.Height, shape.Width,
+                    columns: ModelEvaluator.SamplesPerClass, scale: 1);
+                _writer.add_img($"{stage}/samples", samples, epoch);
+            }
+            finally
+            {
+                File.Delete(samples);
+            }
 
+            // TorchSharp's histogram makes temporary scalars inside (Scalars) and its writer takes no histogram made
+            // elsewhere: called here on the training thread, once per checkpoint, left as it is.
+#pragma warning disable RS0030
             foreach (var (suffix, logVariance) in EncoderLogVariances(_method.Model, images, generator))
                 _writer.add_histogram($"{stage}/encoder_variance{suffix}", logVariance.exp().cpu(), epoch);
+#pragma warning restore RS0030
         }
         finally
         {
             _method.Module.train(wasTraining);
         }
-    }
-
-    /// <summary>Images <c>[N, C·H·W]</c> tiled <paramref name="columns"/> to a row: <c>[C, rows·H, columns·W]</c> in [0, 1].</summary>
-    internal static Tensor Grid(Tensor images, ImageShape shape, int columns)
-    {
-        long rows = images.shape[0] / columns;
-        return images.narrow(0, 0, rows * columns).cpu().to(float32)
-            .reshape(rows, columns, shape.Channels, shape.Height, shape.Width)
-            .permute(2, 0, 3, 1, 4)
-            .reshape(shape.Channels, rows * shape.Height, columns * shape.Width)
-            .clamp(Scalars.Of(0), Scalars.Of(1));
     }
 
     /// <summary>log σ²(x) of each Gaussian the model's encoder outputs; none for a deterministic encoder.</summary>

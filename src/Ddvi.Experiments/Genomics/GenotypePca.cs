@@ -177,7 +177,7 @@ public static class GenotypePca
     {
         gram.triu_();
         using var upper = gram.triu(1);
-        return gram.add_(upper.t());
+        return gram.add_(upper.t(), Scalars.One);
     }
 
     /// <summary>A block as float64 <c>[c, n]</c>: imputed, centred, scaled, and zero in its skipped columns.</summary>
@@ -194,7 +194,7 @@ public static class GenotypePca
         if (standardize)
         {
             var p = mean / Scalars.Of(2);
-            var variance = p * (Scalars.Of(1) - p) * Scalars.Of(2);
+            var variance = p * p.neg().add(Scalars.Of(1), Scalars.One) * Scalars.Of(2);
             usable.logical_and_(variance.gt(Scalars.Of(0)));
             x.div_(variance.sqrt_());
         }

@@ -32,7 +32,7 @@ public static class GaussianDiffusion
     {
         CheckRows(schedule, nameof(Noise), t, (nameof(z0), z0), (nameof(eps), eps));
         using var scope = NewDisposeScope();
-        return (NoiseSchedule.Column(schedule.SqrtAlphaBar, t) * z0 + NoiseSchedule.Column(schedule.SqrtOneMinusAlphaBar, t) * eps)
+        return (NoiseSchedule.Column(schedule.SqrtAlphaBar, t) * z0).add(NoiseSchedule.Column(schedule.SqrtOneMinusAlphaBar, t) * eps, Scalars.One)
             .MoveToOuterDisposeScope();
     }
 
@@ -59,7 +59,7 @@ public static class GaussianDiffusion
     {
         CheckRows(schedule, nameof(ForwardPosteriorMean), t, (nameof(z0), z0), (nameof(yt), yt));
         using var scope = NewDisposeScope();
-        return (NoiseSchedule.Column(schedule.PosteriorW0, t) * z0 + NoiseSchedule.Column(schedule.PosteriorWt, t) * yt)
+        return (NoiseSchedule.Column(schedule.PosteriorW0, t) * z0).add(NoiseSchedule.Column(schedule.PosteriorWt, t) * yt, Scalars.One)
             .MoveToOuterDisposeScope();
     }
 
@@ -76,7 +76,7 @@ public static class GaussianDiffusion
         CheckRows(schedule, nameof(ReverseMean), t, (nameof(yt), yt), (nameof(epsHat), epsHat));
         using var scope = NewDisposeScope();
         var z0Hat = PredictZ0Unchecked(schedule, yt, t, epsHat);
-        return (NoiseSchedule.Column(schedule.PosteriorW0, t) * z0Hat + NoiseSchedule.Column(schedule.PosteriorWt, t) * yt)
+        return (NoiseSchedule.Column(schedule.PosteriorW0, t) * z0Hat).add(NoiseSchedule.Column(schedule.PosteriorWt, t) * yt, Scalars.One)
             .MoveToOuterDisposeScope();
     }
 
@@ -112,7 +112,7 @@ public static class GaussianDiffusion
     internal static Tensor ReverseStepUnchecked(NoiseSchedule schedule, Tensor yt, Tensor t, Tensor epsHat)
     {
         var z0Hat = PredictZ0Unchecked(schedule, yt, t, epsHat);
-        return NoiseSchedule.Column(schedule.SqrtAlphaBarPrev, t) * z0Hat + NoiseSchedule.Column(schedule.SqrtOneMinusAlphaBarPrev, t) * epsHat;
+        return (NoiseSchedule.Column(schedule.SqrtAlphaBarPrev, t) * z0Hat).add(NoiseSchedule.Column(schedule.SqrtOneMinusAlphaBarPrev, t) * epsHat, Scalars.One);
     }
 
     static void CheckRows(NoiseSchedule schedule, string caller, Tensor t, params (string Name, Tensor Value)[] rows)

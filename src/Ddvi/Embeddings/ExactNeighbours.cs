@@ -30,16 +30,16 @@ internal static class ExactNeighbours
         var x = data.detach().to(ScalarType.Float64).cpu().contiguous();   // [n, D]
         int features = (int)x.shape[1];
         double[] values = x.data<double>().ToArray();
-        var norms = x.square().sum(1);                                       // [n]
+        var norms = x.pow(Scalars.Of(2)).sum(1);                                       // [n]
         var columns = x.t();                                                 // [D, n]
         for (int start = 0; start < n; start += BlockRows)
         {
             using var blockScope = NewDisposeScope();
             int rows = Math.Min(BlockRows, n - start);
-            var squared = norms.narrow(0, start, rows).unsqueeze(1) + norms.unsqueeze(0)
+            var squared = norms.narrow(0, start, rows).unsqueeze(1).add(norms.unsqueeze(0), Scalars.One)
                           - Scalars.Of(2) * x.narrow(0, start, rows).matmul(columns);  // [b, n]
             squared.clamp_min_(Scalars.Of(0));
-            var self = arange(Scalars.Of(start), Scalars.Of(start + rows), ScalarType.Int64).unsqueeze(1);
+            var self = arange(Scalars.Of(start), Scalars.Of(start + rows), Scalars.Of(1), ScalarType.Int64).unsqueeze(1);
             squared.scatter_(1, self, full(rows, 1, Scalars.Of(double.PositiveInfinity), ScalarType.Float64));
             var nearest = squared.topk(k, dim: 1, largest: false, sorted: false).Item2;
             var indexArray = nearest.contiguous().data<long>().ToArray();

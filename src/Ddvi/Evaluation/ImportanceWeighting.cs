@@ -53,7 +53,7 @@ public static class ImportanceWeighting
         var repeatedMask = mask?.unsqueeze(0).expand(samples, -1, -1).reshape(samples * batch, -1);
         var logLikelihood = posterior.Likelihood.LogProbFromOutput(posterior.Likelihood.Decode(z), repeatedX, repeatedMask); // [K·B]
         var logPrior = prior.NormalisedLogDensity(z);                                                 // [K·B]
-        var logWeights = (logLikelihood.to(float64) + logPrior.to(float64)).reshape(samples, batch) - draws.LogQ.to(float64); // [K, B]
+        var logWeights = logLikelihood.to(float64).add(logPrior.to(float64), Scalars.One).reshape(samples, batch) - draws.LogQ.to(float64); // [K, B]
         Tensor? clamped = null;
         if (!prior.HasExactDensity)
             clamped = prior.LogDensity(z).to(float64).ne(logPrior.to(float64)).reshape(samples, batch).MoveToOuterDisposeScope();

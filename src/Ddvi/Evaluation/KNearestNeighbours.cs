@@ -75,7 +75,7 @@ public static class KNearestNeighbours
             var neighbourLabels = labels.index_select(0, nearest.flatten()).view(rows, k);                       // [b, k]
             var votes = zeros(rows, classCount, int64, device)
                 .scatter_add_(1, neighbourLabels, oneVote.narrow(0, 0, rows));                                      // [b, C]
-            predictions.Add((votes * Scalars.Of(classCount) + smallerLabelBonus).argmax(1).MoveToOuterDisposeScope());
+            predictions.Add((votes * Scalars.Of(classCount)).add(smallerLabelBonus, Scalars.One).argmax(1).MoveToOuterDisposeScope());
         }
         return (predictions.Count == 1 ? predictions[0] : cat(predictions, 0)).MoveToOuterDisposeScope();
     }

@@ -1,4 +1,5 @@
 using Ddvi.Priors;
+using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.Evaluation;
@@ -53,7 +54,7 @@ public static class LatentNll
             // One scope per block: the KDE's [b, H, M] temporaries are freed before the next block.
             using var blockScope = NewDisposeScope();
             var block = priorSamples.detach().narrow(0, start, Math.Min(blockRows, samples - start)); // [b, d]
-            logDensitySum.add_(density.LogDensity(block, blockRows).sum(type: float64));
+            logDensitySum.add_(density.LogDensity(block, blockRows).sum(type: float64), Scalars.One);
         }
         double value = -logDensitySum.item<double>() / samples;
         return new LatentNllResult(value, density.Bandwidths, samples, density.CentreCount,

@@ -82,8 +82,8 @@ public static class MaximumMeanDiscrepancy
             // One [b, M'] buffer for the distances, built in place: −2 a·b + ‖a‖² + ‖b‖², clamped at 0.
             var squaredDistance = block.matmul(columns.t()).mul_(Scalars.Of(-2));               // [b, M']
             using (var blockNorms = SquaredNorms(block, blockRows).unsqueeze(1))    // [b, 1]
-                squaredDistance.add_(blockNorms);
-            squaredDistance.add_(bSquaredNorms.narrow(1, from, columns.shape[0])).clamp_min_(Scalars.Of(0));
+                squaredDistance.add_(blockNorms, Scalars.One);
+            squaredDistance.add_(bSquaredNorms.narrow(1, from, columns.shape[0]), Scalars.One).clamp_min_(Scalars.Of(0));
             foreach (double scale in negativeInverseTwoSigma2)
             {
                 // The kernel and every view of it are disposed per σ, so a block holds two [b, M'] buffers, not one per
@@ -96,7 +96,7 @@ public static class MaximumMeanDiscrepancy
                 if (!symmetric)
                 {
                     using var blockSum = rowSums.sum(type: float64);
-                    sum.add_(blockSum);
+                    sum.add_(blockSum, Scalars.One);
                     continue;
                 }
                 // Within the block's own columns (the diagonal square) each pair appears in both orders already; the
@@ -119,7 +119,7 @@ public static class MaximumMeanDiscrepancy
         {
             using var blockScope = NewDisposeScope();
             long count = Math.Min(blockRows, rows.shape[0] - start);
-            norms.narrow(0, start, count).copy_(rows.narrow(0, start, count).square().sum(1));
+            norms.narrow(0, start, count).copy_(rows.narrow(0, start, count).pow(Scalars.Of(2)).sum(1));
         }
         return norms;
     }

@@ -1,5 +1,6 @@
 using Ddvi.Diffusion;
 using Ddvi.Models;
+using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -76,8 +77,8 @@ public static class ChainRunner
         for (int k = 0; k < count; k++)
         {
             weights[k] = k == 0 ? layers[k].weight!.narrow(1, 0, stateWidth) : layers[k].weight!;
-            var table = layers[k].bias!.unsqueeze(0) + embeddings[k].weight!;                     // [T, hidden]
-            if (k == 0 && firstLayerExtra is not null) table = table.unsqueeze(1) + firstLayerExtra.unsqueeze(0);
+            var table = layers[k].bias!.unsqueeze(0).add(embeddings[k].weight!, Scalars.One);                     // [T, hidden]
+            if (k == 0 && firstLayerExtra is not null) table = table.unsqueeze(1).add(firstLayerExtra.unsqueeze(0), Scalars.One);
             tables[k] = table;
         }
         var coefficients = Enumerable.Range(1, steps).Select(schedule.DdimCoefficients).ToArray();

@@ -92,16 +92,16 @@ internal sealed class ClassChainCheckpoint : SingleTensorFunction<ClassChainChec
             using (enable_grad())
                 outputs = Forward(spec, leaves, contextLeaf, start, from: steps - i0, to: steps - i1).narrow(0, 1, i1 - i0);   // rows i0+1..i1
             var outputGrads = gradStates.narrow(0, i0 + 1, i1 - i0).clone();
-            outputGrads[-1].add_(stateGrad - gradStates[i1]);                                       // the row i1's full gradient
+            outputGrads[-1].add_(stateGrad - gradStates[i1], Scalars.One);                                       // the row i1's full gradient
             var inputs = new List<Tensor> { start };
             inputs.AddRange(trainedLeaves);
             if (contextLeaf is not null) inputs.Add(contextLeaf);
             var grads = grad([outputs], inputs, [outputGrads], allow_unused: true);
             for (int j = 0; j < trainedLeaves.Count; j++)
-                if (grads[1 + j] is { } g && !g.IsInvalid) parameterGrads[j].add_(g);
-            if (contextLeaf is not null && grads[^1] is { } cg && !cg.IsInvalid) contextGrad!.add_(cg);
+                if (grads[1 + j] is { } g && !g.IsInvalid) parameterGrads[j].add_(g, Scalars.One);
+            if (contextLeaf is not null && grads[^1] is { } cg && !cg.IsInvalid) contextGrad!.add_(cg, Scalars.One);
             var startGrad = grads[0] is { } sg && !sg.IsInvalid ? sg : zeros_like(start);
-            stateGrad = (startGrad + gradStates[i0]).MoveToOuterDisposeScope();
+            stateGrad = startGrad.add(gradStates[i0], Scalars.One).MoveToOuterDisposeScope();
         }
         var result = new List<Tensor> { null!, stateGrad, contextGrad! };
         int next = 0;

@@ -114,7 +114,7 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
                 saved.Add(activation);
                 h = activation;
                 if (k == shape.ResidualFrom) residualStart = activation;
-                if (k == shape.ResidualTo) h = residualSum = activation + residualStart!;
+                if (k == shape.ResidualTo) h = residualSum = activation.add(residualStart!, Scalars.One);
             }
             saved.Add(residualSum!);
             var (keepY, keepEps) = shape.Coefficients[row];
@@ -201,7 +201,7 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
             {
                 var activation = saved[offset + 1 + k];
                 if (k == shape.ResidualTo) residualGrad = hiddenGrad;
-                if (k == shape.ResidualFrom && residualGrad is not null) hiddenGrad = hiddenGrad + residualGrad;
+                if (k == shape.ResidualFrom && residualGrad is not null) hiddenGrad = hiddenGrad.add(residualGrad, Scalars.One);
                 // Masked in place, except where the residual connection still needs the unmasked gradient.
                 var masked = k == shape.ResidualTo ? hiddenGrad.clone() : hiddenGrad;
                 var preGrad = ElementwiseKernels.KeepWherePositiveInto(masked, activation, masked);
@@ -210,7 +210,7 @@ internal sealed class DenoiserChainFunction : SingleTensorFunction<DenoiserChain
                 hiddenGrad = preGrad.mm(weights[k]);
             }
             // y_{t−1} = KeepY·y_t + KeepEps·ε̂(y_t), and y_t may also be read directly by the loss.
-            grad = hiddenGrad.add_(grad, alpha: Scalars.Of(keepY)).add_(gradStates[stateRow]);
+            grad = hiddenGrad.add_(grad, alpha: Scalars.Of(keepY)).add_(gradStates[stateRow], Scalars.One);
         }
 
         var weightGrads = new Tensor[layers];

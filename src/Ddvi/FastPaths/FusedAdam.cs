@@ -9,12 +9,13 @@ namespace Ddvi.FastPaths;
 /// TorchSharp's <see cref="Adam"/> with a one-pass step for contiguous float32 CPU parameters: each element's moments and
 /// weight are updated together in one sweep over memory, where the tensor-op step makes about twenty passes (moments
 /// scaled, accumulated, square-rooted into a temporary, divided, added to). The update is Adam's, in the same order
-/// of operations as <see cref="Adam.step"/>, and the state (step counts, moments) is Adam's own, so checkpoints are
+/// of operations as TorchSharp's <c>Adam.step</c>, and the state (step counts, moments) is Adam's own, so checkpoints are
 /// interchangeable with the plain optimiser. One deliberate difference: moments that fall below float32's normal range
 /// are stored as 0 instead of as subnormal numbers (see <c>Update</c>).
 /// <para>
 /// Parameters on another device or of another type, and the options the sweep does not implement (weight decay,
-/// AMSGrad, maximise, a closure) take the plain tensor-op step.
+/// AMSGrad, maximise, a closure) take the tensor-op step: TorchSharp's <c>Adam.step</c>, written again with scalars
+/// that stay alive while libtorch reads them (its own makes temporary ones; see <see cref="Scalars"/>).
 /// </para>
 /// </summary>
 public sealed class FusedAdam : Adam
@@ -31,7 +32,7 @@ public sealed class FusedAdam : Adam
     public override Tensor step(Func<Tensor>? closure = null)
     {
         if (closure is not null || !CanFuse())
-            return base.step(closure!);
+            return TensorStep(closure);
 
         foreach (var group in _parameter_groups)
         {
@@ -55,6 +56,38 @@ public sealed class FusedAdam : Adam
         }
         return null!;
     }
+
+    /// <summary>Adam's step with tensor operations, as TorchSharp's <c>Adam.step</c> computes it, every number a held scalar.</summary>
+    private Tensor TensorStep(Func<Tensor>? closure) => _step<ParamGroup>(group =>
+    {
+        var options = (Options)group.Options;
+        double beta1 = options.beta1!.Value, beta2 = options.beta2!.Value, eps = options.eps!.Value;
+        double lr = options.LearningRate!.Value, weightDecay = options.weight_decay ?? 0.0;
+        bool amsgrad = options.amsgrad ?? false, maximize = options.maximize ?? false;
+        foreach (var parameter in group.Parameters)
+        {
+            var grad = parameter.grad;
+            if (grad is null) continue;
+            if (maximize) grad = grad.neg();
+            var state = (State)_state[parameter.Handle];
+            state.step += 1;
+            double biasCorrection1 = 1 - Math.Pow(beta1, state.step);
+            double biasCorrection2 = 1 - Math.Pow(beta2, state.step);
+            if (weightDecay != 0) grad = grad.add(parameter, Scalars.Of(weightDecay));
+            state.exp_avg.mul_(Scalars.Of(beta1)).add_(grad, Scalars.Of(1 - beta1));
+            state.exp_avg_sq.mul_(Scalars.Of(beta2)).addcmul_(grad, grad.conj(), Scalars.Of(1 - beta2));
+            var second = state.exp_avg_sq;
+            if (amsgrad)
+            {
+                var previous = state.max_exp_avg_sq;
+                state.max_exp_avg_sq = maximum(previous, state.exp_avg_sq).DetachFromDisposeScope();
+                previous.Dispose();
+                second = state.max_exp_avg_sq;
+            }
+            var denominator = second.sqrt().div_(Scalars.Of(Math.Sqrt(biasCorrection2))).add_(Scalars.Of(eps), Scalars.One);
+            parameter.addcdiv_(state.exp_avg, denominator, Scalars.Of(-lr / biasCorrection1));
+        }
+    }, closure!);
 
     /// <summary>
     /// <paramref name="state"/>, an optimiser state written by <see cref="TorchSharp.Modules.OptimizerHelper.save_state_dict(BinaryWriter)"/>

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -32,7 +33,7 @@ public sealed class IafLayer : Module<Tensor, Tensor, (Tensor Z, Tensor LogDet)>
         using var scope = NewDisposeScope();
         var (s, m) = made.call(z, h);
         var gate = functional.sigmoid(s);
-        var next = m + gate * (z - m);
+        var next = m.add(gate * (z - m), Scalars.One);
         var logDet = functional.logsigmoid(s).sum(-1);
         return (next.MoveToOuterDisposeScope(), logDet.MoveToOuterDisposeScope());
     }

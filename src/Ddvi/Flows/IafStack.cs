@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -51,7 +52,7 @@ public sealed class IafStack : Module<Tensor, Tensor, (Tensor Z, Tensor LogDet)>
         {
             var (next, layerLogDet) = layer.call(z, h);
             z = next;
-            logDet = logDet is null ? layerLogDet : logDet + layerLogDet;
+            logDet = logDet is null ? layerLogDet : logDet.add(layerLogDet, Scalars.One);
         }
         return (z.MoveToOuterDisposeScope(), logDet!.MoveToOuterDisposeScope());
     }

@@ -1,3 +1,4 @@
+using Ddvi.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -65,7 +66,7 @@ public sealed class Made : Module<Tensor, Tensor, (Tensor S, Tensor M)>
     public override (Tensor S, Tensor M) forward(Tensor z, Tensor h)
     {
         using var scope = NewDisposeScope();
-        var a = functional.relu(layers[0].call(z) + context.call(h));
+        var a = functional.relu(layers[0].call(z).add(context.call(h), Scalars.One));
         for (int l = 1; l < layers.Count - 1; l++)
             a = functional.relu(layers[l].call(a));
         var output = layers[layers.Count - 1].call(a);

@@ -115,7 +115,7 @@ public static class DdviFit
                 mask: observed is null ? null : step => MaskRows(observed, step));
 
             // Missing-entry masks travel as the batch's "labels": the row indices select the same rows of the mask.
-            var batches = new TensorBatches(data, observed is null ? null : arange(Scalars.Of(data.shape[0]), device: device), options.BatchSize);
+            var batches = new TensorBatches(data, observed is null ? null : arange(Scalars.Of(0), Scalars.Of(data.shape[0]), Scalars.Of(1), device: device), options.BatchSize);
             if (options.CheckpointFolder is not null) Directory.CreateDirectory(options.CheckpointFolder);
             bool resume = options.CheckpointFolder is not null && Checkpoint.Latest(options.CheckpointFolder) is not null;
             var trainerOptions = new TrainerOptions(StageName, options.Epochs, options.Seed, options.CheckpointFolder, options.CheckpointEvery);

@@ -49,7 +49,7 @@ public sealed class BinomialLikelihood : Likelihood
         {
             using var draw = NewDisposeScope();
             var u = Runtime.RandomDraws.Uniform(p.shape, p.dtype, p.device, generator);
-            count.add_(u.lt(p).to(p.dtype));
+            count.add_(u.lt(p).to(p.dtype), Scalars.One);
         }
         return count.MoveToOuterDisposeScope();
     }
@@ -58,11 +58,11 @@ public sealed class BinomialLikelihood : Likelihood
     {
         using var scope = NewDisposeScope();
         var xs = Filled(x, mask, 0);
-        var failures = Scalars.Of(Trials) - xs;                                                         // n − x
-        var logChoose = lgamma(full_like(xs, Scalars.Of(Trials + 1.0))) - lgamma(xs + Scalars.Of(1)) - lgamma(failures + Scalars.Of(1));
+        var failures = xs.neg().add(Scalars.Of(Trials), Scalars.One);                                                         // n − x
+        var logChoose = lgamma(full_like(xs, Scalars.Of(Trials + 1.0))) - lgamma(xs.add(Scalars.Of(1), Scalars.One)) - lgamma(failures.add(Scalars.Of(1), Scalars.One));
         var logP = functional.logsigmoid(output);                                        // log σ(ℓ)
         var logQ = functional.logsigmoid(-output);                                       // log σ(−ℓ)
-        return (logChoose + xs * logP + failures * logQ).MoveToOuterDisposeScope();
+        return logChoose.add(xs * logP, Scalars.One).add(failures * logQ, Scalars.One).MoveToOuterDisposeScope();
     }
 
     protected override Tensor InvalidValues(Tensor x) => x.lt(Scalars.Of(0)).logical_or(x.gt(Scalars.Of(Trials))).logical_or(x.ne(x.floor()));

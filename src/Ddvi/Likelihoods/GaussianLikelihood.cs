@@ -69,7 +69,7 @@ public sealed class GaussianLikelihood : Likelihood
         using var scope = NewDisposeScope();
         var epsilon = Runtime.RandomDraws.Normal(output.shape, output.dtype, output.device, generator);
         var noise = log_sigma is null ? epsilon * Scalars.Of(fixedSigma) : epsilon * log_sigma.exp().to(output.dtype);
-        return (output + noise).MoveToOuterDisposeScope();
+        return output.add(noise, Scalars.One).MoveToOuterDisposeScope();
     }
 
     protected override Tensor ElementLogProb(Tensor output, Tensor x, Tensor? mask)
@@ -79,10 +79,10 @@ public sealed class GaussianLikelihood : Likelihood
         if (log_sigma is null)
         {
             double logSigma = Math.Log(fixedSigma);
-            return (residual.square() * Scalars.Of(-0.5 / (fixedSigma * fixedSigma)) - Scalars.Of(HalfLogTwoPi + logSigma)).MoveToOuterDisposeScope();
+            return (residual.pow(Scalars.Of(2)) * Scalars.Of(-0.5 / (fixedSigma * fixedSigma)) - Scalars.Of(HalfLogTwoPi + logSigma)).MoveToOuterDisposeScope();
         }
         var standardised = residual * (-log_sigma).exp();                                // (x − μ)/σ, σ per feature
-        return (Scalars.Of(-0.5) * standardised.square() - log_sigma - Scalars.Of(HalfLogTwoPi)).MoveToOuterDisposeScope();
+        return (Scalars.Of(-0.5) * standardised.pow(Scalars.Of(2)) - log_sigma - Scalars.Of(HalfLogTwoPi)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Nothing beyond non-finite values (checked by the caller).</summary>

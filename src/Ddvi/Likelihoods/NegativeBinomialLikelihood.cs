@@ -100,14 +100,14 @@ public sealed class NegativeBinomialLikelihood : Likelihood
         var xs = Filled(x, mask, 0);                                                        // [B, D]
         var logMu = output;                                                                 // log μ = log s + ρ
         if (ReferenceTotal is double total)
-            logMu = output + (xs.sum(-1, keepdim: true).log() - Scalars.Of(Math.Log(total)));
+            logMu = output.add(xs.sum(-1, keepdim: true).log() - Scalars.Of(Math.Log(total)), Scalars.One);
         var logR = log_r.to(output.dtype);                                                  // [D]
         var r = logR.exp();
-        var logGammaRatio = lgamma(xs + r) - lgamma(r) - lgamma(xs + Scalars.Of(1));
+        var logGammaRatio = lgamma(xs.add(r, Scalars.One)) - lgamma(r) - lgamma(xs.add(Scalars.Of(1), Scalars.One));
         var zeroTerm = r * functional.logsigmoid(logR - logMu);                            // r log(r / (r + μ))
         // x log(μ / (r + μ)), taken as 0 where x = 0 (also when μ = 0, where the product would be 0 · (−∞)).
         var countTerm = where(xs.gt(Scalars.Of(0)), xs * functional.logsigmoid(logMu - logR), zeros_like(xs));
-        return (logGammaRatio + zeroTerm + countTerm).MoveToOuterDisposeScope();
+        return logGammaRatio.add(zeroTerm, Scalars.One).add(countTerm, Scalars.One).MoveToOuterDisposeScope();
     }
 
     protected override Tensor InvalidValues(Tensor x) => x.lt(Scalars.Of(0)).logical_or(x.ne(x.floor()));

@@ -36,7 +36,7 @@ public sealed class PoissonLikelihood : Likelihood
     {
         using var scope = NewDisposeScope();
         var xs = Filled(x, mask, 0);
-        return (xs * output - output.exp() - lgamma(xs + Scalars.Of(1))).MoveToOuterDisposeScope();
+        return (xs * output - output.exp() - lgamma(xs.add(Scalars.Of(1), Scalars.One))).MoveToOuterDisposeScope();
     }
 
     protected override Tensor InvalidValues(Tensor x) => x.lt(Scalars.Of(0)).logical_or(x.ne(x.floor()));

@@ -112,7 +112,7 @@ public sealed class AaeDiscriminator : Module<Tensor, Tensor>
             throw new ArgumentOutOfRangeException(nameof(noiseStd), noiseStd, "discriminator input noise σ must be finite and ≥ 0");
         using var scope = NewDisposeScope();
         var epsilon = RandomDraws.Normal(z.shape, z.dtype, z.device, generator);
-        return (z + Scalars.Of(noiseStd) * z.detach().abs() * epsilon).MoveToOuterDisposeScope();
+        return z.add(Scalars.Of(noiseStd) * z.detach().abs() * epsilon, Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>

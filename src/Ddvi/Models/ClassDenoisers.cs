@@ -100,10 +100,10 @@ public sealed class ClassDenoisers : Module
         Tensor? residual = null;
         for (int k = 0; k < weights.Count; k++)
         {
-            var table = embeddings[k].gather(1, rows.unsqueeze(2).expand(Classes, b, Hidden)) + biases[k];   // [C, B, hidden]
+            var table = embeddings[k].gather(1, rows.unsqueeze(2).expand(Classes, b, Hidden)).add(biases[k], Scalars.One);   // [C, B, hidden]
             h = functional.relu(h.baddbmm(weights[k], table));   // TorchSharp: batch1.baddbmm(batch2, input) = input + batch1·batch2
             if (Residual && k == ResidualFrom) residual = h;
-            if (Residual && k == ResidualTo) h = h + residual!;
+            if (Residual && k == ResidualTo) h = h.add(residual!, Scalars.One);
         }
         return h.baddbmm(outputWeight, outputBias).MoveToOuterDisposeScope();
     }
@@ -124,10 +124,10 @@ public sealed class ClassDenoisers : Module
         Tensor? residual = null;
         for (int k = 0; k < weights.Count; k++)
         {
-            var table = embeddings[k][classIndex].index_select(0, rows) + biases[k][classIndex];                // [B, hidden]
+            var table = embeddings[k][classIndex].index_select(0, rows).add(biases[k][classIndex], Scalars.One);                // [B, hidden]
             h = functional.relu(table.addmm(h, weights[k][classIndex]));
             if (Residual && k == ResidualFrom) residual = h;
-            if (Residual && k == ResidualTo) h = h + residual!;
+            if (Residual && k == ResidualTo) h = h.add(residual!, Scalars.One);
         }
         return outputBias[classIndex].addmm(h, outputWeight[classIndex]).MoveToOuterDisposeScope();
     }
@@ -163,7 +163,7 @@ public sealed class ClassDenoisers : Module
         for (int k = 0; k < layers; k++)
         {
             stateWeights[k] = k == 0 && Residual ? ws[0].narrow(1, 0, DataDim) : ws[k];
-            var table = es[k] + bs[k];                                                               // [C, T, hidden]
+            var table = es[k].add(bs[k], Scalars.One);                                                               // [C, T, hidden]
             tables[k] = table.unbind(1).Select(row => row.unsqueeze(1)).ToArray();                   // T × [C, 1, hidden]
         }
         Tensor? contextShare = Residual
@@ -178,11 +178,11 @@ public sealed class ClassDenoisers : Module
             Tensor? residual = null;
             for (int k = 0; k < layers; k++)
             {
-                var bias = k == 0 && contextShare is not null ? contextShare + tables[0][step - 1] : tables[k][step - 1];
+                var bias = k == 0 && contextShare is not null ? contextShare.add(tables[0][step - 1], Scalars.One) : tables[k][step - 1];
                 // In place on the fresh product: ReLU keeps its output, which the next product reads anyway.
                 h = h.baddbmm(stateWeights[k], bias).relu_();
                 if (Residual && k == ResidualFrom) residual = h;
-                if (Residual && k == ResidualTo) h = h + residual!;
+                if (Residual && k == ResidualTo) h = h.add(residual!, Scalars.One);
             }
             return h.baddbmm(outW, outB);
         };

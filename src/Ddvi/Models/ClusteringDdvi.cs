@@ -120,7 +120,7 @@ public sealed class ClusteringDdvi : Module, ILatentVariableModel, IDiffusionPos
         using var scope = NewDisposeScope();
         var (mean, logVariance) = Encode(x);
         var epsilon = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
-        var yT = mean + (Scalars.Of(0.5) * logVariance).exp() * epsilon;
+        var yT = mean.add((Scalars.Of(0.5) * logVariance).exp() * epsilon, Scalars.One);
         var z = RunChain(yT);
         return (yT.MoveToOuterDisposeScope(), z.MoveToOuterDisposeScope(), mean.MoveToOuterDisposeScope(), logVariance.MoveToOuterDisposeScope());
     }

@@ -82,7 +82,7 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
     public static readonly IReadOnlyList<(int Kernel, int Stride, int Padding)> Layers = [(3, 1, 1), (4, 2, 0), (5, 2, 0), (5, 2, 0)];
 
     private readonly Conv2d conv1, conv2, conv3, conv4;
-    private readonly BatchNorm2d norm1, norm2, norm3, norm4;
+    private readonly ImageBatchNorm norm1, norm2, norm3, norm4;
 
     /// <param name="channels">C, colour planes of the input (3 for RGB, 1 for grey).</param>
     /// <param name="height">H.</param>
@@ -101,13 +101,13 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
         OutputHeight = h;
         OutputWidth = w;
         conv1 = Conv2d(channels, Widths[0], Layers[0].Kernel, Layers[0].Stride, Layers[0].Padding);
-        norm1 = BatchNorm2d(Widths[0]);
+        norm1 = new ImageBatchNorm(Widths[0]);
         conv2 = Conv2d(Widths[0], Widths[1], Layers[1].Kernel, Layers[1].Stride, Layers[1].Padding);
-        norm2 = BatchNorm2d(Widths[1]);
+        norm2 = new ImageBatchNorm(Widths[1]);
         conv3 = Conv2d(Widths[1], Widths[2], Layers[2].Kernel, Layers[2].Stride, Layers[2].Padding);
-        norm3 = BatchNorm2d(Widths[2]);
+        norm3 = new ImageBatchNorm(Widths[2]);
         conv4 = Conv2d(Widths[2], Widths[3], Layers[3].Kernel, Layers[3].Stride, Layers[3].Padding);
-        norm4 = BatchNorm2d(Widths[3]);
+        norm4 = new ImageBatchNorm(Widths[3]);
         RegisterComponents();
     }
 
@@ -254,7 +254,7 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
 
     private readonly Linear input;
     private readonly ConvTranspose2d deconv1, deconv2, deconv3, deconv4;
-    private readonly BatchNorm2d norm1, norm2, norm3;
+    private readonly ImageBatchNorm norm1, norm2, norm3;
 
     /// <param name="latentDim">d.</param>
     /// <param name="channels">C of the images.</param>
@@ -279,11 +279,11 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
             throw new InvalidOperationException($"ConvDecoder: its stack gives {OutputHeight}×{OutputWidth}, smaller than the {height}×{width} images.");
         input = Linear(latentDim, Widths[0] * StartHeight * StartWidth);
         deconv1 = ConvTranspose2d(Widths[0], Widths[1], Layers[0].Kernel, Layers[0].Stride);
-        norm1 = BatchNorm2d(Widths[1]);
+        norm1 = new ImageBatchNorm(Widths[1]);
         deconv2 = ConvTranspose2d(Widths[1], Widths[2], Layers[1].Kernel, Layers[1].Stride);
-        norm2 = BatchNorm2d(Widths[2]);
+        norm2 = new ImageBatchNorm(Widths[2]);
         deconv3 = ConvTranspose2d(Widths[2], Widths[3], Layers[2].Kernel, Layers[2].Stride);
-        norm3 = BatchNorm2d(Widths[3]);
+        norm3 = new ImageBatchNorm(Widths[3]);
         deconv4 = ConvTranspose2d(Widths[3], channels, Layers[3].Kernel, Layers[3].Stride);
         RegisterComponents();
     }
@@ -328,7 +328,7 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
         int kernel = Layers[0].Kernel;
         var (weight, bias) = ConvDefaults.ParametersFor(start, deconv1.weight!, deconv1.bias!); // [in, out, k, k]
         return start.mm(weight.view(weight.shape[0], -1)).view(start.shape[0], weight.shape[1], kernel, kernel)
-            .add(bias!.view(1, -1, 1, 1));
+            .add(bias!.view(1, -1, 1, 1), Scalars.One);
     }
 
     // Transposed convolution `index` (0-based) in the map's type.
@@ -340,7 +340,7 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
         // libtorch's bfloat16 transposed convolution with a bias is several times slower than without one and the bias
         // added after (measured on the 2-core machine); the values are the same.
         var output = functional.conv_transpose2d(map, weight, null, strides: [stride, stride]);
-        return bias is null ? output : output.add(bias.view(1, -1, 1, 1));
+        return bias is null ? output : output.add(bias.view(1, -1, 1, 1), Scalars.One);
     }
 
     /// <summary>z <c>[B, d]</c> → <c>[B, C·H·W]</c>.</summary>
@@ -394,6 +394,6 @@ public sealed class BoundedOutput : Module<Tensor, Tensor>
     public override Tensor forward(Tensor z)
     {
         using var scope = NewDisposeScope();
-        return network.call(z).sigmoid().mul(Scalars.Of(High - Low)).add(Scalars.Of(Low)).MoveToOuterDisposeScope();
+        return network.call(z).sigmoid().mul(Scalars.Of(High - Low)).add(Scalars.Of(Low), Scalars.One).MoveToOuterDisposeScope();
     }
 }

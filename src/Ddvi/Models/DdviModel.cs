@@ -296,7 +296,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         var context = conditioned ? PosteriorDrawShapes.Repeat(auxiliaryEncoder.call(x), samples) : null; // [K·B, c]
         var logVarianceK = PosteriorDrawShapes.Repeat(logVariance, samples);                        // [K·B, d]
         var eps = RandomDraws.Normal([samples * x.shape[0], LatentDim], mean.dtype, mean.device, generator);
-        var yT = PosteriorDrawShapes.Repeat(mean, samples) + (Scalars.Of(0.5) * logVarianceK).exp() * eps;       // [K·B, d]
+        var yT = PosteriorDrawShapes.Repeat(mean, samples).add((Scalars.Of(0.5) * logVarianceK).exp() * eps, Scalars.One);       // [K·B, d]
         var chain = ChangeOfVariables.LogAbsDetJacobian(y => RunChain(context, y, keepTrajectory: false).Z, yT);
         var logQ = Objectives.GaussianMath.LogDensityOfReparameterised(eps, logVarianceK) - chain.LogAbsDet; // [K·B]
         return new PosteriorDraws(
@@ -318,7 +318,7 @@ public sealed class DdviModel : Module, ILatentVariableModel, IDiffusionPosterio
         var (mean, logVariance) = Encode(x);
         var variance = logVariance.exp();
         var eps = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
-        var yT = mean + (Scalars.Of(0.5) * logVariance).exp() * eps;
+        var yT = mean.add((Scalars.Of(0.5) * logVariance).exp() * eps, Scalars.One);
 
         var context = conditioned ? auxiliaryEncoder.call(x) : null;
         var schedule = conditioned ? posteriorSchedule : priorSchedule;

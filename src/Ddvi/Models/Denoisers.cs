@@ -56,7 +56,7 @@ static class TimeConditionedLayers
     }
 
     public static Tensor Hidden(Linear layer, Embedding embedding, Tensor h, Tensor rows) // [B, in], [B] → [B, hidden]
-        => functional.relu(layer.forward(h) + embedding.forward(rows));
+        => functional.relu(layer.forward(h).add(embedding.forward(rows), Scalars.One));
 
     /// <summary>
     /// The network as a <see cref="ChainNoisePredictor"/> for a chain whose rows share t: each layer's Wᵀ taken once and its
@@ -75,9 +75,9 @@ static class TimeConditionedLayers
         {
             var weight = k == 0 ? layers[k].weight!.narrow(1, 0, stateWidth) : layers[k].weight!;
             weightsT[k] = weight.t();
-            var table = layers[k].bias!.unsqueeze(0) + embeddings[k].weight!;                     // [T, hidden]
+            var table = layers[k].bias!.unsqueeze(0).add(embeddings[k].weight!, Scalars.One);                     // [T, hidden]
             // The first layer's extra (the context's share, [B, hidden]) joins its table once: [T, B, hidden].
-            if (k == 0 && firstLayerExtra is not null) table = table.unsqueeze(1) + firstLayerExtra.unsqueeze(0);
+            if (k == 0 && firstLayerExtra is not null) table = table.unsqueeze(1).add(firstLayerExtra.unsqueeze(0), Scalars.One);
             // One unbind instead of a row selection per step: its backward is one stack, where T selections would each
             // scatter into a zero [T, hidden] gradient and add it up.
             biasRows[k] = table.unbind(0);
@@ -95,7 +95,7 @@ static class TimeConditionedLayers
             {
                 h = functional.relu(biasRows[k][row].addmm(h, weightsT[k]));
                 if (k == residualFrom) residual = h;
-                if (k == residualTo) h = h + residual!;
+                if (k == residualTo) h = h.add(residual!, Scalars.One);
             }
             return outputBias.addmm(h, outputT);
         };
@@ -240,7 +240,7 @@ public sealed class ConditionalDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         {
             h = TimeConditionedLayers.Hidden(layers[k], timeEmbeddings[k], h, rows);
             if (k == ResidualFrom) residual = h;
-            if (k == ResidualTo) h = h + residual!;
+            if (k == ResidualTo) h = h.add(residual!, Scalars.One);
         }
         return output.forward(h).MoveToOuterDisposeScope();
     }

@@ -72,7 +72,7 @@ public sealed class GaussianVae : Module, ILatentVariableModel, IPosteriorDensit
     {
         var epsilon = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
         using var std = (Scalars.Of(0.5) * logVariance).exp();
-        return (mean + std * epsilon, epsilon);
+        return (mean.add(std * epsilon, Scalars.One), epsilon);
     }
 
     /// <summary>The decoder's output for z (logits for the Bernoulli likelihood).</summary>

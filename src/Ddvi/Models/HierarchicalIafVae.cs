@@ -117,7 +117,7 @@ public sealed class HierarchicalIafVae : Module, ILatentVariableModel, IPosterio
         var heads2 = encoder2.Heads(cat([imageFeatures, level1.Z], 1));
         var logVariance2 = functional.logsigmoid(heads2[1]).clamp_min(Scalars.Of(MinLogVariance2));
         var level2 = FlowPosterior.Draw(heads2[0], logVariance2, heads2[2], flow2, generator);
-        var logQ = Objectives.FlowObjective.LogQ(level1) + Objectives.FlowObjective.LogQ(level2)
+        var logQ = Objectives.FlowObjective.LogQ(level1).add(Objectives.FlowObjective.LogQ(level2), Scalars.One)
                    - Objectives.FlowObjective.StandardNormalLogDensity(level1.Z);                    // [K·B]
         return new PosteriorDraws(
             PosteriorDrawShapes.Split(level2.Z, samples).MoveToOuterDisposeScope(),

@@ -135,7 +135,7 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
     public Tensor SampleStart(Tensor mean, Tensor logVariance, Generator generator)
     {
         var eps = RandomDraws.Normal(mean.shape, mean.dtype, mean.device, generator);
-        return mean + (Scalars.Of(0.5) * logVariance).exp() * eps;
+        return mean.add((Scalars.Of(0.5) * logVariance).exp() * eps, Scalars.One);
     }
 
     /// <summary>
@@ -197,7 +197,7 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
             var t = full(yT.shape[0], Scalars.Of(step), dtype: int64, device: yT.device);
             var epsHat = denoisers.PredictClass(classIndex, y, conditioned ? context : null, t);
             var (keepY, keepEps) = schedule.DdimCoefficients(step);
-            y = epsHat * Scalars.Of(keepEps) + y * Scalars.Of(keepY);
+            y = (epsHat * Scalars.Of(keepEps)).add(y * Scalars.Of(keepY), Scalars.One);
             states.Add(y);
         }
         return stack(states, 0).MoveToOuterDisposeScope();
@@ -258,7 +258,7 @@ public sealed class SemiDdviModel : Module, ILatentVariableModel, IDiffusionPost
         var classes = PosteriorDrawShapes.Repeat(logits.argmax(1), samples);                         // [K·B]
         var logVarianceK = PosteriorDrawShapes.Repeat(logVariance, samples);                        // [K·B, d]
         var eps = RandomDraws.Normal([samples * x.shape[0], LatentDim], mean.dtype, mean.device, generator);
-        var yT = PosteriorDrawShapes.Repeat(mean, samples) + (Scalars.Of(0.5) * logVarianceK).exp() * eps;       // [K·B, d]
+        var yT = PosteriorDrawShapes.Repeat(mean, samples).add((Scalars.Of(0.5) * logVarianceK).exp() * eps, Scalars.One);       // [K·B, d]
         var chain = Flows.ChangeOfVariables.LogAbsDetJacobian(y => Route(y, context, classes, conditioned), yT);
         var logQ = Objectives.GaussianMath.LogDensityOfReparameterised(eps, logVarianceK) - chain.LogAbsDet; // [K·B]
         return new PosteriorDraws(

@@ -60,9 +60,9 @@ public static class AaeObjectives
         var encodedLogits = discriminator.Logits(zEncoded.detach(), noiseStd, generator);    // [B']
         var logDPrior = functional.logsigmoid(priorLogits).mean();
         var logOneMinusDEncoded = functional.logsigmoid(-encodedLogits).mean();
-        var total = Scalars.Of(-adversarialWeight) * (logDPrior + logOneMinusDEncoded);
+        var total = Scalars.Of(-adversarialWeight) * logDPrior.add(logOneMinusDEncoded, Scalars.One);
         using var noGrad = no_grad();
-        var accuracy = Scalars.Of(0.5) * ((priorLogits > Scalars.Of(0)).to(priorLogits.dtype).mean() + (encodedLogits <= Scalars.Of(0)).to(encodedLogits.dtype).mean());
+        var accuracy = Scalars.Of(0.5) * (priorLogits > Scalars.Of(0)).to(priorLogits.dtype).mean().add((encodedLogits <= Scalars.Of(0)).to(encodedLogits.dtype).mean(), Scalars.One);
         return new LossTerms(total, [("log_d_prior", logDPrior), ("log_1m_d_encoded", logOneMinusDEncoded), ("accuracy", accuracy)]);
     }
 

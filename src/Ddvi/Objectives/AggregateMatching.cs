@@ -40,16 +40,16 @@ public static class AggregateMatching
         using var scope = NewDisposeScope();
         long b = latents.shape[0], m = priorSamples.shape[0];
         var all = cat([latents, priorSamples.to(latents.dtype)], 0);                          // [B + M, d]
-        var squaredDistance = (all.unsqueeze(1) - all.unsqueeze(0)).square().sum(-1);         // [B + M, B + M]
+        var squaredDistance = (all.unsqueeze(1) - all.unsqueeze(0)).pow(Scalars.Of(2)).sum(-1);         // [B + M, B + M]
         Tensor? kernel = null;
         foreach (double sigma in sigmas)
         {
             var k = squaredDistance.mul(Scalars.Of(-1.0 / (2 * sigma * sigma))).exp();
-            kernel = kernel is null ? k : kernel + k;
+            kernel = kernel is null ? k : kernel.add(k, Scalars.One);
         }
         var withinLatents = kernel!.narrow(0, 0, b).narrow(1, 0, b).mean();
         var withinPrior = kernel.narrow(0, b, m).narrow(1, b, m).mean();
         var across = kernel.narrow(0, 0, b).narrow(1, b, m).mean();
-        return (withinLatents + withinPrior - Scalars.Of(2) * across).MoveToOuterDisposeScope();
+        return (withinLatents.add(withinPrior, Scalars.One) - Scalars.Of(2) * across).MoveToOuterDisposeScope();
     }
 }

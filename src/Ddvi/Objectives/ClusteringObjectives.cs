@@ -76,8 +76,8 @@ public static class ClusteringObjectives
             a = drawn[0];
             b = drawn[1];
         }
-        var distance = (means.index_select(0, a) - means.index_select(0, b)).square().sum(1).add(Scalars.Of(1e-6)).sqrt(); // [pairs]
-        return (Scalars.Of(margin) - distance).clamp_min(Scalars.Of(0)).mean().MoveToOuterDisposeScope();
+        var distance = (means.index_select(0, a) - means.index_select(0, b)).pow(Scalars.Of(2)).sum(1).add(Scalars.Of(1e-6), Scalars.One).sqrt(); // [pairs]
+        return distance.neg().add(Scalars.Of(margin), Scalars.One).clamp_min(Scalars.Of(0)).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -88,7 +88,7 @@ public static class ClusteringObjectives
     {
         ArgumentNullException.ThrowIfNull(means);
         using var scope = NewDisposeScope();
-        var penalty = (means - Scalars.Of(bound)).clamp_min(Scalars.Of(0)).mean() + (-means - Scalars.Of(bound)).clamp_min(Scalars.Of(0)).mean();
+        var penalty = (means - Scalars.Of(bound)).clamp_min(Scalars.Of(0)).mean().add((-means - Scalars.Of(bound)).clamp_min(Scalars.Of(0)).mean(), Scalars.One);
         return (Scalars.Of(weight) * penalty).MoveToOuterDisposeScope();
     }
 
@@ -109,7 +109,7 @@ public static class ClusteringObjectives
             ? model.Likelihood.MeanNegativeLogProbPerFeature(output, x)
             : -model.Likelihood.LogProbFromOutput(output, x).mean();
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance).mean();
-        var total = reconstruction + Scalars.Of(weights.KlWeight) * kl;
+        var total = reconstruction.add(Scalars.Of(weights.KlWeight) * kl, Scalars.One);
         return DdviObjectives.Keep(total, (model.Likelihood.ReconstructionTermName, reconstruction), ("kl", kl));
     }
 
@@ -132,7 +132,7 @@ public static class ClusteringObjectives
         var bound = BoundPenalty(means, weights.Bound, weights.BoundWeight);
         var (z, _) = model.Prior.SampleReparameterised(batchSize, generator);
         var noise = DdviObjectives.NoisePrediction(z, model.Schedule, weights.NoiseLoss, generator, (yt, t) => model.PriorDenoiser.call(yt, t));
-        var total = Scalars.Of(weights.SeparationWeight(epoch)) * (separation + bound) + noise;
+        var total = (Scalars.Of(weights.SeparationWeight(epoch)) * separation.add(bound, Scalars.One)).add(noise, Scalars.One);
         return DdviObjectives.Keep(total, ("separation", separation), ("bound", bound), ("noise", noise));
     }
 
@@ -159,7 +159,7 @@ public static class ClusteringObjectives
         using var scope = NewDisposeScope();
         var separation = Separation(prior.Means, pairs, weights.Margin, generator);
         var bound = BoundPenalty(prior.Means, weights.Bound, weights.BoundWeight);
-        var total = Scalars.Of(weights.SeparationWeight(epoch)) * (separation + bound);
+        var total = Scalars.Of(weights.SeparationWeight(epoch)) * separation.add(bound, Scalars.One);
         return DdviObjectives.Keep(total, ("separation", separation), ("bound", bound));
     }
 }

@@ -108,8 +108,8 @@ public sealed record DdviElboTerms(Tensor LogLikelihood, Tensor KlYT, Tensor Log
         using var scope = NewDisposeScope();
         var latent = LogPrior - KlYT - Matching;
         return new ElboEstimate(
-            (LogLikelihood + latent).MoveToOuterDisposeScope(),
-            (LogLikelihood / Scalars.Of(PixelCount) + latent).MoveToOuterDisposeScope());
+            LogLikelihood.add(latent, Scalars.One).MoveToOuterDisposeScope(),
+            (LogLikelihood / Scalars.Of(PixelCount)).add(latent, Scalars.One).MoveToOuterDisposeScope());
     }
 }
 
@@ -168,7 +168,7 @@ public static class DdviObjectives
         var bce = Reconstruction(model, posterior.Z, x, mask, weights.Reconstruction);
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(posterior.Mean, posterior.LogVariance).mean();
         var noise = PriorDiffusionLoss(model.PriorDenoiser, model.PriorSchedule, prior, (int)x.shape[0], weights.NoiseLoss, generator).Total;
-        var total = bce + Scalars.Of(weights.KlWeight) * kl + Scalars.Of(weights.NoiseWeight) * noise;
+        var total = bce.add(Scalars.Of(weights.KlWeight) * kl, Scalars.One).add(Scalars.Of(weights.NoiseWeight) * noise, Scalars.One);
         return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("noise", noise));
     }
 
@@ -202,18 +202,20 @@ public static class DdviObjectives
         var (inputs, outputs) = StackTrajectory(posterior);                                      // [T, B, d] each
         var t = GaussianDiffusion.SampleTimesteps(z.shape[0], schedule.Steps, generator, z.device); // [B]
         // Row T − t holds the step at timestep t (the trajectory runs t = T..1).
-        var rows = (Scalars.Of(schedule.Steps) - t).view(1, -1, 1).expand(1, z.shape[0], z.shape[1]);
+        var rows = t.neg().add(Scalars.Of(schedule.Steps), Scalars.One).view(1, -1, 1).expand(1, z.shape[0], z.shape[1]);
         var yt = inputs.gather(0, rows).squeeze(0);                                                 // [B, d]
         var chainMean = outputs.gather(0, rows).squeeze(0);                                         // [B, d]
         var forwardMean = GaussianDiffusion.ForwardPosteriorMean(schedule, z, yt, t);               // [B, d]
         var matching = GaussianDiffusion.NoisePredictionLoss(forwardMean, chainMean, weights.NoiseLoss);
 
-        var total = bce + Scalars.Of(weights.KlWeight) * (kl - Scalars.Of(weights.PriorWeight) * logP) + Scalars.Of(weights.MatchingWeight) * matching;
+        var total = bce
+            .add(Scalars.Of(weights.KlWeight) * (kl - Scalars.Of(weights.PriorWeight) * logP), Scalars.One)
+            .add(Scalars.Of(weights.MatchingWeight) * matching, Scalars.One);
         if (weights.AggregateWeight == 0)
             return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("log_p", logP), ("matching", matching));
         // Drawn after every other draw of the step, so that with the term off the step's draws are the release's.
         var aggregate = AggregateMatching.SquaredMmd(z, prior.Sample(z.shape[0], generator));
-        total = total + Scalars.Of(weights.AggregateWeight) * aggregate;
+        total = total.add(Scalars.Of(weights.AggregateWeight) * aggregate, Scalars.One);
         return Keep(total, (model.Likelihood.ReconstructionTermName, bce), ("kl", kl), ("log_p", logP), ("matching", matching), ("aggregate", aggregate));
     }
 
@@ -302,8 +304,8 @@ public static class DdviObjectives
             var variance = NoiseSchedule.Column(schedule.PosteriorVariance, t).unsqueeze(2);
             var yt = inputs[..(steps - 1)];
             var chainMean = outputs[..(steps - 1)];
-            var forwardMean = w0 * z.unsqueeze(0) + wt * yt;                                         // [T − 1, B, d]
-            matching = ((chainMean - forwardMean).square() / (Scalars.Of(2) * variance)).sum([0, 2]);           // [B]
+            var forwardMean = (w0 * z.unsqueeze(0)).add(wt * yt, Scalars.One);                                         // [T − 1, B, d]
+            matching = ((chainMean - forwardMean).pow(Scalars.Of(2)) / (Scalars.Of(2) * variance)).sum([0, 2]);           // [B]
         }
 
         var terms = new DdviElboTerms(logLikelihood, kl, logPrior, matching, x.shape[1]);
@@ -318,10 +320,11 @@ public static class DdviObjectives
     {
         using var scope = NewDisposeScope();
         var yT = posterior.YT;
-        var logQ = (Scalars.Of(-0.5) * ((yT - posterior.Mean).square() / posterior.Variance + posterior.LogVariance + Scalars.Of(Math.Log(2 * Math.PI)))).sum(-1);
+        var logQ = (Scalars.Of(-0.5) * ((yT - posterior.Mean).pow(Scalars.Of(2)) / posterior.Variance)
+            .add(posterior.LogVariance, Scalars.One).add(Scalars.Of(Math.Log(2 * Math.PI)), Scalars.One)).sum(-1);
         var a = schedule.SqrtAlphaBar.narrow(0, schedule.Steps, 1).to(yT.dtype);                        // [1]
         var s = schedule.SqrtOneMinusAlphaBar.narrow(0, schedule.Steps, 1).to(yT.dtype);                // [1]
-        var logR = (Scalars.Of(-0.5) * ((yT - a * posterior.Z) / s).square() - s.log() - Scalars.Of(0.5 * Math.Log(2 * Math.PI))).sum(-1);
+        var logR = (Scalars.Of(-0.5) * ((yT - a * posterior.Z) / s).pow(Scalars.Of(2)) - s.log() - Scalars.Of(0.5 * Math.Log(2 * Math.PI))).sum(-1);
         return (logQ - logR).MoveToOuterDisposeScope();
     }
 

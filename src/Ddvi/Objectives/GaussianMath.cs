@@ -12,7 +12,7 @@ public static class GaussianMath
     public static Tensor LogDensity(Tensor z, Tensor mean, Tensor variance)
     {
         using var scope = NewDisposeScope();
-        var perDim = Scalars.Of(-0.5) * ((z - mean).square() / variance + variance.log() + Scalars.Of(LogTwoPi));
+        var perDim = Scalars.Of(-0.5) * ((z - mean).pow(Scalars.Of(2)) / variance).add(variance.log(), Scalars.One).add(Scalars.Of(LogTwoPi), Scalars.One);
         return perDim.sum(-1).MoveToOuterDisposeScope();
     }
 
@@ -23,7 +23,7 @@ public static class GaussianMath
     public static Tensor LogDensityOfReparameterised(Tensor epsilon, Tensor logVariance)
     {
         using var scope = NewDisposeScope();
-        return (Scalars.Of(-0.5) * (epsilon.square() + logVariance + Scalars.Of(LogTwoPi))).sum(-1).MoveToOuterDisposeScope();
+        return (Scalars.Of(-0.5) * epsilon.pow(Scalars.Of(2)).add(logVariance, Scalars.One).add(Scalars.Of(LogTwoPi), Scalars.One)).sum(-1).MoveToOuterDisposeScope();
     }
 
     /// <summary>KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ (σ² + μ² − 1 − log σ²): <c>[B, d]</c> → <c>[B]</c>.</summary>
@@ -32,7 +32,7 @@ public static class GaussianMath
     public static Tensor KlToStandardNormal(Tensor mean, Tensor variance)
     {
         using var scope = NewDisposeScope();
-        return (Scalars.Of(0.5) * (variance + mean.square() - Scalars.Of(1) - variance.log()).sum(-1)).MoveToOuterDisposeScope();
+        return (Scalars.Of(0.5) * (variance.add(mean.pow(Scalars.Of(2)), Scalars.One) - Scalars.Of(1) - variance.log()).sum(-1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -44,7 +44,7 @@ public static class GaussianMath
     public static Tensor KlToStandardNormalFromLogVariance(Tensor mean, Tensor logVariance)
     {
         using var scope = NewDisposeScope();
-        return (Scalars.Of(0.5) * (logVariance.exp() + mean.square() - Scalars.Of(1) - logVariance).sum(-1)).MoveToOuterDisposeScope();
+        return (Scalars.Of(0.5) * (logVariance.exp().add(mean.pow(Scalars.Of(2)), Scalars.One) - Scalars.Of(1) - logVariance).sum(-1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Σ over pixels of log Bernoulli(x | sigmoid(logits)) per example: <c>[B, D]</c> → <c>[B]</c>.</summary>

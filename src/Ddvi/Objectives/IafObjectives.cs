@@ -21,7 +21,7 @@ public static class IafVaeObjective
         var logQ0 = GaussianMath.LogDensityOfReparameterised(sample.Epsilon, sample.LogVariance).mean();
         var logDet = sample.LogDet.mean();
         var logP = prior.LogDensity(sample.Z).mean();
-        var total = reconstruction + Scalars.Of(weights.KlWeight) * (logQ0 - logDet - Scalars.Of(weights.PriorWeight) * logP);
+        var total = reconstruction.add(Scalars.Of(weights.KlWeight) * (logQ0 - logDet - Scalars.Of(weights.PriorWeight) * logP), Scalars.One);
         return new LossTerms(total, [(model.Likelihood.ReconstructionTermName, reconstruction), ("log_q0", logQ0), ("log_det", logDet), ("log_p", logP)]);
     }
 
@@ -37,8 +37,8 @@ public static class IafVaeObjective
         var logLikelihood = model.Likelihood.LogProbFromOutput(model.DecodeOutput(sample.Z), x);   // [B]
         var latent = prior.LogDensity(sample.Z) - FlowObjective.LogQ(sample);                        // [B]
         return new ElboEstimate(
-            (logLikelihood + latent).MoveToOuterDisposeScope(),
-            (logLikelihood / Scalars.Of(x.shape[1]) + latent).MoveToOuterDisposeScope());
+            logLikelihood.add(latent, Scalars.One).MoveToOuterDisposeScope(),
+            (logLikelihood / Scalars.Of(x.shape[1])).add(latent, Scalars.One).MoveToOuterDisposeScope());
     }
 }
 
@@ -63,8 +63,8 @@ public static class HierarchicalIafVaeObjective
         var logQ02 = GaussianMath.LogDensityOfReparameterised(level2.Epsilon, level2.LogVariance).mean();
         var logDet2 = level2.LogDet.mean();
         var logP2 = prior.LogDensity(level2.Z).mean();
-        var latent = (logQ01 - logDet1 - Scalars.Of(weights.PriorWeight) * logP1) + (logQ02 - logDet2 - Scalars.Of(weights.PriorWeight) * logP2);
-        var total = reconstruction + Scalars.Of(weights.KlWeight) * latent;
+        var latent = (logQ01 - logDet1 - Scalars.Of(weights.PriorWeight) * logP1).add(logQ02 - logDet2 - Scalars.Of(weights.PriorWeight) * logP2, Scalars.One);
+        var total = reconstruction.add(Scalars.Of(weights.KlWeight) * latent, Scalars.One);
         return new LossTerms(total,
         [
             (model.Likelihood.ReconstructionTermName, reconstruction),
@@ -83,11 +83,11 @@ public static class HierarchicalIafVaeObjective
         using var scope = NewDisposeScope();
         var (level1, level2) = model.SamplePosterior(x, generator);
         var logLikelihood = model.Likelihood.LogProbFromOutput(model.DecodeOutput(level2.Z), x);                 // [B]
-        var latent = FlowObjective.StandardNormalLogDensity(level1.Z) - FlowObjective.LogQ(level1)
-                     + prior.LogDensity(level2.Z) - FlowObjective.LogQ(level2);                                   // [B]
+        var latent = (FlowObjective.StandardNormalLogDensity(level1.Z) - FlowObjective.LogQ(level1))
+                     .add(prior.LogDensity(level2.Z), Scalars.One) - FlowObjective.LogQ(level2);                     // [B]
         return new ElboEstimate(
-            (logLikelihood + latent).MoveToOuterDisposeScope(),
-            (logLikelihood / Scalars.Of(x.shape[1]) + latent).MoveToOuterDisposeScope());
+            logLikelihood.add(latent, Scalars.One).MoveToOuterDisposeScope(),
+            (logLikelihood / Scalars.Of(x.shape[1])).add(latent, Scalars.One).MoveToOuterDisposeScope());
     }
 }
 
@@ -108,6 +108,6 @@ public static class FlowObjective
     public static Tensor StandardNormalLogDensity(Tensor z)
     {
         using var scope = NewDisposeScope();
-        return (Scalars.Of(-0.5) * (z.square() + Scalars.Of(LogTwoPi))).sum(-1).MoveToOuterDisposeScope();
+        return (Scalars.Of(-0.5) * z.pow(Scalars.Of(2)).add(Scalars.Of(LogTwoPi), Scalars.One)).sum(-1).MoveToOuterDisposeScope();
     }
 }

@@ -47,7 +47,8 @@ public static class SemiVaeObjective
         var q = functional.softmax(logits, 1).t();                                                  // [C, B]
         var logP = density.LogDensityByClass(z.unsqueeze(0).expand(q.shape[0], z.shape[0], z.shape[1]));
         var latent = (q * logP).sum(dim: 0) - logQ;
-        return new ElboEstimate((logLikelihood + latent).MoveToOuterDisposeScope(), (logLikelihood / Scalars.Of(pixels) + latent).MoveToOuterDisposeScope());
+        return new ElboEstimate(logLikelihood.add(latent, Scalars.One).MoveToOuterDisposeScope(),
+            (logLikelihood / Scalars.Of(pixels)).add(latent, Scalars.One).MoveToOuterDisposeScope());
     }
 
     public static ElboEstimate Elbo(GaussianVae model, Tensor x, ClassConditionalDensity density, Generator generator)
@@ -78,8 +79,9 @@ public static class SemiVaeObjective
         var logPc = SemiSupervision.Combine(logP, w, labels);
         var entropy = SemiSupervision.Entropy(logits, labels);
         var ce = SemiSupervision.CrossEntropy(logits, labels);
-        var total = reconstruction + Scalars.Of(weights.KlWeight) * (logQ - Scalars.Of(weights.PriorWeight) * (logPc + Scalars.Of(weights.EntropyWeight) * entropy))
-                    + Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce;
+        var total = reconstruction
+            .add(Scalars.Of(weights.KlWeight) * (logQ - Scalars.Of(weights.PriorWeight) * logPc.add(Scalars.Of(weights.EntropyWeight) * entropy, Scalars.One)), Scalars.One)
+            .add(Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce, Scalars.One);
         return DdviObjectives.Keep(total, (reconstructionName, reconstruction), ("log_q", logQ), ("log_p_c", logPc), ("entropy", entropy), ("ce", ce));
     }
 }

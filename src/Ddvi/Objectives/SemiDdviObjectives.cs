@@ -43,7 +43,7 @@ public static class SemiDdviObjectives
         var schedule = model.Schedule;
         var t = GaussianDiffusion.SampleTimesteps(z.shape[0] * z.shape[1], schedule.Steps, generator, z.device).view(z.shape[0], z.shape[1]);
         var eps = RandomDraws.Normal(z.shape, z.dtype, z.device, generator);
-        var yt = Column(schedule.SqrtAlphaBar, t) * z + Column(schedule.SqrtOneMinusAlphaBar, t) * eps;
+        var yt = (Column(schedule.SqrtAlphaBar, t) * z).add(Column(schedule.SqrtOneMinusAlphaBar, t) * eps, Scalars.One);
         var noise = GaussianDiffusion.NoisePredictionLoss(eps, model.PriorDenoisers.Predict(yt, null, t), kind);
         return DdviObjectives.Keep(noise, ("noise", noise));
     }
@@ -64,7 +64,9 @@ public static class SemiDdviObjectives
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance).mean();
         var entropy = SemiSupervision.Entropy(logits, labels);
         var ce = SemiSupervision.CrossEntropy(logits, labels);
-        var total = bce + Scalars.Of(weights.KlWeight) * (kl + Scalars.Of(weights.EntropyWeight) * entropy) + Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce;
+        var total = bce
+            .add(Scalars.Of(weights.KlWeight) * kl.add(Scalars.Of(weights.EntropyWeight) * entropy, Scalars.One), Scalars.One)
+            .add(Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce, Scalars.One);
         return DdviObjectives.Keep(total, ("bce", bce), ("kl", kl), ("entropy", entropy), ("ce", ce));
     }
 
@@ -109,8 +111,10 @@ public static class SemiDdviObjectives
         var matching = SemiSupervision.Combine(terms.Matching, terms.Weights, labels);
         var entropy = SemiSupervision.Entropy(terms.Logits, labels);
         var ce = SemiSupervision.CrossEntropy(terms.Logits, labels);
-        var total = bce + Scalars.Of(weights.KlWeight) * (terms.Kl + Scalars.Of(weights.EntropyWeight) * entropy + Scalars.Of(weights.PriorWeight) * prior)
-                    + Scalars.Of(weights.MatchingWeight) * matching + Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce;
+        var total = bce
+            .add(Scalars.Of(weights.KlWeight) * terms.Kl.add(Scalars.Of(weights.EntropyWeight) * entropy, Scalars.One).add(Scalars.Of(weights.PriorWeight) * prior, Scalars.One), Scalars.One)
+            .add(Scalars.Of(weights.MatchingWeight) * matching, Scalars.One)
+            .add(Scalars.Of(weights.ClassifierWeight * weights.KlWeight) * ce, Scalars.One);
         return DdviObjectives.Keep(total, ("bce", bce), ("kl", terms.Kl), ("entropy", entropy), ("neg_log_p_c", prior),
             ("matching", matching), ("ce", ce));
     }
@@ -133,7 +137,7 @@ public static class SemiDdviObjectives
         var schedule = model.Schedule;
         var t = GaussianDiffusion.SampleTimesteps(classes * perClass, schedule.Steps, generator, z.device).view(classes, perClass);
         var eps = RandomDraws.Normal(z.shape, z.dtype, z.device, generator);
-        var yt = Column(schedule.SqrtAlphaBar, t) * z + Column(schedule.SqrtOneMinusAlphaBar, t) * eps;
+        var yt = (Column(schedule.SqrtAlphaBar, t) * z).add(Column(schedule.SqrtOneMinusAlphaBar, t) * eps, Scalars.One);
         var noise = GaussianDiffusion.NoisePredictionLoss(eps, model.PosteriorDenoisers.Predict(yt, context, t), weights.NoiseLoss);
         return DdviObjectives.Keep(Scalars.Of(weights.MatchingWeight) * noise, ("noise", noise));
     }
@@ -166,13 +170,13 @@ public static class SemiDdviObjectives
             var variance = NoiseSchedule.Column(schedule.PosteriorVariance, t).view(-1, 1, 1, 1);
             var yt = states.narrow(0, 0, steps - 1);
             var chainMean = states.narrow(0, 1, steps - 1);
-            matching = ((chainMean - (w0 * z.unsqueeze(0) + wt * yt)).square() / (Scalars.Of(2) * variance)).sum([0, 3]);   // [C, B]
+            matching = ((chainMean - (w0 * z.unsqueeze(0)).add(wt * yt, Scalars.One)).pow(Scalars.Of(2)) / (Scalars.Of(2) * variance)).sum([0, 3]);   // [C, B]
         }
         var kl = GaussianMath.KlToStandardNormalFromLogVariance(mean, logVariance);                        // [B]
         var latent = (q * (logPrior - matching)).sum(dim: 0) - kl;
         return new ElboEstimate(
-            ((q * logLikelihood).sum(dim: 0) + latent).MoveToOuterDisposeScope(),
-            ((q * logLikelihood).sum(dim: 0) / Scalars.Of(x.shape[1]) + latent).MoveToOuterDisposeScope());
+            (q * logLikelihood).sum(dim: 0).add(latent, Scalars.One).MoveToOuterDisposeScope(),
+            ((q * logLikelihood).sum(dim: 0) / Scalars.Of(x.shape[1])).add(latent, Scalars.One).MoveToOuterDisposeScope());
     }
 
     /// <summary>Per-pixel mean −log p(x_b | z_cb): z <c>[C, B, d]</c>, x <c>[B, D]</c> → <c>[C, B]</c>, one decoder pass over C·B rows.</summary>
@@ -195,10 +199,10 @@ public static class SemiDdviObjectives
         long steps = states.shape[0] - 1, c = states.shape[1], b = states.shape[2], d = states.shape[3];
         var z = states[-1];
         var t = GaussianDiffusion.SampleTimesteps(c * b, schedule.Steps, generator, states.device).view(c, b);   // [C, B]
-        var rows = (Scalars.Of(steps) - t).unsqueeze(0).unsqueeze(3).expand(1, c, b, d);                     // row T − t holds y_t
+        var rows = t.neg().add(Scalars.Of(steps), Scalars.One).unsqueeze(0).unsqueeze(3).expand(1, c, b, d);                     // row T − t holds y_t
         var yt = states.narrow(0, 0, steps).gather(0, rows).squeeze(0);                         // [C, B, d]
         var chainMean = states.narrow(0, 1, steps).gather(0, rows).squeeze(0);                  // [C, B, d]
-        var forwardMean = Column(schedule.PosteriorW0, t) * z + Column(schedule.PosteriorWt, t) * yt;
+        var forwardMean = (Column(schedule.PosteriorW0, t) * z).add(Column(schedule.PosteriorWt, t) * yt, Scalars.One);
         var loss = kind == NoiseLossKind.Huber
             ? nn.functional.smooth_l1_loss(chainMean, forwardMean, reduction: nn.Reduction.None, beta: 1.0)
             : nn.functional.mse_loss(chainMean, forwardMean, reduction: nn.Reduction.None);

@@ -43,8 +43,9 @@ public static class SemiSupervision
     {
         using var scope = NewDisposeScope();
         var labelled = LabelledMask(labels, perExample);
-        var unlabelled = Scalars.Of(1) - labelled;
-        var total = (perExample * labelled).sum() / labelled.sum().clamp_min(Scalars.Of(1)) + (perExample * unlabelled).sum() / unlabelled.sum().clamp_min(Scalars.Of(1));
+        var unlabelled = labelled.neg().add(Scalars.Of(1), Scalars.One);
+        var total = ((perExample * labelled).sum() / labelled.sum().clamp_min(Scalars.Of(1)))
+            .add((perExample * unlabelled).sum() / unlabelled.sum().clamp_min(Scalars.Of(1)), Scalars.One);
         return total.MoveToOuterDisposeScope();
     }
 
@@ -55,7 +56,7 @@ public static class SemiSupervision
         using var scope = NewDisposeScope();
         var logQ = nn.functional.log_softmax(logits, 1);
         var entropy = -(logQ.exp() * logQ).sum(1);                                              // [B]
-        var unlabelled = Scalars.Of(1) - LabelledMask(labels, entropy);
+        var unlabelled = LabelledMask(labels, entropy).neg().add(Scalars.Of(1), Scalars.One);
         return ((entropy * unlabelled).sum() / unlabelled.sum().clamp_min(Scalars.Of(1))).MoveToOuterDisposeScope();
     }
 

@@ -25,7 +25,7 @@ public static class VaeObjective
         var reconstruction = model.Likelihood.MeanNegativeLogProbPerFeature(model.DecodeOutput(z), x);
         var logQ = GaussianMath.LogDensityOfReparameterised(epsilon, logVariance).mean();
         var logP = prior.LogDensity(z).mean();
-        var total = reconstruction + Scalars.Of(weights.KlWeight) * (logQ - Scalars.Of(weights.PriorWeight) * logP);
+        var total = reconstruction.add(Scalars.Of(weights.KlWeight) * (logQ - Scalars.Of(weights.PriorWeight) * logP), Scalars.One);
         return new LossTerms(total, [(model.Likelihood.ReconstructionTermName, reconstruction), ("log_q", logQ), ("log_p", logP)]);
     }
 
@@ -41,8 +41,8 @@ public static class VaeObjective
         var logLikelihood = model.Likelihood.LogProbFromOutput(model.DecodeOutput(z), x);                     // [B]
         var latent = prior.LogDensity(z) - GaussianMath.LogDensityOfReparameterised(epsilon, logVariance);      // [B]
         return new ElboEstimate(
-            (logLikelihood + latent).MoveToOuterDisposeScope(),
-            (logLikelihood / Scalars.Of(x.shape[1]) + latent).MoveToOuterDisposeScope());
+            logLikelihood.add(latent, Scalars.One).MoveToOuterDisposeScope(),
+            (logLikelihood / Scalars.Of(x.shape[1])).add(latent, Scalars.One).MoveToOuterDisposeScope());
     }
 }
 

@@ -120,7 +120,7 @@ public sealed class GaussianKernelDensity : IDisposable
         {
             double inverseTwoH2 = 1.0 / (2 * Bandwidths[h] * Bandwidths[h]);
             var inner = (excess * Scalars.Of(-inverseTwoH2)).exp_().sum(1).log_();                              // [b]
-            perBandwidth[h] = inner - nearest.squeeze(1) * Scalars.Of(inverseTwoH2) + Scalars.Of(_logNormalisers[h]);
+            perBandwidth[h] = (inner - nearest.squeeze(1) * Scalars.Of(inverseTwoH2)).add(Scalars.Of(_logNormalisers[h]), Scalars.One);
         }
         var logDensity = stack(perBandwidth, 1).logsumexp(1);
         return (clamp ? logDensity.clamp(Scalars.Of(MinLogDensity), Scalars.Of(MaxLogDensity)) : logDensity).MoveToOuterDisposeScope();
@@ -170,7 +170,7 @@ public sealed class GaussianKernelDensity : IDisposable
         var value = tensor(values).to(z.dtype);
         if (!z.requires_grad || !is_grad_enabled()) return value.MoveToOuterDisposeScope();
         var gradient = tensor(gradients, [x.Length, 2]).to(z.dtype);
-        return (value + ((z - z.detach()) * gradient).sum(1)).MoveToOuterDisposeScope();
+        return value.add(((z - z.detach()) * gradient).sum(1), Scalars.One).MoveToOuterDisposeScope();
     }
 
     const int PlanarQueriesPerTask = 32;

@@ -32,11 +32,11 @@ public sealed class GaussianMixturePrior : SegmentedPrior
     protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
-        var radial = Scalars.Of(RingRadius) + Scalars.Of(RadialStd) * PriorChecks.Normal(n, generator);
+        var radial = (Scalars.Of(RadialStd) * PriorChecks.Normal(n, generator)).add(Scalars.Of(RingRadius), Scalars.One);
         var tangential = Scalars.Of(TangentialStd) * PriorChecks.Normal(n, generator);
         var phi = classes.to(float64) * Scalars.Of(2 * Math.PI / ComponentCount);
         var (cos, sin) = (phi.cos(), phi.sin());
-        return PriorChecks.Points(radial * cos - tangential * sin, radial * sin + tangential * cos, Device);
+        return PriorChecks.Points(radial * cos - tangential * sin, (radial * sin).add(tangential * cos, Scalars.One), Device);
     }
 
     public override Tensor LogDensity(Tensor z)
@@ -46,12 +46,11 @@ public sealed class GaussianMixturePrior : SegmentedPrior
         var z64 = z.to(float64);
         var x = z64.select(1, 0).unsqueeze(1); // [B, 1]
         var y = z64.select(1, 1).unsqueeze(1); // [B, 1]
-        var phi = arange(Scalars.Of(ComponentCount), dtype: float64, device: z.device).unsqueeze(0) * Scalars.Of(2 * Math.PI / ComponentCount); // [1, C]
+        var phi = arange(Scalars.Of(0), Scalars.Of(ComponentCount), Scalars.Of(1), dtype: float64, device: z.device).unsqueeze(0) * Scalars.Of(2 * Math.PI / ComponentCount); // [1, C]
         var (cos, sin) = (phi.cos(), phi.sin());
-        var radial = x * cos + y * sin - Scalars.Of(RingRadius); // [B, C]
+        var radial = (x * cos).add(y * sin, Scalars.One) - Scalars.Of(RingRadius); // [B, C]
         var tangential = y * cos - x * sin;          // [B, C]
-        var logComponent = radial.square() / Scalars.Of(-2 * RadialStd * RadialStd)
-                           + tangential.square() / Scalars.Of(-2 * TangentialStd * TangentialStd)
+        var logComponent = (radial.pow(Scalars.Of(2)) / Scalars.Of(-2 * RadialStd * RadialStd)).add(tangential.pow(Scalars.Of(2)) / Scalars.Of(-2 * TangentialStd * TangentialStd), Scalars.One)
                            - Scalars.Of(Math.Log(2 * Math.PI * RadialStd * TangentialStd));
         var logP = logComponent.logsumexp(1) - Scalars.Of(Math.Log(ComponentCount));
         return logP.to(float32).MoveToOuterDisposeScope();

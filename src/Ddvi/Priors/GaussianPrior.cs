@@ -46,8 +46,8 @@ public sealed class GaussianPrior : ILabelledPrior
         PriorChecks.ClassIndex(Name, classIndex, ClassCount);
         PriorChecks.SampleCount(Name, n);
         using var scope = NewDisposeScope();
-        var radius = Scalars.Of(Std) * (Scalars.Of(-2) * (Scalars.Of(1) - PriorChecks.Uniform(n, generator)).log()).sqrt();
-        var angle = (Scalars.Of(classIndex) + PriorChecks.Uniform(n, generator)) * Scalars.Of(2 * Math.PI / SectorCount);
+        var radius = Scalars.Of(Std) * (Scalars.Of(-2) * PriorChecks.Uniform(n, generator).neg().add(Scalars.Of(1), Scalars.One).log()).sqrt();
+        var angle = PriorChecks.Uniform(n, generator).add(Scalars.Of(classIndex), Scalars.One) * Scalars.Of(2 * Math.PI / SectorCount);
         return PriorChecks.Points(radius * angle.cos(), radius * angle.sin(), _device).MoveToOuterDisposeScope();
     }
 
@@ -55,7 +55,7 @@ public sealed class GaussianPrior : ILabelledPrior
     {
         PriorChecks.LatentBatch(Name, z, _device);
         using var scope = NewDisposeScope();
-        var logP = z.to(float64).square().sum(1) / Scalars.Of(-2 * Std * Std) - Scalars.Of(Math.Log(2 * Math.PI * Std * Std));
+        var logP = z.to(float64).pow(Scalars.Of(2)).sum(1) / Scalars.Of(-2 * Std * Std) - Scalars.Of(Math.Log(2 * Math.PI * Std * Std));
         return logP.to(float32).MoveToOuterDisposeScope();
     }
 

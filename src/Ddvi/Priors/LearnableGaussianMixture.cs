@@ -197,7 +197,7 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
         var epsilon = RandomDraws.Normal([n, Dimension], float64, CPU, generator);        // [n, d]
         var mu = means.detach().to(float64).cpu().index_select(0, classes);
         var sigma = log_scales.detach().to(float64).cpu().index_select(0, classes).exp();
-        var z = RandomDraws.Place((mu + sigma * epsilon).to(float32), means.device);
+        var z = RandomDraws.Place(mu.add(sigma * epsilon, Scalars.One).to(float32), means.device);
         return (z.MoveToOuterDisposeScope(), RandomDraws.Place(classes, means.device).MoveToOuterDisposeScope());
     }
 
@@ -220,7 +220,7 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
             classes = RandomDraws.Place(u.unsqueeze(1).ge(cumulative.unsqueeze(0)).sum(1).clamp_max(Scalars.Of(ComponentCount - 1)).to(int64), means.device);
             epsilon = RandomDraws.Place(RandomDraws.Normal([n, Dimension], float64, CPU, generator).to(float32), means.device); // [n, d]
         }
-        var z = means.index_select(0, classes) + log_scales.index_select(0, classes).exp() * epsilon;
+        var z = means.index_select(0, classes).add(log_scales.index_select(0, classes).exp() * epsilon, Scalars.One);
         return (z.MoveToOuterDisposeScope(), classes.MoveToOuterDisposeScope());
     }
 
@@ -234,7 +234,7 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
         var epsilon = RandomDraws.Normal([n, Dimension], float64, CPU, generator);        // [n, d]
         var mu = means.detach().to(float64).cpu().select(0, classIndex);                  // [d]
         var sigma = log_scales.detach().to(float64).cpu().select(0, classIndex).exp();    // [d]
-        return RandomDraws.Place((mu + sigma * epsilon).to(float32), means.device).MoveToOuterDisposeScope();
+        return RandomDraws.Place(mu.add(sigma * epsilon, Scalars.One).to(float32), means.device).MoveToOuterDisposeScope();
     }
 
     /// <summary>log π_k + log N(z; μ_k, diag σ_k²) <c>[B, K]</c> in float64.</summary>
@@ -244,8 +244,8 @@ public sealed class LearnableGaussianMixture : Module, ILabelledPrior
         var mu = means.to(float64).unsqueeze(0);                 // [1, K, d]
         var logSigma = log_scales.to(float64).unsqueeze(0);      // [1, K, d]
         var standardised = (z64 - mu) * (-logSigma).exp();      // [B, K, d]
-        var logComponent = (standardised.square() * Scalars.Of(-0.5) - logSigma).sum(2) - Scalars.Of(0.5 * Dimension * Math.Log(2 * Math.PI)); // [B, K]
-        return logComponent + logits.to(float64).log_softmax(0).unsqueeze(0);
+        var logComponent = (standardised.pow(Scalars.Of(2)) * Scalars.Of(-0.5) - logSigma).sum(2) - Scalars.Of(0.5 * Dimension * Math.Log(2 * Math.PI)); // [B, K]
+        return logComponent.add(logits.to(float64).log_softmax(0).unsqueeze(0), Scalars.One);
     }
 
     static Parameter Owned(Parameter parameter)

@@ -58,11 +58,11 @@ public sealed class PinwheelPrior : SegmentedPrior
     protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
-        var r = Scalars.Of(RadialMean) + Scalars.Of(RadialStd) * PriorChecks.Normal(n, generator);
+        var r = (Scalars.Of(RadialStd) * PriorChecks.Normal(n, generator)).add(Scalars.Of(RadialMean), Scalars.One);
         var s = Scalars.Of(TangentialStd) * PriorChecks.Normal(n, generator);
-        var angle = classes.to(float64) * Scalars.Of(2 * Math.PI / ArmCount) + Scalars.Of(Rate) * r.exp();
+        var angle = (classes.to(float64) * Scalars.Of(2 * Math.PI / ArmCount)).add(Scalars.Of(Rate) * r.exp(), Scalars.One);
         var (cos, sin) = (angle.cos(), angle.sin());
-        return PriorChecks.Points(r * cos - s * sin, r * sin + s * cos, Device);
+        return PriorChecks.Points(r * cos - s * sin, (r * sin).add(s * cos, Scalars.One), Device);
     }
 
     public override Tensor LogDensity(Tensor z)
@@ -72,31 +72,30 @@ public sealed class PinwheelPrior : SegmentedPrior
         var z64 = z.to(float64);
         var x = z64.select(1, 0).unsqueeze(1); // [B, 1]
         var y = z64.select(1, 1).unsqueeze(1); // [B, 1]
-        var armAngle = arange(Scalars.Of(ArmCount), dtype: float64, device: z.device).unsqueeze(0) * Scalars.Of(2 * Math.PI / ArmCount); // [1, C]
+        var armAngle = arange(Scalars.Of(0), Scalars.Of(ArmCount), Scalars.Of(1), dtype: float64, device: z.device).unsqueeze(0) * Scalars.Of(2 * Math.PI / ArmCount); // [1, C]
 
         Tensor rootGuess; // [B, C]
         using (no_grad())
         {
             var (xd, yd) = (x.detach(), y.detach());
-            var radius = (xd.square() + yd.square()).sqrt(); // [B, 1]
+            var radius = xd.pow(Scalars.Of(2)).add(yd.pow(Scalars.Of(2)), Scalars.One).sqrt(); // [B, 1]
             var r = radius.expand(-1, ArmCount);
             for (int i = 0; i < NewtonIterations; i++)
             {
                 var (residual, _, jacobian) = ArmResidual(xd, yd, armAngle, r);
                 // Any root has |r| = |z·u| ≤ |z|, so clamping to [−|z|, |z|] loses no root and keeps e^r bounded.
-                r = minimum(maximum(r + residual / jacobian.clamp_min(Scalars.Of(MinNewtonSlope)), -radius), radius);
+                r = minimum(maximum(r.add(residual / jacobian.clamp_min(Scalars.Of(MinNewtonSlope)), Scalars.One), -radius), radius);
             }
             rootGuess = r.detach();
         }
 
         var (f, _, d) = ArmResidual(x, y, armAngle, rootGuess);
-        var rc = rootGuess + f / d.clamp_min(Scalars.Of(MinNewtonSlope)); // implicit-function gradient at the root
+        var rc = rootGuess.add(f / d.clamp_min(Scalars.Of(MinNewtonSlope)), Scalars.One); // implicit-function gradient at the root
         var (leftover, sc, jacobianC) = ArmResidual(x, y, armAngle, rc);
 
-        var logArm = NormalLogDensity(rc, RadialMean, RadialStd)
-                     + NormalLogDensity(sc, 0, TangentialStd)
+        var logArm = NormalLogDensity(rc, RadialMean, RadialStd).add(NormalLogDensity(sc, 0, TangentialStd), Scalars.One)
                      - jacobianC.abs().clamp_min(Scalars.Of(MinAbsJacobian)).log()
-                     - leftover.square() / Scalars.Of(2 * TangentialStd * TangentialStd); // [B, C]
+                     - leftover.pow(Scalars.Of(2)) / Scalars.Of(2 * TangentialStd * TangentialStd); // [B, C]
         var logP = logArm.logsumexp(1) - Scalars.Of(Math.Log(ArmCount));
         return logP.to(float32).MoveToOuterDisposeScope();
     }
@@ -105,12 +104,12 @@ public sealed class PinwheelPrior : SegmentedPrior
     static (Tensor Residual, Tensor S, Tensor Jacobian) ArmResidual(Tensor x, Tensor y, Tensor armAngle, Tensor r)
     {
         var swirl = Scalars.Of(Rate) * r.exp();
-        var theta = armAngle + swirl;
+        var theta = armAngle.add(swirl, Scalars.One);
         var (cos, sin) = (theta.cos(), theta.sin());
         var s = y * cos - x * sin;
-        return (x * cos + y * sin - r, s, Scalars.Of(1) - swirl * s);
+        return ((x * cos).add(y * sin, Scalars.One) - r, s, (swirl * s).neg().add(Scalars.Of(1), Scalars.One));
     }
 
     static Tensor NormalLogDensity(Tensor v, double mean, double std) =>
-        (v - Scalars.Of(mean)).square() / Scalars.Of(-2 * std * std) - Scalars.Of(Math.Log(std * Math.Sqrt(2 * Math.PI)));
+        (v - Scalars.Of(mean)).pow(Scalars.Of(2)) / Scalars.Of(-2 * std * std) - Scalars.Of(Math.Log(std * Math.Sqrt(2 * Math.PI)));
 }

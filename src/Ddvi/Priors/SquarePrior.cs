@@ -47,7 +47,7 @@ public sealed class SquarePrior : SegmentedPrior, IDisposable
     protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
-        var position = (classes.to(float64) + PriorChecks.Uniform(n, generator)) * Scalars.Of(4.0 / SegmentCount); // [0, 4): edge + fraction
+        var position = classes.to(float64).add(PriorChecks.Uniform(n, generator), Scalars.One) * Scalars.Of(4.0 / SegmentCount); // [0, 4): edge + fraction
         var edge = position.floor();
         var t = position - edge;
         var across = Scalars.Of(AcrossEdgeStd) * PriorChecks.Normal(n, generator);
@@ -56,8 +56,8 @@ public sealed class SquarePrior : SegmentedPrior, IDisposable
         var top = edge.eq(Scalars.Of(0));
         var right = edge.eq(Scalars.Of(1));
         var bottom = edge.eq(Scalars.Of(2));
-        var x = where(top, alongForward, where(right, Scalars.Of(1) + across, where(bottom, -alongForward, Scalars.Of(-1) + across)));
-        var y = where(top, Scalars.Of(1) + across, where(right, -alongForward, where(bottom, Scalars.Of(-1) + across, alongForward)));
+        var x = where(top, alongForward, where(right, across.add(Scalars.Of(1), Scalars.One), where(bottom, -alongForward, across.add(Scalars.Of(-1), Scalars.One))));
+        var y = where(top, across.add(Scalars.Of(1), Scalars.One), where(right, -alongForward, where(bottom, across.add(Scalars.Of(-1), Scalars.One), alongForward)));
         return PriorChecks.Points(x, y, Device);
     }
 

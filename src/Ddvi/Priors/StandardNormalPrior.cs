@@ -46,7 +46,7 @@ public sealed class StandardNormalPrior : IPrior
     {
         PriorChecks.LatentBatch(Name, z, _device, Dimension);
         using var scope = NewDisposeScope();
-        var logP = z.to(float64).square().sum(1) * Scalars.Of(-0.5) + Scalars.Of(_logNormaliser);
+        var logP = (z.to(float64).pow(Scalars.Of(2)).sum(1) * Scalars.Of(-0.5)).add(Scalars.Of(_logNormaliser), Scalars.One);
         return logP.to(float32).MoveToOuterDisposeScope();
     }
 }

@@ -41,15 +41,15 @@ public sealed class SwissRollPrior : SegmentedPrior, IDisposable
     protected override Tensor Generate(Tensor classes, Generator generator) // [n] → [n, 2]
     {
         long n = classes.shape[0];
-        var u = (classes.to(float64) + PriorChecks.Uniform(n, generator)) / Scalars.Of(SegmentCount);
+        var u = classes.to(float64).add(PriorChecks.Uniform(n, generator), Scalars.One) / Scalars.Of(SegmentCount);
         var r = Scalars.Of(MaxRadius) * u.sqrt();
         var angle = Scalars.Of(Turns) * r;
         var x = r * angle.cos();
         var y = r * angle.sin();
         if (Noise > 0)
         {
-            x = x + Scalars.Of(Noise) * PriorChecks.Normal(n, generator);
-            y = y + Scalars.Of(Noise) * PriorChecks.Normal(n, generator);
+            x = x.add(Scalars.Of(Noise) * PriorChecks.Normal(n, generator), Scalars.One);
+            y = y.add(Scalars.Of(Noise) * PriorChecks.Normal(n, generator), Scalars.One);
         }
         return PriorChecks.Points(x, y, Device);
     }

@@ -9,9 +9,10 @@ namespace Ddvi.Runtime;
 /// the garbage collector run during that native call, the finalizer thread can free the scalar while libtorch still
 /// reads it: the call then fails inside libtorch (c10's "Expected false to be true" from <c>Scalar::toFloat</c>) or
 /// reads a freed value. With a thread allocating in the background this happens within about 10,000 such calls (see
-/// <c>ScalarLifetimeTests</c>). Ddvi's code passes every number through <see cref="Of(double)"/> and its overloads, and
-/// the build refuses the implicit conversions and the tensor operators that take numbers
-/// (<c>src/BannedSymbols.txt</c>, Microsoft.CodeAnalysis.BannedApiAnalyzers).
+/// <c>ScalarLifetimeTests</c>). Ddvi's code passes every number through <see cref="Of(double)"/> and its overloads, every
+/// addition's <c>alpha</c> as <see cref="One"/>, and the build refuses the implicit conversions, the tensor operators that
+/// take numbers and the TorchSharp methods that make temporaries inside (<c>src/BannedSymbols*.txt</c>,
+/// Microsoft.CodeAnalysis.BannedApiAnalyzers).
 /// </summary>
 /// <remarks>
 /// Each call makes a new <see cref="Scalar"/> of the same kind as TorchSharp's implicit conversion would (a double, an
@@ -27,6 +28,13 @@ public static class Scalars
 
     [ThreadStatic] private static Scalar?[]? ring;
     [ThreadStatic] private static int next;
+
+    /// <summary>
+    /// The integer 1, made once and held for the life of the process: the <c>alpha</c> to pass to <c>add</c>,
+    /// <c>add_</c> and <c>addcdiv</c> (<c>a.add(b, Scalars.One)</c> for <c>a + b</c>). TorchSharp's overloads without it,
+    /// and the <c>+</c> operator, make a temporary 1 on every call. An integer, so that integer tensors stay integer.
+    /// </summary>
+    public static Scalar One { get; } = 1L.ToScalar();
 
     /// <summary>A double scalar, alive for the next <see cref="Kept"/> scalars made on this thread.</summary>
     public static Scalar Of(double value) => Keep(value.ToScalar());

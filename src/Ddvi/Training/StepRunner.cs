@@ -98,8 +98,8 @@ public sealed class StepRunner : IDisposable
         using var scope = NewDisposeScope();
         var gradients = clip.Parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
         if (gradients.Count == 0) return;
-        var squares = stack(gradients.Select(g => g.detach().to(float64).square().sum()).ToArray()).sum();
-        var factor = (Scalars.Of(clip.MaxNorm) / (squares.sqrt() + Scalars.Of(1e-6))).clamp_max(Scalars.Of(1.0));
+        var squares = stack(gradients.Select(g => g.detach().to(float64).pow(Scalars.Of(2)).sum()).ToArray()).sum();
+        var factor = (Scalars.Of(clip.MaxNorm) / squares.sqrt().add(Scalars.Of(1e-6), Scalars.One)).clamp_max(Scalars.Of(1.0));
         foreach (var g in gradients) g.mul_(factor.to(g.dtype));
     }
 
@@ -133,7 +133,7 @@ public sealed class LossSums : IDisposable
             _counts[key] = 0;
         }
         // In place, so the accumulator outlives the step's dispose scope and no host sync happens here.
-        sum.add_(value.detach().to(float64));
+        sum.add_(value.detach().to(float64), Scalars.One);
         _counts[key]++;
     }
 

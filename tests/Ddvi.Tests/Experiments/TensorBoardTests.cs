@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Ddvi.Experiments;
+using Ddvi.Plotting;
 using Ddvi.Training;
 
 namespace Ddvi.Tests.Experiments;
@@ -95,8 +96,8 @@ public class TensorBoardTests
             Assert.True(histogram.Min > 0, "variances are positive");
         }
         var samples = values.First(v => v.Value.Tag == "ddvi/samples").Value.Image;
-        Assert.Equal(10 * 28, samples.Height);
-        Assert.Equal(10 * 28, samples.Width);
+        Assert.Equal(10 * 28 + 11 * ImageGrid.Padding, samples.Height); // ten rows of ten 28×28 samples, as samples.png at scale 1
+        Assert.Equal(10 * 28 + 11 * ImageGrid.Padding, samples.Width);
 
         // Evaluation metrics.
         Assert.Equal((float)report.KnnAccuracy.Value, Assert.Single(values, v => v.Value.Tag == "eval/knn_accuracy").Value.SimpleValue);

@@ -192,4 +192,51 @@ public class ConvNetworksTests
         using var firstTwoTrain = encoder.call(x[..2]);
         Assert.False(all[..2].allclose(firstTwoTrain, rtol: 1e-3, atol: 1e-4));
     }
+
+    [Fact]
+    public void ImageBatchNormComputesAsTorchSharpsBatchNorm2d()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(5);
+        using var reference = nn.BatchNorm2d(6);
+        using var norm = new ImageBatchNorm(6);
+        using (no_grad())
+        {
+            reference.weight!.copy_(rand(6, generator: generator) + 0.5);
+            reference.bias!.copy_(randn(6, generator: generator));
+            norm.weight!.copy_(reference.weight!);
+            norm.bias!.copy_(reference.bias!);
+        }
+        Assert.Equal(reference.state_dict().Keys.Order(), norm.state_dict().Keys.Order());
+
+        for (int step = 0; step < 3; step++)
+        {
+            var x = randn([8, 6, 5, 5], generator: generator) * 3 + 1;
+            var upstream = randn([8, 6, 5, 5], generator: generator);
+            var expected = reference.call(x);
+            var actual = norm.call(x);
+            Assert.True(actual.allclose(expected, rtol: 1e-6, atol: 1e-6), $"training output, step {step}");
+            (expected * upstream).sum().backward();
+            (actual * upstream).sum().backward();
+            Assert.True(norm.weight!.grad!.allclose(reference.weight!.grad!, rtol: 1e-5, atol: 1e-5), $"scale gradient, step {step}");
+            Assert.True(norm.bias!.grad!.allclose(reference.bias!.grad!, rtol: 1e-5, atol: 1e-5), $"shift gradient, step {step}");
+        }
+        Assert.True(norm.running_mean!.allclose(reference.running_mean!, rtol: 1e-6, atol: 1e-6));
+        Assert.True(norm.running_var!.allclose(reference.running_var!, rtol: 1e-6, atol: 1e-6));
+        Assert.Equal(3L, norm.num_batches_tracked!.item<long>());
+        Assert.Equal(reference.num_batches_tracked!.item<long>(), norm.num_batches_tracked!.item<long>());
+
+        reference.eval();
+        norm.eval();
+        using (no_grad())
+        {
+            var x = randn([4, 6, 5, 5], generator: generator);
+            Assert.True(norm.call(x).allclose(reference.call(x), rtol: 1e-6, atol: 1e-6), "evaluation output");
+        }
+        Assert.Equal(3L, norm.num_batches_tracked!.item<long>()); // evaluation does not count
+
+        var error = Assert.Throws<ArgumentException>(() => norm.call(zeros(4, 6, 5)));
+        Assert.Contains("ImageBatchNorm", error.Message);
+        Assert.Contains("[4, 6, 5]", error.Message);
+    }
 }

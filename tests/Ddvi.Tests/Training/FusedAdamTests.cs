@@ -75,6 +75,31 @@ public class FusedAdamTests
     }
 
     [Fact]
+    public void TheTensorOpStepWithWeightDecayAmsgradAndMaximiseStepsLikeTorchSharpsAdam()
+    {
+        // A second group with the options the one-pass sweep does not implement sends every group to the tensor-op step,
+        // Ddvi's own (TorchSharp's makes temporary scalars); it must update as TorchSharp's does.
+        var plain = MakeParameters(ScalarType.Float32, 4);
+        var fused = MakeParameters(ScalarType.Float32, 4);
+        using var adam = optim.Adam(plain[..1], lr: 1e-2);
+        adam.add_param_group(new Adam.ParamGroup(plain[1..], lr: 2e-2, weight_decay: 0.1, amsgrad: true, maximize: true));
+        using var fusedAdam = new FusedAdam(fused[..1], lr: 1e-2);
+        fusedAdam.add_param_group(new Adam.ParamGroup(fused[1..], lr: 2e-2, weight_decay: 0.1, amsgrad: true, maximize: true));
+        Train(adam, plain, 0, 15);
+        Train(fusedAdam, fused, 0, 15);
+
+        for (int i = 0; i < plain.Length; i++)
+            AssertClose(plain[i], fused[i], 1e-6, $"parameter {i}");
+        var plainState = adam.state_dict().State.Cast<Adam.State>().ToList();
+        var fusedState = fusedAdam.state_dict().State.Cast<Adam.State>().ToList();
+        for (int i = 1; i < plain.Length; i++)
+            AssertClose(plainState[i].max_exp_avg_sq, fusedState[i].max_exp_avg_sq, 1e-6, $"AMSGrad maximum {i}");
+        var start = MakeParameters(ScalarType.Float32, 4);
+        for (int i = 0; i < plain.Length; i++)
+            Assert.True((start[i] - fused[i]).abs().max().item<float>() > 1e-2, $"parameter {i} moved");
+    }
+
+    [Fact]
     public void MomentsBelowTheNormalRangeAreStoredAsZero()
     {
         // A weight whose gradient stays 0: m shrinks by β₁ each step and would become subnormal (slow on x86).
