@@ -169,36 +169,29 @@ internal static class TemporaryScalarScan
         return first == 0xFE ? (ILOpCode)(0xFE00 | il.ReadByte()) : (ILOpCode)first;
     }
 
+    // Operand bytes of each opcode, from the framework's own table (a switch's targets follow its count).
+    private static readonly Dictionary<int, int> OperandBytes = typeof(System.Reflection.Emit.OpCodes)
+        .GetFields(BindingFlags.Public | BindingFlags.Static)
+        .Select(field => (System.Reflection.Emit.OpCode)field.GetValue(null)!)
+        .ToDictionary(code => (int)(ushort)code.Value, code => code.OperandType switch
+        {
+            System.Reflection.Emit.OperandType.InlineNone => 0,
+            System.Reflection.Emit.OperandType.ShortInlineBrTarget or System.Reflection.Emit.OperandType.ShortInlineI
+                or System.Reflection.Emit.OperandType.ShortInlineVar => 1,
+            System.Reflection.Emit.OperandType.InlineVar => 2,
+            System.Reflection.Emit.OperandType.InlineI8 or System.Reflection.Emit.OperandType.InlineR => 8,
+            _ => 4, // tokens, 32-bit constants and branch targets, a switch's count
+        });
+
     private static void SkipOperand(ref BlobReader il, ILOpCode code)
     {
-        switch (code)
+        if (code != ILOpCode.Switch)
         {
-            case ILOpCode.Switch:
-                int targets = il.ReadInt32();
-                il.Offset += 4 * targets;
-                return;
-            case ILOpCode.Ldc_i8 or ILOpCode.Ldc_r8:
-                il.Offset += 8;
-                return;
-            case ILOpCode.Ldarg_s or ILOpCode.Ldarga_s or ILOpCode.Starg_s or ILOpCode.Ldloc_s or ILOpCode.Ldloca_s or ILOpCode.Stloc_s
-                or ILOpCode.Ldc_i4_s or ILOpCode.Br_s or ILOpCode.Brfalse_s or ILOpCode.Brtrue_s or ILOpCode.Beq_s or ILOpCode.Bge_s
-                or ILOpCode.Bgt_s or ILOpCode.Ble_s or ILOpCode.Blt_s or ILOpCode.Bne_un_s or ILOpCode.Bge_un_s or ILOpCode.Bgt_un_s
-                or ILOpCode.Ble_un_s or ILOpCode.Blt_un_s or ILOpCode.Leave_s or ILOpCode.Unaligned:
-                il.Offset += 1;
-                return;
-            case ILOpCode.Ldarg or ILOpCode.Ldarga or ILOpCode.Starg or ILOpCode.Ldloc or ILOpCode.Ldloca or ILOpCode.Stloc:
-                il.Offset += 2;
-                return;
-            case ILOpCode.Ldc_i4 or ILOpCode.Ldc_r4 or ILOpCode.Br or ILOpCode.Brfalse or ILOpCode.Brtrue or ILOpCode.Beq or ILOpCode.Bge
-                or ILOpCode.Bgt or ILOpCode.Ble or ILOpCode.Blt or ILOpCode.Bne_un or ILOpCode.Bge_un or ILOpCode.Bgt_un or ILOpCode.Ble_un
-                or ILOpCode.Blt_un or ILOpCode.Leave or ILOpCode.Ldstr or ILOpCode.Ldsfld or ILOpCode.Ldsflda or ILOpCode.Stsfld
-                or ILOpCode.Ldfld or ILOpCode.Ldflda or ILOpCode.Stfld or ILOpCode.Ldtoken or ILOpCode.Box or ILOpCode.Unbox
-                or ILOpCode.Unbox_any or ILOpCode.Castclass or ILOpCode.Isinst or ILOpCode.Newarr or ILOpCode.Ldelema or ILOpCode.Ldelem
-                or ILOpCode.Stelem or ILOpCode.Initobj or ILOpCode.Cpobj or ILOpCode.Ldobj or ILOpCode.Stobj or ILOpCode.Sizeof
-                or ILOpCode.Mkrefany or ILOpCode.Refanyval or ILOpCode.Constrained or ILOpCode.Calli:
-                il.Offset += 4;
-                return;
+            il.Offset += OperandBytes[(int)code];
+            return;
         }
+        int targets = il.ReadInt32(); // the count, then that many targets
+        il.Offset += 4 * targets;
     }
 
     /// <summary>Names in the documentation-comment ID format (the ban lists' format), and keys that match calls to definitions.</summary>
