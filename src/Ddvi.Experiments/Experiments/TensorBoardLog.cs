@@ -88,6 +88,24 @@ internal sealed class TensorBoardLog : ITrainingObserver
         Add("mmd", report.Mmd.Value);
     }
 
+    /// <summary>
+    /// An image written by <paramref name="save"/> to a temporary PNG file beside the event files, added, then deleted.
+    /// Images go in as files: TorchSharp's add_img of a tensor makes temporary scalars (<c>Ddvi.Runtime.Scalars</c>).
+    /// </summary>
+    private void AddPng(string tag, int epoch, Action<string> save)
+    {
+        string path = Path.Combine(Folder, $".{tag.Replace('/', '-')}-{Environment.ProcessId}.png");
+        try
+        {
+            save(path);
+            _writer.add_img(tag, path, epoch);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     /// <summary>Latent scatter, sample grid and encoder-variance histograms of the model as it is now.</summary>
     private void Snapshot(string stage, int epoch)
     {
@@ -104,32 +122,14 @@ internal sealed class TensorBoardLog : ITrainingObserver
             var labels = _data.Test.Labels.narrow(0, 0, count).cpu().to(int32).contiguous().data<int>().ToArray();
             var view = LatentProjection.Fit(latents, "test latents");
             var (zx, zy) = view.Apply(latents);
-            string scatter = Path.Combine(Folder, $".latents-{Environment.ProcessId}.png");
-            try
-            {
-                LatentScatter.Save(scatter, zx, zy, labels, view.Title($"{stage}, epoch {epoch}: test latents"), axes: view);
-                _writer.add_img($"{stage}/latents", scatter, epoch);
-            }
-            finally
-            {
-                File.Delete(scatter);
-            }
+            AddPng($"{stage}/latents", epoch,
+                path => LatentScatter.Save(path, zx, zy, labels, view.Title($"{stage}, epoch {epoch}: test latents"), axes: view));
 
-            // The grid goes in as a PNG file, as the scatter: TorchSharp's add_img of a tensor makes temporary scalars (Scalars).
             var decoded = ModelEvaluator.DecodeByClass(_method, _prior, ModelEvaluator.SamplesPerClass, generator);
             var shape = _data.Test.Shape;
             using var shown = _data.Test.Range.ToUnitInterval(decoded.cpu().to(float32)).contiguous();
-            string samples = Path.Combine(Folder, $".samples-{Environment.ProcessId}.png");
-            try
-            {
-                ImageGrid.Save(samples, shown.data<float>().ToArray(), (int)decoded.shape[0], shape.Channels, shape.Height, shape.Width,
-                    columns: ModelEvaluator.SamplesPerClass, scale: 1);
-                _writer.add_img($"{stage}/samples", samples, epoch);
-            }
-            finally
-            {
-                File.Delete(samples);
-            }
+            AddPng($"{stage}/samples", epoch, path => ImageGrid.Save(path, shown.data<float>().ToArray(), (int)decoded.shape[0],
+                shape.Channels, shape.Height, shape.Width, columns: ModelEvaluator.SamplesPerClass, scale: 1));
 
             // TorchSharp's histogram makes temporary scalars inside (Scalars) and its writer takes no histogram made
             // elsewhere: called here on the training thread, once per checkpoint, left as it is.
