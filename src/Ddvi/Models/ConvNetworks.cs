@@ -182,11 +182,11 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
             throw new ArgumentException($"ConvTrunk: input must be [B, {Channels * Height * Width}] ({Channels}×{Height}×{Width} images, flattened), got [{string.Join(", ", x.shape)}].", nameof(x));
         using var scope = NewDisposeScope();
         var h = ConvDefaults.InPrecision(ConvDefaults.InLayout(x.view(x.shape[0], Channels, Height, Width), Path), Precision);
-        h = functional.relu(norm1.call(Convolve(0, conv1, h)));
-        h = functional.relu(norm2.call(Convolve(1, conv2, h)));
-        h = functional.relu(norm3.call(Convolve(2, conv3, h)));
+        h = norm1.ForwardRelu(Convolve(0, conv1, h), Path == ConvPath.Fast);
+        h = norm2.ForwardRelu(Convolve(1, conv2, h), Path == ConvPath.Fast);
+        h = norm3.ForwardRelu(Convolve(2, conv3, h), Path == ConvPath.Fast);
         h = Path == ConvPath.Fast && OutputHeight == 1 && OutputWidth == 1 ? OnePixelConvolution(h) : Convolve(3, conv4, h);
-        h = functional.relu(norm4.call(h)).flatten(1);
+        h = norm4.ForwardRelu(h, Path == ConvPath.Fast).flatten(1);
         return (h.dtype == x.dtype ? h : h.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }
@@ -355,9 +355,9 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
         var h = Path == ConvPath.Fast && StartHeight == 1 && StartWidth == 1
             ? ConvDefaults.InLayout(OnePixelTransposedConvolution(start), Path)
             : Deconvolve(0, deconv1, ConvDefaults.InLayout(start.view(z.shape[0], Widths[0], StartHeight, StartWidth), Path));
-        h = functional.relu(norm1.call(h));
-        h = functional.relu(norm2.call(Deconvolve(1, deconv2, h)));
-        h = functional.relu(norm3.call(Deconvolve(2, deconv3, h)));
+        h = norm1.ForwardRelu(h, Path == ConvPath.Fast);
+        h = norm2.ForwardRelu(Deconvolve(1, deconv2, h), Path == ConvPath.Fast);
+        h = norm3.ForwardRelu(Deconvolve(2, deconv3, h), Path == ConvPath.Fast);
         h = Deconvolve(3, deconv4, h);
         if (OutputHeight != Height || OutputWidth != Width)
             h = h.narrow(2, (OutputHeight - Height) / 2, Height).narrow(3, (OutputWidth - Width) / 2, Width);

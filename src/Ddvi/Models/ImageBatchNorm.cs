@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -39,5 +40,22 @@ public sealed class ImageBatchNorm : BatchNorm
             if (momentum is null) factor = 1.0 / counter.item<long>(); // a cumulative average, as TorchSharp's
         }
         return functional.batch_norm(input, running_mean, running_var, weight, bias, training, factor, eps);
+    }
+
+    /// <summary>
+    /// relu(call(<paramref name="input"/>)). With <paramref name="fused"/>, in training mode, on float32 CPU maps in NHWC
+    /// strides (<see cref="BatchNormReluFunction.Supports"/>), both in one pass (<see cref="BatchNormReluFunction"/>); the same
+    /// values, gradients and running statistics to float rounding. Otherwise libtorch's two operations, the reference.
+    /// </summary>
+    public Tensor ForwardRelu(Tensor input, bool fused)
+    {
+        ValidateInputDimensions(input);
+        if (fused && BatchNormReluFunction.Enabled && training && momentum is double factor && num_batches_tracked is { } counter
+            && BatchNormReluFunction.Supports(input, weight, bias, running_mean, running_var))
+        {
+            counter.add_(Scalars.One, Scalars.One);
+            return BatchNormReluFunction.Run(input, weight!, bias!, running_mean!, running_var!, factor, eps);
+        }
+        return functional.relu(call(input));
     }
 }
