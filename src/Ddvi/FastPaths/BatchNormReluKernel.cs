@@ -27,42 +27,15 @@ internal static unsafe class BatchNormReluKernel
     /// </summary>
     public static void Statistics(float* x, long rows, int channels, int threads, double[] mean, double[] variance)
     {
-        long chunks = Chunks(rows);
-        var sums = ArrayPool<double>.Shared.Rent((int)(chunks * channels));
-        var squares = ArrayPool<double>.Shared.Rent((int)(chunks * channels));
-        OpenMpTeam.For(chunks, threads, chunk =>
-        {
-            long start = chunk * RowsPerChunk, end = Math.Min(rows, start + RowsPerChunk);
-            for (int c = 0; c < channels; c += Vector512<float>.Count)
-            {
-                var shift = Vector512.Load(x + c);
-                var sum = Vector512<float>.Zero;
-                var square = Vector512<float>.Zero;
-                float* at = x + start * channels + c;
-                for (long r = start; r < end; r++, at += channels)
-                {
-                    var v = Vector512.Load(at) - shift;
-                    sum += v;
-                    square += v * v;
-                }
-                Flush(sum, sums, chunk * channels + c);
-                Flush(square, squares, chunk * channels + c);
-            }
-        });
+        var sums = new double[channels];
+        var squares = new double[channels];
+        SumTwo(new ShiftedMoments(x), rows, channels, threads, sums, squares);
         for (int c = 0; c < channels; c++)
         {
-            double s = 0, q = 0;
-            for (long chunk = 0; chunk < chunks; chunk++)
-            {
-                s += sums[chunk * channels + c];
-                q += squares[chunk * channels + c];
-            }
-            double shiftedMean = s / rows;
+            double shiftedMean = sums[c] / rows;
             mean[c] = x[c] + shiftedMean;
-            variance[c] = Math.Max(0, q / rows - shiftedMean * shiftedMean);
+            variance[c] = Math.Max(0, squares[c] / rows - shiftedMean * shiftedMean);
         }
-        ArrayPool<double>.Shared.Return(sums);
-        ArrayPool<double>.Shared.Return(squares);
     }
 
     /// <summary><paramref name="y"/> ← max(0, x·scale + shift), per channel.</summary>
@@ -93,58 +66,25 @@ internal static unsafe class BatchNormReluKernel
     public static void Backward(float* x, float* gradY, float* gradX, long rows, int channels, int threads,
         float[] scale, float[] shift, double[] mean, double[] invStd, double[] sumGrad, double[] sumGradCentred)
     {
-        long chunks = Chunks(rows);
-        var sums = ArrayPool<double>.Shared.Rent((int)(chunks * channels));
-        var centred = ArrayPool<double>.Shared.Rent((int)(chunks * channels));
         var meanF = new float[channels];
         for (int c = 0; c < channels; c++) meanF[c] = (float)mean[c];
         fixed (float* scales = scale, shifts = shift, means = meanF)
         {
-            float* a = scales, b = shifts, m = means;
-            OpenMpTeam.For(chunks, threads, chunk =>
-            {
-                long start = chunk * RowsPerChunk, end = Math.Min(rows, start + RowsPerChunk);
-                for (int c = 0; c < channels; c += Vector512<float>.Count)
-                {
-                    var average = Vector512.Load(m + c);
-                    var sum = Vector512<float>.Zero;
-                    var sumCentred = Vector512<float>.Zero;
-                    long offset = start * channels + c;
-                    for (long r = start; r < end; r++, offset += channels)
-                    {
-                        var g = Masked(x + offset - c, gradY + offset, a, b, c);
-                        sum += g;
-                        sumCentred += g * (Vector512.Load(x + offset) - average);
-                    }
-                    Flush(sum, sums, chunk * channels + c);
-                    Flush(sumCentred, centred, chunk * channels + c);
-                }
-            });
-            var gain = new float[channels];
+            float* a = scales, b = shifts;
+            SumTwo(new MaskedGradientMoments(x, gradY, a, b, means), rows, channels, threads, sumGrad, sumGradCentred);
             var slope = new float[channels];
             var offsetTerm = new float[channels];
             for (int c = 0; c < channels; c++)
             {
-                double s = 0, q = 0;
-                for (long chunk = 0; chunk < chunks; chunk++)
-                {
-                    s += sums[chunk * channels + c];
-                    q += centred[chunk * channels + c];
-                }
-                sumGrad[c] = s;
-                sumGradCentred[c] = q;
                 // dL/dx = a·g − x·k − d with a = scale, k = scale·invstd²·q/N, d = scale·s/N − mean·k.
-                double k = scale[c] * invStd[c] * invStd[c] * q / rows;
-                gain[c] = scale[c];
+                double k = scale[c] * invStd[c] * invStd[c] * sumGradCentred[c] / rows;
                 slope[c] = (float)k;
-                offsetTerm[c] = (float)(scale[c] * s / rows - mean[c] * k);
+                offsetTerm[c] = (float)(scale[c] * sumGrad[c] / rows - mean[c] * k);
             }
-            ArrayPool<double>.Shared.Return(sums);
-            ArrayPool<double>.Shared.Return(centred);
-            fixed (float* gains = gain, slopes = slope, offsets = offsetTerm)
+            fixed (float* slopes = slope, offsets = offsetTerm)
             {
-                float* ga = gains, sl = slopes, of = offsets;
-                OpenMpTeam.For(chunks, threads, chunk =>
+                float* sl = slopes, of = offsets;
+                OpenMpTeam.For(Chunks(rows), threads, chunk =>
                 {
                     long start = chunk * RowsPerChunk, end = Math.Min(rows, start + RowsPerChunk);
                     for (long r = start; r < end; r++)
@@ -154,13 +94,83 @@ internal static unsafe class BatchNormReluKernel
                         for (int c = 0; c < channels; c += Vector512<float>.Count)
                         {
                             var g = Masked(from, gradY + row + c, a, b, c);
-                            var value = Vector512.Load(ga + c) * g - Vector512.Load(from + c) * Vector512.Load(sl + c) - Vector512.Load(of + c);
+                            var value = Vector512.Load(a + c) * g - Vector512.Load(from + c) * Vector512.Load(sl + c) - Vector512.Load(of + c);
                             Vector512.Store(value, gradX + row + c);
                         }
                     }
                 });
             }
         }
+    }
+
+    /// <summary>What <see cref="SumTwo"/> adds up: two 16-channel vectors per pixel row.</summary>
+    private interface ITwoTerms
+    {
+        (Vector512<float> First, Vector512<float> Second) At(long offset, int c);
+    }
+
+    /// <summary>x − x₀ and (x − x₀)², x₀ the first row.</summary>
+    private readonly struct ShiftedMoments(float* x) : ITwoTerms
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector512<float> First, Vector512<float> Second) At(long offset, int c)
+        {
+            var v = Vector512.Load(x + offset) - Vector512.Load(x + c);
+            return (v, v * v);
+        }
+    }
+
+    /// <summary>g and g·(x − mean), g the incoming gradient where ReLU passed its input.</summary>
+    private readonly struct MaskedGradientMoments(float* x, float* gradY, float* scale, float* shift, float* mean) : ITwoTerms
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector512<float> First, Vector512<float> Second) At(long offset, int c)
+        {
+            var g = Masked(x + offset - c, gradY + offset, scale, shift, c);
+            return (g, g * (Vector512.Load(x + offset) - Vector512.Load(mean + c)));
+        }
+    }
+
+    /// <summary>
+    /// Per-channel sums of both terms over all rows into <paramref name="first"/> and <paramref name="second"/>: float32
+    /// within a chunk, float64 across chunks in chunk order, so the sums do not depend on the number of threads.
+    /// </summary>
+    private static void SumTwo<TTerms>(TTerms terms, long rows, int channels, int threads, double[] first, double[] second)
+        where TTerms : struct, ITwoTerms
+    {
+        long chunks = Chunks(rows);
+        var firstParts = ArrayPool<double>.Shared.Rent((int)(chunks * channels));
+        var secondParts = ArrayPool<double>.Shared.Rent((int)(chunks * channels));
+        OpenMpTeam.For(chunks, threads, chunk =>
+        {
+            long start = chunk * RowsPerChunk, end = Math.Min(rows, start + RowsPerChunk);
+            for (int c = 0; c < channels; c += Vector512<float>.Count)
+            {
+                var a = Vector512<float>.Zero;
+                var b = Vector512<float>.Zero;
+                for (long offset = start * channels + c, last = end * channels; offset < last; offset += channels)
+                {
+                    var (u, v) = terms.At(offset, c);
+                    a += u;
+                    b += v;
+                }
+                Flush(a, firstParts, chunk * channels + c);
+                Flush(b, secondParts, chunk * channels + c);
+            }
+        });
+        for (int c = 0; c < channels; c++)
+        {
+            double a = 0, b = 0;
+            for (long chunk = 0; chunk < chunks; chunk++)
+            {
+                a += firstParts[chunk * channels + c];
+                b += secondParts[chunk * channels + c];
+            }
+            first[c] = a;
+            second[c] = b;
+        }
+        ArrayPool<double>.Shared.Return(firstParts);
+        ArrayPool<double>.Shared.Return(secondParts);
     }
 
     private static long Chunks(long rows) => (rows + RowsPerChunk - 1) / RowsPerChunk;
