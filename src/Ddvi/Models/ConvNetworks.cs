@@ -358,7 +358,10 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
         h = norm1.ForwardRelu(h, Path == ConvPath.Fast);
         h = norm2.ForwardRelu(Deconvolve(1, deconv2, h), Path == ConvPath.Fast);
         h = norm3.ForwardRelu(Deconvolve(2, deconv3, h), Path == ConvPath.Fast);
-        h = Deconvolve(3, deconv4, h);
+        // The image layer in float32 under bfloat16 too: libtorch's (oneDNN 3.7's) bfloat16 transposed convolution gave
+        // wrong values (relative errors 0.2-0.5) for fewer than 16 output channels on NCHW maps and for one on NHWC maps on
+        // an AMD EPYC processor with AVX-512 BF16 (docs/performance.md); the layer is 15% of the decoder's products.
+        h = Deconvolve(3, deconv4, h.dtype == ScalarType.BFloat16 ? h.to(ScalarType.Float32) : h);
         if (OutputHeight != Height || OutputWidth != Width)
             h = h.narrow(2, (OutputHeight - Height) / 2, Height).narrow(3, (OutputWidth - Width) / 2, Width);
         h = h.reshape(z.shape[0], (long)Channels * Height * Width);
