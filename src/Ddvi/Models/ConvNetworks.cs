@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -20,7 +21,9 @@ public enum ConvPath
     /// on other devices, where it has not been measured), and the layers that touch a one-pixel map as one matrix
     /// product: a convolution whose output is 1×1 is a linear map of the k×k patch it reads, a transposed convolution
     /// of a 1×1 input writes its weight scaled by each channel. On the 2-core machine libtorch's oneDNN convolutions
-    /// and batch norm run the release's CIFAR-10 shapes markedly faster so (docs/performance.md, CIFAR-10).
+    /// and batch norm run the release's CIFAR-10 shapes markedly faster so (docs/performance.md, CIFAR-10). On float32
+    /// CPU maps, batch norm with its ReLU in training (<see cref="FastPaths.BatchNormReluFunction"/>) and the forward pass
+    /// of the decoder's transposed convolutions (<see cref="FastPaths.TransposedConvFunction"/>) are Ddvi's own loops.
     /// </summary>
     Fast,
 }
@@ -298,8 +301,10 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
 
     /// <summary>
     /// The arithmetic of the layers (<see cref="NetworkPrecisions.Default"/> unless set). With
-    /// <see cref="NetworkPrecision.Bfloat16"/> float32 latents run through the linear layer, the transposed convolutions and
-    /// the batch norms in bfloat16 (as <see cref="ConvTrunk.Precision"/>) and the output is returned in float32.
+    /// <see cref="NetworkPrecision.Bfloat16"/> float32 latents run through the linear layer, the inner transposed convolutions
+    /// and the batch norms in bfloat16 (as <see cref="ConvTrunk.Precision"/>); the image layer (C output channels) computes
+    /// in float32, where libtorch's bfloat16 kernel was wrong on one processor (see <see cref="forward"/>), and the output
+    /// is returned in float32.
     /// </summary>
     public NetworkPrecision Precision { get; set; } = NetworkPrecisions.Default;
 
@@ -332,11 +337,15 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
     }
 
     // Transposed convolution `index` (0-based) in the map's type.
+    // On ConvPath.Fast a float32 CPU map takes Ddvi's own forward loop (TransposedConvFunction) where it handles the shape.
     Tensor Deconvolve(int index, ConvTranspose2d deconv, Tensor map)
     {
-        if (map.dtype != ScalarType.BFloat16) return deconv.call(map);
-        var (weight, bias) = ConvDefaults.ParametersFor(map, deconv.weight!, deconv.bias);
         long stride = Layers[index].Stride;
+        if (map.dtype != ScalarType.BFloat16)
+            return Path == ConvPath.Fast && TransposedConvFunction.Enabled && TransposedConvFunction.Supports(map, deconv.weight, deconv.bias, stride)
+                ? TransposedConvFunction.Run(map, deconv.weight!, deconv.bias!, stride)
+                : deconv.call(map);
+        var (weight, bias) = ConvDefaults.ParametersFor(map, deconv.weight!, deconv.bias);
         // libtorch's bfloat16 transposed convolution with a bias is several times slower than without one and the bias
         // added after (measured on the 2-core machine); the values are the same.
         var output = functional.conv_transpose2d(map, weight, null, strides: [stride, stride]);

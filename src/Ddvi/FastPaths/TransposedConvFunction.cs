@@ -1,0 +1,118 @@
+using Ddvi.Runtime;
+using static TorchSharp.torch;
+using static TorchSharp.torch.autograd;
+
+namespace Ddvi.FastPaths;
+
+/// <summary>
+/// A transposed convolution without padding, dilation or groups as one autograd operation whose forward pass is Ddvi's
+/// own loop (<see cref="TransposedConvKernel"/>) on float32 CPU maps in NHWC strides. On this project's processors
+/// oneDNN ran the CIFAR-10 decoder's transposed convolutions' forward passes at 4–9× their arithmetic floor (its strided
+/// backward-data kernel, docs/performance.md); the loop here computes each output pixel directly.
+/// </summary>
+/// <remarks>
+/// The backward pass is libtorch's, unchanged in kind: the input's gradient is the convolution of the output's gradient
+/// with the same weight and stride (libtorch's <c>conv2d</c>, the kernel it runs for this gradient itself), and the
+/// weight's gradient is that convolution's weight gradient with the input as its incoming gradient (taken with
+/// <c>autograd.grad</c>, the same oneDNN weight-gradient kernel); the bias's is the output gradient's sum per channel.
+/// Inputs: the <see cref="Settings"/>, x <c>[B, C_in, H, W]</c> (NHWC strides), the weight <c>[C_in, C_out, k, k]</c>,
+/// the bias <c>[C_out]</c>. Output <c>[B, C_out, (H − 1)·s + k, (W − 1)·s + k]</c> in NHWC strides. The reference is
+/// libtorch's <c>conv_transpose2d</c>, which <see cref="Models.ConvDecoder"/> runs wherever <see cref="Supports"/> is
+/// false; the tests compare the two. Only first derivatives are supported.
+/// </remarks>
+internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedConvFunction>
+{
+    /// <summary>The stride and which inputs need a gradient (read when the operation is applied).</summary>
+    internal sealed record Settings(long Stride, bool InputGrad, bool WeightGrad, bool BiasGrad);
+
+    public override string Name => nameof(TransposedConvFunction);
+
+    /// <summary>
+    /// Whether <see cref="Models.ConvDecoder"/> may use this operation (the default); false keeps libtorch's transposed
+    /// convolution everywhere, for comparisons.
+    /// </summary>
+    internal static bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// Whether the operation handles these tensors: a float32 CPU map <c>[B, C_in, H, W]</c> stored pixel by pixel (NHWC),
+    /// a float32 contiguous CPU weight <c>[C_in, C_out, k, k]</c> and bias <c>[C_out]</c>, a positive stride, and channel
+    /// counts the loops take (<see cref="TransposedConvKernel.SupportsChannels"/>: 16 or 32 outputs, or one to three
+    /// with inputs a multiple of 16).
+    /// </summary>
+    public static bool Supports(Tensor x, Tensor? weight, Tensor? bias, long stride)
+    {
+        if (x.ndim != 4 || x.device_type != TorchSharp.DeviceType.CPU || x.dtype != ScalarType.Float32 || stride < 1) return false;
+        if (weight is null || weight.ndim != 4 || weight.dtype != ScalarType.Float32 || weight.device_type != TorchSharp.DeviceType.CPU
+            || !weight.is_contiguous() || weight.shape[0] != x.shape[1] || weight.shape[2] != weight.shape[3])
+            return false;
+        long outChannels = weight.shape[1];
+        if (bias is null || bias.ndim != 1 || bias.shape[0] != outChannels || bias.dtype != ScalarType.Float32
+            || bias.device_type != TorchSharp.DeviceType.CPU || !bias.is_contiguous())
+            return false;
+        if (!TransposedConvKernel.SupportsChannels(x.shape[1], outChannels) || x.shape[0] < 1) return false;
+        return x.permute(0, 2, 3, 1).is_contiguous();
+    }
+
+    /// <summary>conv_transpose2d(x, weight, bias, stride); the caller has checked <see cref="Supports"/>.</summary>
+    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long stride) =>
+        apply(new Settings(stride, x.requires_grad, weight.requires_grad, bias.requires_grad), x, weight, bias);
+
+    public override unsafe Tensor forward(AutogradContext ctx, params object[] vars)
+    {
+        var settings = (Settings)vars[0];
+        var x = (Tensor)vars[1];
+        var weight = (Tensor)vars[2];
+        var bias = (Tensor)vars[3];
+        using var scope = NewDisposeScope();
+        var shape = new TransposedConvShape((int)x.shape[0], (int)x.shape[2], (int)x.shape[3], (int)x.shape[1], (int)weight.shape[1],
+            (int)weight.shape[2], (int)settings.Stride);
+        bool rows = TransposedConvKernel.UsesRows(shape.OutChannels);
+        var packed = rows ? TransposedConvKernel.PackRows(weight) : TransposedConvKernel.PackColumns(weight);
+        var biasValues = rows || shape.OutChannels == TransposedConvKernel.FewChannels
+            ? bias
+            : nn.functional.pad(bias, [0, TransposedConvKernel.FewChannels - shape.OutChannels]);
+        var output = empty([shape.Batch, shape.OutHeight, shape.OutWidth, shape.OutChannels], dtype: ScalarType.Float32);
+        TransposedConvKernel.Forward(TensorMemory.Pointer<float>(x.permute(0, 2, 3, 1)), TensorMemory.Pointer<float>(packed),
+            TensorMemory.Pointer<float>(biasValues), TensorMemory.Pointer<float>(output), shape, Math.Max(1, get_num_threads()));
+        if (settings.WeightGrad) ctx.save_for_backward([x, weight]);
+        else ctx.save_for_backward([weight]);
+        ctx.save_data(nameof(Settings), settings);
+        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+    }
+
+    public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
+    {
+        using var scope = NewDisposeScope();
+        var settings = (Settings)ctx.get_data(nameof(Settings));
+        var saved = ctx.get_saved_variables();
+        var weight = saved[^1];
+        // In the layout the forward pass wrote (NHWC), which is the one oneDNN's kernels below run fastest on.
+        var gradPixels = gradOutput.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        long[] strides = [settings.Stride, settings.Stride];
+        Tensor? gradInput = null, gradWeight = null;
+        if (settings.WeightGrad)
+        {
+            var x = saved[0];
+            var leaf = weight.detach().requires_grad_(true);
+            using (enable_grad())
+            {
+                var inputGradient = nn.functional.conv2d(gradPixels, leaf, null, strides: strides);
+                gradWeight = grad([inputGradient], [leaf], [x])[0];
+                if (settings.InputGrad) gradInput = inputGradient.detach();
+            }
+        }
+        else if (settings.InputGrad)
+        {
+            using var noGrad = no_grad();
+            gradInput = nn.functional.conv2d(gradPixels, weight, null, strides: strides);
+        }
+        Tensor? gradBias = null;
+        if (settings.BiasGrad)
+            using (no_grad())
+                gradBias = gradPixels.sum([0, 2, 3]);
+        var result = new List<Tensor> { null!, gradInput!, gradWeight!, gradBias! };
+        foreach (var gradient in result)
+            if (gradient is not null) scope.MoveToOuter(gradient);
+        return result;
+    }
+}

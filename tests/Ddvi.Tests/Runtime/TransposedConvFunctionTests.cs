@@ -1,0 +1,182 @@
+using Ddvi.FastPaths;
+using Ddvi.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddvi.Tests.Runtime;
+
+public class TransposedConvFunctionTests
+{
+    /// <summary>A map <c>[B, C, H, W]</c> in NHWC strides, as the conv networks' fast path keeps them.</summary>
+    static Tensor PixelMajor(Tensor map) => map.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+
+    static void Close(Tensor actual, Tensor expected, double tolerance, string what, double? scaleOf = null)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        double scale = scaleOf ?? expected.abs().max().to(float64).item<double>() + 1e-3;
+        double difference = (actual.to(float64) - expected.to(float64)).abs().max().item<double>();
+        Assert.True(difference <= tolerance * scale, $"{what}: differs by {difference} (scale {scale})");
+    }
+
+    /// <summary>
+    /// Outputs and the input, weight and bias gradients against libtorch's transposed convolution in float64: the
+    /// decoder's three layers (32→16 and 64→32 of stride 2, the 16→3 image layer), batches that are and are not whole
+    /// blocks of eight images, grey and two-channel image layers, wider inputs, other kernels and strides.
+    /// </summary>
+    [Theory]
+    [InlineData(9, 32, 16, 13, 13, 5, 2)]    // the decoder's third layer; one block of eight and one image left
+    [InlineData(8, 64, 32, 5, 5, 5, 2)]      // its second layer
+    [InlineData(7, 16, 3, 29, 29, 4, 1)]     // its image layer; a block of four and three
+    [InlineData(5, 16, 1, 6, 4, 4, 1)]       // a grey image layer, a non-square map
+    [InlineData(11, 32, 2, 5, 3, 3, 2)]
+    [InlineData(16, 16, 16, 4, 7, 3, 3)]     // a stride larger than half the kernel
+    [InlineData(3, 8, 32, 2, 2, 1, 1)]       // a 1×1 kernel
+    [InlineData(1, 48, 16, 1, 1, 5, 2)]      // a one-pixel input
+    public void TheOperationComputesAsLibtorchsTransposedConvolution(int batch, int inChannels, int outChannels, int height, int width, int kernel, int stride)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(5);
+        var x = PixelMajor(randn([batch, inChannels, height, width], generator: generator));
+        var weight = randn([inChannels, outChannels, kernel, kernel], generator: generator) * 0.1;
+        var bias = randn([outChannels], generator: generator);
+        Assert.True(TransposedConvFunction.Supports(x, weight, bias, stride));
+
+        var xFast = x.detach().requires_grad_(true);
+        var weightFast = weight.detach().requires_grad_(true);
+        var biasFast = bias.detach().requires_grad_(true);
+        var xReference = x.detach().to(float64).requires_grad_(true);
+        var weightReference = weight.detach().to(float64).requires_grad_(true);
+        var biasReference = bias.detach().to(float64).requires_grad_(true);
+        var actual = TransposedConvFunction.Run(xFast, weightFast, biasFast, stride);
+        var expected = nn.functional.conv_transpose2d(xReference, weightReference, biasReference, strides: [stride, stride]);
+        Assert.True(actual.permute(0, 2, 3, 1).is_contiguous(), "the output keeps NHWC strides");
+        Close(actual, expected, 1e-5, "output");
+
+        var upstream = randn(expected.shape, generator: generator);
+        (actual * upstream).sum().backward();
+        (expected * upstream.to(float64)).sum().backward();
+        Close(xFast.grad!, xReference.grad!, 1e-5, "input gradient");
+        Close(weightFast.grad!, weightReference.grad!, 1e-5, "weight gradient");
+        Close(biasFast.grad!, biasReference.grad!, 1e-5, "bias gradient");
+    }
+
+    [Fact]
+    public void AFrozenWeightGetsNoGradientAndTheInputsStillFlows()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(6);
+        var x = PixelMajor(randn([10, 32, 5, 5], generator: generator));
+        var weight = randn([32, 16, 5, 5], generator: generator) * 0.1;
+        var bias = randn([16], generator: generator);
+        var input = x.detach().requires_grad_(true);
+        var y = TransposedConvFunction.Run(input, weight, bias, 2);
+        var upstream = randn(y.shape, generator: generator);
+        (y * upstream).sum().backward();
+        Assert.Null(weight.grad);
+        var referenceInput = x.detach().requires_grad_(true);
+        (nn.functional.conv_transpose2d(referenceInput, weight, bias, strides: [2, 2]) * upstream).sum().backward();
+        Close(input.grad!, referenceInput.grad!, 1e-5, "input gradient");
+
+        using (no_grad())
+        {
+            var evaluated = TransposedConvFunction.Run(x, weight, bias, 2);
+            Assert.False(evaluated.requires_grad);
+            Close(evaluated, y.detach(), 0, "the same values without gradients");
+        }
+    }
+
+    [Fact]
+    public void TheResultDoesNotDependOnTheNumberOfThreadsOrTheImagesPlaceInTheBatch()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(7);
+        var x = PixelMajor(randn([19, 32, 13, 13], generator: generator));
+        var weight = randn([32, 16, 5, 5], generator: generator) * 0.1;
+        var bias = randn([16], generator: generator);
+        int threads = get_num_threads();
+        var outputs = new List<Tensor>();
+        try
+        {
+            foreach (int count in new[] { 1, 2 })
+            {
+                set_num_threads(count);
+                using (no_grad()) outputs.Add(TransposedConvFunction.Run(x, weight, bias, 2));
+            }
+        }
+        finally
+        {
+            set_num_threads(threads);
+        }
+        Assert.True(outputs[0].equal(outputs[1]).all().item<bool>(), "one and two threads differ");
+        // Image 3 in a block of eight and image 18 alone (the remainder's loop) give the values they give alone.
+        using (no_grad())
+            foreach (int image in new[] { 3, 18 })
+            {
+                var alone = TransposedConvFunction.Run(PixelMajor(x.narrow(0, image, 1)), weight, bias, 2);
+                Assert.True(alone.equal(outputs[0].narrow(0, image, 1)).all().item<bool>(), $"image {image} differs alone");
+            }
+    }
+
+    [Fact]
+    public void TensorsTheOperationDoesNotHandleAreRefused()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(8);
+        var channelsFirst = randn([4, 32, 5, 5], generator: generator);
+        var x = PixelMajor(channelsFirst);
+        var weight = randn([32, 16, 5, 5], generator: generator);
+        var bias = randn([16], generator: generator);
+        Assert.True(TransposedConvFunction.Supports(x, weight, bias, 2));
+        Assert.False(TransposedConvFunction.Supports(channelsFirst, weight, bias, 2));                          // NCHW strides
+        Assert.False(TransposedConvFunction.Supports(x.to(float64), weight.to(float64), bias.to(float64), 2));    // float64
+        Assert.False(TransposedConvFunction.Supports(x.to(bfloat16), weight, bias, 2));                          // bfloat16
+        Assert.False(TransposedConvFunction.Supports(x, weight, null, 2));                                       // no bias
+        Assert.False(TransposedConvFunction.Supports(x, weight, bias, 0));                                       // no stride
+        Assert.False(TransposedConvFunction.Supports(x, randn([32, 8, 5, 5], generator: generator), randn([8], generator: generator), 2)); // 8 outputs
+        Assert.False(TransposedConvFunction.Supports(x, randn([32, 16, 5, 3], generator: generator), bias, 2));  // a non-square kernel
+        Assert.False(TransposedConvFunction.Supports(x, randn([16, 16, 5, 5], generator: generator), bias, 2));  // channels that do not match
+        Assert.False(TransposedConvFunction.Supports(PixelMajor(randn([4, 12, 5, 5], generator: generator)),
+            randn([12, 3, 4, 4], generator: generator), randn([3], generator: generator), 1));                    // 3 outputs of 12 inputs
+        Assert.False(TransposedConvFunction.Supports(x, weight.transpose(2, 3), bias, 2));                       // a non-contiguous weight
+    }
+
+    /// <summary>
+    /// The CIFAR-10 decoder on its fast path with the operation and without it (libtorch's transposed convolutions, the
+    /// same NHWC maps): the same images and parameter gradients, in training and in evaluation mode.
+    /// </summary>
+    [Fact]
+    public void TheDecoderGivesTheSameResultsWithAndWithoutTheOperation()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(9);
+        var z = randn([12, 2], generator: generator);
+        var results = new List<Tensor[]>();
+        try
+        {
+            foreach (bool enabled in new[] { true, false })
+            {
+                TransposedConvFunction.Enabled = enabled;
+                manual_seed(3);
+                using var decoder = new ConvDecoder(2, 3, 32, 32, ConvPath.Fast);
+                decoder.train();
+                var images = decoder.call(z);
+                images.square().sum().backward();
+                var gradients = decoder.parameters().Select(p => p.grad!.clone()).ToArray();
+                decoder.eval();
+                using (no_grad())
+                    results.Add([images.detach().clone(), decoder.call(z), .. gradients]);
+            }
+        }
+        finally
+        {
+            TransposedConvFunction.Enabled = true;
+        }
+        Assert.Equal(results[1].Length, results[0].Length);
+        Close(results[0][0], results[1][0], 1e-5, "training images");
+        Close(results[0][1], results[1][1], 1e-5, "evaluation images");
+        // Against the largest gradient: a convolution's bias before batch norm has no gradient but rounding.
+        double largest = results[1].Skip(2).Max(g => g.abs().max().item<float>());
+        for (int i = 2; i < results[0].Length; i++)
+            Close(results[0][i], results[1][i], 1e-4, $"parameter gradient {i - 2}", largest);
+    }
+}
