@@ -170,11 +170,17 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
     }
 
     // Convolution `index` (0-based) in the map's type.
+    // On ConvPath.Fast a float32 CPU map of a strided convolution without padding takes Ddvi's own loop for its input
+    // gradient (StridedConvFunction) where it handles the shape.
     Tensor Convolve(int index, Conv2d conv, Tensor map)
     {
-        if (map.dtype != ScalarType.BFloat16) return conv.call(map);
-        var (weight, bias) = ConvDefaults.ParametersFor(map, conv.weight!, conv.bias);
         var (_, stride, padding) = Layers[index];
+        if (map.dtype != ScalarType.BFloat16)
+            return Path == ConvPath.Fast && padding == 0 && StridedConvFunction.Enabled && map.requires_grad
+                && StridedConvFunction.Supports(map, conv.weight, conv.bias, stride)
+                ? StridedConvFunction.Run(map, conv.weight!, conv.bias!, stride)
+                : conv.call(map);
+        var (weight, bias) = ConvDefaults.ParametersFor(map, conv.weight!, conv.bias);
         return functional.conv2d(map, weight, bias, strides: [stride, stride], padding: [padding, padding]);
     }
 
