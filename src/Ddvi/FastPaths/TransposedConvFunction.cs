@@ -37,7 +37,7 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
     /// Whether the operation handles these tensors: a float32 CPU map <c>[B, C_in, H, W]</c> stored pixel by pixel (NHWC),
     /// a float32 contiguous CPU weight <c>[C_in, C_out, k, k]</c> and bias <c>[C_out]</c>, a positive stride, and channel
     /// counts the loops take (<see cref="TransposedConvKernel.SupportsChannels"/>: 16 or 32 outputs, or one to three
-    /// with inputs a multiple of 16).
+    /// with inputs a multiple of 16 and stride 1).
     /// </summary>
     public static bool Supports(Tensor x, Tensor? weight, Tensor? bias, long stride)
     {
@@ -49,7 +49,7 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         if (bias is null || bias.ndim != 1 || bias.shape[0] != outChannels || bias.dtype != ScalarType.Float32
             || bias.device_type != TorchSharp.DeviceType.CPU || !bias.is_contiguous())
             return false;
-        if (!TransposedConvKernel.SupportsChannels(x.shape[1], outChannels) || x.shape[0] < 1) return false;
+        if (!TransposedConvKernel.SupportsChannels(x.shape[1], outChannels, stride) || x.shape[0] < 1) return false;
         return x.permute(0, 2, 3, 1).is_contiguous();
     }
 

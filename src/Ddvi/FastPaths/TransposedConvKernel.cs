@@ -21,13 +21,14 @@ internal readonly record struct TransposedConvShape(int Batch, int InHeight, int
 /// <list type="bullet">
 /// <item>16 or 32 output channels: one or two 16-wide accumulators per image, an input value broadcast into a fused
 /// multiply-add with the weight row (<see cref="PackRows"/>: <c>[k, k, C_in, C_out]</c>);</item>
-/// <item>one to three output channels (the image layer), C_in a multiple of 16: 16 input channels per vector, a
-/// product per output channel, summed across the vector at the end (<see cref="PackColumns"/>: <c>[k, k, 3, C_in]</c>,
-/// zero rows past C_out).</item>
+/// <item>one to three output channels (the image layer), stride 1, C_in a multiple of 16: for stride 1 the valid taps
+/// of one kernel row read consecutive input pixels, whose channels are contiguous in NHWC, so each kernel row is one dot
+/// product of contiguous runs of input and weight (<see cref="PackColumns"/>: <c>[k, 3, k, C_in]</c>, the columns
+/// reversed, zero rows past C_out), 16 values per vector, summed across the vector at the end.</item>
 /// </list>
 /// Each output value is summed by one thread in a fixed order, so results do not depend on the thread count. Measured on
 /// the CIFAR-10 decoder's layers, batch 128, one thread: 32→16 (5×5, stride 2) 4.5 ms against oneDNN's 14–36, 64→32
-/// 1.7 against 5.4–7.2, 16→3 (4×4) 3.7 against 8.3 (docs/performance.md).
+/// 1.7 against 5.4–7.2, 16→3 (4×4) 2.3–2.6 against 7.6–10.6 (docs/performance.md).
 /// </summary>
 internal static unsafe class TransposedConvKernel
 {
@@ -42,9 +43,10 @@ internal static unsafe class TransposedConvKernel
 
     private const int Lanes = 16;
 
-    /// <summary>Whether the loops handle these channel counts.</summary>
-    public static bool SupportsChannels(long inChannels, long outChannels) =>
-        inChannels > 0 && (UsesRows(outChannels) || (outChannels is >= 1 and <= FewChannels && inChannels % Lanes == 0));
+    /// <summary>Whether the loops handle these channel counts and stride.</summary>
+    public static bool SupportsChannels(long inChannels, long outChannels, long stride) =>
+        inChannels > 0 && stride >= 1
+        && (UsesRows(outChannels) || (outChannels is >= 1 and <= FewChannels && inChannels % Lanes == 0 && stride == 1));
 
     /// <summary>Whether <paramref name="outChannels"/> takes the row loop (else the few-channel one).</summary>
     public static bool UsesRows(long outChannels) => outChannels is 16 or 32;
@@ -52,12 +54,15 @@ internal static unsafe class TransposedConvKernel
     /// <summary>The row loop's weight: <c>[C_in, C_out, k, k]</c> → <c>[k, k, C_in, C_out]</c>.</summary>
     public static TorchSharp.torch.Tensor PackRows(TorchSharp.torch.Tensor weight) => weight.permute(2, 3, 0, 1).contiguous();
 
-    /// <summary>The few-channel loop's weight: <c>[C_in, C_out, k, k]</c> → <c>[k, k, 3, C_in]</c>, zero rows past C_out.</summary>
+    /// <summary>
+    /// The few-channel loop's weight: <c>[C_in, C_out, k, k]</c> → <c>[k, 3, k, C_in]</c> (kernel row, output channel,
+    /// kernel column from last to first, input channel), zero rows past C_out.
+    /// </summary>
     public static TorchSharp.torch.Tensor PackColumns(TorchSharp.torch.Tensor weight)
     {
-        var columns = weight.permute(2, 3, 1, 0);
+        var columns = weight.permute(2, 1, 3, 0).flip(2);
         long missing = FewChannels - weight.shape[1];
-        return (missing == 0 ? columns : TorchSharp.torch.nn.functional.pad(columns, [0, 0, 0, missing])).contiguous();
+        return (missing == 0 ? columns : TorchSharp.torch.nn.functional.pad(columns, [0, 0, 0, 0, 0, missing])).contiguous();
     }
 
     /// <summary>
@@ -231,7 +236,9 @@ internal static unsafe class TransposedConvKernel
         }
     }
 
-    // One output row of one block of images, one to three output channels, C_in a multiple of 16.
+    // One output row of one block of images, one to three output channels, stride 1, C_in a multiple of 16. For output
+    // column ox the valid kernel columns kx ∈ [lo, hi] read input pixels ox − hi … ox − lo: one contiguous run of
+    // (hi − lo + 1)·C_in values, matched by the packed weight's reversed columns k − 1 − hi … k − 1 − lo.
     private static void FewLoop(float* x, float* weight, float* bias, float* y, TransposedConvShape shape, long chunk)
     {
         int outHeight = shape.OutHeight, outWidth = shape.OutWidth, k = shape.Kernel, ci = shape.InChannels, co = shape.OutChannels;
@@ -239,12 +246,14 @@ internal static unsafe class TransposedConvKernel
         int b0 = (int)(chunk / outHeight) * Block, oy = (int)(chunk % outHeight);
         int n = Math.Min(Block, shape.Batch - b0);
         long inImage = (long)shape.InHeight * inWidth * ci, outImage = (long)outHeight * outWidth * co;
-        Span<int> kys = stackalloc int[k], iys = stackalloc int[k], kxs = stackalloc int[k], ixs = stackalloc int[k];
+        long weightRow = (long)k * ci;                                  // one output channel's k columns of one kernel row
+        Span<int> kys = stackalloc int[k], iys = stackalloc int[k];
         Span<float> sums = stackalloc float[FewBlock * FewChannels];
-        int nky = Taps(oy, shape.InHeight, k, shape.Stride, kys, iys);
+        int nky = Taps(oy, shape.InHeight, k, 1, kys, iys);
         for (int ox = 0; ox < outWidth; ox++)
         {
-            int nkx = Taps(ox, inWidth, k, shape.Stride, kxs, ixs);
+            int lo = Math.Max(0, ox - (inWidth - 1)), hi = Math.Min(k - 1, ox);
+            int run = (hi - lo + 1) * ci;
             float* output = y + (((long)b0 * outHeight + oy) * outWidth + ox) * co;
             for (int j0 = 0; j0 < n; j0 += FewBlock)
             {
@@ -254,34 +263,34 @@ internal static unsafe class TransposedConvKernel
                 Vector512<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
                 Vector512<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
                 for (int p = 0; p < nky; p++)
-                    for (int q = 0; q < nkx; q++)
+                {
+                    float* x0 = x + (((long)(b0 + j0) * shape.InHeight + iys[p]) * inWidth + (ox - hi)) * ci;
+                    float* x1 = x0 + step1, x2 = x0 + step2, x3 = x0 + step3;
+                    float* w0 = weight + (long)kys[p] * FewChannels * weightRow + (long)(k - 1 - hi) * ci;
+                    float* w1 = w0 + weightRow, w2 = w1 + weightRow;
+                    for (int c = 0; c < run; c += Lanes)
                     {
-                        float* x0 = x + (((long)(b0 + j0) * shape.InHeight + iys[p]) * inWidth + ixs[q]) * ci;
-                        float* x1 = x0 + step1, x2 = x0 + step2, x3 = x0 + step3;
-                        float* w0 = weight + (long)(kys[p] * k + kxs[q]) * FewChannels * ci, w1 = w0 + ci, w2 = w1 + ci;
-                        for (int c = 0; c < ci; c += Lanes)
-                        {
-                            var u0 = Vector512.Load(w0 + c);
-                            var u1 = Vector512.Load(w1 + c);
-                            var u2 = Vector512.Load(w2 + c);
-                            var v = Vector512.Load(x0 + c);
-                            a00 = Vector512.FusedMultiplyAdd(v, u0, a00);
-                            a01 = Vector512.FusedMultiplyAdd(v, u1, a01);
-                            a02 = Vector512.FusedMultiplyAdd(v, u2, a02);
-                            v = Vector512.Load(x1 + c);
-                            a10 = Vector512.FusedMultiplyAdd(v, u0, a10);
-                            a11 = Vector512.FusedMultiplyAdd(v, u1, a11);
-                            a12 = Vector512.FusedMultiplyAdd(v, u2, a12);
-                            v = Vector512.Load(x2 + c);
-                            a20 = Vector512.FusedMultiplyAdd(v, u0, a20);
-                            a21 = Vector512.FusedMultiplyAdd(v, u1, a21);
-                            a22 = Vector512.FusedMultiplyAdd(v, u2, a22);
-                            v = Vector512.Load(x3 + c);
-                            a30 = Vector512.FusedMultiplyAdd(v, u0, a30);
-                            a31 = Vector512.FusedMultiplyAdd(v, u1, a31);
-                            a32 = Vector512.FusedMultiplyAdd(v, u2, a32);
-                        }
+                        var u0 = Vector512.Load(w0 + c);
+                        var u1 = Vector512.Load(w1 + c);
+                        var u2 = Vector512.Load(w2 + c);
+                        var v = Vector512.Load(x0 + c);
+                        a00 = Vector512.FusedMultiplyAdd(v, u0, a00);
+                        a01 = Vector512.FusedMultiplyAdd(v, u1, a01);
+                        a02 = Vector512.FusedMultiplyAdd(v, u2, a02);
+                        v = Vector512.Load(x1 + c);
+                        a10 = Vector512.FusedMultiplyAdd(v, u0, a10);
+                        a11 = Vector512.FusedMultiplyAdd(v, u1, a11);
+                        a12 = Vector512.FusedMultiplyAdd(v, u2, a12);
+                        v = Vector512.Load(x2 + c);
+                        a20 = Vector512.FusedMultiplyAdd(v, u0, a20);
+                        a21 = Vector512.FusedMultiplyAdd(v, u1, a21);
+                        a22 = Vector512.FusedMultiplyAdd(v, u2, a22);
+                        v = Vector512.Load(x3 + c);
+                        a30 = Vector512.FusedMultiplyAdd(v, u0, a30);
+                        a31 = Vector512.FusedMultiplyAdd(v, u1, a31);
+                        a32 = Vector512.FusedMultiplyAdd(v, u2, a32);
                     }
+                }
                 sums[0] = Vector512.Sum(a00);
                 sums[1] = Vector512.Sum(a01);
                 sums[2] = Vector512.Sum(a02);

@@ -21,14 +21,16 @@ public class TransposedConvFunctionTests
     /// <summary>
     /// Outputs and the input, weight and bias gradients against libtorch's transposed convolution in float64: the
     /// decoder's three layers (32→16 and 64→32 of stride 2, the 16→3 image layer), batches that are and are not whole
-    /// blocks of eight images, grey and two-channel image layers, wider inputs, other kernels and strides.
+    /// blocks of eight images, grey and two-channel image layers, wider inputs, other kernels and strides, image layers
+    /// on maps narrower than the kernel.
     /// </summary>
     [Theory]
     [InlineData(9, 32, 16, 13, 13, 5, 2)]    // the decoder's third layer; one block of eight and one image left
     [InlineData(8, 64, 32, 5, 5, 5, 2)]      // its second layer
     [InlineData(7, 16, 3, 29, 29, 4, 1)]     // its image layer; a block of four and three
     [InlineData(5, 16, 1, 6, 4, 4, 1)]       // a grey image layer, a non-square map
-    [InlineData(11, 32, 2, 5, 3, 3, 2)]
+    [InlineData(6, 16, 3, 2, 3, 4, 1)]       // a map narrower than the kernel: no output column sees all four kernel columns
+    [InlineData(11, 32, 2, 5, 3, 3, 1)]      // two outputs of 32 inputs (two vectors per run)
     [InlineData(16, 16, 16, 4, 7, 3, 3)]     // a stride larger than half the kernel
     [InlineData(3, 8, 32, 2, 2, 1, 1)]       // a 1×1 kernel
     [InlineData(1, 48, 16, 1, 1, 5, 2)]      // a one-pixel input
@@ -137,6 +139,8 @@ public class TransposedConvFunctionTests
         Assert.False(TransposedConvFunction.Supports(x, randn([16, 16, 5, 5], generator: generator), bias, 2));  // channels that do not match
         Assert.False(TransposedConvFunction.Supports(PixelMajor(randn([4, 12, 5, 5], generator: generator)),
             randn([12, 3, 4, 4], generator: generator), randn([3], generator: generator), 1));                    // 3 outputs of 12 inputs
+        Assert.False(TransposedConvFunction.Supports(PixelMajor(randn([4, 16, 5, 5], generator: generator)),
+            randn([16, 3, 4, 4], generator: generator), randn([3], generator: generator), 2));                    // 3 outputs, stride 2
         Assert.False(TransposedConvFunction.Supports(x, weight.transpose(2, 3), bias, 2));                       // a non-contiguous weight
     }
 
