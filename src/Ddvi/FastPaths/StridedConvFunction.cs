@@ -52,18 +52,9 @@ internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunc
     /// </summary>
     public static bool Supports(Tensor x, Tensor? weight, Tensor? bias, long stride)
     {
-        if (x.ndim != 4 || x.device_type != TorchSharp.DeviceType.CPU || x.dtype != ScalarType.Float32 || stride < 1) return false;
-        if (weight is null || weight.ndim != 4 || weight.dtype != ScalarType.Float32 || weight.device_type != TorchSharp.DeviceType.CPU
-            || !weight.is_contiguous() || weight.shape[1] != x.shape[1] || weight.shape[2] != weight.shape[3])
-            return false;
-        if (bias is null || bias.ndim != 1 || bias.shape[0] != weight.shape[0] || bias.dtype != ScalarType.Float32
-            || bias.device_type != TorchSharp.DeviceType.CPU)
-            return false;
-        long kernel = weight.shape[2];
-        if (!TransposedConvKernel.UsesRows(x.shape[1])) return false;
-        foreach (long side in new[] { x.shape[2], x.shape[3] })
-            if (side < kernel || (side - kernel) % stride != 0) return false;
-        return x.permute(0, 2, 3, 1).is_contiguous();
+        if (!ConvOperands.Suit(x, weight, bias, stride, inputDim: 1) || !TransposedConvKernel.UsesRows(x.shape[1])) return false;
+        long kernel = weight!.shape[2];
+        return x.shape[2] >= kernel && x.shape[3] >= kernel && (x.shape[2] - kernel) % stride == 0 && (x.shape[3] - kernel) % stride == 0;
     }
 
     /// <summary>conv2d(x, weight, bias, stride); the caller has checked <see cref="Supports"/>.</summary>

@@ -39,19 +39,8 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
     /// counts the loops take (<see cref="TransposedConvKernel.SupportsChannels"/>: 16 or 32 outputs, or one to three
     /// with inputs a multiple of 16 and stride 1).
     /// </summary>
-    public static bool Supports(Tensor x, Tensor? weight, Tensor? bias, long stride)
-    {
-        if (x.ndim != 4 || x.device_type != TorchSharp.DeviceType.CPU || x.dtype != ScalarType.Float32 || stride < 1) return false;
-        if (weight is null || weight.ndim != 4 || weight.dtype != ScalarType.Float32 || weight.device_type != TorchSharp.DeviceType.CPU
-            || !weight.is_contiguous() || weight.shape[0] != x.shape[1] || weight.shape[2] != weight.shape[3])
-            return false;
-        long outChannels = weight.shape[1];
-        if (bias is null || bias.ndim != 1 || bias.shape[0] != outChannels || bias.dtype != ScalarType.Float32
-            || bias.device_type != TorchSharp.DeviceType.CPU || !bias.is_contiguous())
-            return false;
-        if (!TransposedConvKernel.SupportsChannels(x.shape[1], outChannels, stride) || x.shape[0] < 1) return false;
-        return x.permute(0, 2, 3, 1).is_contiguous();
-    }
+    public static bool Supports(Tensor x, Tensor? weight, Tensor? bias, long stride) =>
+        ConvOperands.Suit(x, weight, bias, stride, inputDim: 0) && TransposedConvKernel.SupportsChannels(x.shape[1], weight!.shape[1], stride);
 
     /// <summary>conv_transpose2d(x, weight, bias, stride); the caller has checked <see cref="Supports"/>.</summary>
     public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long stride) =>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Ddvi.FastPaths;
@@ -131,9 +132,8 @@ internal static unsafe class TransposedConvKernel
         for (int p = 0; p < kys.Length; p++)
             for (int q = 0; q < kxs.Length; q++)
             {
-                float* x0 = input + ((long)iys[p] * inWidth + ixs[q]) * ci;
+                float* x0 = Pixel(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, 16);
                 float* x1 = x0 + inImage, x2 = x1 + inImage, x3 = x2 + inImage, x4 = x3 + inImage, x5 = x4 + inImage, x6 = x5 + inImage, x7 = x6 + inImage;
-                float* w = weight + (long)(kys[p] * k + kxs[q]) * ci * 16;
                 for (int c = 0; c < ci; c++)
                 {
                     var row = Vector512.Load(w + c * 16);
@@ -167,37 +167,20 @@ internal static unsafe class TransposedConvKernel
         for (int p = 0; p < kys.Length; p++)
             for (int q = 0; q < kxs.Length; q++)
             {
-                float* x0 = input + ((long)iys[p] * inWidth + ixs[q]) * ci;
+                float* x0 = Pixel(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, 32);
                 float* x1 = x0 + inImage, x2 = x1 + inImage, x3 = x2 + inImage, x4 = x3 + inImage, x5 = x4 + inImage, x6 = x5 + inImage, x7 = x6 + inImage;
-                float* w = weight + (long)(kys[p] * k + kxs[q]) * ci * 32;
                 for (int c = 0; c < ci; c++)
                 {
                     var rowLow = Vector512.Load(w + c * 32);
                     var rowHigh = Vector512.Load(w + c * 32 + 16);
-                    var v = Vector512.Create(x0[c]);
-                    a0 = Vector512.FusedMultiplyAdd(v, rowLow, a0);
-                    b0 = Vector512.FusedMultiplyAdd(v, rowHigh, b0);
-                    v = Vector512.Create(x1[c]);
-                    a1 = Vector512.FusedMultiplyAdd(v, rowLow, a1);
-                    b1 = Vector512.FusedMultiplyAdd(v, rowHigh, b1);
-                    v = Vector512.Create(x2[c]);
-                    a2 = Vector512.FusedMultiplyAdd(v, rowLow, a2);
-                    b2 = Vector512.FusedMultiplyAdd(v, rowHigh, b2);
-                    v = Vector512.Create(x3[c]);
-                    a3 = Vector512.FusedMultiplyAdd(v, rowLow, a3);
-                    b3 = Vector512.FusedMultiplyAdd(v, rowHigh, b3);
-                    v = Vector512.Create(x4[c]);
-                    a4 = Vector512.FusedMultiplyAdd(v, rowLow, a4);
-                    b4 = Vector512.FusedMultiplyAdd(v, rowHigh, b4);
-                    v = Vector512.Create(x5[c]);
-                    a5 = Vector512.FusedMultiplyAdd(v, rowLow, a5);
-                    b5 = Vector512.FusedMultiplyAdd(v, rowHigh, b5);
-                    v = Vector512.Create(x6[c]);
-                    a6 = Vector512.FusedMultiplyAdd(v, rowLow, a6);
-                    b6 = Vector512.FusedMultiplyAdd(v, rowHigh, b6);
-                    v = Vector512.Create(x7[c]);
-                    a7 = Vector512.FusedMultiplyAdd(v, rowLow, a7);
-                    b7 = Vector512.FusedMultiplyAdd(v, rowHigh, b7);
+                    (a0, b0) = Pair(x0[c], rowLow, rowHigh, a0, b0);
+                    (a1, b1) = Pair(x1[c], rowLow, rowHigh, a1, b1);
+                    (a2, b2) = Pair(x2[c], rowLow, rowHigh, a2, b2);
+                    (a3, b3) = Pair(x3[c], rowLow, rowHigh, a3, b3);
+                    (a4, b4) = Pair(x4[c], rowLow, rowHigh, a4, b4);
+                    (a5, b5) = Pair(x5[c], rowLow, rowHigh, a5, b5);
+                    (a6, b6) = Pair(x6[c], rowLow, rowHigh, a6, b6);
+                    (a7, b7) = Pair(x7[c], rowLow, rowHigh, a7, b7);
                 }
             }
         StorePair(a0, b0, output);
@@ -208,6 +191,22 @@ internal static unsafe class TransposedConvKernel
         StorePair(a5, b5, output + 5 * outImage);
         StorePair(a6, b6, output + 6 * outImage);
         StorePair(a7, b7, output + 7 * outImage);
+    }
+
+    // The channels of input pixel (iy, ix) of one image.
+    private static float* Pixel(float* image, int iy, int ix, int width, int channels) => image + ((long)iy * width + ix) * channels;
+
+    // The row loop's weight rows [C_in, C_out] of kernel tap (ky, kx).
+    private static float* Tap(float* weight, int ky, int kx, int kernel, int inChannels, int outChannels) =>
+        weight + (long)(ky * kernel + kx) * inChannels * outChannels;
+
+    // Both halves of a 32-channel row times one broadcast input value, added to their accumulators.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> Low, Vector512<float> High) Pair(float value, Vector512<float> rowLow, Vector512<float> rowHigh,
+        Vector512<float> low, Vector512<float> high)
+    {
+        var v = Vector512.Create(value);
+        return (Vector512.FusedMultiplyAdd(v, rowLow, low), Vector512.FusedMultiplyAdd(v, rowHigh, high));
     }
 
     private static void StorePair(Vector512<float> low, Vector512<float> high, float* output)
@@ -227,8 +226,7 @@ internal static unsafe class TransposedConvKernel
             for (int p = 0; p < kys.Length; p++)
                 for (int q = 0; q < kxs.Length; q++)
                 {
-                    float* xp = input + ((long)iys[p] * inWidth + ixs[q]) * ci;
-                    float* w = weight + (long)(kys[p] * k + kxs[q]) * ci * co + o;
+                    float* xp = Pixel(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, co) + o;
                     for (int c = 0; c < ci; c++)
                         a = Vector512.FusedMultiplyAdd(Vector512.Create(xp[c]), Vector512.Load(w + (long)c * co), a);
                 }

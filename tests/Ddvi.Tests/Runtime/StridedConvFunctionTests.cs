@@ -2,22 +2,12 @@ using Ddvi.FastPaths;
 using Ddvi.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Ddvi.Tests.Runtime.ConvOperationAssert;
 
 namespace Ddvi.Tests.Runtime;
 
 public class StridedConvFunctionTests
 {
-    /// <summary>A map <c>[B, C, H, W]</c> in NHWC strides, as the conv networks' fast path keeps them.</summary>
-    static Tensor PixelMajor(Tensor map) => map.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-
-    static void Close(Tensor actual, Tensor expected, double tolerance, string what, double? scaleOf = null)
-    {
-        Assert.Equal(expected.shape, actual.shape);
-        double scale = scaleOf ?? expected.abs().max().to(float64).item<double>() + 1e-3;
-        double difference = (actual.to(float64) - expected.to(float64)).abs().max().item<double>();
-        Assert.True(difference <= tolerance * scale, $"{what}: differs by {difference} (scale {scale})");
-    }
-
     /// <summary>
     /// Outputs and the input, weight and bias gradients against libtorch's convolution in float64: the CIFAR-10 trunk's two
     /// strided convolutions (also on grey 28×28 maps), batches that are and are not whole blocks of eight images,
@@ -40,22 +30,8 @@ public class StridedConvFunctionTests
         var bias = randn([outChannels], generator: generator);
         Assert.True(StridedConvFunction.Supports(x, weight, bias, stride));
 
-        var xFast = x.detach().requires_grad_(true);
-        var weightFast = weight.detach().requires_grad_(true);
-        var biasFast = bias.detach().requires_grad_(true);
-        var xReference = x.detach().to(float64).requires_grad_(true);
-        var weightReference = weight.detach().to(float64).requires_grad_(true);
-        var biasReference = bias.detach().to(float64).requires_grad_(true);
-        var actual = StridedConvFunction.Run(xFast, weightFast, biasFast, stride);
-        var expected = nn.functional.conv2d(xReference, weightReference, biasReference, strides: [stride, stride]);
-        Close(actual, expected, 1e-5, "output");
-
-        var upstream = randn(expected.shape, generator: generator);
-        (actual * upstream).sum().backward();
-        (expected * upstream.to(float64)).sum().backward();
-        Close(xFast.grad!, xReference.grad!, 1e-5, "input gradient");
-        Close(weightFast.grad!, weightReference.grad!, 1e-5, "weight gradient");
-        Close(biasFast.grad!, biasReference.grad!, 1e-5, "bias gradient");
+        MatchesInFloat64((input, w, b) => StridedConvFunction.Run(input, w, b, stride),
+            (input, w, b) => nn.functional.conv2d(input, w, b, strides: [stride, stride]), x, weight, bias, generator);
     }
 
     [Fact]
@@ -66,20 +42,12 @@ public class StridedConvFunctionTests
         var x = PixelMajor(randn([10, 16, 32, 32], generator: generator));
         var weight = randn([32, 16, 4, 4], generator: generator) * 0.1;
         var bias = randn([32], generator: generator);
-        var input = x.detach().requires_grad_(true);
-        var y = StridedConvFunction.Run(input, weight, bias, 2);
-        var upstream = randn(y.shape, generator: generator);
-        (y * upstream).sum().backward();
-        Assert.Null(weight.grad);
-        Assert.Null(bias.grad);
-        var referenceInput = x.detach().requires_grad_(true);
-        var expected = nn.functional.conv2d(referenceInput, weight, bias, strides: [2, 2]);
-        (expected * upstream).sum().backward();
-        Close(y.detach(), expected.detach(), 1e-6, "output");
-        Close(input.grad!, referenceInput.grad!, 1e-5, "input gradient");
+        var y = PassesOnlyTheInputGradient((input, w, b) => StridedConvFunction.Run(input, w, b, 2),
+            (input, w, b) => nn.functional.conv2d(input, w, b, strides: [2, 2]), x, weight, bias, generator);
 
         // A trained weight and an input that needs no gradient (the operation is not chosen then, but it must work).
         var trained = weight.detach().requires_grad_(true);
+        var upstream = randn(y.shape, generator: generator);
         var z = StridedConvFunction.Run(x, trained, bias, 2);
         (z * upstream).sum().backward();
         var referenceWeight = weight.detach().requires_grad_(true);
@@ -92,20 +60,14 @@ public class StridedConvFunctionTests
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(17);
-        var channelsFirst = randn([4, 16, 32, 32], generator: generator);
-        var x = PixelMajor(channelsFirst);
+        var x = PixelMajor(randn([4, 16, 32, 32], generator: generator));
         var weight = randn([32, 16, 4, 4], generator: generator);
         var bias = randn([32], generator: generator);
-        Assert.True(StridedConvFunction.Supports(x, weight, bias, 2));
-        Assert.False(StridedConvFunction.Supports(channelsFirst, weight, bias, 2));                           // NCHW strides
-        Assert.False(StridedConvFunction.Supports(x.to(float64), weight.to(float64), bias.to(float64), 2));     // float64
-        Assert.False(StridedConvFunction.Supports(x, weight, null, 2));                                        // no bias
-        Assert.False(StridedConvFunction.Supports(x, weight, bias, 0));                                        // no stride
+        RefusesWhatTheLoopsDoNotRead(StridedConvFunction.Supports, x, weight, bias, 2);
         Assert.False(StridedConvFunction.Supports(PixelMajor(randn([4, 16, 33, 32], generator: generator)), weight, bias, 2)); // a row left over
         Assert.False(StridedConvFunction.Supports(PixelMajor(randn([4, 3, 32, 32], generator: generator)),
             randn([16, 3, 4, 4], generator: generator), randn([16], generator: generator), 2));                  // 3 input channels
         Assert.False(StridedConvFunction.Supports(x, randn([32, 8, 4, 4], generator: generator), bias, 2));    // channels that do not match
-        Assert.False(StridedConvFunction.Supports(x, weight.transpose(2, 3), bias, 2));                        // a non-contiguous weight
     }
 
     /// <summary>
