@@ -16,7 +16,8 @@ namespace Ddvi.FastPaths;
 /// Inputs: the <see cref="Settings"/>, x <c>[B, C_in, H, W]</c> (NHWC strides), the weight <c>[C_out, C_in, k, k]</c>,
 /// the bias <c>[C_out]</c>. Output <c>[B, C_out, (H − k)/s + 1, (W − k)/s + 1]</c>, libtorch's (NHWC strides). The
 /// reference is libtorch's <c>conv2d</c>, which <see cref="Models.ConvTrunk"/> runs wherever <see cref="Supports"/> is
-/// false; the tests compare the two. Only first derivatives are supported.
+/// false; the tests compare the two. Only first derivatives are supported, and one backward pass per forward pass (it
+/// releases the record).
 /// </remarks>
 internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunction>
 {
