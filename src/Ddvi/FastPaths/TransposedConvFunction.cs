@@ -1,4 +1,3 @@
-using Ddvi.Runtime;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 

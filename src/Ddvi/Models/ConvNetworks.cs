@@ -22,8 +22,9 @@ public enum ConvPath
     /// product: a convolution whose output is 1×1 is a linear map of the k×k patch it reads, a transposed convolution
     /// of a 1×1 input writes its weight scaled by each channel. On the 2-core machine libtorch's oneDNN convolutions
     /// and batch norm run the release's CIFAR-10 shapes markedly faster so (docs/performance.md, CIFAR-10). On float32
-    /// CPU maps, batch norm with its ReLU in training (<see cref="FastPaths.BatchNormReluFunction"/>) and the forward pass
-    /// of the decoder's transposed convolutions (<see cref="FastPaths.TransposedConvFunction"/>) are Ddvi's own loops.
+    /// CPU maps, batch norm with its ReLU in training (<see cref="FastPaths.BatchNormReluFunction"/>), the forward pass of
+    /// the decoder's transposed convolutions (<see cref="FastPaths.TransposedConvFunction"/>) and the input gradient of the
+    /// trunk's strided convolutions (<see cref="FastPaths.StridedConvFunction"/>) are Ddvi's own loops.
     /// </summary>
     Fast,
 }
