@@ -31,7 +31,7 @@ internal static class BenchCommand
         var batchSize = new Option<int>("--batch-size") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
         var repetitions = new Option<int>("--repetitions") { Description = "Timed repetitions per training benchmark", DefaultValueFactory = _ => 7 };
         var evaluationRepetitions = new Option<int>("--evaluation-repetitions") { Description = "Timed repetitions per evaluation benchmark", DefaultValueFactory = _ => 3 };
-        var warmupSteps = new Option<int>("--warmup-steps") { Description = "Untimed steps before measuring (at least 3 s of them for training steps)", DefaultValueFactory = _ => new BenchmarkOptions().WarmupSteps };
+        var warmupSteps = new Option<int>("--warmup-steps") { Description = "Untimed steps before measuring (for training steps at least 3 s of them, and more until .NET's JIT has compiled nothing for 1 s, 60 s at most)", DefaultValueFactory = _ => new BenchmarkOptions().WarmupSteps };
         var dataset = new Option<string>("--dataset")
         {
             Description = "Shape of the seeded random data, and with it the networks: mnist (1×28×28 in [0, 1], MLPs) or cifar10 (3×32×32 in [−1, 1], conv networks, Gaussian likelihood); " +

@@ -78,6 +78,17 @@ public sealed record BenchmarkOptions
     /// <summary>Least untimed seconds per training benchmark, whatever <see cref="WarmupSteps"/> says.</summary>
     public double MinWarmupSeconds { get; init; } = 3.0;
 
+    /// <summary>
+    /// After the warm-up above, training benchmarks keep stepping untimed until .NET's JIT has compiled nothing for this
+    /// many seconds (0: do not wait). Tiered compilation recompiles hot methods in the background for the first seconds
+    /// of a run, on a thread that competes with the compute threads for the cores, and runs their first calls as
+    /// unoptimised code; a training runs for hours past that point, so the steps are timed after it.
+    /// </summary>
+    public double JitQuietSeconds { get; init; } = 1.0;
+
+    /// <summary>The longest untimed warm-up of one training benchmark while it waits for <see cref="JitQuietSeconds"/>.</summary>
+    public double MaxWarmupSeconds { get; init; } = 60.0;
+
     /// <summary>Timed repetitions; each times enough steps to last at least <see cref="MinRepetitionSeconds"/>.</summary>
     public int Repetitions { get; init; } = 7;
     public double MinRepetitionSeconds { get; init; } = 0.3;
@@ -109,6 +120,8 @@ public sealed record BenchmarkOptions
         Require(Repetitions >= 2, $"--repetitions must be ≥ 2 (a spread needs two), got {Repetitions}");
         Require(EvaluationRepetitions >= 1, $"--evaluation-repetitions must be ≥ 1, got {EvaluationRepetitions}");
         Require(MinWarmupSeconds >= 0, $"warm-up length must be ≥ 0 s, got {MinWarmupSeconds}");
+        Require(JitQuietSeconds >= 0 && MaxWarmupSeconds >= MinWarmupSeconds,
+            $"the JIT's quiet time must be ≥ 0 s and the longest warm-up ≥ the shortest, got {JitQuietSeconds} and {MaxWarmupSeconds} (shortest {MinWarmupSeconds})");
         Require(MinRepetitionSeconds > 0, $"repetition length must be > 0 s, got {MinRepetitionSeconds}");
         return this;
     }

@@ -54,6 +54,10 @@ public sealed record BenchmarkResult
 
     public required TimeStatistics SecondsPerStep { get; init; }
     public required int StepsPerRepetition { get; init; }
+
+    /// <summary>Untimed steps run before the timed repetitions, and their seconds (see <see cref="BenchmarkOptions.JitQuietSeconds"/>).</summary>
+    public int WarmupSteps { get; init; }
+    public double WarmupSeconds { get; init; }
     public required int StepsPerEpoch { get; init; }
     public required string EpochUnit { get; init; }
     public required double SecondsPerEpoch { get; init; }
@@ -248,17 +252,23 @@ public static class BenchmarkSuite
         bool perBenchmarkPeak = ProcessMemory.ResetPeak();
         using var prepared = BenchmarkCases.Prepare(name, inputs);
 
-        // Warm up for at least the given steps and, for training steps, at least three seconds: the JIT's tiered compilation
-        // and the allocator settle over the first hundreds of calls.
+        // Warm up for at least the given steps and, for training steps, at least three seconds and until the JIT's tiered
+        // compilation has settled (nothing compiled for JitQuietSeconds, at most MaxWarmupSeconds in all): until then hot
+        // methods run unoptimised and the background recompilation takes a core from the compute threads.
         var clock = new Stopwatch();
         var warmupClock = Stopwatch.StartNew();
         int warmup = evaluation ? 1 : o.WarmupSteps;
-        for (int i = 0; i < warmup || (!evaluation && warmupClock.Elapsed.TotalSeconds < o.MinWarmupSeconds); i++)
+        var jit = new JitActivity();
+        int warmupSteps = 0;
+        for (; warmupSteps < warmup || (!evaluation && warmupClock.Elapsed.TotalSeconds < o.MaxWarmupSeconds
+                 && (warmupClock.Elapsed.TotalSeconds < o.MinWarmupSeconds || jit.SecondsQuiet() < o.JitQuietSeconds));
+             warmupSteps++)
         {
             clock.Restart();
             prepared.Step();
             MatrixProductRate.Synchronize(device);
         }
+        warmupClock.Stop();
         int stepsPerRepetition = evaluation ? 1 : (int)Math.Clamp(Math.Ceiling(o.MinRepetitionSeconds / Math.Max(clock.Elapsed.TotalSeconds, 1e-6)), 1, 100_000);
         int repetitions = evaluation ? o.EvaluationRepetitions : o.Repetitions;
         var samples = new List<double>(repetitions);
@@ -290,6 +300,8 @@ public static class BenchmarkSuite
             ThreadsUsed = governor is null ? null : threadsUsed,
             SecondsPerStep = stats,
             StepsPerRepetition = stepsPerRepetition,
+            WarmupSteps = warmupSteps,
+            WarmupSeconds = warmupClock.Elapsed.TotalSeconds,
             StepsPerEpoch = prepared.StepsPerEpoch,
             EpochUnit = prepared.EpochUnit,
             SecondsPerEpoch = perEpoch,

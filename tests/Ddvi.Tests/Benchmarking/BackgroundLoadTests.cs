@@ -158,7 +158,7 @@ public class BackgroundLoadTests
             Device = Ddvi.Runtime.DeviceChoice.Cpu,
             BackgroundLoads = [1],
             Hidden = 16, PosteriorSteps = 4, PriorSteps = 3, TrainImages = 300, TestImages = 100,
-            WarmupSteps = 1, MinWarmupSeconds = 0, Repetitions = 2, MinRepetitionSeconds = 0.01,
+            WarmupSteps = 1, MinWarmupSeconds = 0, JitQuietSeconds = 0, Repetitions = 2, MinRepetitionSeconds = 0.01,
         };
         var lines = new List<string>();
         var report = BenchmarkSuite.Run(options, lines.Add);

@@ -106,6 +106,29 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void WarmUpLengthsMustBeConsistent()
+    {
+        var negative = Assert.Throws<ArgumentException>(() => new BenchmarkOptions { JitQuietSeconds = -1 }.Validate());
+        Assert.Contains("-1", negative.Message);
+        var shorter = Assert.Throws<ArgumentException>(() => new BenchmarkOptions { MinWarmupSeconds = 5, MaxWarmupSeconds = 2 }.Validate());
+        Assert.Contains("longest warm-up", shorter.Message);
+    }
+
+    [Fact]
+    public void TheJitsQuietTimeRestartsWhenSomethingIsCompiled()
+    {
+        var jit = new JitActivity();
+        jit.SecondsQuiet();
+        Thread.Sleep(150);
+        // A method no one has compiled before: an expression tree compiled to a new dynamic method.
+        var parameter = System.Linq.Expressions.Expression.Parameter(typeof(int));
+        var body = System.Linq.Expressions.Expression.Add(parameter, System.Linq.Expressions.Expression.Constant(Environment.TickCount));
+        var compiled = System.Linq.Expressions.Expression.Lambda<Func<int, int>>(body, parameter).Compile(preferInterpretation: false);
+        Assert.Equal(1, compiled(1) - compiled(0)); // its first call compiles it
+        Assert.True(jit.SecondsQuiet() < 0.15, "the compilation restarts the quiet time");
+    }
+
+    [Fact]
     public void ASmallRunMeasuresEveryRequestedBenchmarkAndWritesJsonAndTable()
     {
         using var folder = new TempFolder();
@@ -114,7 +137,7 @@ public class BenchmarkTests
             Cases = [BenchmarkCases.Vae, BenchmarkCases.PriorDiffusion, BenchmarkCases.Warmup, BenchmarkCases.Ddvi, BenchmarkCases.EvaluateVae],
             Device = Ddvi.Runtime.DeviceChoice.Cpu,
             Hidden = 16, PosteriorSteps = 4, PriorSteps = 3, TrainImages = 300, TestImages = 100,
-            WarmupSteps = 1, MinWarmupSeconds = 0, Repetitions = 2, MinRepetitionSeconds = 0.01, EvaluationRepetitions = 1,
+            WarmupSteps = 1, MinWarmupSeconds = 0, JitQuietSeconds = 0, Repetitions = 2, MinRepetitionSeconds = 0.01, EvaluationRepetitions = 1,
         };
         var lines = new List<string>();
         var report = BenchmarkSuite.Run(options, lines.Add);
@@ -162,7 +185,7 @@ public class BenchmarkTests
                      BenchmarkCases.EvaluateDdvi],
             Device = Ddvi.Runtime.DeviceChoice.Cpu,
             Hidden = 16, PosteriorSteps = 4, PriorSteps = 3, TrainImages = 300, TestImages = 100,
-            WarmupSteps = 1, MinWarmupSeconds = 0, Repetitions = 2, MinRepetitionSeconds = 0.01, EvaluationRepetitions = 1,
+            WarmupSteps = 1, MinWarmupSeconds = 0, JitQuietSeconds = 0, Repetitions = 2, MinRepetitionSeconds = 0.01, EvaluationRepetitions = 1,
         };
         var report = BenchmarkSuite.Run(options, _ => { });
         var (_, table) = BenchmarkSuite.Write(report, folder.Path);
