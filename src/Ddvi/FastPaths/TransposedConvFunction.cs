@@ -10,10 +10,12 @@ namespace Ddvi.FastPaths;
 /// backward-data kernel, docs/performance.md); the loop here computes each output pixel directly.
 /// </summary>
 /// <remarks>
-/// The backward pass is libtorch's, unchanged in kind: the input's gradient is the convolution of the output's gradient
-/// with the same weight and stride (libtorch's <c>conv2d</c>, the kernel it runs for this gradient itself), and the
-/// weight's gradient is that convolution's weight gradient with the input as its incoming gradient (taken with
-/// <c>autograd.grad</c>, the same oneDNN weight-gradient kernel); the bias's is the output gradient's sum per channel.
+/// In the backward pass the input's gradient is libtorch's: the convolution of the output's gradient with the same weight
+/// and stride (<c>conv2d</c>, the kernel libtorch runs for this gradient itself). The weight's gradient is Ddvi's
+/// <see cref="ConvWeightGradKernel"/> where it takes the channel counts (C_in 32 or 64: the decoder's 64→32 and 32→16
+/// layers), else libtorch's: that convolution's weight gradient with the input as its incoming gradient (taken with
+/// <c>autograd.grad</c>, the oneDNN weight-gradient kernel libtorch's transposed convolution runs). The bias's gradient
+/// is the output gradient's sum per channel.
 /// Inputs: the <see cref="Settings"/>, x <c>[B, C_in, H, W]</c> (NHWC strides), the weight <c>[C_in, C_out, k, k]</c>,
 /// the bias <c>[C_out]</c>. Output <c>[B, C_out, (H − 1)·s + k, (W − 1)·s + k]</c> in NHWC strides. The reference is
 /// libtorch's <c>conv_transpose2d</c>, which <see cref="Models.ConvDecoder"/> runs wherever <see cref="Supports"/> is
@@ -78,7 +80,16 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         var gradPixels = gradOutput.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
         long[] strides = [settings.Stride, settings.Stride];
         Tensor? gradInput = null, gradWeight = null;
-        if (settings.WeightGrad)
+        if (settings.WeightGrad && ConvWeightGradKernel.SupportsChannels(weight.shape[0], weight.shape[1]))
+        {
+            // Ddvi's weight-gradient loop: the input (C_in channels) against the output's gradient.
+            using var noGrad = no_grad();
+            int threads = Math.Max(1, get_num_threads());
+            var pixels = gradPixels.permute(0, 2, 3, 1);
+            gradWeight = ConvWeightGradKernel.Gradient(saved[0].permute(0, 2, 3, 1), pixels, (int)weight.shape[2], (int)settings.Stride, threads);
+            if (settings.InputGrad) gradInput = nn.functional.conv2d(gradPixels, weight, null, strides: strides);
+        }
+        else if (settings.WeightGrad)
         {
             var x = saved[0];
             var leaf = weight.detach().requires_grad_(true);

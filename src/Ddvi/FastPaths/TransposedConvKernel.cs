@@ -73,14 +73,31 @@ internal static unsafe class TransposedConvKernel
     /// </summary>
     public static void Forward(float* x, float* weight, float* bias, float* y, TransposedConvShape shape, int threads)
     {
-        long chunks = (long)((shape.Batch + Block - 1) / Block) * shape.OutHeight;
+        // A chunk is a block's run of output rows: a block's rows stay on one core, whose caches then hold its images.
+        int blocks = (shape.Batch + Block - 1) / Block;
+        int parts = PartsPerBlock(blocks, shape.OutHeight, threads);
         bool rows = UsesRows(shape.OutChannels);
-        OpenMpTeam.For(chunks, threads, chunk =>
+        OpenMpTeam.For((long)blocks * parts, threads, chunk =>
         {
-            if (rows) RowLoop(x, weight, bias, y, shape, chunk);
-            else FewLoop(x, weight, bias, y, shape, chunk);
+            long block = chunk / parts, part = chunk % parts;
+            int first = (int)(part * shape.OutHeight / parts), last = (int)((part + 1) * shape.OutHeight / parts);
+            for (int oy = first; oy < last; oy++)
+            {
+                long row = block * shape.OutHeight + oy;
+                if (rows) RowLoop(x, weight, bias, y, shape, row);
+                else FewLoop(x, weight, bias, y, shape, row);
+            }
         });
     }
+
+    /// <summary>
+    /// Into how many chunks each of <paramref name="units"/> units (blocks or groups of images) is split so that
+    /// <paramref name="threads"/> threads get at least four chunks each (at most <paramref name="most"/> per unit).
+    /// Whole units keep an image's data on one core; measured on the CIFAR-10 layers with two threads, handing out single
+    /// output rows instead (consecutive rows of one block to alternating threads) was 20–40% slower.
+    /// </summary>
+    internal static int PartsPerBlock(int units, int most, int threads) =>
+        Math.Clamp((4 * threads + units - 1) / Math.Max(1, units), 1, Math.Max(1, most));
 
     // The taps of output coordinate `o` along a side of `inSide` inputs: kernel offsets and input coordinates.
     private static int Taps(int o, int inSide, int kernel, int stride, Span<int> offsets, Span<int> inputs)
@@ -99,11 +116,11 @@ internal static unsafe class TransposedConvKernel
         return count;
     }
 
-    // One output row `oy` of one block of images (chunk = block · OutHeight + oy), 16 or 32 output channels.
-    private static void RowLoop(float* x, float* weight, float* bias, float* y, TransposedConvShape shape, long chunk)
+    // One output row `oy` of one block of images (row = block · OutHeight + oy), 16 or 32 output channels.
+    private static void RowLoop(float* x, float* weight, float* bias, float* y, TransposedConvShape shape, long row)
     {
         int outHeight = shape.OutHeight, outWidth = shape.OutWidth, k = shape.Kernel, ci = shape.InChannels, co = shape.OutChannels;
-        int b0 = (int)(chunk / outHeight) * Block, oy = (int)(chunk % outHeight);
+        int b0 = (int)(row / outHeight) * Block, oy = (int)(row % outHeight);
         int n = Math.Min(Block, shape.Batch - b0);
         long inImage = (long)shape.InHeight * shape.InWidth * ci, outImage = (long)outHeight * outWidth * co;
         Span<int> kys = stackalloc int[k], iys = stackalloc int[k], kxs = stackalloc int[k], ixs = stackalloc int[k];
@@ -237,11 +254,11 @@ internal static unsafe class TransposedConvKernel
     // One output row of one block of images, one to three output channels, stride 1, C_in a multiple of 16. For output
     // column ox the valid kernel columns kx ∈ [lo, hi] read input pixels ox − hi … ox − lo: one contiguous run of
     // (hi − lo + 1)·C_in values, matched by the packed weight's reversed columns k − 1 − hi … k − 1 − lo.
-    private static void FewLoop(float* x, float* weight, float* bias, float* y, TransposedConvShape shape, long chunk)
+    private static void FewLoop(float* x, float* weight, float* bias, float* y, TransposedConvShape shape, long row)
     {
         int outHeight = shape.OutHeight, outWidth = shape.OutWidth, k = shape.Kernel, ci = shape.InChannels, co = shape.OutChannels;
         int inWidth = shape.InWidth;
-        int b0 = (int)(chunk / outHeight) * Block, oy = (int)(chunk % outHeight);
+        int b0 = (int)(row / outHeight) * Block, oy = (int)(row % outHeight);
         int n = Math.Min(Block, shape.Batch - b0);
         long inImage = (long)shape.InHeight * inWidth * ci, outImage = (long)outHeight * outWidth * co;
         long weightRow = (long)k * ci;                                  // one output channel's k columns of one kernel row

@@ -22,9 +22,10 @@ public enum ConvPath
     /// product: a convolution whose output is 1×1 is a linear map of the k×k patch it reads, a transposed convolution
     /// of a 1×1 input writes its weight scaled by each channel. On the 2-core machine libtorch's oneDNN convolutions
     /// and batch norm run the release's CIFAR-10 shapes markedly faster so (docs/performance.md, CIFAR-10). On float32
-    /// CPU maps, batch norm with its ReLU in training (<see cref="FastPaths.BatchNormReluFunction"/>), the forward pass of
-    /// the decoder's transposed convolutions (<see cref="FastPaths.TransposedConvFunction"/>) and the input gradient of the
-    /// trunk's strided convolutions (<see cref="FastPaths.StridedConvFunction"/>) are Ddvi's own loops.
+    /// CPU maps, batch norm with its ReLU in training (<see cref="FastPaths.BatchNormReluFunction"/>), the forward pass and
+    /// (for 32 or 64 input channels) the weight gradient of the decoder's transposed convolutions
+    /// (<see cref="FastPaths.TransposedConvFunction"/>) and the input and weight gradients of the trunk's strided
+    /// convolutions (<see cref="FastPaths.StridedConvFunction"/>) are Ddvi's own loops.
     /// </summary>
     Fast,
 }
@@ -171,8 +172,8 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
     }
 
     // Convolution `index` (0-based) in the map's type.
-    // On ConvPath.Fast a float32 CPU map of a strided convolution without padding takes Ddvi's own loop for its input
-    // gradient (StridedConvFunction) where it handles the shape.
+    // On ConvPath.Fast a float32 CPU map of a strided convolution without padding takes Ddvi's own loops for its input
+    // and weight gradients (StridedConvFunction) where they handle the shape.
     Tensor Convolve(int index, Conv2d conv, Tensor map)
     {
         var (_, stride, padding) = Layers[index];

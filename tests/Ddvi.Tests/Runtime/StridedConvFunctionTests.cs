@@ -18,9 +18,9 @@ public class StridedConvFunctionTests
     [InlineData(8, 32, 64, 15, 15, 5, 2)]    // its third
     [InlineData(5, 16, 32, 28, 28, 4, 2)]    // the second on grey 28×28 images
     [InlineData(3, 32, 64, 13, 13, 5, 2)]    // the third on them
-    [InlineData(11, 16, 8, 7, 9, 3, 2)]
-    [InlineData(4, 32, 16, 6, 5, 2, 1)]
-    [InlineData(2, 16, 24, 10, 7, 4, 3)]
+    [InlineData(11, 16, 32, 7, 9, 3, 2)]     // a batch that is not whole groups of eight images
+    [InlineData(4, 32, 64, 6, 5, 2, 1)]
+    [InlineData(17, 16, 64, 10, 7, 4, 3)]
     public void TheOperationComputesAsLibtorchsConvolution(int batch, int inChannels, int outChannels, int height, int width, int kernel, int stride)
     {
         using var scope = NewDisposeScope();
@@ -68,6 +68,7 @@ public class StridedConvFunctionTests
         Assert.False(StridedConvFunction.Supports(PixelMajor(randn([4, 3, 32, 32], generator: generator)),
             randn([16, 3, 4, 4], generator: generator), randn([16], generator: generator), 2));                  // 3 input channels
         Assert.False(StridedConvFunction.Supports(x, randn([32, 8, 4, 4], generator: generator), bias, 2));    // channels that do not match
+        Assert.False(StridedConvFunction.Supports(x, randn([24, 16, 4, 4], generator: generator), randn([24], generator: generator), 2)); // outputs the weight-gradient loop does not take
     }
 
     /// <summary>

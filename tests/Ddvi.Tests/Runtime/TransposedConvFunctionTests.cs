@@ -24,6 +24,7 @@ public class TransposedConvFunctionTests
     [InlineData(16, 16, 16, 4, 7, 3, 3)]     // a stride larger than half the kernel
     [InlineData(3, 8, 32, 2, 2, 1, 1)]       // a 1×1 kernel
     [InlineData(1, 48, 16, 1, 1, 5, 2)]      // a one-pixel input
+    [InlineData(13, 64, 16, 3, 4, 3, 2)]     // 64 inputs to 16 outputs: the weight-gradient loop's four-vector tiles
     public void TheOperationComputesAsLibtorchsTransposedConvolution(int batch, int inChannels, int outChannels, int height, int width, int kernel, int stride)
     {
         using var scope = NewDisposeScope();
