@@ -4,17 +4,17 @@ using static TorchSharp.torch.autograd;
 namespace Ddvi.FastPaths;
 
 /// <summary>
-/// A convolution without padding, dilation or groups whose gradients are Ddvi's own loops: the gradient of
+/// A convolution without padding, dilation or groups whose passes are all Ddvi's own loops: the forward pass
+/// (<see cref="DirectConvKernel"/>), and the gradient of
 /// y = conv2d(x, w, stride s) with respect to x is the transposed convolution of dL/dy with the same weight and stride
 /// (<see cref="TransposedConvKernel"/>, the weight <c>[C_out, C_in, k, k]</c> read as a transposed convolution's
 /// <c>[in, out, k, k]</c>), and the weight's gradient is the correlation of dL/dy with x (<see cref="ConvWeightGradKernel"/>).
-/// oneDNN runs these gradients for the CIFAR-10 trunk's strided convolutions in its strided backward-data kernel at
-/// 1.8–2.4× its arithmetic floor and its weight-gradient kernel at 1.5–3× (docs/performance.md). The forward pass is
-/// libtorch's <c>conv2d</c>; the bias's gradient is dL/dy summed per channel.
+/// oneDNN ran these passes for the CIFAR-10 trunk's strided convolutions at 1.2–2.4× their arithmetic floor
+/// (docs/performance.md). The bias's gradient is dL/dy summed per channel.
 /// </summary>
 /// <remarks>
 /// Inputs: the <see cref="Settings"/>, x <c>[B, C_in, H, W]</c> (NHWC strides), the weight <c>[C_out, C_in, k, k]</c>,
-/// the bias <c>[C_out]</c>. Output <c>[B, C_out, (H − k)/s + 1, (W − k)/s + 1]</c>, libtorch's (NHWC strides). The
+/// the bias <c>[C_out]</c>. Output <c>[B, C_out, (H − k)/s + 1, (W − k)/s + 1]</c> in NHWC strides. The
 /// reference is libtorch's <c>conv2d</c>, which <see cref="Models.ConvTrunk"/> runs wherever <see cref="Supports"/> is
 /// false; the tests compare the two. Only first derivatives are supported.
 /// </remarks>
@@ -41,7 +41,7 @@ internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunc
     public static bool Supports(Tensor x, Tensor? weight, Tensor? bias, long stride)
     {
         if (!ConvOperands.Suit(x, weight, bias, stride, inputDim: 1) || !TransposedConvKernel.UsesRows(x.shape[1])
-            || !ConvWeightGradKernel.SupportsChannels(weight!.shape[0], x.shape[1]))
+            || !ConvWeightGradKernel.SupportsChannels(weight!.shape[0], x.shape[1]) || !DirectConvKernel.SupportsChannels(x.shape[1], weight.shape[0]))
             return false;
         long kernel = weight!.shape[2];
         return x.shape[2] >= kernel && x.shape[3] >= kernel && (x.shape[2] - kernel) % stride == 0 && (x.shape[3] - kernel) % stride == 0;
@@ -59,8 +59,24 @@ internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunc
         var bias = (Tensor)vars[3];
         ctx.save_for_backward([settings.WeightGrad ? x : empty(0), settings.InputGrad ? weight : empty(0)]);
         ctx.save_data(nameof(Settings), settings);
-        using var noGrad = no_grad();
-        return nn.functional.conv2d(x, weight, bias, strides: [settings.Stride, settings.Stride]);
+        return Convolve(x, weight, bias, (int)settings.Stride, Math.Max(1, get_num_threads()));
+    }
+
+    /// <summary>
+    /// conv2d(x, weight, bias, stride) by <see cref="DirectConvKernel"/>: x <c>[B, C_in, H, W]</c> in NHWC strides, the
+    /// weight <c>[C_out, C_in, k, k]</c>; the output <c>[B, C_out, h, w]</c> in NHWC strides.
+    /// </summary>
+    internal static unsafe Tensor Convolve(Tensor x, Tensor weight, Tensor bias, int stride, int threads)
+    {
+        using var scope = NewDisposeScope();
+        var shape = new DirectConvShape((int)x.shape[0], (int)x.shape[2], (int)x.shape[3], (int)x.shape[1], (int)weight.shape[0],
+            (int)weight.shape[2], stride);
+        var packed = DirectConvKernel.Pack(weight);
+        var output = empty([shape.Batch, shape.OutHeight, shape.OutWidth, shape.OutChannels], dtype: ScalarType.Float32);
+        using (no_grad())
+            DirectConvKernel.Forward(TensorMemory.Pointer<float>(x.permute(0, 2, 3, 1)), TensorMemory.Pointer<float>(packed),
+                TensorMemory.Pointer<float>(bias.contiguous()), TensorMemory.Pointer<float>(output), shape, threads);
+        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
     public override unsafe List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)

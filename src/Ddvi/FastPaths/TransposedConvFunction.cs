@@ -10,8 +10,10 @@ namespace Ddvi.FastPaths;
 /// backward-data kernel, docs/performance.md); the loop here computes each output pixel directly.
 /// </summary>
 /// <remarks>
-/// In the backward pass the input's gradient is libtorch's: the convolution of the output's gradient with the same weight
-/// and stride (<c>conv2d</c>, the kernel libtorch runs for this gradient itself). The weight's gradient is Ddvi's
+/// In the backward pass the input's gradient is the convolution of the output's gradient with the same weight and stride:
+/// Ddvi's <see cref="DirectConvKernel"/> where it takes the channels (a multiple of 16 output channels, 16, 32 or 64
+/// input channels: the decoder's 64→32 and 32→16), else
+/// libtorch's <c>conv2d</c> (the kernel libtorch runs for this gradient itself). The weight's gradient is Ddvi's
 /// <see cref="ConvWeightGradKernel"/> where it takes the channel counts (C_in 32 or 64: the decoder's 64→32 and 32→16
 /// layers), else libtorch's: that convolution's weight gradient with the input as its incoming gradient (taken with
 /// <c>autograd.grad</c>, the oneDNN weight-gradient kernel libtorch's transposed convolution runs). The bias's gradient
@@ -70,6 +72,17 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
+    // The input's gradient: the convolution of the output's gradient (NHWC strides) with the weight [C_in, C_out, k, k]
+    // read as a convolution's [out, in, k, k]; Ddvi's DirectConvKernel where it takes the channels, else libtorch's.
+    private static Tensor InputGradient(Tensor gradPixels, Tensor weight, long stride)
+    {
+        using var noGrad = no_grad();
+        if (!DirectConvKernel.SupportsChannels(weight.shape[1], weight.shape[0]))
+            return nn.functional.conv2d(gradPixels, weight, null, strides: [stride, stride]);
+        using var zero = zeros(weight.shape[0], dtype: ScalarType.Float32);
+        return StridedConvFunction.Convolve(gradPixels, weight, zero, (int)stride, Math.Max(1, get_num_threads()));
+    }
+
     public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
     {
         using var scope = NewDisposeScope();
@@ -87,7 +100,7 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
             int threads = Math.Max(1, get_num_threads());
             var pixels = gradPixels.permute(0, 2, 3, 1);
             gradWeight = ConvWeightGradKernel.Gradient(saved[0].permute(0, 2, 3, 1), pixels, (int)weight.shape[2], (int)settings.Stride, threads);
-            if (settings.InputGrad) gradInput = nn.functional.conv2d(gradPixels, weight, null, strides: strides);
+            if (settings.InputGrad) gradInput = InputGradient(gradPixels, weight, settings.Stride);
         }
         else if (settings.WeightGrad)
         {
@@ -103,7 +116,7 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         else if (settings.InputGrad)
         {
             using var noGrad = no_grad();
-            gradInput = nn.functional.conv2d(gradPixels, weight, null, strides: strides);
+            gradInput = InputGradient(gradPixels, weight, settings.Stride);
         }
         Tensor? gradBias = null;
         if (settings.BiasGrad)

@@ -130,26 +130,34 @@ internal static unsafe class TransposedConvKernel
             int nkx = Taps(ox, shape.InWidth, k, shape.Stride, kxs, ixs);
             float* output = y + (((long)b0 * outHeight + oy) * outWidth + ox) * co;
             float* input = x + (long)b0 * inImage;
-            if (n == Block && co == 16)
-                Block16(input, inImage, weight, bias, output, outImage, shape, kys[..nky], iys[..nky], kxs[..nkx], ixs[..nkx]);
-            else if (n == Block && co == 32)
-                Block32(input, inImage, weight, bias, output, outImage, shape, kys[..nky], iys[..nky], kxs[..nkx], ixs[..nkx]);
-            else
-                for (int j = 0; j < n; j++)
-                    Single(input + j * inImage, weight, bias, output + j * outImage, shape, kys[..nky], iys[..nky], kxs[..nkx], ixs[..nkx]);
+            Pixel(input, inImage, n, weight, bias, output, outImage, ci, co, k, shape.InWidth, kys[..nky], iys[..nky], kxs[..nkx], ixs[..nkx]);
         }
     }
 
-    private static void Block16(float* input, long inImage, float* weight, float* bias, float* output, long outImage, TransposedConvShape shape,
+    // One output pixel of n ≤ Block images from the taps given (weight packed [k, k, C_in, C_out]): blocks of eight
+    // images take the 16- or 32-channel loops (64 channels as two 32-channel halves), the rest one image at a time.
+    internal static void Pixel(float* input, long inImage, int n, float* weight, float* bias, float* output, long outImage,
+        int ci, int co, int k, int inWidth, ReadOnlySpan<int> kys, ReadOnlySpan<int> iys, ReadOnlySpan<int> kxs, ReadOnlySpan<int> ixs)
+    {
+        if (n == Block && co == 16)
+            Block16(input, inImage, weight, bias, output, outImage, ci, k, inWidth, kys, iys, kxs, ixs);
+        else if (n == Block && co % 32 == 0)
+            for (int half = 0; half < co; half += 32)
+                Block32(input, inImage, weight + half, co, bias + half, output + half, outImage, ci, k, inWidth, kys, iys, kxs, ixs);
+        else
+            for (int j = 0; j < n; j++)
+                Single(input + j * inImage, weight, bias, output + j * outImage, ci, co, k, inWidth, kys, iys, kxs, ixs);
+    }
+
+    private static void Block16(float* input, long inImage, float* weight, float* bias, float* output, long outImage, int ci, int k, int inWidth,
         ReadOnlySpan<int> kys, ReadOnlySpan<int> iys, ReadOnlySpan<int> kxs, ReadOnlySpan<int> ixs)
     {
-        int ci = shape.InChannels, k = shape.Kernel, inWidth = shape.InWidth;
         var start = Vector512.Load(bias);
         Vector512<float> a0 = start, a1 = start, a2 = start, a3 = start, a4 = start, a5 = start, a6 = start, a7 = start;
         for (int p = 0; p < kys.Length; p++)
             for (int q = 0; q < kxs.Length; q++)
             {
-                float* x0 = Pixel(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, 16);
+                float* x0 = At(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, 16);
                 float* x1 = x0 + inImage, x2 = x1 + inImage, x3 = x2 + inImage, x4 = x3 + inImage, x5 = x4 + inImage, x6 = x5 + inImage, x7 = x6 + inImage;
                 for (int c = 0; c < ci; c++)
                 {
@@ -174,22 +182,22 @@ internal static unsafe class TransposedConvKernel
         a7.Store(output + 7 * outImage);
     }
 
-    private static void Block32(float* input, long inImage, float* weight, float* bias, float* output, long outImage, TransposedConvShape shape,
+    // 32 output channels of weight rows `rowStride` apart (32, or 64 for one half of a 64-channel layer).
+    private static void Block32(float* input, long inImage, float* weight, int rowStride, float* bias, float* output, long outImage, int ci, int k, int inWidth,
         ReadOnlySpan<int> kys, ReadOnlySpan<int> iys, ReadOnlySpan<int> kxs, ReadOnlySpan<int> ixs)
     {
-        int ci = shape.InChannels, k = shape.Kernel, inWidth = shape.InWidth;
         Vector512<float> low = Vector512.Load(bias), high = Vector512.Load(bias + 16);
         Vector512<float> a0 = low, a1 = low, a2 = low, a3 = low, a4 = low, a5 = low, a6 = low, a7 = low;
         Vector512<float> b0 = high, b1 = high, b2 = high, b3 = high, b4 = high, b5 = high, b6 = high, b7 = high;
         for (int p = 0; p < kys.Length; p++)
             for (int q = 0; q < kxs.Length; q++)
             {
-                float* x0 = Pixel(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, 32);
+                float* x0 = At(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, rowStride);
                 float* x1 = x0 + inImage, x2 = x1 + inImage, x3 = x2 + inImage, x4 = x3 + inImage, x5 = x4 + inImage, x6 = x5 + inImage, x7 = x6 + inImage;
                 for (int c = 0; c < ci; c++)
                 {
-                    var rowLow = Vector512.Load(w + c * 32);
-                    var rowHigh = Vector512.Load(w + c * 32 + 16);
+                    var rowLow = Vector512.Load(w + (long)c * rowStride);
+                    var rowHigh = Vector512.Load(w + (long)c * rowStride + 16);
                     (a0, b0) = Pair(x0[c], rowLow, rowHigh, a0, b0);
                     (a1, b1) = Pair(x1[c], rowLow, rowHigh, a1, b1);
                     (a2, b2) = Pair(x2[c], rowLow, rowHigh, a2, b2);
@@ -211,7 +219,7 @@ internal static unsafe class TransposedConvKernel
     }
 
     // The channels of input pixel (iy, ix) of one image.
-    private static float* Pixel(float* image, int iy, int ix, int width, int channels) => image + ((long)iy * width + ix) * channels;
+    private static float* At(float* image, int iy, int ix, int width, int channels) => image + ((long)iy * width + ix) * channels;
 
     // The row loop's weight rows [C_in, C_out] of kernel tap (ky, kx).
     private static float* Tap(float* weight, int ky, int kx, int kernel, int inChannels, int outChannels) =>
@@ -233,17 +241,16 @@ internal static unsafe class TransposedConvKernel
     }
 
     // One image's output pixel (the blocks' remainder), 16 or 32 output channels, in the blocks' summation order.
-    private static void Single(float* input, float* weight, float* bias, float* output, TransposedConvShape shape,
+    private static void Single(float* input, float* weight, float* bias, float* output, int ci, int co, int k, int inWidth,
         ReadOnlySpan<int> kys, ReadOnlySpan<int> iys, ReadOnlySpan<int> kxs, ReadOnlySpan<int> ixs)
     {
-        int ci = shape.InChannels, co = shape.OutChannels, k = shape.Kernel, inWidth = shape.InWidth;
         for (int o = 0; o < co; o += 16)
         {
             var a = Vector512.Load(bias + o);
             for (int p = 0; p < kys.Length; p++)
                 for (int q = 0; q < kxs.Length; q++)
                 {
-                    float* xp = Pixel(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, co) + o;
+                    float* xp = At(input, iys[p], ixs[q], inWidth, ci), w = Tap(weight, kys[p], kxs[q], k, ci, co) + o;
                     for (int c = 0; c < ci; c++)
                         a = Vector512.FusedMultiplyAdd(Vector512.Create(xp[c]), Vector512.Load(w + (long)c * co), a);
                 }

@@ -23,9 +23,9 @@ public enum ConvPath
     /// of a 1×1 input writes its weight scaled by each channel. On the 2-core machine libtorch's oneDNN convolutions
     /// and batch norm run the release's CIFAR-10 shapes markedly faster so (docs/performance.md, CIFAR-10). On float32
     /// CPU maps, batch norm with its ReLU in training (<see cref="FastPaths.BatchNormReluFunction"/>), the forward pass and
-    /// (for 32 or 64 input channels) the weight gradient of the decoder's transposed convolutions
-    /// (<see cref="FastPaths.TransposedConvFunction"/>) and the input and weight gradients of the trunk's strided
-    /// convolutions (<see cref="FastPaths.StridedConvFunction"/>) are Ddvi's own loops.
+    /// (for 32 or 64 input channels) the weight and input gradients of the decoder's transposed convolutions
+    /// (<see cref="FastPaths.TransposedConvFunction"/>) and every pass of the trunk's strided convolutions
+    /// (<see cref="FastPaths.StridedConvFunction"/>) are Ddvi's own loops.
     /// </summary>
     Fast,
 }
@@ -172,13 +172,13 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
     }
 
     // Convolution `index` (0-based) in the map's type.
-    // On ConvPath.Fast a float32 CPU map of a strided convolution without padding takes Ddvi's own loops for its input
-    // and weight gradients (StridedConvFunction) where they handle the shape.
+    // On ConvPath.Fast a float32 CPU map of a strided convolution without padding takes Ddvi's own loops for its forward
+    // pass and its input and weight gradients (StridedConvFunction) where they handle the shape.
     Tensor Convolve(int index, Conv2d conv, Tensor map)
     {
         var (_, stride, padding) = Layers[index];
         if (map.dtype != ScalarType.BFloat16)
-            return Path == ConvPath.Fast && padding == 0 && StridedConvFunction.Enabled && map.requires_grad
+            return Path == ConvPath.Fast && padding == 0 && StridedConvFunction.Enabled
                 && StridedConvFunction.Supports(map, conv.weight, conv.bias, stride)
                 ? StridedConvFunction.Run(map, conv.weight!, conv.bias!, stride)
                 : conv.call(map);
