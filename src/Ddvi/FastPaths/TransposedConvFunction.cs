@@ -11,9 +11,9 @@ namespace Ddvi.FastPaths;
 /// </summary>
 /// <remarks>
 /// In the backward pass the input's gradient is the convolution of the output's gradient with the same weight and stride:
-/// Ddvi's <see cref="DirectConvKernel"/> where it takes the channels (a multiple of 16 output channels, 16, 32 or 64
-/// input channels: the decoder's 64→32 and 32→16), else
-/// libtorch's <c>conv2d</c> (the kernel libtorch runs for this gradient itself). The weight's gradient is Ddvi's
+/// Ddvi's <see cref="DirectConvKernel"/> where it takes the channels (this layer's C_out a multiple of 16 and C_in 16, 32
+/// or 64: the decoder's 64→32 and 32→16), else libtorch's <c>conv2d</c> (the kernel libtorch runs for this gradient
+/// itself). The weight's gradient is Ddvi's
 /// <see cref="ConvWeightGradKernel"/> where it takes the channel counts (C_in 32 or 64: the decoder's 64→32 and 32→16
 /// layers), else libtorch's: that convolution's weight gradient with the input as its incoming gradient (taken with
 /// <c>autograd.grad</c>, the oneDNN weight-gradient kernel libtorch's transposed convolution runs). The bias's gradient
