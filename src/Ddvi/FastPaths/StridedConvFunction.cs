@@ -79,7 +79,7 @@ internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunc
         return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
-    public override unsafe List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
+    public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -91,15 +91,9 @@ internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunc
         Tensor? gradInput = null, gradWeight = null, gradBias = null;
         if (settings.InputGrad)
         {
-            var weight = saved[1];                                                       // [C_out, C_in, k, k]
-            var shape = new TransposedConvShape((int)gradPixels.shape[0], (int)gradPixels.shape[1], (int)gradPixels.shape[2],
-                (int)weight.shape[0], (int)weight.shape[1], (int)weight.shape[2], (int)settings.Stride);
-            var packed = TransposedConvKernel.PackRows(weight);
-            var noBias = zeros(shape.OutChannels, dtype: ScalarType.Float32);
-            var pixels = empty([shape.Batch, shape.OutHeight, shape.OutWidth, shape.OutChannels], dtype: ScalarType.Float32);
-            TransposedConvKernel.Forward(TensorMemory.Pointer<float>(gradPixels), TensorMemory.Pointer<float>(packed),
-                TensorMemory.Pointer<float>(noBias), TensorMemory.Pointer<float>(pixels), shape, threads);
-            gradInput = pixels.permute(0, 3, 1, 2);
+            var weight = saved[1];                                                       // [C_out, C_in, k, k], read as [in, out, k, k]
+            using var noBias = zeros(weight.shape[1], dtype: ScalarType.Float32);
+            gradInput = TransposedConvFunction.Transpose(gradPixels.permute(0, 3, 1, 2), weight, noBias, (int)settings.Stride, threads);
         }
         if (settings.WeightGrad)
         {

@@ -49,26 +49,37 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
     public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long stride) =>
         apply(new Settings(stride, x.requires_grad, weight.requires_grad, bias.requires_grad), x, weight, bias);
 
-    public override unsafe Tensor forward(AutogradContext ctx, params object[] vars)
+    public override Tensor forward(AutogradContext ctx, params object[] vars)
     {
         var settings = (Settings)vars[0];
         var x = (Tensor)vars[1];
         var weight = (Tensor)vars[2];
         var bias = (Tensor)vars[3];
+        if (settings.WeightGrad) ctx.save_for_backward([x, weight]);
+        else ctx.save_for_backward([weight]);
+        ctx.save_data(nameof(Settings), settings);
+        return Transpose(x, weight, bias, (int)settings.Stride, Math.Max(1, get_num_threads()));
+    }
+
+    /// <summary>
+    /// conv_transpose2d(x, weight, bias, stride) by <see cref="TransposedConvKernel"/>: x <c>[B, C_in, H, W]</c> in NHWC
+    /// strides, the weight <c>[C_in, C_out, k, k]</c> (channel counts as <see cref="TransposedConvKernel.SupportsChannels"/>
+    /// says); the output <c>[B, C_out, H', W']</c> in NHWC strides.
+    /// </summary>
+    internal static unsafe Tensor Transpose(Tensor x, Tensor weight, Tensor bias, int stride, int threads)
+    {
         using var scope = NewDisposeScope();
         var shape = new TransposedConvShape((int)x.shape[0], (int)x.shape[2], (int)x.shape[3], (int)x.shape[1], (int)weight.shape[1],
-            (int)weight.shape[2], (int)settings.Stride);
+            (int)weight.shape[2], stride);
         bool rows = TransposedConvKernel.UsesRows(shape.OutChannels);
         var packed = rows ? TransposedConvKernel.PackRows(weight) : TransposedConvKernel.PackColumns(weight);
         var biasValues = rows || shape.OutChannels == TransposedConvKernel.FewChannels
             ? bias
             : nn.functional.pad(bias, [0, TransposedConvKernel.FewChannels - shape.OutChannels]);
         var output = empty([shape.Batch, shape.OutHeight, shape.OutWidth, shape.OutChannels], dtype: ScalarType.Float32);
-        TransposedConvKernel.Forward(TensorMemory.Pointer<float>(x.permute(0, 2, 3, 1)), TensorMemory.Pointer<float>(packed),
-            TensorMemory.Pointer<float>(biasValues), TensorMemory.Pointer<float>(output), shape, Math.Max(1, get_num_threads()));
-        if (settings.WeightGrad) ctx.save_for_backward([x, weight]);
-        else ctx.save_for_backward([weight]);
-        ctx.save_data(nameof(Settings), settings);
+        using (no_grad())
+            TransposedConvKernel.Forward(TensorMemory.Pointer<float>(x.permute(0, 2, 3, 1)), TensorMemory.Pointer<float>(packed),
+                TensorMemory.Pointer<float>(biasValues), TensorMemory.Pointer<float>(output), shape, threads);
         return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
