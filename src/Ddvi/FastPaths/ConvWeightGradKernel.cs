@@ -90,7 +90,15 @@ internal static unsafe class ConvWeightGradKernel
                     else Tile64(small, big, tile, shape, b0, count, tap / shape.Kernel, tap % shape.Kernel, block * width);
                 }
         });
-        if (groups == 1) return;
+        if (groups > 1) AddGroups(partials, result, groups, length, threads);
+    }
+
+    /// <summary>
+    /// result ← the sum of <paramref name="groups"/> partial results of <paramref name="length"/> values each (a multiple
+    /// of 16), laid one after another in <paramref name="partials"/>, added in group order.
+    /// </summary>
+    internal static void AddGroups(float* partials, float* result, int groups, long length, int threads)
+    {
         const int Stretch = 1024;
         OpenMpTeam.For((length + Stretch - 1) / Stretch, threads, chunk =>
         {

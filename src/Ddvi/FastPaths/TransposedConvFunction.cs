@@ -94,6 +94,20 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         return StridedConvFunction.Convolve(gradPixels, weight, zero, (int)stride, Math.Max(1, get_num_threads()));
     }
 
+    // The image layer's input gradient [B, 16, h, w] (NHWC strides): the correlation of the output's gradient
+    // [B, H, W, C] with the weight [16, C, k, k].
+    private static unsafe Tensor FewChannelInputGradient(Tensor gradPixels, Tensor weight, int threads)
+    {
+        using var scope = NewDisposeScope();
+        var shape = new FewChannelShape((int)gradPixels.shape[0], (int)gradPixels.shape[1], (int)gradPixels.shape[2], (int)gradPixels.shape[3],
+            (int)weight.shape[2]);
+        var packed = FewChannelConvKernel.Pack(weight);
+        var output = empty([shape.Batch, shape.OutHeight, shape.OutWidth, FewChannelConvKernel.Wide], dtype: ScalarType.Float32);
+        FewChannelConvKernel.Correlate(TensorMemory.Pointer<float>(gradPixels), TensorMemory.Pointer<float>(packed), null,
+            TensorMemory.Pointer<float>(output), shape, threads);
+        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+    }
+
     public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
     {
         using var scope = NewDisposeScope();
@@ -104,7 +118,18 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         var gradPixels = gradOutput.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
         long[] strides = [settings.Stride, settings.Stride];
         Tensor? gradInput = null, gradWeight = null;
-        if (settings.WeightGrad && ConvWeightGradKernel.SupportsChannels(weight.shape[0], weight.shape[1]))
+        if (FewChannelConvFunction.Enabled && settings.Stride == 1
+            && FewChannelConvKernel.Supports(weight.shape[1], weight.shape[0], gradPixels.shape[3] - weight.shape[2] + 1))
+        {
+            // The 16→C image layer: both gradients on the few-channel loops (the output's gradient has C channels).
+            using var noGrad = no_grad();
+            int threads = Math.Max(1, get_num_threads());
+            var pixels = gradPixels.permute(0, 2, 3, 1);
+            if (settings.WeightGrad)
+                gradWeight = FewChannelConvKernel.WeightGradient(saved[0].permute(0, 2, 3, 1), pixels, (int)weight.shape[2], threads);
+            if (settings.InputGrad) gradInput = FewChannelInputGradient(pixels, weight, threads);
+        }
+        else if (settings.WeightGrad && ConvWeightGradKernel.SupportsChannels(weight.shape[0], weight.shape[1]))
         {
             // Ddvi's weight-gradient loop: the input (C_in channels) against the output's gradient.
             using var noGrad = no_grad();

@@ -172,11 +172,14 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
     }
 
     // Convolution `index` (0-based) in the map's type.
-    // On ConvPath.Fast a float32 CPU map of a strided convolution without padding takes Ddvi's own loops for its forward
-    // pass and its input and weight gradients (StridedConvFunction) where they handle the shape.
+    // On ConvPath.Fast a float32 CPU map takes Ddvi's own loops where they handle the shape: the first convolution from
+    // the image's few channels to 16 (FewChannelConvFunction), a strided convolution without padding for its forward pass
+    // and its input and weight gradients (StridedConvFunction).
     Tensor Convolve(int index, Conv2d conv, Tensor map)
     {
         var (_, stride, padding) = Layers[index];
+        if (map.dtype != ScalarType.BFloat16 && Path == ConvPath.Fast && FewChannelConvFunction.Supports(map, conv.weight, conv.bias, stride, padding))
+            return FewChannelConvFunction.Run(map, conv.weight!, conv.bias!, padding);
         if (map.dtype != ScalarType.BFloat16)
             return Path == ConvPath.Fast && padding == 0 && StridedConvFunction.Enabled
                 && StridedConvFunction.Supports(map, conv.weight, conv.bias, stride)
