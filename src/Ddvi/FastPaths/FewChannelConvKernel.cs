@@ -48,14 +48,16 @@ internal static unsafe class FewChannelConvKernel
     public static TorchSharp.torch.Tensor Pack(TorchSharp.torch.Tensor weight) => weight.permute(2, 3, 1, 0).contiguous();
 
     /// <summary>
-    /// <paramref name="padded"/> <c>[B, H + 2p, W + 2p, C]</c> ← <paramref name="x"/> <c>[B, H, W, C]</c> (both NHWC) inside a
-    /// border of <paramref name="padding"/> zeros, image by image on the team (libtorch's <c>zeros</c> and strided
-    /// <c>copy_</c> took as long as a third of the convolution).
+    /// <paramref name="padded"/> <c>[B, H + 2p, W + 2p, C]</c> (NHWC) ← <paramref name="x"/> inside a border of
+    /// <paramref name="padding"/> zeros, image by image on the team; x is <c>[B, H, W, C]</c> (NHWC) or, where
+    /// <paramref name="planar"/>, <c>[B, C, H, W]</c> (NCHW), so the copy also does the planes-to-pixels reordering.
+    /// (libtorch's <c>zeros</c> and strided <c>copy_</c>, after the NHWC copy of the images, took as long as a third of
+    /// the convolution.)
     /// </summary>
-    public static void Pad(float* x, float* padded, int batch, int height, int width, int channels, int padding, int threads)
+    public static void Pad(float* x, bool planar, float* padded, int batch, int height, int width, int channels, int padding, int threads)
     {
         int outWidth = width + 2 * padding, outHeight = height + 2 * padding;
-        long rowLength = (long)outWidth * channels, inRow = (long)width * channels, edge = (long)padding * channels;
+        long rowLength = (long)outWidth * channels, inRow = (long)width * channels, edge = (long)padding * channels, plane = (long)height * width;
         OpenMpTeam.For(batch, threads, b =>
         {
             for (int r = 0; r < outHeight; r++)
@@ -68,7 +70,15 @@ internal static unsafe class FewChannelConvKernel
                     continue;
                 }
                 new Span<float>(to, (int)edge).Clear();
-                new ReadOnlySpan<float>(x + (b * height + source) * inRow, (int)inRow).CopyTo(new Span<float>(to + edge, (int)inRow));
+                if (planar)
+                {
+                    float* from = x + b * channels * plane + (long)source * width;
+                    for (int column = 0; column < width; column++)
+                        for (int c = 0; c < channels; c++)
+                            to[edge + (long)column * channels + c] = from[c * plane + column];
+                }
+                else
+                    new ReadOnlySpan<float>(x + (b * height + source) * inRow, (int)inRow).CopyTo(new Span<float>(to + edge, (int)inRow));
                 new Span<float>(to + edge + inRow, (int)edge).Clear();
             }
         });

@@ -10,7 +10,7 @@ namespace Ddvi.FastPaths;
 /// (<see cref="TransposedConvKernel"/>, the weight <c>[C_out, C_in, k, k]</c> read as a transposed convolution's
 /// <c>[in, out, k, k]</c>), and the weight's gradient is the correlation of dL/dy with x (<see cref="ConvWeightGradKernel"/>).
 /// oneDNN ran these passes for the CIFAR-10 trunk's strided convolutions at 1.2–2.4× their arithmetic floor
-/// (docs/performance.md). The bias's gradient is dL/dy summed per channel.
+/// (docs/performance.md). The bias's gradient is dL/dy summed per channel (<see cref="ChannelSumKernel"/>).
 /// </summary>
 /// <remarks>
 /// Inputs: the <see cref="Settings"/>, x <c>[B, C_in, H, W]</c> (NHWC strides), the weight <c>[C_out, C_in, k, k]</c>,
@@ -101,7 +101,7 @@ internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunc
             int kernel = (int)(x.shape[1] - (gradPixels.shape[1] - 1) * settings.Stride);
             gradWeight = ConvWeightGradKernel.Gradient(gradPixels, x, kernel, (int)settings.Stride, threads);
         }
-        if (settings.BiasGrad) gradBias = gradPixels.sum([0, 1, 2]);
+        if (settings.BiasGrad) gradBias = ChannelSumKernel.Sums(gradPixels, threads);
         var result = new List<Tensor> { null!, gradInput!, gradWeight!, gradBias! };
         foreach (var gradient in result)
             if (gradient is not null) scope.MoveToOuter(gradient);

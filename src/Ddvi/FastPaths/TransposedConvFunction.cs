@@ -12,12 +12,13 @@ namespace Ddvi.FastPaths;
 /// <remarks>
 /// In the backward pass the input's gradient is the convolution of the output's gradient with the same weight and stride:
 /// Ddvi's <see cref="DirectConvKernel"/> where it takes the channels (this layer's C_out a multiple of 16 and C_in 16, 32
-/// or 64: the decoder's 64→32 and 32→16), else libtorch's <c>conv2d</c> (the kernel libtorch runs for this gradient
-/// itself). The weight's gradient is Ddvi's
-/// <see cref="ConvWeightGradKernel"/> where it takes the channel counts (C_in 32 or 64: the decoder's 64→32 and 32→16
-/// layers), else libtorch's: that convolution's weight gradient with the input as its incoming gradient (taken with
-/// <c>autograd.grad</c>, the oneDNN weight-gradient kernel libtorch's transposed convolution runs). The bias's gradient
-/// is the output gradient's sum per channel.
+/// or 64: the decoder's 64→32 and 32→16), <see cref="FewChannelConvKernel"/> for a 16→C image layer (C of one to four,
+/// stride 1), else libtorch's <c>conv2d</c> (the kernel libtorch runs for this gradient itself). The weight's gradient is
+/// Ddvi's <see cref="ConvWeightGradKernel"/> where it takes the channel counts (C_in 32 or 64: the decoder's 64→32 and
+/// 32→16 layers), <see cref="FewChannelConvKernel.WeightGradient"/> for the image layer, else libtorch's: that
+/// convolution's weight gradient with the input as its incoming gradient (taken with <c>autograd.grad</c>, the oneDNN
+/// weight-gradient kernel libtorch's transposed convolution runs). The bias's gradient is the output gradient's sum per
+/// channel (<see cref="ChannelSumKernel"/>).
 /// Inputs: the <see cref="Settings"/>, x <c>[B, C_in, H, W]</c> (NHWC strides), the weight <c>[C_in, C_out, k, k]</c>,
 /// the bias <c>[C_out]</c>. Output <c>[B, C_out, (H − 1)·s + k, (W − 1)·s + k]</c> in NHWC strides. The reference is
 /// libtorch's <c>conv_transpose2d</c>, which <see cref="Models.ConvDecoder"/> runs wherever <see cref="Supports"/> is
@@ -157,7 +158,7 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         Tensor? gradBias = null;
         if (settings.BiasGrad)
             using (no_grad())
-                gradBias = gradPixels.sum([0, 2, 3]);
+                gradBias = ChannelSumKernel.Sums(gradPixels.permute(0, 2, 3, 1), Math.Max(1, get_num_threads()));
         var result = new List<Tensor> { null!, gradInput!, gradWeight!, gradBias! };
         foreach (var gradient in result)
             if (gradient is not null) scope.MoveToOuter(gradient);

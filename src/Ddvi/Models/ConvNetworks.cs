@@ -195,8 +195,13 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
         if (x.dim() != 2 || x.shape[1] != (long)Channels * Height * Width)
             throw new ArgumentException($"ConvTrunk: input must be [B, {Channels * Height * Width}] ({Channels}×{Height}×{Width} images, flattened), got [{string.Join(", ", x.shape)}].", nameof(x));
         using var scope = NewDisposeScope();
-        var h = ConvDefaults.InPrecision(ConvDefaults.InLayout(x.view(x.shape[0], Channels, Height, Width), Path), Precision);
-        h = norm1.ForwardRelu(Convolve(0, conv1, h), Path == ConvPath.Fast);
+        var images = ConvDefaults.InPrecision(x.view(x.shape[0], Channels, Height, Width), Precision);
+        var (_, _, padding) = Layers[0];
+        // The few-channel loop reads the images' channel planes itself while padding them, saving the NHWC copy.
+        var h = Path == ConvPath.Fast && FewChannelConvFunction.Supports(images, conv1.weight, conv1.bias, Layers[0].Stride, padding)
+            ? FewChannelConvFunction.Run(images, conv1.weight!, conv1.bias!, padding)
+            : Convolve(0, conv1, ConvDefaults.InLayout(images, Path));
+        h = norm1.ForwardRelu(h, Path == ConvPath.Fast);
         h = norm2.ForwardRelu(Convolve(1, conv2, h), Path == ConvPath.Fast);
         h = norm3.ForwardRelu(Convolve(2, conv3, h), Path == ConvPath.Fast);
         h = Path == ConvPath.Fast && OutputHeight == 1 && OutputWidth == 1 ? OnePixelConvolution(h) : Convolve(3, conv4, h);

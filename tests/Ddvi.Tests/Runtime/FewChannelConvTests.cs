@@ -87,15 +87,18 @@ public class FewChannelConvTests
         }
     }
 
-    [Fact]
-    public unsafe void PaddingSurroundsTheImagesWithZeros()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public unsafe void PaddingSurroundsTheImagesWithZerosFromEitherLayout(bool planar)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(64);
-        var x = randn([3, 5, 7, 3], generator: generator);                             // NHWC
+        var images = randn([3, 3, 5, 7], generator: generator);                        // NCHW
+        var x = planar ? images : images.permute(0, 2, 3, 1).contiguous();
         var padded = full([3, 9, 11, 3], float.NaN);                                    // every value must be written
-        FewChannelConvKernel.Pad(TensorMemory.Pointer<float>(x), TensorMemory.Pointer<float>(padded), 3, 5, 7, 3, 2, 2);
-        var expected = nn.functional.pad(x.permute(0, 3, 1, 2), [2, 2, 2, 2]).permute(0, 2, 3, 1);
+        FewChannelConvKernel.Pad(TensorMemory.Pointer<float>(x), planar, TensorMemory.Pointer<float>(padded), 3, 5, 7, 3, 2, 2);
+        var expected = nn.functional.pad(images, [2, 2, 2, 2]).permute(0, 2, 3, 1);
         Assert.True(padded.equal(expected).all().item<bool>());
     }
 
@@ -107,9 +110,17 @@ public class FewChannelConvTests
     [InlineData(2, 4, 6, 14, 5, 3)]      // padding 3 around a map narrower than 16
     public void TheOperationComputesAsLibtorchsConvolution(int batch, int channels, int height, int width, int kernel, int padding)
     {
+        foreach (bool planar in new[] { false, true })
+            Compare(batch, channels, height, width, kernel, padding, planar);
+    }
+
+    // x in NHWC strides, or (planar) the contiguous NCHW images the trunk reads.
+    private static void Compare(int batch, int channels, int height, int width, int kernel, int padding, bool planar)
+    {
         using var scope = NewDisposeScope();
         using var generator = new Generator(65);
-        var x = PixelMajor(randn([batch, channels, height, width], generator: generator));
+        var images = randn([batch, channels, height, width], generator: generator);
+        var x = planar ? images : PixelMajor(images);
         var weight = randn([16, channels, kernel, kernel], generator: generator) * 0.2;
         var bias = randn([16], generator: generator);
         Assert.True(FewChannelConvFunction.Supports(x, weight, bias, 1, padding));
@@ -144,7 +155,21 @@ public class FewChannelConvTests
         var x = PixelMajor(randn([2, 3, 32, 32], generator: generator));
         var weight = randn([16, 3, 3, 3], generator: generator);
         var bias = randn([16], generator: generator);
-        RefusesWhatTheLoopsDoNotRead((input, w, b, stride) => FewChannelConvFunction.Supports(input, w, b, stride, 1), x, weight, bias, 1);
+        var refusals = new List<string>();
+        foreach (var (input, w, b, stride, what) in new (Tensor, Tensor?, Tensor?, long, string)[]
+        {
+            (x.to(float64), weight.to(float64), bias.to(float64), 1, "float64"),
+            (x.to(bfloat16), weight, bias, 1, "a bfloat16 map"),
+            (x, weight, null, 1, "no bias"),
+            (x, weight, bias, 0, "stride 0"),
+            (x, weight.transpose(2, 3), bias, 1, "a non-contiguous weight"),
+            (x, weight.narrow(3, 0, 2).contiguous(), bias, 1, "a non-square kernel"),
+            (x.transpose(2, 3), weight, bias, 1, "a map in neither NHWC nor NCHW strides"),
+        })
+            if (FewChannelConvFunction.Supports(input, w, b, stride, 1)) refusals.Add(what);
+        Assert.Empty(refusals);
+        Assert.True(FewChannelConvFunction.Supports(x, weight, bias, 1, 1), "NHWC strides");
+        Assert.True(FewChannelConvFunction.Supports(x.contiguous(), weight, bias, 1, 1), "NCHW, the flattened images");
         Assert.False(FewChannelConvFunction.Supports(x, weight, bias, 2, 1), "stride 2");
         Assert.False(FewChannelConvFunction.Supports(x, weight, bias, 1, 3), "padding as large as the kernel");
         Assert.False(FewChannelConvFunction.Supports(x, randn([32, 3, 3, 3], generator: generator), randn([32], generator: generator), 1, 1), "32 outputs");
