@@ -7,9 +7,10 @@ namespace Ddvi.FastPaths;
 /// A stride-1 convolution from one to four channels to 16 (the CIFAR-10 and MNIST trunks' first layer: 3×3, padding 1) as
 /// one autograd operation on Ddvi's own loops (<see cref="FewChannelConvKernel"/>): the forward pass on a zero-padded
 /// NHWC copy of the input, which the backward pass keeps for the weight's gradient (the correlation of dL/dy with it);
-/// the bias's gradient is dL/dy summed per channel (<see cref="ChannelSumKernel"/>); the input's gradient, where the input needs one, is libtorch's
-/// transposed convolution of dL/dy. libtorch ran this layer's forward pass and weight gradient on oneDNN at about twice
-/// their arithmetic floor, and its static split of the work kept the second thread waiting (docs/performance.md).
+/// the bias's gradient is dL/dy summed per channel (<see cref="ChannelSumKernel"/>); the input's gradient, where the
+/// input needs one, is libtorch's transposed convolution of dL/dy. libtorch ran this layer's forward pass and weight
+/// gradient on oneDNN at about twice their arithmetic floor, and its static split of the work kept the second thread
+/// waiting (docs/performance.md).
 /// </summary>
 /// <remarks>
 /// Inputs: the <see cref="Settings"/>, x <c>[B, C, H, W]</c> (NHWC strides, or contiguous NCHW: the flattened images the
@@ -33,8 +34,8 @@ internal sealed class FewChannelConvFunction : SingleTensorFunction<FewChannelCo
 
     /// <summary>
     /// Whether the operation handles these tensors: a float32 CPU map <c>[B, C, H, W]</c> stored pixel by pixel (NHWC) or
-    /// plane by plane (NCHW) with one to four channels, a float32 contiguous CPU weight <c>[16, C, k, k]</c> and bias <c>[16]</c>, stride 1, a padding
-    /// below the kernel size and an output at least 16 pixels wide.
+    /// plane by plane (NCHW) with one to four channels, a float32 contiguous CPU weight <c>[16, C, k, k]</c> and bias
+    /// <c>[16]</c>, stride 1, a padding below the kernel size and an output at least 16 pixels wide.
     /// </summary>
     public static bool Supports(Tensor x, Tensor? weight, Tensor? bias, long stride, long padding)
     {

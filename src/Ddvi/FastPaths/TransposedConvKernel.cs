@@ -261,10 +261,10 @@ internal static unsafe class TransposedConvKernel
         }
     }
 
-    // Sixteen horizontal sums as one vector, in three steps of two 512-bit shuffles and an add: the sums of four 256-bit
-    // halves… of two vectors (a: halves of x, then of y), of four quarters of two such (b: one 128-bit lane per source), then
-    // within lanes (c: two partial sums per source per lane); the last step is in FewLoop. One vector sum each (Vector512.Sum)
-    // took as long as the products it closed.
+    // Up to sixteen vectors' sums as one vector, in four steps of two shuffles and an add (AVX-512): SumHalves2 adds each
+    // source's two 256-bit halves (two sources per result), SumQuarters4 leaves one 128-bit lane of partial sums per source
+    // (four per result), SumLanes4 two partial sums per source in each lane (eight per result), and FewLoop's last step one
+    // sum per source (sixteen). A vector sum per accumulator (Vector512.Sum) took about as long as the products it closed.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> SumHalves2(Vector512<float> x, Vector512<float> y) =>
         Avx512F.Add(Avx512F.Shuffle4x128(x, y, 0b01_00_01_00), Avx512F.Shuffle4x128(x, y, 0b11_10_11_10));
