@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Ddvi.FastPaths;
 
@@ -261,22 +260,6 @@ internal static unsafe class TransposedConvKernel
         }
     }
 
-    // Up to sixteen vectors' sums as one vector, in four steps of two shuffles and an add (AVX-512): SumHalves2 adds each
-    // source's two 256-bit halves (two sources per result), SumQuarters4 leaves one 128-bit lane of partial sums per source
-    // (four per result), SumLanes4 two partial sums per source in each lane (eight per result), and FewLoop's last step one
-    // sum per source (sixteen). A vector sum per accumulator (Vector512.Sum) took about as long as the products it closed.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> SumHalves2(Vector512<float> x, Vector512<float> y) =>
-        Avx512F.Add(Avx512F.Shuffle4x128(x, y, 0b01_00_01_00), Avx512F.Shuffle4x128(x, y, 0b11_10_11_10));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> SumQuarters4(Vector512<float> a, Vector512<float> b) =>
-        Avx512F.Add(Avx512F.Shuffle4x128(a, b, 0b10_00_10_00), Avx512F.Shuffle4x128(a, b, 0b11_01_11_01));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> SumLanes4(Vector512<float> a, Vector512<float> b) =>
-        Avx512F.Add(Avx512F.Shuffle(a, b, 0b01_00_01_00), Avx512F.Shuffle(a, b, 0b11_10_11_10));
-
     // One output row of one block of images, one to three output channels, stride 1, C_in a multiple of 16. For output
     // column ox the valid kernel columns kx ∈ [lo, hi] read input pixels ox − hi … ox − lo: one contiguous run of
     // (hi − lo + 1)·C_in values, matched by the packed weight's reversed columns k − 1 − hi … k − 1 − lo.
@@ -289,7 +272,7 @@ internal static unsafe class TransposedConvKernel
         long inImage = (long)shape.InHeight * inWidth * ci, outImage = (long)outHeight * outWidth * co;
         long weightRow = (long)k * ci;                                  // one output channel's k columns of one kernel row
         Span<int> kys = stackalloc int[k], iys = stackalloc int[k];
-        Span<float> sums = stackalloc float[16];                             // twelve sums (FewBlock · FewChannels), stored as one vector
+        Span<float> sums = stackalloc float[FewBlock * FewChannels];
         int nky = Taps(oy, shape.InHeight, k, 1, kys, iys);
         for (int ox = 0; ox < outWidth; ox++)
         {
@@ -332,40 +315,21 @@ internal static unsafe class TransposedConvKernel
                         a32 = Vector512.FusedMultiplyAdd(v, u2, a32);
                     }
                 }
-                if (Avx512F.IsSupported)
-                {
-                    // The twelve sums at once: sums[4·(v mod 4) + v / 4] = Σ of accumulator v = image·3 + channel.
-                    var zero = Vector512<float>.Zero;
-                    var d0 = SumLanes4(SumQuarters4(SumHalves2(a00, a01), SumHalves2(a02, a10)),
-                        SumQuarters4(SumHalves2(a11, a12), SumHalves2(a20, a21)));
-                    var d1 = SumLanes4(SumQuarters4(SumHalves2(a22, a30), SumHalves2(a31, a32)), zero);
-                    var all = Avx512F.Add(Avx512F.Shuffle(d0, d1, 0b10_00_10_00), Avx512F.Shuffle(d0, d1, 0b11_01_11_01));
-                    fixed (float* into = sums) all.Store(into);
-                    for (int j = 0; j < m; j++)
-                        for (int o = 0; o < co; o++)
-                        {
-                            int v = j * FewChannels + o;
-                            output[(j0 + j) * outImage + o] = sums[4 * (v % 4) + v / 4] + bias[o];
-                        }
-                }
-                else
-                {
-                    sums[0] = Vector512.Sum(a00);
-                    sums[1] = Vector512.Sum(a01);
-                    sums[2] = Vector512.Sum(a02);
-                    sums[3] = Vector512.Sum(a10);
-                    sums[4] = Vector512.Sum(a11);
-                    sums[5] = Vector512.Sum(a12);
-                    sums[6] = Vector512.Sum(a20);
-                    sums[7] = Vector512.Sum(a21);
-                    sums[8] = Vector512.Sum(a22);
-                    sums[9] = Vector512.Sum(a30);
-                    sums[10] = Vector512.Sum(a31);
-                    sums[11] = Vector512.Sum(a32);
-                    for (int j = 0; j < m; j++)
-                        for (int o = 0; o < co; o++)
-                            output[(j0 + j) * outImage + o] = sums[j * FewChannels + o] + bias[o];
-                }
+                sums[0] = Vector512.Sum(a00);
+                sums[1] = Vector512.Sum(a01);
+                sums[2] = Vector512.Sum(a02);
+                sums[3] = Vector512.Sum(a10);
+                sums[4] = Vector512.Sum(a11);
+                sums[5] = Vector512.Sum(a12);
+                sums[6] = Vector512.Sum(a20);
+                sums[7] = Vector512.Sum(a21);
+                sums[8] = Vector512.Sum(a22);
+                sums[9] = Vector512.Sum(a30);
+                sums[10] = Vector512.Sum(a31);
+                sums[11] = Vector512.Sum(a32);
+                for (int j = 0; j < m; j++)
+                    for (int o = 0; o < co; o++)
+                        output[(j0 + j) * outImage + o] = sums[j * FewChannels + o] + bias[o];
             }
         }
     }
