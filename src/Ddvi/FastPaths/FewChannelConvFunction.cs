@@ -65,11 +65,7 @@ internal sealed class FewChannelConvFunction : SingleTensorFunction<FewChannelCo
             padded = empty([batch, height + 2 * p, width + 2 * p, channels], dtype: ScalarType.Float32);
             FewChannelConvKernel.Pad(TensorMemory.Pointer<float>(planar ? x : pixels), planar, TensorMemory.Pointer<float>(padded), batch, height, width, channels, p, threads);
         }
-        var shape = new FewChannelShape(batch, height + 2 * p, width + 2 * p, channels, (int)weight.shape[2]);
-        var output = empty([batch, shape.OutHeight, shape.OutWidth, FewChannelConvKernel.Wide], dtype: ScalarType.Float32);
-        using (var packed = FewChannelConvKernel.Pack(weight))
-            FewChannelConvKernel.Correlate(TensorMemory.Pointer<float>(padded), TensorMemory.Pointer<float>(packed),
-                TensorMemory.Pointer<float>(bias), TensorMemory.Pointer<float>(output), shape, threads);
+        var output = FewChannelConvKernel.Convolve(padded, weight, bias, threads);
         ctx.save_for_backward([settings.WeightGrad ? padded : empty(0), settings.InputGrad ? weight : empty(0)]);
         ctx.save_data(nameof(Settings), settings);
         return output.permute(0, 3, 1, 2);

@@ -84,6 +84,23 @@ internal static unsafe class FewChannelConvKernel
         });
     }
 
+    /// <summary>
+    /// The convolution <c>[B, H − k + 1, W − k + 1, 16]</c> (NHWC, contiguous) of <paramref name="pixels"/>
+    /// <c>[B, H, W, C]</c> (NHWC, contiguous) with <paramref name="weight"/> <c>[16, C, k, k]</c> plus
+    /// <paramref name="bias"/> (16 values, or none): the weight packed, the output allocated, <see cref="Correlate"/> run.
+    /// </summary>
+    public static TorchSharp.torch.Tensor Convolve(TorchSharp.torch.Tensor pixels, TorchSharp.torch.Tensor weight,
+        TorchSharp.torch.Tensor? bias, int threads)
+    {
+        var shape = new FewChannelShape((int)pixels.shape[0], (int)pixels.shape[1], (int)pixels.shape[2], (int)pixels.shape[3],
+            (int)weight.shape[2]);
+        var output = TorchSharp.torch.empty([shape.Batch, shape.OutHeight, shape.OutWidth, Wide], dtype: TorchSharp.torch.ScalarType.Float32);
+        using var packed = Pack(weight);
+        Correlate(TensorMemory.Pointer<float>(pixels), TensorMemory.Pointer<float>(packed),
+            bias is null ? null : TensorMemory.Pointer<float>(bias), TensorMemory.Pointer<float>(output), shape, threads);
+        return output;
+    }
+
     /// <summary>y ← the convolution of x; <paramref name="weight"/> packed by <see cref="Pack"/>, <paramref name="bias"/> 16 values or null.</summary>
     public static void Correlate(float* x, float* weight, float* bias, float* y, FewChannelShape shape, int threads)
     {

@@ -95,20 +95,6 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         return StridedConvFunction.Convolve(gradPixels, weight, zero, (int)stride, Math.Max(1, get_num_threads()));
     }
 
-    // The image layer's input gradient [B, 16, h, w] (NHWC strides): the correlation of the output's gradient
-    // [B, H, W, C] with the weight [16, C, k, k].
-    private static unsafe Tensor FewChannelInputGradient(Tensor gradPixels, Tensor weight, int threads)
-    {
-        using var scope = NewDisposeScope();
-        var shape = new FewChannelShape((int)gradPixels.shape[0], (int)gradPixels.shape[1], (int)gradPixels.shape[2], (int)gradPixels.shape[3],
-            (int)weight.shape[2]);
-        var packed = FewChannelConvKernel.Pack(weight);
-        var output = empty([shape.Batch, shape.OutHeight, shape.OutWidth, FewChannelConvKernel.Wide], dtype: ScalarType.Float32);
-        FewChannelConvKernel.Correlate(TensorMemory.Pointer<float>(gradPixels), TensorMemory.Pointer<float>(packed), null,
-            TensorMemory.Pointer<float>(output), shape, threads);
-        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
-    }
-
     public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
     {
         using var scope = NewDisposeScope();
@@ -128,7 +114,8 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
             var pixels = gradPixels.permute(0, 2, 3, 1);
             if (settings.WeightGrad)
                 gradWeight = FewChannelConvKernel.WeightGradient(saved[0].permute(0, 2, 3, 1), pixels, (int)weight.shape[2], threads);
-            if (settings.InputGrad) gradInput = FewChannelInputGradient(pixels, weight, threads);
+            // The input's gradient: the correlation of the output's gradient [B, H, W, C] with the weight [16, C, k, k].
+            if (settings.InputGrad) gradInput = FewChannelConvKernel.Convolve(pixels, weight, null, threads).permute(0, 3, 1, 2);
         }
         else if (settings.WeightGrad && ConvWeightGradKernel.SupportsChannels(weight.shape[0], weight.shape[1]))
         {
