@@ -39,12 +39,19 @@ public sealed class PinwheelPrior : SegmentedPrior
     public const int NewtonIterations = 6;
 
     // Keeps far-from-arm Newton steps bounded; on the support det J lies in [0.9, 1.1], so the floor never binds there.
-    const double MinNewtonSlope = 0.5;
-    const double MinAbsJacobian = 1e-12;
+    internal const double MinNewtonSlope = 0.5;
+    internal const double MinAbsJacobian = 1e-12;
 
+    private readonly bool hostDensity;
 
-    public PinwheelPrior(Device device) : base(device)
+    /// <param name="device">Where samples and log densities live.</param>
+    /// <param name="hostDensity">
+    /// Evaluate the log density of CPU points on the host (<see cref="FastPaths.PinwheelDensityKernel"/>: the same
+    /// function and gradient, about 30 times faster at batch 128); false forces the tensor path, which other devices use.
+    /// </param>
+    public PinwheelPrior(Device device, bool hostDensity = true) : base(device)
     {
+        this.hostDensity = hostDensity;
     }
 
     public override string Name => "pinwheel";
@@ -65,9 +72,33 @@ public sealed class PinwheelPrior : SegmentedPrior
         return PriorChecks.Points(r * cos - s * sin, (r * sin).add(s * cos, Scalars.One), Device);
     }
 
+    /// <summary>
+    /// log p(z) <c>[B]</c> (float32) for z <c>[B, 2]</c>, differentiable in z. On the CPU (unless the prior was built with
+    /// hostDensity: false) the value and its gradient come from <see cref="FastPaths.PinwheelDensityKernel"/> and reach
+    /// autograd as value + Σ_j (z_j − sg(z_j))·∂_j log p; elsewhere from tensor operations.
+    /// </summary>
     public override Tensor LogDensity(Tensor z)
     {
         PriorChecks.LatentBatch(Name, z, Device);
+        return hostDensity && z.device_type == TorchSharp.DeviceType.CPU ? HostLogDensity(z) : TensorLogDensity(z);
+    }
+
+    Tensor HostLogDensity(Tensor z)
+    {
+        using var scope = NewDisposeScope();
+        var (x, y) = Geometry.PlanarNeighbourGrid.Coordinates(z);
+        bool differentiable = z.requires_grad && is_grad_enabled();
+        var values = new double[x.Length];
+        var gradients = differentiable ? new double[2 * x.Length] : null;
+        FastPaths.PinwheelDensityKernel.Evaluate(x, y, values, gradients, get_num_threads());
+        var value = tensor(values).to(float32);
+        if (gradients is null) return value.MoveToOuterDisposeScope();
+        var gradient = tensor(gradients, [x.Length, 2]).to(z.dtype);
+        return value.add(((z - z.detach()) * gradient).sum(1).to(float32), Scalars.One).MoveToOuterDisposeScope();
+    }
+
+    Tensor TensorLogDensity(Tensor z)
+    {
         using var scope = NewDisposeScope();
         var z64 = z.to(float64);
         var x = z64.select(1, 0).unsqueeze(1); // [B, 1]

@@ -111,6 +111,52 @@ public class PinwheelPriorTests
             $"largest gradient mismatch {(numeric - analytic).abs().max().item<double>()}");
     }
 
+    /// <summary>The host evaluation (the CPU default) against the tensor path it was derived from, on and off the arms.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.Float64)]
+    public void HostAndTensorPathsAgreeInValueAndGradient(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(8);
+        var tensorPath = new PinwheelPrior(CPU, hostDensity: false);
+        var (onArms, _) = _prior.SampleLabelled(300, generator);
+        var queries = cat([
+            onArms,                                                              // on the arms
+            onArms + 0.02 * randn(onArms.shape, generator: generator),           // just off them
+            1.5 * randn(300, 2, generator: generator),                           // anywhere near the prior
+            tensor(new float[] { 0, 0, 1e-3f, 0, 0.3f, -0.2f, 4, 4, -9, 3, 30, -30, 0, 2.6f }, [7, 2]), // centre, far, tiny
+        ], 0).to(dtype);
+
+        var (hostValue, hostGradient) = ValueAndGradient(_prior, queries);
+        var (tensorValue, tensorGradient) = ValueAndGradient(tensorPath, queries);
+
+        Assert.Equal(ScalarType.Float32, hostValue.dtype);
+        Assert.Equal(dtype, hostGradient.dtype);
+        var valueGap = (hostValue - tensorValue).abs() / tensorValue.abs().clamp_min(1);
+        Assert.True(valueGap.max().item<float>() < 1e-6, $"largest relative value gap {valueGap.max().item<float>()}");
+        var gradientGap = (hostGradient - tensorGradient).abs() / tensorGradient.abs().clamp_min(1);
+        double tolerance = dtype == ScalarType.Float64 ? 1e-8 : 1e-5;
+        Assert.True(gradientGap.max().to(float64).item<double>() < tolerance,
+            $"largest relative gradient gap {gradientGap.max().to(float64).item<double>()} (tolerance {tolerance})");
+
+        // No gradient wanted: the same values, and no graph.
+        using (no_grad())
+        {
+            var plain = _prior.LogDensity(queries);
+            Assert.False(plain.requires_grad);
+            Assert.Equal(0, (plain - hostValue).abs().max().item<float>());
+        }
+    }
+
+    static (Tensor Value, Tensor Gradient) ValueAndGradient(IPrior prior, Tensor queries)
+    {
+        var z = queries.detach().clone().requires_grad_();
+        var value = prior.LogDensity(z);
+        value.sum().backward();
+        return (value.detach(), z.grad!.detach());
+    }
+
     [Fact]
     public void DescribesItsExactDensity()
     {
