@@ -77,6 +77,23 @@ public static class ElementwiseKernels
             destination[i] = left[i] + right[i];
     }
 
+    /// <summary><paramref name="destination"/> ← <paramref name="left"/> ⊙ <paramref name="right"/>; the destination may be an input.</summary>
+    internal static void Multiply<T>(ReadOnlySpan<T> left, ReadOnlySpan<T> right, Span<T> destination) where T : unmanaged, INumber<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var lefts = MemoryMarshal.Cast<T, Vector<T>>(left);
+            var rights = MemoryMarshal.Cast<T, Vector<T>>(right);
+            var target = MemoryMarshal.Cast<T, Vector<T>>(destination);
+            for (int v = 0; v < lefts.Length; v++)
+                target[v] = lefts[v] * rights[v];
+            i = lefts.Length * Vector<T>.Count;
+        }
+        for (; i < left.Length; i++)
+            destination[i] = left[i] * right[i];
+    }
+
     internal static void KeepWherePositive<T>(ReadOnlySpan<T> grad, ReadOnlySpan<T> activation, Span<T> destination) where T : unmanaged, INumber<T>
     {
         int i = 0;

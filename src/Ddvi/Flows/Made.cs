@@ -62,6 +62,12 @@ public sealed class Made : Module<Tensor, Tensor, (Tensor S, Tensor M)>
     /// <summary>The variables from first to last.</summary>
     public IReadOnlyList<int> Order => order;
 
+    /// <summary>The masked layers, input first: d → H, then H → H (hiddenLayers − 1 of them), then H → 2d.</summary>
+    internal IReadOnlyList<MaskedLinear> MaskedLayers => [.. layers];
+
+    /// <summary>The context's linear map, added to the first hidden pre-activation.</summary>
+    internal Linear Context => context;
+
     /// <summary>z <c>[B, d]</c>, context h <c>[B, contextDim]</c> → (s <c>[B, d]</c>, m <c>[B, d]</c>).</summary>
     public override (Tensor S, Tensor M) forward(Tensor z, Tensor h)
     {

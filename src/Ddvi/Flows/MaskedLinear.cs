@@ -53,6 +53,12 @@ public sealed class MaskedLinear : Module<Tensor, Tensor>
     /// <summary>The connectivity <c>[out, in]</c> (the module's own buffer; do not dispose).</summary>
     public Tensor Mask => mask;
 
+    /// <summary>W <c>[out, in]</c>, unmasked (the parameter itself).</summary>
+    internal Parameter Weight => weight;
+
+    /// <summary>b <c>[out]</c> (the parameter itself).</summary>
+    internal Parameter Bias => bias;
+
     /// <summary>x <c>[B, in]</c> → <c>[B, out]</c>.</summary>
     public override Tensor forward(Tensor x)
     {

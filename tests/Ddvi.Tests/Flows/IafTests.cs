@@ -98,6 +98,67 @@ public class IafTests
         Assert.Equal(LogAbsDet(composition), total.item<double>(), 10);
     }
 
+    /// <summary>
+    /// On the CPU in float32 the stack runs as one operation (<c>IafStackFunction</c>); with it switched off, as its
+    /// modules. Both give the same z_K, log-determinant and gradients for z₀, the context and every parameter, including
+    /// the masked-out weights' zero gradients.
+    /// </summary>
+    [Theory]
+    [InlineData(2, 10, 4, 128, 37)]
+    [InlineData(5, 3, 3, 16, 9)]
+    public void StackOperationAndModulesGiveTheSameValuesAndGradients(int d, int contextDim, int layers, int hidden, int batch)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(21);
+        using var stack = new IafStack(d, contextDim, layers, hidden);
+        using var generator = new Generator(22);
+        var z0 = randn([batch, d], generator: generator) * 2;
+        var context = randn([batch, contextDim], generator: generator);
+        var zWeights = randn([batch, d], generator: generator);
+        var logDetWeights = randn([batch], generator: generator);
+        Assert.True(Ddvi.FastPaths.IafStackFunction.Supports(stack, z0, context));
+        Assert.False(Ddvi.FastPaths.IafStackFunction.Supports(stack, z0.to(float64), context.to(float64)));
+
+        var results = new List<Tensor[]>();
+        bool previous = Ddvi.FastPaths.IafStackFunction.Enabled;
+        try
+        {
+            foreach (bool enabled in new[] { true, false })
+            {
+                Ddvi.FastPaths.IafStackFunction.Enabled = enabled;
+                stack.zero_grad();
+                var z = z0.detach().requires_grad_(true);
+                var h = context.detach().requires_grad_(true);
+                var (zK, logDet) = stack.call(z, h);
+                Assert.Equal(new[] { (long)batch, d }, zK.shape);
+                Assert.Equal(new[] { (long)batch }, logDet.shape);
+                (zK * zWeights).sum().add(logDet.mul(logDetWeights).sum()).backward();
+                results.Add([zK.detach().clone(), logDet.detach().clone(), z.grad!.clone(), h.grad!.clone(), .. stack.parameters().Select(p => p.grad!.clone())]);
+            }
+        }
+        finally
+        {
+            Ddvi.FastPaths.IafStackFunction.Enabled = previous;
+        }
+
+        Assert.Equal(4 + layers * 10, results[0].Length);                     // (W, b) of four masked layers and the context map
+        for (int i = 0; i < results[0].Length; i++)
+        {
+            var (fast, reference) = (results[0][i], results[1][i]);
+            Assert.Equal(reference.shape, fast.shape);
+            double gap = (fast - reference).abs().max().item<float>(), scale = reference.abs().max().item<float>();
+            Assert.True(gap <= 2e-5 * Math.Max(1, scale), $"tensor {i}: largest gap {gap} (scale {scale})");
+        }
+        // The masked-out weights get exactly zero gradient on the fast path too.
+        var firstMask = stack.Layers[0].Made.MaskedLayers[0].Mask;
+        var firstWeightGrad = results[0][4];
+        Assert.True(firstWeightGrad.masked_select(firstMask.eq(0)).eq(0).all().item<bool>());
+
+        // Parameters in another precision keep the modules.
+        stack.to(float64);
+        Assert.False(Ddvi.FastPaths.IafStackFunction.Supports(stack, z0, context));
+    }
+
     [Fact]
     public void StackNeedsALayer()
     {
