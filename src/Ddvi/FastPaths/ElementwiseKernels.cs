@@ -61,24 +61,34 @@ public static class ElementwiseKernels
     }
 
     /// <summary><paramref name="destination"/> ← <paramref name="left"/> + <paramref name="right"/>; the destination may be an input.</summary>
-    internal static void Add<T>(ReadOnlySpan<T> left, ReadOnlySpan<T> right, Span<T> destination) where T : unmanaged, INumber<T>
-    {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            var lefts = MemoryMarshal.Cast<T, Vector<T>>(left);
-            var rights = MemoryMarshal.Cast<T, Vector<T>>(right);
-            var target = MemoryMarshal.Cast<T, Vector<T>>(destination);
-            for (int v = 0; v < lefts.Length; v++)
-                target[v] = lefts[v] + rights[v];
-            i = lefts.Length * Vector<T>.Count;
-        }
-        for (; i < left.Length; i++)
-            destination[i] = left[i] + right[i];
-    }
+    internal static void Add<T>(ReadOnlySpan<T> left, ReadOnlySpan<T> right, Span<T> destination) where T : unmanaged, INumber<T> =>
+        Pairwise<T, Sum<T>>(left, right, destination);
 
     /// <summary><paramref name="destination"/> ← <paramref name="left"/> ⊙ <paramref name="right"/>; the destination may be an input.</summary>
-    internal static void Multiply<T>(ReadOnlySpan<T> left, ReadOnlySpan<T> right, Span<T> destination) where T : unmanaged, INumber<T>
+    internal static void Multiply<T>(ReadOnlySpan<T> left, ReadOnlySpan<T> right, Span<T> destination) where T : unmanaged, INumber<T> =>
+        Pairwise<T, Product<T>>(left, right, destination);
+
+    /// <summary>One operation of two numbers, on whole vectors and on single values.</summary>
+    private interface IPairOperation<T> where T : unmanaged, INumber<T>
+    {
+        static abstract Vector<T> Apply(Vector<T> left, Vector<T> right);
+        static abstract T Apply(T left, T right);
+    }
+
+    private readonly struct Sum<T> : IPairOperation<T> where T : unmanaged, INumber<T>
+    {
+        public static Vector<T> Apply(Vector<T> left, Vector<T> right) => left + right;
+        public static T Apply(T left, T right) => left + right;
+    }
+
+    private readonly struct Product<T> : IPairOperation<T> where T : unmanaged, INumber<T>
+    {
+        public static Vector<T> Apply(Vector<T> left, Vector<T> right) => left * right;
+        public static T Apply(T left, T right) => left * right;
+    }
+
+    private static void Pairwise<T, TOperation>(ReadOnlySpan<T> left, ReadOnlySpan<T> right, Span<T> destination)
+        where T : unmanaged, INumber<T> where TOperation : struct, IPairOperation<T>
     {
         int i = 0;
         if (Vector.IsHardwareAccelerated)
@@ -87,11 +97,11 @@ public static class ElementwiseKernels
             var rights = MemoryMarshal.Cast<T, Vector<T>>(right);
             var target = MemoryMarshal.Cast<T, Vector<T>>(destination);
             for (int v = 0; v < lefts.Length; v++)
-                target[v] = lefts[v] * rights[v];
+                target[v] = TOperation.Apply(lefts[v], rights[v]);
             i = lefts.Length * Vector<T>.Count;
         }
         for (; i < left.Length; i++)
-            destination[i] = left[i] * right[i];
+            destination[i] = TOperation.Apply(left[i], right[i]);
     }
 
     internal static void KeepWherePositive<T>(ReadOnlySpan<T> grad, ReadOnlySpan<T> activation, Span<T> destination) where T : unmanaged, INumber<T>
