@@ -14,8 +14,9 @@ namespace Ddvi.FastPaths;
 /// </summary>
 /// <remarks>
 /// Why: a stack is ≈ 20 tensor operations a layer on [B, 128] tensors, each costing more in dispatch, graph recording and
-/// small-product threading than in arithmetic. At batch 128 the four-layer stack of the IAF-VAE took 2.3 ms forward and
-/// backward on two threads against ≈ 0.3 ms of products (measured in session 35, docs/performance.md).
+/// small-product threading than in arithmetic. At batch 128 the IAF-VAE's four-layer stack took 2.16 ms forward and
+/// backward on two threads as modules and takes 1.36 ms as this operation, most of it MKL's small products
+/// (docs/performance.md).
 /// Inputs, in order: the <see cref="StackShape"/>, z₀ <c>[B, d]</c>, h <c>[B, C]</c>, then per IAF layer each masked
 /// layer's weight, bias and mask, and the context map's weight and bias. Output: <c>[B, d + 1]</c>, z_K beside the total
 /// log-determinant. Only first derivatives are supported.

@@ -47,7 +47,8 @@ public sealed class PinwheelPrior : SegmentedPrior
     /// <param name="device">Where samples and log densities live.</param>
     /// <param name="hostDensity">
     /// Evaluate the log density of CPU points on the host (<see cref="FastPaths.PinwheelDensityKernel"/>: the same
-    /// function and gradient, about 30 times faster at batch 128); false forces the tensor path, which other devices use.
+    /// function and gradient; forward and backward at batch 128 on two threads 0.46 ms against the tensor path's 1.74);
+    /// false forces the tensor path, which other devices use.
     /// </param>
     public PinwheelPrior(Device device, bool hostDensity = true) : base(device)
     {
