@@ -72,9 +72,9 @@ internal sealed class IafStackFunction : SingleTensorFunction<IafStackFunction>
         int b = (int)z0.shape[0], d = shape.Dim, hidden = shape.Hidden, hiddenLayers = shape.HiddenLayers;
         ctx.save_data(nameof(StackShape), shape);
 
-        // Saved for the backward pass: z₀, h, then per layer the masked weights (J + 1), the masks (J + 1), the context
+        // Saved for the backward pass: h, then per layer the masked weights (J + 1), the masks (J + 1), the context
         // weight, the layer's input z, its activations a₁ … a_J and its output (s, m).
-        var saved = new List<Tensor> { z0, h };
+        var saved = new List<Tensor> { h };
         var output = empty([b, d + 1], dtype: ScalarType.Float32);
         var z = z0.clone();
         var logDet = zeros([b], dtype: ScalarType.Float32);
@@ -149,9 +149,8 @@ internal sealed class IafStackFunction : SingleTensorFunction<IafStackFunction>
         var shape = (StackShape)ctx.get_data(nameof(StackShape));
         var saved = ctx.get_saved_variables();
         int d = shape.Dim, hidden = shape.Hidden, hiddenLayers = shape.HiddenLayers, context = shape.Context;
-        var z0 = saved[0];
-        var h = saved[1];
-        int b = (int)z0.shape[0];
+        var h = saved[0];
+        int b = (int)h.shape[0];
         var grad = gradOutput.contiguous();
         var gradZ = grad.narrow(1, 0, d).contiguous();                          // ∂L/∂z′ of the current layer
         var gradLogDet = grad.select(1, d).contiguous();                        // ∂L/∂log det, the same for every layer
@@ -165,7 +164,7 @@ internal sealed class IafStackFunction : SingleTensorFunction<IafStackFunction>
         float* dOut = TensorMemory.Pointer<float>(gradOut), dA = TensorMemory.Pointer<float>(gradA), dPre = TensorMemory.Pointer<float>(gradPre);
         for (int layer = shape.Layers - 1; layer >= 0; layer--)
         {
-            int offset = 2 + layer * savedPerLayer;
+            int offset = 1 + layer * savedPerLayer;
             var masked = saved.GetRange(offset, hiddenLayers + 1);
             var masks = saved.GetRange(offset + hiddenLayers + 1, hiddenLayers + 1);
             int next = offset + 2 * (hiddenLayers + 1);
