@@ -127,6 +127,37 @@ public class GaussianLikelihoodTests
         Assert.Equal(ToVector(trained.Sigma()), ToVector(loaded.Sigma()));
     }
 
+    // The fixed-σ reconstruction term goes through libtorch's mse_loss: its value and its gradient with respect to the
+    // decoder output must be the closed form, and must not depend on the path when σ is learned (element-wise form).
+    [Theory]
+    [InlineData(ScalarType.Float32, 0.7, false)]
+    [InlineData(ScalarType.Float64, 0.7, false)]
+    [InlineData(ScalarType.Float64, 1.0, false)]
+    [InlineData(ScalarType.Float64, 0.7, true)]
+    public void MeanNegativeLogProbPerFeatureAndItsGradientAreTheClosedForm(ScalarType type, double sigma, bool learnScale)
+    {
+        using var scope = NewDisposeScope();
+        using var likelihood = new GaussianLikelihood(Decoder(), LatentDim, DataDim, sigma: sigma, learnScale: learnScale);
+        likelihood.to(type);
+        var generator = new Generator(11);
+        var mean = randn([6, DataDim], dtype: type, generator: generator).requires_grad_(true);
+        var x = randn([6, DataDim], dtype: type, generator: generator);
+        var value = likelihood.MeanNegativeLogProbPerFeature(mean, x);
+        value.backward();
+        if (learnScale) sigma = ToVector(likelihood.Sigma())[0]; // a learned σ is stored as its float32 logarithm
+        double[,] mu = ToArray(mean.detach()), xs = ToArray(x), grad = ToArray(mean.grad!);
+        double expected = 0, n = 6.0 * DataDim;
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < DataDim; j++)
+                expected -= NormalLogDensity(xs[i, j], mu[i, j], sigma) / n;
+        int digits = type == ScalarType.Float32 ? 5 : 12;
+        Assert.Equal(0, value.dim());
+        Assert.Equal(expected, value.to(ScalarType.Float64).item<double>(), digits);
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < DataDim; j++)
+                Assert.Equal((mu[i, j] - xs[i, j]) / (sigma * sigma * n), grad[i, j], digits);
+    }
+
     [Fact]
     public void RejectsANonPositiveSigma()
     {
