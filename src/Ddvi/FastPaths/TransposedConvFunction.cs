@@ -73,14 +73,26 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         var shape = new TransposedConvShape((int)x.shape[0], (int)x.shape[2], (int)x.shape[3], (int)x.shape[1], (int)weight.shape[1],
             (int)weight.shape[2], stride);
         bool rows = TransposedConvKernel.UsesRows(shape.OutChannels);
-        var packed = rows ? TransposedConvKernel.PackRows(weight) : TransposedConvKernel.PackColumns(weight);
-        var biasValues = rows || shape.OutChannels == TransposedConvKernel.FewChannels
+        // The image layer (one to three outputs, stride 1, up to 4×4) input pixel by input pixel; larger kernels take
+        // the output-pixel loop.
+        bool scatter = !rows && ImageLayerScatterKernel.Supports(shape.OutChannels, shape.Kernel, stride);
+        var packed = rows ? TransposedConvKernel.PackRows(weight)
+            : scatter ? ImageLayerScatterKernel.Pack(weight)
+            : TransposedConvKernel.PackColumns(weight);
+        var biasValues = rows || scatter || shape.OutChannels == TransposedConvKernel.FewChannels
             ? bias
             : nn.functional.pad(bias, [0, TransposedConvKernel.FewChannels - shape.OutChannels]);
         var output = empty([shape.Batch, shape.OutHeight, shape.OutWidth, shape.OutChannels], dtype: ScalarType.Float32);
         using (no_grad())
-            TransposedConvKernel.Forward(TensorMemory.Pointer<float>(x.permute(0, 2, 3, 1)), TensorMemory.Pointer<float>(packed),
-                TensorMemory.Pointer<float>(biasValues), TensorMemory.Pointer<float>(output), shape, threads);
+        {
+            float* input = TensorMemory.Pointer<float>(x.permute(0, 2, 3, 1));
+            if (scatter)
+                ImageLayerScatterKernel.Forward(input, TensorMemory.Pointer<float>(packed), TensorMemory.Pointer<float>(biasValues),
+                    TensorMemory.Pointer<float>(output), shape, threads);
+            else
+                TransposedConvKernel.Forward(input, TensorMemory.Pointer<float>(packed), TensorMemory.Pointer<float>(biasValues),
+                    TensorMemory.Pointer<float>(output), shape, threads);
+        }
         return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 

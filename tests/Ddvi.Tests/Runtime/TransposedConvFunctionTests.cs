@@ -21,6 +21,9 @@ public class TransposedConvFunctionTests
     [InlineData(5, 16, 1, 6, 4, 4, 1)]       // a grey image layer, a non-square map
     [InlineData(6, 16, 3, 2, 3, 4, 1)]       // a map narrower than the kernel: no output column sees all four kernel columns
     [InlineData(11, 32, 2, 5, 3, 3, 1)]      // two outputs of 32 inputs (two vectors per run)
+    [InlineData(4, 16, 3, 9, 1, 4, 1)]       // a one-pixel-wide map: one block of one pixel per row
+    [InlineData(3, 32, 3, 6, 9, 2, 1)]       // a 2×2 kernel: two blocks of four pixels and one of one per row
+    [InlineData(5, 16, 3, 7, 6, 5, 1)]       // a 5×5 image layer: the output-pixel loop (the scatter loop takes up to 4×4)
     [InlineData(16, 16, 16, 4, 7, 3, 3)]     // a stride larger than half the kernel
     [InlineData(3, 8, 32, 2, 2, 1, 1)]       // a 1×1 kernel
     [InlineData(1, 48, 16, 1, 1, 5, 2)]      // a one-pixel input
@@ -87,6 +90,54 @@ public class TransposedConvFunctionTests
             foreach (int image in new[] { 3, 18 })
             {
                 var alone = TransposedConvFunction.Run(PixelMajor(x.narrow(0, image, 1)), weight, bias, 2);
+                Assert.True(alone.equal(outputs[0].narrow(0, image, 1)).all().item<bool>(), $"image {image} differs alone");
+            }
+    }
+
+    /// <summary>
+    /// The image layer's two loops (input pixel by input pixel, <see cref="ImageLayerScatterKernel"/>, and output pixel by
+    /// output pixel) give the same values to float32 rounding, and the scatter loop's values do not depend on the thread
+    /// count or on an image's place in the batch.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 4)]
+    [InlineData(1, 4)]
+    [InlineData(2, 3)]
+    public void TheImageLayersLoopsAgreeAndTheScatterLoopIsDeterministic(int outChannels, int kernel)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(9);
+        var x = PixelMajor(randn([11, 16, 29, 29], generator: generator));
+        var weight = randn([16, outChannels, kernel, kernel], generator: generator) * 0.1;
+        var bias = randn([outChannels], generator: generator);
+        Assert.True(ImageLayerScatterKernel.Supports(outChannels, kernel, 1));
+        int threads = get_num_threads();
+        var outputs = new List<Tensor>();
+        Tensor pixelLoop;
+        try
+        {
+            using (no_grad())
+            {
+                foreach (int count in new[] { 1, 2 })
+                {
+                    set_num_threads(count);
+                    outputs.Add(TransposedConvFunction.Run(x, weight, bias, 1));
+                }
+                ImageLayerScatterKernel.Enabled = false;
+                pixelLoop = TransposedConvFunction.Run(x, weight, bias, 1);
+            }
+        }
+        finally
+        {
+            ImageLayerScatterKernel.Enabled = true;
+            set_num_threads(threads);
+        }
+        Assert.True(outputs[0].equal(outputs[1]).all().item<bool>(), "one and two threads differ");
+        Close(outputs[0], pixelLoop, 1e-5, "the scatter loop against the output-pixel loop");
+        using (no_grad())
+            foreach (int image in new[] { 0, 10 })
+            {
+                var alone = TransposedConvFunction.Run(PixelMajor(x.narrow(0, image, 1)), weight, bias, 1);
                 Assert.True(alone.equal(outputs[0].narrow(0, image, 1)).all().item<bool>(), $"image {image} differs alone");
             }
     }
