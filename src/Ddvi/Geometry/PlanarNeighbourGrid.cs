@@ -114,10 +114,14 @@ internal sealed class PlanarNeighbourGrid
             }
             if (found == k)
             {
-                // Any cell outside the rings scanned so far lies beyond the square they cover.
+                // Any cell outside the rings scanned so far lies beyond the square they cover, on a side where the
+                // square has not yet reached the grid's edge (a query outside the grid starts from the edge cell, and
+                // the side it lies beyond has no cells left to scan).
                 double reach = Math.Min(
-                    Math.Min(qx - (_minX + (column - ring) * _cellSize), _minX + (column + ring + 1) * _cellSize - qx),
-                    Math.Min(qy - (_minY + (row - ring) * _cellSize), _minY + (row + ring + 1) * _cellSize - qy));
+                    Math.Min(column - ring <= 0 ? double.PositiveInfinity : qx - (_minX + (column - ring) * _cellSize),
+                             column + ring >= _columns - 1 ? double.PositiveInfinity : _minX + (column + ring + 1) * _cellSize - qx),
+                    Math.Min(row - ring <= 0 ? double.PositiveInfinity : qy - (_minY + (row - ring) * _cellSize),
+                             row + ring >= _rows - 1 ? double.PositiveInfinity : _minY + (row + ring + 1) * _cellSize - qy));
                 if (reach > 0 && squaredDistances[worst] <= reach * reach) return;
             }
         }

@@ -218,6 +218,9 @@ public sealed class GaussianKernelDensity : IDisposable
                     for (int h = 0; h < _weights.Length; h++)
                     {
                         var exponent = excess * inverseTwoH2[h];
+                        // Most vectors of a run lie beyond the narrow bandwidths' reach: no exponential for them (the
+                        // lanes would all be 0, so the sums are the same).
+                        if (!Vector.LessThanOrEqualAny(exponent, limit)) continue;
                         var w = Vector.ConditionalSelect(Vector.LessThanOrEqual(exponent, limit), Vector.Exp(-Vector.Min(exponent, limit)), Vector<double>.Zero);
                         _weights[h] += w;
                         _weightedDx[h] += w * dx;
