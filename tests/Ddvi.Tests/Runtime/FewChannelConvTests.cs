@@ -102,6 +102,41 @@ public class FewChannelConvTests
         Assert.True(padded.equal(expected).all().item<bool>());
     }
 
+    /// <summary>
+    /// The planar copy on the CIFAR-10 shapes and on widths around the 16-pixel vectors of the RGB path, for every channel
+    /// count the kernel takes, with the vector path and with the element loop alone.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 32, 32, 1)]
+    [InlineData(3, 5, 16, 0)]
+    [InlineData(3, 4, 35, 2)]
+    [InlineData(3, 3, 15, 1)]
+    [InlineData(1, 3, 35, 1)]
+    [InlineData(2, 3, 33, 1)]
+    [InlineData(4, 3, 48, 1)]
+    public unsafe void PlanarImagesArePaddedAsTheTensorOperationsDo(int channels, int height, int width, int padding)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(65);
+        var images = randn([2, channels, height, width], generator: generator);         // NCHW
+        var expected = nn.functional.pad(images, [padding, padding, padding, padding]).permute(0, 2, 3, 1);
+        bool before = FewChannelConvKernel.VectorInterleave;
+        try
+        {
+            foreach (bool vectors in new[] { true, false })
+            {
+                FewChannelConvKernel.VectorInterleave = vectors;
+                var padded = full([2, height + 2 * padding, width + 2 * padding, channels], float.NaN);
+                FewChannelConvKernel.Pad(TensorMemory.Pointer<float>(images), true, TensorMemory.Pointer<float>(padded), 2, height, width, channels, padding, 2);
+                Assert.True(padded.equal(expected).all().item<bool>(), $"vectors {vectors}: the padded copy differs");
+            }
+        }
+        finally
+        {
+            FewChannelConvKernel.VectorInterleave = before;
+        }
+    }
+
     /// <summary>The operation (forward, input, weight and bias gradients) against libtorch's padded convolution.</summary>
     [Theory]
     [InlineData(9, 3, 32, 32, 3, 1)]     // the CIFAR-10 trunk's first layer
