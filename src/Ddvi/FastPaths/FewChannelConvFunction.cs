@@ -22,7 +22,7 @@ namespace Ddvi.FastPaths;
 internal sealed class FewChannelConvFunction : SingleTensorFunction<FewChannelConvFunction>
 {
     /// <summary>The padding and which inputs need a gradient (read when the operation is applied).</summary>
-    internal sealed record Settings(int Padding, bool InputGrad, bool WeightGrad, bool BiasGrad);
+    internal sealed record Settings(int Padding, bool InputGrad, bool WeightGrad, bool BiasGrad, bool BiasCancels = false);
 
     public override string Name => nameof(FewChannelConvFunction);
 
@@ -46,8 +46,11 @@ internal sealed class FewChannelConvFunction : SingleTensorFunction<FewChannelCo
     }
 
     /// <summary>conv2d(x, weight, bias, padding); the caller has checked <see cref="Supports"/>.</summary>
-    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long padding) =>
-        apply(new Settings((int)padding, x.requires_grad, weight.requires_grad, bias.requires_grad), x, weight, bias);
+    /// <param name="biasCancels">Whether the output goes straight into a batch norm in training mode, whose batch mean
+    /// removes any per-channel constant: the bias's gradient is then exactly zero and is returned as zeros instead of the
+    /// rounding residue of a per-channel sum (see <see cref="Models.ImageBatchNorm.RemovesInputShift"/>).</param>
+    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long padding, bool biasCancels = false) =>
+        apply(new Settings((int)padding, x.requires_grad, weight.requires_grad, bias.requires_grad, biasCancels), x, weight, bias);
 
     public override unsafe Tensor forward(AutogradContext ctx, params object[] vars)
     {
@@ -92,7 +95,8 @@ internal sealed class FewChannelConvFunction : SingleTensorFunction<FewChannelCo
             int kernel = (int)(padded.shape[1] - gradPixels.shape[1] + 1);
             gradWeight = FewChannelConvKernel.WeightGradient(gradPixels, padded, kernel, Math.Max(1, get_num_threads()));
         }
-        if (settings.BiasGrad) gradBias = ChannelSumKernel.Sums(gradPixels, Math.Max(1, get_num_threads()));
+        if (settings.BiasGrad)
+            gradBias = settings.BiasCancels ? zeros(gradPixels.shape[3], dtype: gradPixels.dtype) : ChannelSumKernel.Sums(gradPixels, Math.Max(1, get_num_threads()));
         var result = new List<Tensor> { null!, gradInput!, gradWeight!, gradBias! };
         foreach (var gradient in result)
             if (gradient is not null) scope.MoveToOuter(gradient);

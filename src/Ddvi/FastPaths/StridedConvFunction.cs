@@ -21,7 +21,7 @@ namespace Ddvi.FastPaths;
 internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunction>
 {
     /// <summary>The stride and which inputs need a gradient (read when the operation is applied).</summary>
-    internal sealed record Settings(long Stride, bool InputGrad, bool WeightGrad, bool BiasGrad);
+    internal sealed record Settings(long Stride, bool InputGrad, bool WeightGrad, bool BiasGrad, bool BiasCancels = false);
 
     public override string Name => nameof(StridedConvFunction);
 
@@ -48,8 +48,11 @@ internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunc
     }
 
     /// <summary>conv2d(x, weight, bias, stride); the caller has checked <see cref="Supports"/>.</summary>
-    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long stride) =>
-        apply(new Settings(stride, x.requires_grad, weight.requires_grad, bias.requires_grad), x, weight, bias);
+    /// <param name="biasCancels">Whether the output goes straight into a batch norm in training mode, whose batch mean
+    /// removes any per-channel constant: the bias's gradient is then exactly zero and is returned as zeros instead of the
+    /// rounding residue of a per-channel sum (see <see cref="Models.ImageBatchNorm.RemovesInputShift"/>).</param>
+    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long stride, bool biasCancels = false) =>
+        apply(new Settings(stride, x.requires_grad, weight.requires_grad, bias.requires_grad, biasCancels), x, weight, bias);
 
     public override Tensor forward(AutogradContext ctx, params object[] vars)
     {
@@ -101,7 +104,8 @@ internal sealed class StridedConvFunction : SingleTensorFunction<StridedConvFunc
             int kernel = (int)(x.shape[1] - (gradPixels.shape[1] - 1) * settings.Stride);
             gradWeight = ConvWeightGradKernel.Gradient(gradPixels, x, kernel, (int)settings.Stride, threads);
         }
-        if (settings.BiasGrad) gradBias = ChannelSumKernel.Sums(gradPixels, threads);
+        if (settings.BiasGrad)
+            gradBias = settings.BiasCancels ? zeros(gradPixels.shape[3], dtype: gradPixels.dtype) : ChannelSumKernel.Sums(gradPixels, threads);
         var result = new List<Tensor> { null!, gradInput!, gradWeight!, gradBias! };
         foreach (var gradient in result)
             if (gradient is not null) scope.MoveToOuter(gradient);

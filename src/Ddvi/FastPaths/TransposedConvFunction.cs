@@ -27,7 +27,7 @@ namespace Ddvi.FastPaths;
 internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedConvFunction>
 {
     /// <summary>The stride and which inputs need a gradient (read when the operation is applied).</summary>
-    internal sealed record Settings(long Stride, bool InputGrad, bool WeightGrad, bool BiasGrad);
+    internal sealed record Settings(long Stride, bool InputGrad, bool WeightGrad, bool BiasGrad, bool BiasCancels = false);
 
     public override string Name => nameof(TransposedConvFunction);
 
@@ -47,8 +47,11 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         ConvOperands.Suit(x, weight, bias, stride, inputDim: 0) && TransposedConvKernel.SupportsChannels(x.shape[1], weight!.shape[1], stride);
 
     /// <summary>conv_transpose2d(x, weight, bias, stride); the caller has checked <see cref="Supports"/>.</summary>
-    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long stride) =>
-        apply(new Settings(stride, x.requires_grad, weight.requires_grad, bias.requires_grad), x, weight, bias);
+    /// <param name="biasCancels">Whether the output goes straight into a batch norm in training mode, whose batch mean
+    /// removes any per-channel constant: the bias's gradient is then exactly zero and is returned as zeros instead of the
+    /// rounding residue of a per-channel sum (see <see cref="Models.ImageBatchNorm.RemovesInputShift"/>).</param>
+    public static Tensor Run(Tensor x, Tensor weight, Tensor bias, long stride, bool biasCancels = false) =>
+        apply(new Settings(stride, x.requires_grad, weight.requires_grad, bias.requires_grad, biasCancels), x, weight, bias);
 
     public override Tensor forward(AutogradContext ctx, params object[] vars)
     {
@@ -157,7 +160,8 @@ internal sealed class TransposedConvFunction : SingleTensorFunction<TransposedCo
         Tensor? gradBias = null;
         if (settings.BiasGrad)
             using (no_grad())
-                gradBias = ChannelSumKernel.Sums(gradPixels.permute(0, 2, 3, 1), Math.Max(1, get_num_threads()));
+                gradBias = settings.BiasCancels ? zeros(gradPixels.shape[1], dtype: gradPixels.dtype)
+                    : ChannelSumKernel.Sums(gradPixels.permute(0, 2, 3, 1), Math.Max(1, get_num_threads()));
         var result = new List<Tensor> { null!, gradInput!, gradWeight!, gradBias! };
         foreach (var gradient in result)
             if (gradient is not null) scope.MoveToOuter(gradient);

@@ -175,15 +175,16 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
     // On ConvPath.Fast a float32 CPU map takes Ddvi's own loops where they handle the shape: the first convolution from
     // the image's few channels to 16 (FewChannelConvFunction), a strided convolution without padding for its forward pass
     // and its input and weight gradients (StridedConvFunction).
-    Tensor Convolve(int index, Conv2d conv, Tensor map)
+    // `biasCancels`: the batch norm after it removes a per-channel constant (ImageBatchNorm.RemovesInputShift).
+    Tensor Convolve(int index, Conv2d conv, Tensor map, bool biasCancels)
     {
         var (_, stride, padding) = Layers[index];
         if (map.dtype != ScalarType.BFloat16 && Path == ConvPath.Fast && FewChannelConvFunction.Supports(map, conv.weight, conv.bias, stride, padding))
-            return FewChannelConvFunction.Run(map, conv.weight!, conv.bias!, padding);
+            return FewChannelConvFunction.Run(map, conv.weight!, conv.bias!, padding, biasCancels);
         if (map.dtype != ScalarType.BFloat16)
             return Path == ConvPath.Fast && padding == 0 && StridedConvFunction.Enabled
                 && StridedConvFunction.Supports(map, conv.weight, conv.bias, stride)
-                ? StridedConvFunction.Run(map, conv.weight!, conv.bias!, stride)
+                ? StridedConvFunction.Run(map, conv.weight!, conv.bias!, stride, biasCancels)
                 : conv.call(map);
         var (weight, bias) = ConvDefaults.ParametersFor(map, conv.weight!, conv.bias);
         return functional.conv2d(map, weight, bias, strides: [stride, stride], padding: [padding, padding]);
@@ -199,12 +200,12 @@ public sealed class ConvTrunk : Module<Tensor, Tensor>, IPrecisionSettable
         var (_, _, padding) = Layers[0];
         // The few-channel loop reads the images' channel planes itself while padding them, saving the NHWC copy.
         var h = Path == ConvPath.Fast && FewChannelConvFunction.Supports(images, conv1.weight, conv1.bias, Layers[0].Stride, padding)
-            ? FewChannelConvFunction.Run(images, conv1.weight!, conv1.bias!, padding)
-            : Convolve(0, conv1, ConvDefaults.InLayout(images, Path));
+            ? FewChannelConvFunction.Run(images, conv1.weight!, conv1.bias!, padding, norm1.RemovesInputShift)
+            : Convolve(0, conv1, ConvDefaults.InLayout(images, Path), norm1.RemovesInputShift);
         h = norm1.ForwardRelu(h, Path == ConvPath.Fast);
-        h = norm2.ForwardRelu(Convolve(1, conv2, h), Path == ConvPath.Fast);
-        h = norm3.ForwardRelu(Convolve(2, conv3, h), Path == ConvPath.Fast);
-        h = Path == ConvPath.Fast && OutputHeight == 1 && OutputWidth == 1 ? OnePixelConvolution(h) : Convolve(3, conv4, h);
+        h = norm2.ForwardRelu(Convolve(1, conv2, h, norm2.RemovesInputShift), Path == ConvPath.Fast);
+        h = norm3.ForwardRelu(Convolve(2, conv3, h, norm3.RemovesInputShift), Path == ConvPath.Fast);
+        h = Path == ConvPath.Fast && OutputHeight == 1 && OutputWidth == 1 ? OnePixelConvolution(h) : Convolve(3, conv4, h, norm4.RemovesInputShift);
         h = norm4.ForwardRelu(h, Path == ConvPath.Fast).flatten(1);
         return (h.dtype == x.dtype ? h : h.to(x.dtype)).MoveToOuterDisposeScope();
     }
@@ -354,12 +355,13 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
 
     // Transposed convolution `index` (0-based) in the map's type.
     // On ConvPath.Fast a float32 CPU map takes Ddvi's own forward loop (TransposedConvFunction) where it handles the shape.
-    Tensor Deconvolve(int index, ConvTranspose2d deconv, Tensor map)
+    // `biasCancels`: a batch norm after it removes a per-channel constant (ImageBatchNorm.RemovesInputShift).
+    Tensor Deconvolve(int index, ConvTranspose2d deconv, Tensor map, bool biasCancels)
     {
         long stride = Layers[index].Stride;
         if (map.dtype != ScalarType.BFloat16)
             return Path == ConvPath.Fast && TransposedConvFunction.Enabled && TransposedConvFunction.Supports(map, deconv.weight, deconv.bias, stride)
-                ? TransposedConvFunction.Run(map, deconv.weight!, deconv.bias!, stride)
+                ? TransposedConvFunction.Run(map, deconv.weight!, deconv.bias!, stride, biasCancels)
                 : deconv.call(map);
         var (weight, bias) = ConvDefaults.ParametersFor(map, deconv.weight!, deconv.bias);
         // libtorch's bfloat16 transposed convolution with a bias is several times slower than without one and the bias
@@ -379,14 +381,14 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
         var start = functional.relu(functional.linear(latents, inputWeight, inputBias));
         var h = Path == ConvPath.Fast && StartHeight == 1 && StartWidth == 1
             ? ConvDefaults.InLayout(OnePixelTransposedConvolution(start), Path)
-            : Deconvolve(0, deconv1, ConvDefaults.InLayout(start.view(z.shape[0], Widths[0], StartHeight, StartWidth), Path));
+            : Deconvolve(0, deconv1, ConvDefaults.InLayout(start.view(z.shape[0], Widths[0], StartHeight, StartWidth), Path), norm1.RemovesInputShift);
         h = norm1.ForwardRelu(h, Path == ConvPath.Fast);
-        h = norm2.ForwardRelu(Deconvolve(1, deconv2, h), Path == ConvPath.Fast);
-        h = norm3.ForwardRelu(Deconvolve(2, deconv3, h), Path == ConvPath.Fast);
+        h = norm2.ForwardRelu(Deconvolve(1, deconv2, h, norm2.RemovesInputShift), Path == ConvPath.Fast);
+        h = norm3.ForwardRelu(Deconvolve(2, deconv3, h, norm3.RemovesInputShift), Path == ConvPath.Fast);
         // The image layer in float32 under bfloat16 too: libtorch's (oneDNN 3.7's) bfloat16 transposed convolution gave
         // wrong values (relative errors 0.2-0.5) for fewer than 16 output channels on NCHW maps and for one on NHWC maps on
         // an AMD EPYC processor with AVX-512 BF16 (docs/performance.md); the layer is 15% of the decoder's products.
-        h = Deconvolve(3, deconv4, h.dtype == ScalarType.BFloat16 ? h.to(ScalarType.Float32) : h);
+        h = Deconvolve(3, deconv4, h.dtype == ScalarType.BFloat16 ? h.to(ScalarType.Float32) : h, biasCancels: false);
         if (OutputHeight != Height || OutputWidth != Width)
             h = h.narrow(2, (OutputHeight - Height) / 2, Height).narrow(3, (OutputWidth - Width) / 2, Width);
         h = h.reshape(z.shape[0], (long)Channels * Height * Width);

@@ -43,6 +43,15 @@ public sealed class ImageBatchNorm : BatchNorm
     }
 
     /// <summary>
+    /// Whether adding a per-channel constant to the input leaves the output unchanged: in training mode, where the batch's
+    /// own mean is subtracted. A bias of the layer before then has no effect on the output, and its gradient is exactly
+    /// zero (Σ over the batch of ∂L/∂input is zero per channel), so the conv layers return zeros for it
+    /// (<c>biasCancels</c>) rather than a per-channel sum whose rounding residue Adam, which divides by the gradient's own
+    /// scale, can turn into a random walk of the bias. In evaluation mode the running mean is fixed and the bias acts.
+    /// </summary>
+    public bool RemovesInputShift => training;
+
+    /// <summary>
     /// relu(call(<paramref name="input"/>)). With <paramref name="fused"/>, in training mode, on float32 CPU maps in NHWC
     /// strides (<see cref="BatchNormReluFunction.Supports"/>), both in one pass (<see cref="BatchNormReluFunction"/>); the same
     /// values, gradients and running statistics to float rounding. Otherwise libtorch's two operations, the reference.

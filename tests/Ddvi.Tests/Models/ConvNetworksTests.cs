@@ -93,6 +93,58 @@ public class ConvNetworksTests
         foreach (var m in decoders) m.Dispose();
     }
 
+    /// <summary>
+    /// A bias right before a batch norm in training mode has no effect (the batch mean removes it), so its gradient is
+    /// zero: the fast path returns exact zeros, libtorch's per-channel sums give only a rounding residue, and in
+    /// evaluation mode, where the running mean is fixed, the biases' gradients are real and the paths agree.
+    /// </summary>
+    [Fact]
+    public void BiasesBeforeATrainingBatchNormGetZeroGradients()
+    {
+        string[] trunkBiases = ["conv1.bias", "conv2.bias", "conv3.bias"], decoderBiases = ["deconv2.bias", "deconv3.bias"];
+        foreach (bool training in new[] { true, false })
+        {
+            torch.manual_seed(6);
+            var paths = new[] { ConvPath.Plain, ConvPath.Fast };
+            var trunks = paths.Select(p => new ConvTrunk(3, 32, 32, p)).ToArray();
+            var decoders = paths.Select(p => new ConvDecoder(2, 3, 32, 32, p)).ToArray();
+            trunks[1].load_state_dict(trunks[0].state_dict());
+            decoders[1].load_state_dict(decoders[0].state_dict());
+            using var x = rand(8, 3072) * 2 - 1;
+            using var z = randn(8, 2);
+            var gradients = new List<Dictionary<string, Tensor>>();
+            for (int k = 0; k < 2; k++)
+            {
+                trunks[k].train(training);
+                decoders[k].train(training);
+                using var weights = arange(3072).sin();
+                (trunks[k].call(x).sin().sum() + decoders[k].call(z).mul(weights).sum()).backward();
+                gradients.Add(trunks[k].named_parameters().Select(p => ("trunk." + p.name, p.parameter.grad!.clone()))
+                    .Concat(decoders[k].named_parameters().Select(p => ("decoder." + p.name, p.parameter.grad!.clone())))
+                    .ToDictionary(p => p.Item1, p => p.Item2));
+            }
+            foreach (var name in trunkBiases.Select(n => "trunk." + n).Concat(decoderBiases.Select(n => "decoder." + n)))
+            {
+                string weight = name.Replace(".bias", ".weight");
+                double weightScale = gradients[0][weight].abs().max().item<float>();
+                Assert.True(weightScale > 0, $"{weight}: no gradient");
+                double plain = gradients[0][name].abs().max().item<float>(), fast = gradients[1][name].abs().max().item<float>();
+                if (training)
+                {
+                    Assert.Equal(0.0, fast);
+                    Assert.True(plain <= 1e-4 * weightScale, $"{name}: libtorch's gradient {plain} is not a rounding residue of the weight's scale {weightScale}");
+                }
+                else
+                {
+                    Assert.True(plain > 1e-3 * weightScale, $"{name}: in evaluation mode the bias acts, but its gradient is {plain}");
+                    Assert.True(gradients[1][name].allclose(gradients[0][name], rtol: 1e-3, atol: 1e-5 * weightScale), $"{name}: the paths differ in evaluation mode");
+                }
+            }
+            foreach (var m in trunks) m.Dispose();
+            foreach (var m in decoders) m.Dispose();
+        }
+    }
+
     [Fact]
     public void TheFastPathIsTheDefaultAndGivesNhwcStridesEvenForOnePixelMaps()
     {
