@@ -343,14 +343,16 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
 
     /// <summary>
     /// The first transposed convolution of a one-pixel map <c>[B, 64]</c>: each example writes the weight's k×k maps
-    /// scaled by its channels, one product with the weight as a <c>[64, 64·k·k]</c> matrix, <c>[B, 64, k, k]</c>.
+    /// scaled by its channels, one product with the weight as a <c>[64, k·k·64]</c> matrix in (ky, kx, output channel)
+    /// order, so that the product's rows are the maps pixel by pixel: <c>[B, 64, k, k]</c> in NHWC strides, without the
+    /// layout copy of the output (and of its gradient) that the weight's own order needed.
     /// </summary>
     Tensor OnePixelTransposedConvolution(Tensor start)
     {
         int kernel = Layers[0].Kernel;
         var (weight, bias) = ConvDefaults.ParametersFor(start, deconv1.weight!, deconv1.bias!); // [in, out, k, k]
-        return start.mm(weight.view(weight.shape[0], -1)).view(start.shape[0], weight.shape[1], kernel, kernel)
-            .add(bias!.view(1, -1, 1, 1), Scalars.One);
+        var pixelMajor = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1);                 // [in, k·k·out], a copy
+        return start.mm(pixelMajor).view(start.shape[0], kernel, kernel, weight.shape[1]).add(bias!, Scalars.One).permute(0, 3, 1, 2);
     }
 
     // Transposed convolution `index` (0-based) in the map's type.
@@ -380,7 +382,7 @@ public sealed class ConvDecoder : Module<Tensor, Tensor>, IPrecisionSettable
         var (inputWeight, inputBias) = ConvDefaults.ParametersFor(latents, input.weight!, input.bias);
         var start = functional.relu(functional.linear(latents, inputWeight, inputBias));
         var h = Path == ConvPath.Fast && StartHeight == 1 && StartWidth == 1
-            ? ConvDefaults.InLayout(OnePixelTransposedConvolution(start), Path)
+            ? OnePixelTransposedConvolution(start)
             : Deconvolve(0, deconv1, ConvDefaults.InLayout(start.view(z.shape[0], Widths[0], StartHeight, StartWidth), Path), norm1.RemovesInputShift);
         h = norm1.ForwardRelu(h, Path == ConvPath.Fast);
         h = norm2.ForwardRelu(Deconvolve(1, deconv2, h, norm2.RemovesInputShift), Path == ConvPath.Fast);
