@@ -16,7 +16,7 @@ namespace Ddvi.FastPaths;
 /// is summed over all steps at the end as one product or sum. Per-operation overhead, not arithmetic, dominated a DDVI
 /// wake step's chain (≈ 3 ms of arithmetic in ≈ 15 ms); this took the 40-step chain's forward and backward from a median
 /// of 15.2 to 12.8 ms (docs/performance.md). On the CPU, for float32 and float64, both passes run in
-/// <see cref="DenoiserChainKernel"/> (direct BLAS products with the element-wise steps fused in C#); elsewhere, as tensor
+/// <see cref="DenoiserChainKernel"/> (direct products, hand-written or MKL's, with the element-wise steps fused in C#); elsewhere, as tensor
 /// operations.
 /// </summary>
 /// <remarks>

@@ -1,14 +1,16 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Ddvi.Runtime;
 using static TorchSharp.torch;
 
 namespace Ddvi.FastPaths;
 
 /// <summary>
-/// The CPU kernel behind <see cref="DenoiserChainFunction"/>: each step's layers as direct BLAS products
-/// (<see cref="CpuBlas"/>) with the bias-and-time-embedding rows, ReLU, residual sum and DDIM update done in C# on the same
-/// memory, and every activation written straight into one <c>[T, B, hidden]</c> buffer per layer. A step of the
+/// The CPU kernel behind <see cref="DenoiserChainFunction"/>: each step's layers as direct products, in float32 on
+/// AVX-512 hand-written register blocks with the bias-and-time-embedding row and ReLU fused (<see cref="ChainProducts"/>,
+/// <see cref="HandProducts"/>), otherwise MKL's (<see cref="CpuBlas"/>), with the table rows, ReLU, residual sum and DDIM
+/// update done in C# on the same memory, and every activation written straight into one <c>[T, B, hidden]</c> buffer per layer. A step of the
 /// 4-layer, 128-unit denoiser is then 5 products and a few vectorised passes, where as tensor operations it is ≈ 12
 /// operations at 3–20 µs each (more than the 128 × 128 product itself).
 /// </summary>
@@ -18,6 +20,21 @@ namespace Ddvi.FastPaths;
 /// </remarks>
 internal static unsafe class DenoiserChainKernel
 {
+    /// <summary>
+    /// Whether float32 chains whose hidden width is a multiple of 32 (the paper's 128) and whose state is at most
+    /// <see cref="MaxNarrowWidth"/> wide compute their products here (<see cref="ChainProducts"/>, AVX-512) instead of
+    /// through MKL: each hidden layer as 8 × 32 register blocks with the table row and ReLU applied as the block is stored,
+    /// the narrow first and output layers (d inputs, d outputs) as vector loops. True by default; false sends every product to
+    /// MKL as before (the kernel's other path, also taken for float64 and other widths).
+    /// </summary>
+    internal static bool HandProducts { get; set; } = true;
+
+    /// <summary>The widest state (latent dimension) the hand-written narrow layers take; wider ones go to MKL.</summary>
+    internal const int MaxNarrowWidth = 8;
+
+    internal static bool UsesHandProducts<T>(int hidden, int width) =>
+        HandProducts && typeof(T) == typeof(float) && Vector512.IsHardwareAccelerated && hidden % ChainProducts.Columns == 0 && width <= MaxNarrowWidth;
+
     /// <summary>What the forward pass keeps for the backward pass, all indexed by state (see remarks).</summary>
     /// <param name="States">y_T, …, y_0 as <c>[T + 1, B, d]</c>.</param>
     /// <param name="Activations">Each hidden layer's ReLU output, <c>[T, B, hidden]</c>.</param>
@@ -78,6 +95,8 @@ internal static unsafe class DenoiserChainKernel
         var residualSums = shape.ResidualTo >= 0 ? empty([steps, batch, hidden], options.dtype, options.device) : null;
         using var noise = empty([batch, width], options.dtype, options.device);                 // ε̂ of the current step
         TensorMemory.Elements<T>(yT).CopyTo(new Span<T>(TensorMemory.Pointer<T>(states), batch * width));
+        // The hand-written products read each weight as [in, out] rows: W_0ᵀ [d, hidden], W_kᵀ [hidden, hidden].
+        var transposed = UsesHandProducts<T>(hidden, width) ? weights.Select(w => w.t().contiguous()).ToArray() : null;
 
         var memory = new ForwardMemory(
             (nint)TensorMemory.Pointer<T>(states), (nint)TensorMemory.Pointer<T>(noise),
@@ -86,19 +105,70 @@ internal static unsafe class DenoiserChainKernel
             tables.Select(t => (nint)TensorMemory.Pointer<T>(t)).ToArray(),
             activations.Select(a => (nint)TensorMemory.Pointer<T>(a)).ToArray(),
             residualSums is null ? 0 : (nint)TensorMemory.Pointer<T>(residualSums),
-            tables[0].dim() == 3, batch, width, hidden);
+            tables[0].dim() == 3, batch, width, hidden, transposed?.Select(w => (nint)TensorMemory.Pointer<T>(w)).ToArray());
         var (chunks, rows) = SplitRows(batch);
         OpenMpTeam.For(chunks, chunks, chunk =>
         {
-            int first = (int)chunk * rows;
-            ForwardRows<T>(shape, memory, first, Math.Min(batch, first + rows) - first);
+            int first = (int)chunk * rows, count = Math.Min(batch, first + rows) - first;
+            if (memory.Transposed is null) ForwardRows<T>(shape, memory, first, count);
+            else ForwardRowsByHand(shape, memory, first, count);
         });
+        if (transposed is not null) foreach (var w in transposed) w.Dispose();
         return new ForwardResult(states, activations, residualSums);
     }
 
     /// <summary>Raw memory of one forward pass (pointers as <see cref="nint"/> so that closures may hold them).</summary>
     private sealed record ForwardMemory(nint States, nint Noise, nint OutputWeight, nint OutputBias, nint[] Weights, int[] WeightStrides,
-        nint[] Tables, nint[] Activations, nint ResidualSums, bool PerRowFirstTable, int Batch, int Width, int Hidden);
+        nint[] Tables, nint[] Activations, nint ResidualSums, bool PerRowFirstTable, int Batch, int Width, int Hidden, nint[]? Transposed);
+
+    /// <summary>
+    /// <see cref="ForwardRows{T}"/> in float32 with the products of <see cref="ChainProducts"/>: the table row (or the
+    /// first layer's per-row table) starts each accumulator and ReLU is applied as it is stored, so a layer is one pass.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardRowsByHand(DenoiserChainFunction.ChainShape shape, ForwardMemory memory, int first, int rows)
+    {
+        int steps = shape.Steps, layers = shape.Layers;
+        int batch = memory.Batch, width = memory.Width, hidden = memory.Hidden;
+        int block = batch * hidden, rowBlock = rows * hidden;
+        long hiddenOffset = (long)first * hidden;
+        float* outputWeight = (float*)memory.OutputWeight, outputBias = (float*)memory.OutputBias;
+        float* noise = (float*)memory.Noise + (long)first * width;
+        for (int i = 0; i < steps; i++)
+        {
+            int row = steps - 1 - i;                                                              // step t = T − i reads table row t − 1
+            float* y = (float*)memory.States + (long)i * batch * width + (long)first * width;
+            float* input = y;
+            float* residualStart = null;
+            for (int k = 0; k < layers; k++)
+            {
+                float* activation = (float*)memory.Activations[k] + (long)i * block + hiddenOffset;
+                if (k == 0)
+                {
+                    bool perRow = memory.PerRowFirstTable;
+                    float* table = perRow ? (float*)memory.Tables[0] + (long)row * block + hiddenOffset : (float*)memory.Tables[0] + (long)row * hidden;
+                    ChainProducts.Narrow(y, width, rows, (float*)memory.Transposed![0], hidden, table, perRow ? hidden : 0, activation);
+                }
+                else
+                    ChainProducts.Rows(input, hidden, rows, (float*)memory.Transposed![k], hidden, hidden, hidden,
+                        (float*)memory.Tables[k] + (long)row * hidden, true, activation, hidden);
+                input = activation;
+                if (k == shape.ResidualFrom) residualStart = activation;
+                if (k == shape.ResidualTo)
+                {
+                    float* sum = (float*)memory.ResidualSums + (long)i * block + hiddenOffset;
+                    ElementwiseKernels.Add(new ReadOnlySpan<float>(activation, rowBlock), new ReadOnlySpan<float>(residualStart, rowBlock), new Span<float>(sum, rowBlock));
+                    input = sum;
+                }
+            }
+            ChainProducts.Dots(input, rows, hidden, outputWeight, width, outputBias, noise);
+            var (keepY, keepEps) = shape.Coefficients[row];
+            float keepState = (float)keepY, keepNoise = (float)keepEps;
+            float* next = y + batch * width;
+            for (int j = 0; j < rows * width; j++)
+                next[j] = noise[j] * keepNoise + y[j] * keepState;
+        }
+    }
 
     /// <summary>All T steps for batch rows [<paramref name="first"/>, <paramref name="first"/> + <paramref name="rows"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -168,6 +238,8 @@ internal static unsafe class DenoiserChainKernel
         using var hiddenGrad = empty([batch, hidden], dtype, device);
         using var residualGrad = empty([batch, hidden], dtype, device);
         using var inputGrad = empty([batch, width], dtype, device);
+        // The hand-written first layer reads W_0ᵀ [d, hidden]; the hidden layers read W_k as it is.
+        using var firstTransposed = UsesHandProducts<T>(hidden, width) ? weights[0].t().contiguous() : null;
 
         var memory = new BackwardMemory(
             (nint)TensorMemory.Pointer<T>(grad), (nint)TensorMemory.Pointer<T>(gradIn), (nint)TensorMemory.Pointer<T>(outputGrads),
@@ -176,19 +248,62 @@ internal static unsafe class DenoiserChainKernel
             weights.Select(w => (nint)TensorMemory.Pointer<T>(w)).ToArray(), weights.Select(w => (int)w.stride(0)).ToArray(),
             forward.Activations.Select(a => (nint)TensorMemory.Pointer<T>(a)).ToArray(),
             preGrads.Select(g => (nint)TensorMemory.Pointer<T>(g)).ToArray(),
-            batch, width, hidden);
+            batch, width, hidden, firstTransposed is null ? 0 : (nint)TensorMemory.Pointer<T>(firstTransposed));
         var (chunks, rows) = SplitRows(batch);
         OpenMpTeam.For(chunks, chunks, chunk =>
         {
-            int first = (int)chunk * rows;
-            BackwardRows<T>(shape, memory, first, Math.Min(batch, first + rows) - first);
+            int first = (int)chunk * rows, count = Math.Min(batch, first + rows) - first;
+            if (memory.FirstTransposed == 0) BackwardRows<T>(shape, memory, first, count);
+            else BackwardRowsByHand(shape, memory, first, count);
         });
         return (grad, preGrads, outputGrads);
     }
 
     /// <summary>Raw memory of one backward pass; [B, ·] scratch rows are shared, each thread using only its own rows.</summary>
     private sealed record BackwardMemory(nint Grad, nint GradStates, nint OutputGrads, nint OutputWeight, nint HiddenGrad, nint ResidualGrad,
-        nint InputGrad, nint[] Weights, int[] WeightStrides, nint[] Activations, nint[] PreGrads, int Batch, int Width, int Hidden);
+        nint InputGrad, nint[] Weights, int[] WeightStrides, nint[] Activations, nint[] PreGrads, int Batch, int Width, int Hidden, nint FirstTransposed);
+
+    /// <summary><see cref="BackwardRows{T}"/> in float32 with the products of <see cref="ChainProducts"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BackwardRowsByHand(DenoiserChainFunction.ChainShape shape, BackwardMemory memory, int first, int rows)
+    {
+        int steps = shape.Steps, layers = shape.Layers;
+        int batch = memory.Batch, width = memory.Width, hidden = memory.Hidden;
+        int block = batch * hidden, rowBlock = rows * hidden, small = batch * width, rowSmall = rows * width;
+        long hiddenOffset = (long)first * hidden, widthOffset = (long)first * width;
+        float* grad = (float*)memory.Grad + widthOffset;
+        float* outputWeight = (float*)memory.OutputWeight;
+        float* hiddenGradPointer = (float*)memory.HiddenGrad + hiddenOffset;
+        float* inputGrad = (float*)memory.InputGrad + widthOffset;
+        var hiddenGrads = new Span<float>(hiddenGradPointer, rowBlock);
+        var residualGrads = new Span<float>((float*)memory.ResidualGrad + hiddenOffset, rowBlock);
+
+        for (int i = steps - 1; i >= 0; i--)
+        {
+            int row = steps - 1 - i;
+            var (keepY, keepEps) = shape.Coefficients[row];
+            float keepState = (float)keepY, keepNoise = (float)keepEps;
+            float* outputGrad = (float*)memory.OutputGrads + (long)i * small + widthOffset;
+            for (int j = 0; j < rowSmall; j++) outputGrad[j] = grad[j] * keepNoise;
+            ChainProducts.Narrow(outputGrad, width, rows, outputWeight, hidden, null, 0, hiddenGradPointer, relu: false);
+            bool residualPending = false;
+            for (int k = layers - 1; k >= 0; k--)
+            {
+                if (k == shape.ResidualTo) { hiddenGrads.CopyTo(residualGrads); residualPending = true; }
+                if (k == shape.ResidualFrom && residualPending) ElementwiseKernels.Add<float>(hiddenGrads, residualGrads, hiddenGrads);
+                float* preGrad = (float*)memory.PreGrads[k] + (long)i * block + hiddenOffset;
+                ElementwiseKernels.KeepWherePositive<float>(hiddenGrads, new ReadOnlySpan<float>((float*)memory.Activations[k] + (long)i * block + hiddenOffset, rowBlock),
+                    new Span<float>(preGrad, rowBlock));
+                if (k > 0)
+                    ChainProducts.Rows(preGrad, hidden, rows, (float*)memory.Weights[k], memory.WeightStrides[k], hidden, hidden, null, false, hiddenGradPointer, hidden);
+                else
+                    ChainProducts.Dots(preGrad, rows, hidden, (float*)memory.FirstTransposed, width, null, inputGrad);
+            }
+            float* direct = (float*)memory.GradStates + (long)i * small + widthOffset;
+            for (int j = 0; j < rowSmall; j++)
+                grad[j] = inputGrad[j] + grad[j] * keepState + direct[j];
+        }
+    }
 
     /// <summary>The backward recursion for batch rows [<paramref name="first"/>, <paramref name="first"/> + <paramref name="rows"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

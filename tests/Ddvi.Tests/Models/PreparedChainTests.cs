@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Ddvi.Data;
 using Ddvi.Diffusion;
 using Ddvi.Experiments;
@@ -178,25 +179,35 @@ public class PreparedChainTests
 
     /// <summary>
     /// The CPU kernel against the tensor operations in float32, the type training uses, at sizes that leave vector tails
-    /// (37 rows, 40 hidden units, split 19 + 18 between two threads): states and every gradient agree to float32 rounding.
+    /// (37 rows, split 19 + 18 between two threads, so each thread has two eight-row blocks and a tail of 3 or 2 rows):
+    /// states and every gradient agree to float32 rounding. 40 hidden units take the kernel's MKL products; 64 take its
+    /// hand-written ones (<see cref="ChainProducts"/>) where AVX-512 is present, and MKL with them switched off; a state of
+    /// width 3 checks the narrow layers' loops over the state.
     /// </summary>
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ChainKernelMatchesTensorOperationsInFloat32(bool conditioned)
+    [InlineData(true, 40, 2, true)]
+    [InlineData(false, 40, 2, true)]
+    [InlineData(true, 64, 2, true)]
+    [InlineData(false, 64, 2, true)]
+    [InlineData(true, 64, 3, true)]
+    [InlineData(false, 64, 3, true)]
+    [InlineData(true, 64, 2, false)]
+    public void ChainKernelMatchesTensorOperationsInFloat32(bool conditioned, int hidden, int width, bool handProducts)
     {
         manual_seed(13);
-        using var posterior = new ConditionalDenoiser(steps: 13, hidden: 40);
-        using var prior = new TimeConditionedMlp(steps: 13, hidden: 40);
+        using var posterior = new ConditionalDenoiser(steps: 13, dataDim: width, hidden: hidden);
+        using var prior = new TimeConditionedMlp(steps: 13, dataDim: width, hidden: hidden);
         using var schedule = new NoiseSchedule(NoiseScheduleKind.Linear, 13);
         nn.Module denoiser = conditioned ? posterior : prior;
         var generator = new Generator(17);
-        using var yTValue = randn([37, 2], generator: generator);
+        using var yTValue = randn([37, width], generator: generator);
         using var contextValue = randn([37, 2], generator: generator);
-        using var stateWeights = randn([14, 37, 2], generator: generator);
+        using var stateWeights = randn([14, 37, width], generator: generator);
 
         var results = new List<(float[] States, float[] YTGrad, float[] ContextGrad, Dictionary<string, double[]> Gradients)>();
-        bool previous = DenoiserChainFunction.UseKernel;
+        bool previous = DenoiserChainFunction.UseKernel, previousHand = DenoiserChainKernel.HandProducts;
+        DenoiserChainKernel.HandProducts = handProducts;
+        Assert.Equal(handProducts && hidden % ChainProducts.Columns == 0 && Vector512.IsHardwareAccelerated, DenoiserChainKernel.UsesHandProducts<float>(hidden, width));
         try
         {
             WithTwoThreads(() =>
@@ -218,6 +229,7 @@ public class PreparedChainTests
         finally
         {
             DenoiserChainFunction.UseKernel = previous;
+            DenoiserChainKernel.HandProducts = previousHand;
         }
 
         var (kernel, tensors) = (results[0], results[1]);
