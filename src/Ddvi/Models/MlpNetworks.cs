@@ -1,4 +1,3 @@
-using Ddvi.FastPaths;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -87,7 +86,6 @@ public sealed class Mlp : Module<Tensor, Tensor>, IPrecisionSettable
     /// <summary>x <c>[B, input]</c> → the heads side by side <c>[B, Σ head widths]</c>.</summary>
     public override Tensor forward(Tensor x)
     {
-        if (UsesOneOperation(x)) return RunAsOneOperation(x);
         if (heads.Count == 1)
         {
             using var scope = NewDisposeScope();
@@ -111,8 +109,6 @@ public sealed class Mlp : Module<Tensor, Tensor>, IPrecisionSettable
     public Tensor[] Heads(Tensor x)
     {
         using var scope = NewDisposeScope();
-        if (UsesOneOperation(x))
-            return RunAsOneOperation(x).split(headWidths, 1).Select(head => head.contiguous().MoveToOuterDisposeScope()).ToArray();
         var h = Trunk(x);
         return heads.Select(head => Head(head, h, x.dtype).MoveToOuterDisposeScope()).ToArray();
     }
@@ -132,27 +128,10 @@ public sealed class Mlp : Module<Tensor, Tensor>, IPrecisionSettable
         return output.split(widths.ToArray(), 1).Select(head => head.contiguous().MoveToOuterDisposeScope()).ToArray();
     }
 
-    // On float32 CPU inputs outside bfloat16 the whole network is one autograd operation (FastPaths.MlpFunction): the same
-    // values to float32 rounding and the same dropout draws, with a fraction of the operations.
-    private bool UsesOneOperation(Tensor x) => !LowPrecision(x.dtype) && MlpFunction.Supports(x, parameters());
-
-    private Tensor RunAsOneOperation(Tensor x)
-    {
-        CheckInput(x);
-        double keep = training && dropout.Probability > 0 ? 1 - dropout.Probability : 1;
-        return MlpFunction.Run(new MlpFunction.Settings(hidden.Count, headWidths, LeakySlope, keep), x,
-            hidden.Select(layer => ((Tensor)layer.weight!, (Tensor)layer.bias!)).ToArray(), heads.Select(head => ((Tensor)head.weight!, (Tensor)head.bias!)).ToArray());
-    }
-
-    private void CheckInput(Tensor x)
+    private Tensor Trunk(Tensor x)
     {
         if (x.dim() != 2 || x.shape[1] != InputDim)
             throw new ArgumentException($"Mlp: input must be [B, {InputDim}], got [{string.Join(", ", x.shape)}].", nameof(x));
-    }
-
-    private Tensor Trunk(Tensor x)
-    {
-        CheckInput(x);
         var h = LowPrecision(x.dtype) ? x.to(ScalarType.BFloat16) : x;
         foreach (var layer in hidden)
             h = dropout.call(Apply(layer, h).leaky_relu(leakySlopeScalar));
