@@ -110,77 +110,111 @@ internal static unsafe class DenoiserChainKernel
         OpenMpTeam.For(chunks, chunks, chunk =>
         {
             int first = (int)chunk * rows, count = Math.Min(batch, first + rows) - first;
-            if (memory.Transposed is null) ForwardRows<T>(shape, memory, first, count);
-            else ForwardRowsByHand(shape, memory, first, count);
+            if (memory.Transposed is null) ForwardRows<T, LibraryProducts<T>>(shape, memory, first, count);
+            else ForwardRows<float, OwnProducts>(shape, memory, first, count);
         });
         if (transposed is not null) foreach (var w in transposed) w.Dispose();
         return new ForwardResult(states, activations, residualSums);
     }
 
     /// <summary>Raw memory of one forward pass (pointers as <see cref="nint"/> so that closures may hold them).</summary>
+    /// <param name="Transposed">W_0ᵀ <c>[d, hidden]</c> and W_kᵀ <c>[hidden, hidden]</c> for the hand-written products, else null.</param>
     private sealed record ForwardMemory(nint States, nint Noise, nint OutputWeight, nint OutputBias, nint[] Weights, int[] WeightStrides,
         nint[] Tables, nint[] Activations, nint ResidualSums, bool PerRowFirstTable, int Batch, int Width, int Hidden, nint[]? Transposed);
 
     /// <summary>
-    /// <see cref="ForwardRows{T}"/> in float32 with the products of <see cref="ChainProducts"/>: the table row (or the
-    /// first layer's per-row table) starts each accumulator and ReLU is applied as it is stored, so a layer is one pass.
+    /// The products of one step on one thread's rows, the part that differs between MKL (<see cref="LibraryProducts{T}"/>)
+    /// and Ddvi's own blocks (<see cref="OwnProducts"/>); the row loops around them are shared. Struct type arguments, so
+    /// the JIT compiles each loop with its products inlined.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardRowsByHand(DenoiserChainFunction.ChainShape shape, ForwardMemory memory, int first, int rows)
+    private interface IStepProducts<T> where T : unmanaged
     {
-        int steps = shape.Steps, layers = shape.Layers;
-        int batch = memory.Batch, width = memory.Width, hidden = memory.Hidden;
-        int block = batch * hidden, rowBlock = rows * hidden;
-        long hiddenOffset = (long)first * hidden;
-        float* outputWeight = (float*)memory.OutputWeight, outputBias = (float*)memory.OutputBias;
-        float* noise = (float*)memory.Noise + (long)first * width;
-        for (int i = 0; i < steps; i++)
+        /// <summary>activation ← ReLU(table + input · W_kᵀ) for <paramref name="rows"/> rows; the table <c>[rows, hidden]</c>
+        /// when <paramref name="perRow"/>, else one row for all.</summary>
+        static abstract void Layer(ForwardMemory memory, int k, T* input, int inputWidth, int rows, T* table, bool perRow, T* activation);
+
+        /// <summary>noise ← bias + input · W_outᵀ, <c>[rows, d]</c>.</summary>
+        static abstract void Output(ForwardMemory memory, T* input, int rows, T* noise);
+
+        /// <summary>hiddenGrad ← outputGrad · W_out, <c>[rows, hidden]</c>.</summary>
+        static abstract void OutputGradient(BackwardMemory memory, T* outputGrad, int rows, T* hiddenGrad);
+
+        /// <summary>gradient ← preGrad · W_k: <c>[rows, hidden]</c> for k ≥ 1, <c>[rows, d]</c> for k = 0.</summary>
+        static abstract void LayerGradient(BackwardMemory memory, int k, T* preGrad, int rows, T* gradient);
+    }
+
+    /// <summary>MKL's products (<see cref="CpuBlas"/>), with the table rows copied in first and ReLU applied after.</summary>
+    private readonly struct LibraryProducts<T> : IStepProducts<T> where T : unmanaged, INumber<T>
+    {
+        public static void Layer(ForwardMemory memory, int k, T* input, int inputWidth, int rows, T* table, bool perRow, T* activation)
         {
-            int row = steps - 1 - i;                                                              // step t = T − i reads table row t − 1
-            float* y = (float*)memory.States + (long)i * batch * width + (long)first * width;
-            float* input = y;
-            float* residualStart = null;
-            for (int k = 0; k < layers; k++)
+            int hidden = memory.Hidden;
+            var target = new Span<T>(activation, rows * hidden);
+            if (perRow) new ReadOnlySpan<T>(table, rows * hidden).CopyTo(target);
+            else
             {
-                float* activation = (float*)memory.Activations[k] + (long)i * block + hiddenOffset;
-                if (k == 0)
-                {
-                    bool perRow = memory.PerRowFirstTable;
-                    float* table = perRow ? (float*)memory.Tables[0] + (long)row * block + hiddenOffset : (float*)memory.Tables[0] + (long)row * hidden;
-                    ChainProducts.Narrow(y, width, rows, (float*)memory.Transposed![0], hidden, table, perRow ? hidden : 0, activation);
-                }
-                else
-                    ChainProducts.Rows(input, hidden, rows, (float*)memory.Transposed![k], hidden, hidden, hidden,
-                        (float*)memory.Tables[k] + (long)row * hidden, true, activation, hidden);
-                input = activation;
-                if (k == shape.ResidualFrom) residualStart = activation;
-                if (k == shape.ResidualTo)
-                {
-                    float* sum = (float*)memory.ResidualSums + (long)i * block + hiddenOffset;
-                    ElementwiseKernels.Add(new ReadOnlySpan<float>(activation, rowBlock), new ReadOnlySpan<float>(residualStart, rowBlock), new Span<float>(sum, rowBlock));
-                    input = sum;
-                }
+                var tableRow = new ReadOnlySpan<T>(table, hidden);
+                for (int b = 0; b < rows; b++) tableRow.CopyTo(target.Slice(b * hidden, hidden));
             }
-            ChainProducts.Dots(input, rows, hidden, outputWeight, width, outputBias, noise);
-            var (keepY, keepEps) = shape.Coefficients[row];
-            float keepState = (float)keepY, keepNoise = (float)keepEps;
-            float* next = y + batch * width;
-            for (int j = 0; j < rows * width; j++)
-                next[j] = noise[j] * keepNoise + y[j] * keepState;
+            CpuBlas.Gemm(false, true, rows, hidden, inputWidth, T.One, input, inputWidth, (T*)memory.Weights[k], memory.WeightStrides[k], T.One, activation, hidden);
+            ElementwiseKernels.ReluInPlace(target);
+        }
+
+        public static void Output(ForwardMemory memory, T* input, int rows, T* noise)
+        {
+            int width = memory.Width, hidden = memory.Hidden;
+            var bias = new ReadOnlySpan<T>((T*)memory.OutputBias, width);
+            var noiseRows = new Span<T>(noise, rows * width);
+            for (int b = 0; b < rows; b++) bias.CopyTo(noiseRows.Slice(b * width, width));
+            CpuBlas.Gemm(false, true, rows, width, hidden, T.One, input, hidden, (T*)memory.OutputWeight, hidden, T.One, noise, width);
+        }
+
+        public static void OutputGradient(BackwardMemory memory, T* outputGrad, int rows, T* hiddenGrad) =>
+            CpuBlas.Gemm(false, false, rows, memory.Hidden, memory.Width, T.One, outputGrad, memory.Width, (T*)memory.OutputWeight, memory.Hidden, T.Zero, hiddenGrad, memory.Hidden);
+
+        public static void LayerGradient(BackwardMemory memory, int k, T* preGrad, int rows, T* gradient)
+        {
+            int columns = k > 0 ? memory.Hidden : memory.Width;
+            CpuBlas.Gemm(false, false, rows, columns, memory.Hidden, T.One, preGrad, memory.Hidden, (T*)memory.Weights[k], memory.WeightStrides[k], T.Zero, gradient, columns);
+        }
+    }
+
+    /// <summary>
+    /// Ddvi's own float32 products (<see cref="ChainProducts"/>): the table row (or the first layer's per-row table)
+    /// starts each accumulator and ReLU is applied as it is stored, so a layer is one pass.
+    /// </summary>
+    private readonly struct OwnProducts : IStepProducts<float>
+    {
+        public static void Layer(ForwardMemory memory, int k, float* input, int inputWidth, int rows, float* table, bool perRow, float* activation)
+        {
+            int hidden = memory.Hidden;
+            if (k == 0) ChainProducts.Narrow(input, inputWidth, rows, (float*)memory.Transposed![0], hidden, table, perRow ? hidden : 0, activation);
+            else ChainProducts.Rows(input, inputWidth, rows, (float*)memory.Transposed![k], hidden, hidden, inputWidth, table, true, activation, hidden);
+        }
+
+        public static void Output(ForwardMemory memory, float* input, int rows, float* noise) =>
+            ChainProducts.Dots(input, rows, memory.Hidden, (float*)memory.OutputWeight, memory.Width, (float*)memory.OutputBias, noise);
+
+        public static void OutputGradient(BackwardMemory memory, float* outputGrad, int rows, float* hiddenGrad) =>
+            ChainProducts.Narrow(outputGrad, memory.Width, rows, (float*)memory.OutputWeight, memory.Hidden, null, 0, hiddenGrad, relu: false);
+
+        public static void LayerGradient(BackwardMemory memory, int k, float* preGrad, int rows, float* gradient)
+        {
+            int hidden = memory.Hidden;
+            if (k > 0) ChainProducts.Rows(preGrad, hidden, rows, (float*)memory.Weights[k], memory.WeightStrides[k], hidden, hidden, null, false, gradient, hidden);
+            else ChainProducts.Dots(preGrad, rows, hidden, (float*)memory.FirstTransposed, memory.Width, null, gradient);
         }
     }
 
     /// <summary>All T steps for batch rows [<paramref name="first"/>, <paramref name="first"/> + <paramref name="rows"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardRows<T>(DenoiserChainFunction.ChainShape shape, ForwardMemory memory, int first, int rows)
-        where T : unmanaged, INumber<T>
+    private static void ForwardRows<T, TProducts>(DenoiserChainFunction.ChainShape shape, ForwardMemory memory, int first, int rows)
+        where T : unmanaged, INumber<T> where TProducts : struct, IStepProducts<T>
     {
         int steps = shape.Steps, layers = shape.Layers;
         int batch = memory.Batch, width = memory.Width, hidden = memory.Hidden;
         int block = batch * hidden, rowBlock = rows * hidden;
         long hiddenOffset = (long)first * hidden;
-        T* outputWeight = (T*)memory.OutputWeight;
-        var bias = new ReadOnlySpan<T>((T*)memory.OutputBias, width);
         T* noise = (T*)memory.Noise + (long)first * width;
         for (int i = 0; i < steps; i++)
         {
@@ -192,29 +226,20 @@ internal static unsafe class DenoiserChainKernel
             for (int k = 0; k < layers; k++)
             {
                 T* activation = (T*)memory.Activations[k] + (long)i * block + hiddenOffset;
-                var target = new Span<T>(activation, rowBlock);
-                if (k == 0 && memory.PerRowFirstTable)
-                    new ReadOnlySpan<T>((T*)memory.Tables[0] + (long)row * block + hiddenOffset, rowBlock).CopyTo(target);
-                else
-                {
-                    var tableRow = new ReadOnlySpan<T>((T*)memory.Tables[k] + (long)row * hidden, hidden);
-                    for (int b = 0; b < rows; b++) tableRow.CopyTo(target.Slice(b * hidden, hidden));
-                }
-                CpuBlas.Gemm(false, true, rows, hidden, inputWidth, T.One, input, inputWidth, (T*)memory.Weights[k], memory.WeightStrides[k], T.One, activation, hidden);
-                ElementwiseKernels.ReluInPlace(target);
+                bool perRow = k == 0 && memory.PerRowFirstTable;
+                T* table = perRow ? (T*)memory.Tables[0] + (long)row * block + hiddenOffset : (T*)memory.Tables[k] + (long)row * hidden;
+                TProducts.Layer(memory, k, input, inputWidth, rows, table, perRow, activation);
                 input = activation;
                 inputWidth = hidden;
                 if (k == shape.ResidualFrom) residualStart = activation;
                 if (k == shape.ResidualTo)
                 {
                     T* sum = (T*)memory.ResidualSums + (long)i * block + hiddenOffset;
-                    ElementwiseKernels.Add(target, new ReadOnlySpan<T>(residualStart, rowBlock), new Span<T>(sum, rowBlock));
+                    ElementwiseKernels.Add(new ReadOnlySpan<T>(activation, rowBlock), new ReadOnlySpan<T>(residualStart, rowBlock), new Span<T>(sum, rowBlock));
                     input = sum;
                 }
             }
-            var noiseRows = new Span<T>(noise, rows * width);
-            for (int b = 0; b < rows; b++) bias.CopyTo(noiseRows.Slice(b * width, width));
-            CpuBlas.Gemm(false, true, rows, width, hidden, T.One, input, hidden, outputWeight, hidden, T.One, noise, width);
+            TProducts.Output(memory, input, rows, noise);
             var (keepY, keepEps) = shape.Coefficients[row];
             T keepState = T.CreateChecked(keepY), keepNoise = T.CreateChecked(keepEps);
             T* next = y + batch * width;
@@ -253,69 +278,27 @@ internal static unsafe class DenoiserChainKernel
         OpenMpTeam.For(chunks, chunks, chunk =>
         {
             int first = (int)chunk * rows, count = Math.Min(batch, first + rows) - first;
-            if (memory.FirstTransposed == 0) BackwardRows<T>(shape, memory, first, count);
-            else BackwardRowsByHand(shape, memory, first, count);
+            if (memory.FirstTransposed == 0) BackwardRows<T, LibraryProducts<T>>(shape, memory, first, count);
+            else BackwardRows<float, OwnProducts>(shape, memory, first, count);
         });
         return (grad, preGrads, outputGrads);
     }
 
     /// <summary>Raw memory of one backward pass; [B, ·] scratch rows are shared, each thread using only its own rows.</summary>
+    /// <param name="FirstTransposed">W_0ᵀ <c>[d, hidden]</c> for the hand-written products, else 0.</param>
     private sealed record BackwardMemory(nint Grad, nint GradStates, nint OutputGrads, nint OutputWeight, nint HiddenGrad, nint ResidualGrad,
         nint InputGrad, nint[] Weights, int[] WeightStrides, nint[] Activations, nint[] PreGrads, int Batch, int Width, int Hidden, nint FirstTransposed);
 
-    /// <summary><see cref="BackwardRows{T}"/> in float32 with the products of <see cref="ChainProducts"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BackwardRowsByHand(DenoiserChainFunction.ChainShape shape, BackwardMemory memory, int first, int rows)
-    {
-        int steps = shape.Steps, layers = shape.Layers;
-        int batch = memory.Batch, width = memory.Width, hidden = memory.Hidden;
-        int block = batch * hidden, rowBlock = rows * hidden, small = batch * width, rowSmall = rows * width;
-        long hiddenOffset = (long)first * hidden, widthOffset = (long)first * width;
-        float* grad = (float*)memory.Grad + widthOffset;
-        float* outputWeight = (float*)memory.OutputWeight;
-        float* hiddenGradPointer = (float*)memory.HiddenGrad + hiddenOffset;
-        float* inputGrad = (float*)memory.InputGrad + widthOffset;
-        var hiddenGrads = new Span<float>(hiddenGradPointer, rowBlock);
-        var residualGrads = new Span<float>((float*)memory.ResidualGrad + hiddenOffset, rowBlock);
-
-        for (int i = steps - 1; i >= 0; i--)
-        {
-            int row = steps - 1 - i;
-            var (keepY, keepEps) = shape.Coefficients[row];
-            float keepState = (float)keepY, keepNoise = (float)keepEps;
-            float* outputGrad = (float*)memory.OutputGrads + (long)i * small + widthOffset;
-            for (int j = 0; j < rowSmall; j++) outputGrad[j] = grad[j] * keepNoise;
-            ChainProducts.Narrow(outputGrad, width, rows, outputWeight, hidden, null, 0, hiddenGradPointer, relu: false);
-            bool residualPending = false;
-            for (int k = layers - 1; k >= 0; k--)
-            {
-                if (k == shape.ResidualTo) { hiddenGrads.CopyTo(residualGrads); residualPending = true; }
-                if (k == shape.ResidualFrom && residualPending) ElementwiseKernels.Add<float>(hiddenGrads, residualGrads, hiddenGrads);
-                float* preGrad = (float*)memory.PreGrads[k] + (long)i * block + hiddenOffset;
-                ElementwiseKernels.KeepWherePositive<float>(hiddenGrads, new ReadOnlySpan<float>((float*)memory.Activations[k] + (long)i * block + hiddenOffset, rowBlock),
-                    new Span<float>(preGrad, rowBlock));
-                if (k > 0)
-                    ChainProducts.Rows(preGrad, hidden, rows, (float*)memory.Weights[k], memory.WeightStrides[k], hidden, hidden, null, false, hiddenGradPointer, hidden);
-                else
-                    ChainProducts.Dots(preGrad, rows, hidden, (float*)memory.FirstTransposed, width, null, inputGrad);
-            }
-            float* direct = (float*)memory.GradStates + (long)i * small + widthOffset;
-            for (int j = 0; j < rowSmall; j++)
-                grad[j] = inputGrad[j] + grad[j] * keepState + direct[j];
-        }
-    }
-
     /// <summary>The backward recursion for batch rows [<paramref name="first"/>, <paramref name="first"/> + <paramref name="rows"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BackwardRows<T>(DenoiserChainFunction.ChainShape shape, BackwardMemory memory, int first, int rows)
-        where T : unmanaged, INumber<T>
+    private static void BackwardRows<T, TProducts>(DenoiserChainFunction.ChainShape shape, BackwardMemory memory, int first, int rows)
+        where T : unmanaged, INumber<T> where TProducts : struct, IStepProducts<T>
     {
         int steps = shape.Steps, layers = shape.Layers;
         int batch = memory.Batch, width = memory.Width, hidden = memory.Hidden;
         int block = batch * hidden, rowBlock = rows * hidden, small = batch * width, rowSmall = rows * width;
         long hiddenOffset = (long)first * hidden, widthOffset = (long)first * width;
         T* grad = (T*)memory.Grad + widthOffset;
-        T* outputWeight = (T*)memory.OutputWeight;
         T* hiddenGradPointer = (T*)memory.HiddenGrad + hiddenOffset;
         T* inputGrad = (T*)memory.InputGrad + widthOffset;
         var hiddenGrads = new Span<T>(hiddenGradPointer, rowBlock);
@@ -329,7 +312,7 @@ internal static unsafe class DenoiserChainKernel
             T keepState = T.CreateChecked(keepY), keepNoise = T.CreateChecked(keepEps);
             T* outputGrad = (T*)memory.OutputGrads + (long)i * small + widthOffset;
             for (int j = 0; j < rowSmall; j++) outputGrad[j] = grad[j] * keepNoise;
-            CpuBlas.Gemm(false, false, rows, hidden, width, T.One, outputGrad, width, outputWeight, hidden, T.Zero, hiddenGradPointer, hidden);
+            TProducts.OutputGradient(memory, outputGrad, rows, hiddenGradPointer);
             bool residualPending = false;
             for (int k = layers - 1; k >= 0; k--)
             {
@@ -338,10 +321,7 @@ internal static unsafe class DenoiserChainKernel
                 T* preGrad = (T*)memory.PreGrads[k] + (long)i * block + hiddenOffset;
                 ElementwiseKernels.KeepWherePositive<T>(hiddenGrads, new ReadOnlySpan<T>((T*)memory.Activations[k] + (long)i * block + hiddenOffset, rowBlock),
                     new Span<T>(preGrad, rowBlock));
-                if (k > 0)
-                    CpuBlas.Gemm(false, false, rows, hidden, hidden, T.One, preGrad, hidden, (T*)memory.Weights[k], memory.WeightStrides[k], T.Zero, hiddenGradPointer, hidden);
-                else
-                    CpuBlas.Gemm(false, false, rows, width, hidden, T.One, preGrad, hidden, (T*)memory.Weights[0], memory.WeightStrides[0], T.Zero, inputGrad, width);
+                TProducts.LayerGradient(memory, k, preGrad, rows, k > 0 ? hiddenGradPointer : inputGrad);
             }
             // y_{t−1} = KeepY·y_t + KeepEps·ε̂(y_t), and y_t may also be read directly by the loss.
             T* direct = (T*)memory.GradStates + (long)i * small + widthOffset;
