@@ -207,9 +207,9 @@ public class PreparedChainTests
         var results = new List<(float[] States, float[] YTGrad, float[] ContextGrad, Dictionary<string, double[]> Gradients)>();
         bool previous = DenoiserChainFunction.UseKernel, previousHand = DenoiserChainKernel.HandProducts;
         DenoiserChainKernel.HandProducts = handProducts;
-        Assert.Equal(handProducts && hidden % ChainProducts.Columns == 0 && Vector512.IsHardwareAccelerated, DenoiserChainKernel.UsesHandProducts<float>(hidden, width));
         try
         {
+            Assert.Equal(handProducts && hidden % ChainProducts.Columns == 0 && Vector512.IsHardwareAccelerated, DenoiserChainKernel.UsesHandProducts<float>(hidden, width));
             WithTwoThreads(() =>
             {
                 foreach (bool useKernel in new[] { true, false })
