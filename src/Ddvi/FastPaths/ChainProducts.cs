@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Ddvi.FastPaths;
 
@@ -21,35 +22,36 @@ internal static unsafe class ChainProducts
     private const int BlockRows = 8;
 
     /// <summary>
-    /// output[b, c] = act(start[c] + Σ_k x[b, k] · w[k, c]) for b &lt; <paramref name="rows"/>, c &lt; <paramref name="n"/>,
-    /// k &lt; <paramref name="k"/>: act is ReLU when <paramref name="relu"/>, else the identity; a null
-    /// <paramref name="start"/> starts at zero. <paramref name="lda"/>, <paramref name="ldw"/> and <paramref name="ldo"/>
-    /// are the row strides of x, w and output.
+    /// output[b, c] = act(start_b[c] + Σ_k x[b, k] · w[k, c]) for b &lt; <paramref name="rows"/>, c &lt; <paramref name="n"/>,
+    /// k &lt; <paramref name="k"/>: act is ReLU when <paramref name="relu"/>, else the identity; start_b is
+    /// <paramref name="start"/>'s row b (<see cref="Starts"/>: none, one shared row, a row each, or rows picked by index).
+    /// <paramref name="lda"/>, <paramref name="ldw"/> and <paramref name="ldo"/> are the row strides of x, w and output.
+    /// The starts may be the output itself: each block reads its starts before it stores.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Rows(float* x, int lda, int rows, float* w, int ldw, int n, int k, float* start, bool relu, float* output, int ldo)
+    public static void Rows(float* x, int lda, int rows, float* w, int ldw, int n, int k, Starts start, bool relu, float* output, int ldo)
     {
         int r = 0;
         for (; r + BlockRows <= rows; r += BlockRows)
             for (int c = 0; c < n; c += Columns)
-                Block(x + (long)r * lda, lda, w + c, ldw, start is null ? null : start + c, relu, output + (long)r * ldo + c, ldo, k);
+                Block(x + (long)r * lda, lda, w + c, ldw, start.From(r), c, relu, output + (long)r * ldo + c, ldo, k);
         for (; r < rows; r++)
             for (int c = 0; c < n; c += Columns)
-                Single(x + (long)r * lda, w + c, ldw, start is null ? null : start + c, relu, output + (long)r * ldo + c, k);
+                Single(x + (long)r * lda, w + c, ldw, start.IsNone ? null : start.Row(r) + c, relu, output + (long)r * ldo + c, k);
     }
 
     /// <summary>
-    /// output[b, c] = act(start[b, c] + Σ_j x[b, j] · w[j, c]) for a narrow x (<paramref name="width"/> columns):
-    /// <paramref name="startStride"/> is start's row stride, 0 for one row shared by every b; a null start is zero.
-    /// w is <c>[width, hidden]</c> and output <c>[rows, hidden]</c>, both contiguous.
+    /// output[b, c] = act(start_b[c] + Σ_j x[b, j] · w[j, c]) for a narrow x (<paramref name="width"/> columns), start_b
+    /// <paramref name="start"/>'s row b (see <see cref="Rows"/>). w is <c>[width, hidden]</c> and output
+    /// <c>[rows, hidden]</c>, both contiguous.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Narrow(float* x, int width, int rows, float* w, int hidden, float* start, int startStride, float* output, bool relu = true)
+    public static void Narrow(float* x, int width, int rows, float* w, int hidden, Starts start, float* output, bool relu = true)
     {
         for (int b = 0; b < rows; b++)
         {
             float* xb = x + (long)b * width, ob = output + (long)b * hidden;
-            float* sb = start is null ? null : start + (long)b * startStride;
+            float* sb = start.IsNone ? null : start.Row(b);
             for (int c = 0; c < hidden; c += Vector512<float>.Count)
             {
                 var acc = sb is null ? Vector512<float>.Zero : Vector512.Load(sb + c);
@@ -85,12 +87,25 @@ internal static unsafe class ChainProducts
     }
 
     // Eight rows × 32 columns: 16 accumulators, two weight vectors and one broadcast input per k.
-    private static void Block(float* x0, int lda, float* w, int ldw, float* start, bool relu, float* o, int ldo, int k)
+    private static void Block(float* x0, int lda, float* w, int ldw, Starts start, int column, bool relu, float* o, int ldo, int k)
     {
-        Vector512<float> low = start is null ? Vector512<float>.Zero : Vector512.Load(start);
-        Vector512<float> high = start is null ? Vector512<float>.Zero : Vector512.Load(start + 16);
-        Vector512<float> a0 = low, a1 = low, a2 = low, a3 = low, a4 = low, a5 = low, a6 = low, a7 = low;
-        Vector512<float> b0 = high, b1 = high, b2 = high, b3 = high, b4 = high, b5 = high, b6 = high, b7 = high;
+        Vector512<float> a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7;
+        if (start.IsNone)
+        {
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = Vector512<float>.Zero;
+            b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = Vector512<float>.Zero;
+        }
+        else
+        {
+            float* s = start.Row(0) + column; a0 = Vector512.Load(s); b0 = Vector512.Load(s + 16);
+            s = start.Row(1) + column; a1 = Vector512.Load(s); b1 = Vector512.Load(s + 16);
+            s = start.Row(2) + column; a2 = Vector512.Load(s); b2 = Vector512.Load(s + 16);
+            s = start.Row(3) + column; a3 = Vector512.Load(s); b3 = Vector512.Load(s + 16);
+            s = start.Row(4) + column; a4 = Vector512.Load(s); b4 = Vector512.Load(s + 16);
+            s = start.Row(5) + column; a5 = Vector512.Load(s); b5 = Vector512.Load(s + 16);
+            s = start.Row(6) + column; a6 = Vector512.Load(s); b6 = Vector512.Load(s + 16);
+            s = start.Row(7) + column; a7 = Vector512.Load(s); b7 = Vector512.Load(s + 16);
+        }
         float* x1 = x0 + lda, x2 = x1 + lda, x3 = x2 + lda, x4 = x3 + lda, x5 = x4 + lda, x6 = x5 + lda, x7 = x6 + lda;
         for (int c = 0; c < k; c++)
         {
@@ -147,4 +162,83 @@ internal static unsafe class ChainProducts
         low.Store(o);
         high.Store(o + 16);
     }
+    /// <summary>
+    /// destination[j, i] = source[i, j] for a row-major <c>[rows, columns]</c> source: 8 × 8 tiles transposed in AVX
+    /// registers where both counts allow (every tile of a hidden layer's weight), single values elsewhere.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Transpose(float* source, int rows, int columns, float* destination)
+    {
+        const int tile = 8;
+        int fullRows = Avx.IsSupported ? rows / tile * tile : 0, fullColumns = Avx.IsSupported ? columns / tile * tile : 0;
+        for (int i = 0; i < fullRows; i += tile)
+            for (int j = 0; j < fullColumns; j += tile)
+                TransposeTile(source + (long)i * columns + j, columns, destination + (long)j * rows + i, rows);
+        for (int i = 0; i < rows; i++)
+            for (int j = i < fullRows ? fullColumns : 0; j < columns; j++)
+                destination[(long)j * rows + i] = source[(long)i * columns + j];
+    }
+
+    // The usual eight-register transpose: pairs interleaved, then 64-bit pairs, then 128-bit halves.
+    private static void TransposeTile(float* source, int sourceStride, float* destination, int destinationStride)
+    {
+        var r0 = Avx.LoadVector256(source);
+        var r1 = Avx.LoadVector256(source + sourceStride);
+        var r2 = Avx.LoadVector256(source + 2 * sourceStride);
+        var r3 = Avx.LoadVector256(source + 3 * sourceStride);
+        var r4 = Avx.LoadVector256(source + 4 * sourceStride);
+        var r5 = Avx.LoadVector256(source + 5 * sourceStride);
+        var r6 = Avx.LoadVector256(source + 6 * sourceStride);
+        var r7 = Avx.LoadVector256(source + 7 * sourceStride);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(destination, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(destination + destinationStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(destination + 2 * destinationStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(destination + 3 * destinationStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(destination + 4 * destinationStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(destination + 5 * destinationStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(destination + 6 * destinationStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(destination + 7 * destinationStride, Avx.Permute2x128(u3, u7, 0x31));
+    }
+}
+
+/// <summary>
+/// Where each output row's accumulators start in <see cref="ChainProducts.Rows"/> and <see cref="ChainProducts.Narrow"/>:
+/// row b at <c>origin + i_b · stride</c>, with i_b = b, or <c>index[b]</c> when an index is given (rows of a table picked
+/// per row, such as each row's time embedding); a zero stride shares one row, a null origin starts at zero.
+/// </summary>
+internal readonly unsafe struct Starts
+{
+    private readonly float* origin;
+    private readonly int stride;
+    private readonly int* index;
+
+    public Starts(float* origin, int stride, int* index = null)
+    {
+        this.origin = origin;
+        this.stride = stride;
+        this.index = index;
+    }
+
+    /// <summary>Accumulators start at zero.</summary>
+    public static Starts None => default;
+
+    /// <summary>Every row starts from the same <paramref name="row"/>.</summary>
+    public static Starts Shared(float* row) => new(row, 0);
+
+    public bool IsNone => origin is null;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float* Row(int b) => origin + (long)(index is null ? b : index[b]) * stride;
+
+    /// <summary>The same starts seen from row <paramref name="b"/> on.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Starts From(int b) => index is null ? new(origin + (long)b * stride, stride) : new(origin, stride, index + b);
 }

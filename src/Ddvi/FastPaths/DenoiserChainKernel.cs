@@ -188,20 +188,20 @@ internal static unsafe class DenoiserChainKernel
         public static void Layer(ForwardMemory memory, int k, float* input, int inputWidth, int rows, float* table, bool perRow, float* activation)
         {
             int hidden = memory.Hidden;
-            if (k == 0) ChainProducts.Narrow(input, inputWidth, rows, (float*)memory.Transposed![0], hidden, table, perRow ? hidden : 0, activation);
-            else ChainProducts.Rows(input, inputWidth, rows, (float*)memory.Transposed![k], hidden, hidden, inputWidth, table, true, activation, hidden);
+            if (k == 0) ChainProducts.Narrow(input, inputWidth, rows, (float*)memory.Transposed![0], hidden, perRow ? new Starts(table, hidden) : Starts.Shared(table), activation);
+            else ChainProducts.Rows(input, inputWidth, rows, (float*)memory.Transposed![k], hidden, hidden, inputWidth, Starts.Shared(table), true, activation, hidden);
         }
 
         public static void Output(ForwardMemory memory, float* input, int rows, float* noise) =>
             ChainProducts.Dots(input, rows, memory.Hidden, (float*)memory.OutputWeight, memory.Width, (float*)memory.OutputBias, noise);
 
         public static void OutputGradient(BackwardMemory memory, float* outputGrad, int rows, float* hiddenGrad) =>
-            ChainProducts.Narrow(outputGrad, memory.Width, rows, (float*)memory.OutputWeight, memory.Hidden, null, 0, hiddenGrad, relu: false);
+            ChainProducts.Narrow(outputGrad, memory.Width, rows, (float*)memory.OutputWeight, memory.Hidden, Starts.None, hiddenGrad, relu: false);
 
         public static void LayerGradient(BackwardMemory memory, int k, float* preGrad, int rows, float* gradient)
         {
             int hidden = memory.Hidden;
-            if (k > 0) ChainProducts.Rows(preGrad, hidden, rows, (float*)memory.Weights[k], memory.WeightStrides[k], hidden, hidden, null, false, gradient, hidden);
+            if (k > 0) ChainProducts.Rows(preGrad, hidden, rows, (float*)memory.Weights[k], memory.WeightStrides[k], hidden, hidden, Starts.None, false, gradient, hidden);
             else ChainProducts.Dots(preGrad, rows, hidden, (float*)memory.FirstTransposed, memory.Width, null, gradient);
         }
     }

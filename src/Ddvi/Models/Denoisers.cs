@@ -1,3 +1,4 @@
+using Ddvi.FastPaths;
 using Ddvi.Runtime;
 using Ddvi.Diffusion;
 using TorchSharp;
@@ -39,11 +40,17 @@ static class TimeConditionedLayers
         return (layers, embeddings);
     }
 
-    /// <summary>Checks t and returns the embedding rows it reads: row = t − 1.</summary>
-    public static Tensor Rows(Tensor t, long batch, int steps, string owner) // [B] → [B]
+    /// <summary>Checks t's type and shape (an int64 vector of one timestep per row).</summary>
+    public static void CheckTimesteps(Tensor t, long batch, string owner)
     {
         if (t.dtype != ScalarType.Int64 || t.dim() != 1 || t.shape[0] != batch)
             throw new ArgumentException($"{owner}: timesteps t must be an int64 vector [{batch}], got {t.dtype} [{string.Join(", ", t.shape)}].", nameof(t));
+    }
+
+    /// <summary>Checks t and returns the embedding rows it reads: row = t − 1.</summary>
+    public static Tensor Rows(Tensor t, long batch, int steps, string owner) // [B] → [B]
+    {
+        CheckTimesteps(t, batch, owner);
         // Range checked only on the CPU, where reading min/max costs no device sync.
         if (t.device_type == DeviceType.CPU && batch > 0)
         {
@@ -53,6 +60,30 @@ static class TimeConditionedLayers
                 throw new ArgumentOutOfRangeException(nameof(t), $"{owner}: timesteps must lie in 1..{steps}, got values in {min}..{max}.");
         }
         return t - Scalars.Of(1);
+    }
+
+    /// <summary>
+    /// The network's forward pass on <paramref name="input"/> (the first layer's input, <c>[B, in]</c>) as one autograd
+    /// operation (<see cref="DenoiserStepFunction"/>) where it applies: float32 on the CPU with AVX-512, hidden widths a
+    /// multiple of 32, narrow inputs and outputs; null elsewhere, where the layers run as module operations. Both compute
+    /// the same function with the same gradients; t's type and shape are checked by the caller, its range here.
+    /// </summary>
+    public static Tensor? AsOneOperation(ModuleList<Linear> layers, ModuleList<Embedding> embeddings, Linear output, Tensor input, Tensor t,
+        int residualFrom, int residualTo, int steps, string owner)
+    {
+        int count = layers.Count;
+        var weights = new Tensor[count];
+        var biases = new Tensor[count];
+        var tables = new Tensor[count];
+        for (int k = 0; k < count; k++)
+        {
+            weights[k] = layers[k].weight!;
+            biases[k] = layers[k].bias!;
+            tables[k] = embeddings[k].weight!;
+        }
+        if (!DenoiserStepFunction.Supports(input, t, weights, biases, tables, output.weight!, output.bias!)) return null;
+        var network = new DenoiserStepFunction.Network(count, residualFrom, residualTo, steps);
+        return DenoiserStepFunction.Run(network, input, t, weights, biases, tables, output.weight!, output.bias!, owner);
     }
 
     public static Tensor Hidden(Linear layer, Embedding embedding, Tensor h, Tensor rows) // [B, in], [B] → [B, hidden]
@@ -163,6 +194,9 @@ public sealed class TimeConditionedMlp : Module<Tensor, Tensor, Tensor>, ITimeCo
     public override Tensor forward(Tensor y, Tensor t)
     {
         TimeConditionedLayers.CheckInput(y, DataDim, nameof(y), nameof(TimeConditionedMlp));
+        TimeConditionedLayers.CheckTimesteps(t, y.shape[0], nameof(TimeConditionedMlp));
+        if (TimeConditionedLayers.AsOneOperation(layers, timeEmbeddings, output, y, t, -1, -1, Steps, nameof(TimeConditionedMlp)) is { } fast)
+            return fast;
         using var scope = NewDisposeScope();
         var rows = TimeConditionedLayers.Rows(t, y.shape[0], Steps, nameof(TimeConditionedMlp));
         var h = y;
@@ -232,9 +266,13 @@ public sealed class ConditionalDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         TimeConditionedLayers.CheckInput(context, ContextDim, nameof(context), nameof(ConditionalDenoiser));
         if (context.shape[0] != y.shape[0])
             throw new ArgumentException($"ConditionalDenoiser: context has {context.shape[0]} rows but y has {y.shape[0]}.", nameof(context));
+        TimeConditionedLayers.CheckTimesteps(t, y.shape[0], nameof(ConditionalDenoiser));
         using var scope = NewDisposeScope();
+        var input = cat([y, context], 1);
+        if (TimeConditionedLayers.AsOneOperation(layers, timeEmbeddings, output, input, t, ResidualFrom, ResidualTo, Steps, nameof(ConditionalDenoiser)) is { } fast)
+            return fast.MoveToOuterDisposeScope();
         var rows = TimeConditionedLayers.Rows(t, y.shape[0], Steps, nameof(ConditionalDenoiser));
-        var h = cat([y, context], 1);
+        var h = input;
         Tensor? residual = null;
         for (int k = 0; k < layers.Count; k++)
         {

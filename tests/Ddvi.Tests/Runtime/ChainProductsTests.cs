@@ -20,33 +20,56 @@ public unsafe class ChainProductsTests
 
     /// <summary>
     /// Rows: 8-row blocks and the rows after them (19 = 2 × 8 + 3), two 32-column blocks, a weight read with a row stride
-    /// wider than its columns, each start (a table row, none) and each activation (ReLU that keeps a NaN, identity).
+    /// wider than its columns, each start (none, one table row shared by every row, a row of its own per row, rows of a
+    /// table picked by index, and the output itself holding the per-row starts) and each activation (ReLU that keeps a
+    /// NaN, identity).
     /// </summary>
     [Theory]
-    [InlineData(19, 64, 48, true, true)]
-    [InlineData(19, 64, 48, false, false)]
-    [InlineData(8, 32, 128, true, false)]
-    [InlineData(5, 128, 128, false, true)]
-    public void RowsMatchTheMatrixProduct(int rows, int n, int k, bool withStart, bool relu)
+    [InlineData(19, 64, 48, StartKind.Shared, true)]
+    [InlineData(19, 64, 48, StartKind.None, false)]
+    [InlineData(8, 32, 128, StartKind.Shared, false)]
+    [InlineData(5, 128, 128, StartKind.None, true)]
+    [InlineData(19, 64, 48, StartKind.PerRow, true)]
+    [InlineData(13, 32, 128, StartKind.PerRow, false)]
+    [InlineData(19, 64, 48, StartKind.Indexed, true)]
+    [InlineData(11, 32, 128, StartKind.Indexed, false)]
+    [InlineData(19, 64, 48, StartKind.InPlace, true)]
+    [InlineData(11, 128, 128, StartKind.InPlace, false)]
+    public void RowsMatchTheMatrixProduct(int rows, int n, int k, StartKind startKind, bool relu)
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(3);
         var x = randn([rows, k], generator: generator);
         x[1, 2] = float.NaN;
         var wide = randn([k, n + 16], generator: generator);                                        // row stride n + 16
-        var start = randn([n], generator: generator);
+        var starts = randn([rows, n + 8], generator: generator);                                    // row stride n + 8
         var output = full([rows, n], float.NegativeInfinity);
+        if (startKind == StartKind.InPlace) output.copy_(starts.narrow(1, 0, n));
 
+        // Indexed: row b starts from table row (5 b + 3) mod rows.
+        using var index = arange(rows, dtype: ScalarType.Int32).mul(5).add(3).remainder(rows);
+        var starts0 = startKind switch
+        {
+            StartKind.None => Starts.None,
+            StartKind.Shared => Starts.Shared(TensorMemory.Pointer<float>(starts)),
+            StartKind.PerRow => new Starts(TensorMemory.Pointer<float>(starts), n + 8),
+            StartKind.Indexed => new Starts(TensorMemory.Pointer<float>(starts), n + 8, TensorMemory.Pointer<int>(index)),
+            _ => new Starts(TensorMemory.Pointer<float>(output), n),
+        };
         ChainProducts.Rows(TensorMemory.Pointer<float>(x), k, rows, TensorMemory.Pointer<float>(wide), n + 16, n, k,
-            withStart ? TensorMemory.Pointer<float>(start) : null, relu, TensorMemory.Pointer<float>(output), n);
+            starts0, relu, TensorMemory.Pointer<float>(output), n);
 
         var expected = x.matmul(wide.narrow(1, 0, n));
-        if (withStart) expected = expected + start;
+        if (startKind == StartKind.Shared) expected = expected + starts[0].narrow(0, 0, n);
+        else if (startKind == StartKind.Indexed) expected = expected + starts.narrow(1, 0, n).index_select(0, index.to(ScalarType.Int64));
+        else if (startKind != StartKind.None) expected = expected + starts.narrow(1, 0, n);
         if (relu) expected = nn.functional.relu(expected);
         Assert.True(output[1].isnan().all().item<bool>());                                          // the NaN row stays NaN
         var finite = cat([expected[..1], expected[2..]]);
         Close(finite, cat([output[..1], output[2..]]));
     }
+
+    public enum StartKind { None, Shared, PerRow, Indexed, InPlace }
 
     /// <summary>Narrow: a per-row start, one shared start row (stride 0), none; widths 1, 2 and 3.</summary>
     [Theory]
@@ -65,7 +88,7 @@ public unsafe class ChainProductsTests
         {
             var output = empty([rows, hidden]);
             ChainProducts.Narrow(TensorMemory.Pointer<float>(x), width, rows, TensorMemory.Pointer<float>(w), hidden,
-                startStride < 0 ? null : TensorMemory.Pointer<float>(start), startStride < 0 ? 0 : startStride * hidden,
+                startStride < 0 ? Starts.None : new Starts(TensorMemory.Pointer<float>(start), startStride * hidden),
                 TensorMemory.Pointer<float>(output), relu);
             var expected = x.matmul(w);
             if (startStride == 1) expected = expected + start;
@@ -96,5 +119,20 @@ public unsafe class ChainProductsTests
             var expected = x.matmul(w.t());
             Close(withBias ? expected + bias : expected, output);
         }
+    }
+
+    /// <summary>Transpose: whole 8 × 8 tiles, ragged edges on either side, a narrow matrix (a first layer's weight).</summary>
+    [Theory]
+    [InlineData(128, 128)]
+    [InlineData(19, 13)]
+    [InlineData(128, 2)]
+    [InlineData(3, 40)]
+    public void TransposeMatchesLibtorch(int rows, int columns)
+    {
+        using var scope = NewDisposeScope();
+        var source = randn([rows, columns], generator: new Generator(9));
+        var destination = full([columns, rows], float.NaN);
+        ChainProducts.Transpose(TensorMemory.Pointer<float>(source), rows, columns, TensorMemory.Pointer<float>(destination));
+        Assert.True(destination.equal(source.t().contiguous()).all().item<bool>());
     }
 }
