@@ -73,9 +73,11 @@ internal static unsafe class DenoiserChainKernel
     /// thread runs all T steps on its own rows with single-threaded products (MKL does not nest inside a parallel region),
     /// with no hand-over between the ≈ 6 products of each step, and the element-wise passes run on both cores.
     /// </summary>
-    internal static (int Chunks, int RowsPerChunk) SplitRows(int batch)
+    /// <param name="batch">The rows.</param>
+    /// <param name="minimumRows">The fewest rows a thread takes (16 for a chain: below that a product is too small to be
+    /// worth a thread of its own).</param>
+    internal static (int Chunks, int RowsPerChunk) SplitRows(int batch, int minimumRows = 16)
     {
-        const int minimumRows = 16; // below this a product is too small to be worth a thread of its own
         int threads = OpenMpTeam.IsAvailable ? Math.Max(1, get_num_threads()) : 1;
         int chunks = Math.Clamp(batch / minimumRows, 1, threads);
         int rows = (batch + chunks - 1) / chunks;

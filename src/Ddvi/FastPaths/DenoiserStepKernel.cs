@@ -15,10 +15,19 @@ namespace Ddvi.FastPaths;
 /// <remarks>
 /// Float32, contiguous CPU tensors, hidden widths a multiple of <see cref="ChainProducts.Columns"/>, inputs and outputs at
 /// most <see cref="DenoiserChainKernel.MaxNarrowWidth"/> wide, AVX-512 present (<see cref="Supports"/>). Rows are split
-/// between the OpenMP team's threads as the chain kernel splits them (<see cref="DenoiserChainKernel.SplitRows"/>).
+/// between the OpenMP team's threads as the chain kernel splits them (<see cref="DenoiserChainKernel.SplitRows"/>), at
+/// least <see cref="MinimumRowsPerThread"/> to a thread.
 /// </remarks>
 internal static unsafe class DenoiserStepKernel
 {
+    /// <summary>
+    /// The fewest rows worth a thread of their own: below it the rows stay on one thread. One call is small (0.04 GFLOP
+    /// forward and backward at the paper's batch of 128), and handing half of it to a second thread cost more than it
+    /// saved: DDVI's stage-1 step at batch 128 took 0.67–0.68 ms on one thread against 0.73–0.74 ms split in two
+    /// (two-thread team, alternated in one process). On one thread the weight gradients are the blocks' products too.
+    /// </summary>
+    internal static int MinimumRowsPerThread { get; set; } = 128;
+
     /// <summary>What the forward pass keeps for the backward pass.</summary>
     /// <param name="Output">ε̂ <c>[B, d]</c>.</param>
     /// <param name="Activations">Each hidden layer's ReLU output <c>[B, hidden]</c>.</param>
@@ -72,7 +81,7 @@ internal static unsafe class DenoiserStepKernel
         var residualSum = network.ResidualTo >= 0 ? empty([batch, hidden], ScalarType.Float32) : null;
         // The blocks read each weight as [in, out] rows: W_0ᵀ [in, hidden] here, W_kᵀ [hidden, hidden] in each thread.
         var firstTransposed = empty([width, hidden], ScalarType.Float32);
-        var (chunks, rows) = DenoiserChainKernel.SplitRows(batch);
+        var (chunks, rows) = DenoiserChainKernel.SplitRows(batch, MinimumRowsPerThread);
         using var hiddenTransposed = layers > 1 ? empty([chunks, layers - 1, hidden, hidden], ScalarType.Float32) : null;
         ChainProducts.Transpose(TensorMemory.Pointer<float>(weights[0]), hidden, width, TensorMemory.Pointer<float>(firstTransposed));
         // Each row's accumulators start from b_k + e_k[t − 1]: the sums for every t, and each row's index into them.
@@ -173,14 +182,18 @@ internal static unsafe class DenoiserStepKernel
             forward.Activations.Select(a => (nint)TensorMemory.Pointer<float>(a)).ToArray(), preGrads.Select(g => (nint)TensorMemory.Pointer<float>(g)).ToArray(),
             (nint)TensorMemory.Pointer<float>(hiddenGrad), residualGrad is null ? 0 : (nint)TensorMemory.Pointer<float>(residualGrad),
             (nint)TensorMemory.Pointer<float>(inputGrad), width, hidden, outputWidth);
-        var (chunks, rows) = DenoiserChainKernel.SplitRows(batch);
+        var (chunks, rows) = DenoiserChainKernel.SplitRows(batch, MinimumRowsPerThread);
         OpenMpTeam.For(chunks, chunks, chunk =>
         {
             int first = (int)chunk * rows;
             BackwardRows(network, memory, first, Math.Min(batch, first + rows) - first);
         });
 
-        // Sums over the batch: ∂W_k = δ_kᵀ · (layer k's input), ∂b_k = Σ_b δ_k[b], ∂e_k[t − 1] = Σ_{b at t} δ_k[b].
+        // Sums over the batch: ∂W_k = δ_kᵀ · (layer k's input), ∂b_k = Σ_b δ_k[b], ∂e_k[t − 1] = Σ_{b at t} δ_k[b]. On one
+        // thread the products are the blocks' too; with the rows split, MKL's (threaded over both cores).
+        bool ownProducts = chunks == 1;
+        using var scratch = ownProducts ? empty([Math.Max(hidden, Math.Max(width, outputWidth)) * (long)batch + (long)width * hidden], ScalarType.Float32) : null;
+        float* scratchPointer = ownProducts ? TensorMemory.Pointer<float>(scratch!) : null;
         var weightGrads = new Tensor[layers];
         var biasGrads = new Tensor[layers];
         var tableGrads = new Tensor[layers];
@@ -190,8 +203,8 @@ internal static unsafe class DenoiserStepKernel
             var layerInput = k == 0 ? input : k - 1 == network.ResidualTo ? forward.ResidualSum! : forward.Activations[k - 1];
             int inputWidth = k == 0 ? width : hidden;
             weightGrads[k] = empty([hidden, inputWidth], ScalarType.Float32);
-            CpuBlas.Gemm(true, false, hidden, inputWidth, batch, 1f, TensorMemory.Pointer<float>(preGrads[k]), hidden,
-                TensorMemory.Pointer<float>(layerInput), inputWidth, 0f, TensorMemory.Pointer<float>(weightGrads[k]), inputWidth);
+            WeightGradient(TensorMemory.Pointer<float>(preGrads[k]), hidden, TensorMemory.Pointer<float>(layerInput), inputWidth, batch,
+                TensorMemory.Pointer<float>(weightGrads[k]), scratchPointer);
             tableGrads[k] = zeros([network.Steps, hidden], ScalarType.Float32);
             biasGrads[k] = zeros([hidden], ScalarType.Float32);
             float* table = TensorMemory.Pointer<float>(tableGrads[k]), preGrad = TensorMemory.Pointer<float>(preGrads[k]);
@@ -204,8 +217,8 @@ internal static unsafe class DenoiserStepKernel
         }
         var lastInput = layers - 1 == network.ResidualTo ? forward.ResidualSum! : forward.Activations[layers - 1];
         var outputWeightGrad = empty([outputWidth, hidden], ScalarType.Float32);
-        CpuBlas.Gemm(true, false, outputWidth, hidden, batch, 1f, TensorMemory.Pointer<float>(outputGrad), outputWidth,
-            TensorMemory.Pointer<float>(lastInput), hidden, 0f, TensorMemory.Pointer<float>(outputWeightGrad), hidden);
+        WeightGradient(TensorMemory.Pointer<float>(outputGrad), outputWidth, TensorMemory.Pointer<float>(lastInput), hidden, batch,
+            TensorMemory.Pointer<float>(outputWeightGrad), scratchPointer);
         var outputBiasGrad = zeros([outputWidth], ScalarType.Float32);
         float* outputBiasSum = TensorMemory.Pointer<float>(outputBiasGrad), gradRows = TensorMemory.Pointer<float>(outputGrad);
         for (int b = 0; b < batch; b++)
@@ -240,6 +253,30 @@ internal static unsafe class DenoiserStepKernel
             if (k > 0) ChainProducts.Rows(preGrad, hidden, rows, (float*)memory.Weights[k], hidden, hidden, hidden, Starts.None, false, hiddenGradPointer, hidden);
             else ChainProducts.Dots(preGrad, rows, hidden, (float*)memory.FirstTransposed, width, null, (float*)memory.InputGrad + (long)first * width);
         }
+    }
+
+    /// <summary>
+    /// destination <c>[out, in]</c> = δᵀ · x for δ <c>[B, out]</c> and x <c>[B, in]</c>: with <paramref name="scratch"/>
+    /// (room for max(out, in) × B + in × out values) as the blocks' product over the batch on a transposed operand, δᵀ
+    /// when <c>in</c> is a multiple of the blocks' width, else xᵀ (giving the transposed result, transposed back); without,
+    /// or when neither width fits the blocks, MKL's.
+    /// </summary>
+    private static void WeightGradient(float* delta, int outputs, float* x, int inputs, int batch, float* destination, float* scratch)
+    {
+        if (scratch is not null && inputs % ChainProducts.Columns == 0)
+        {
+            ChainProducts.Transpose(delta, batch, outputs, scratch);                                 // δᵀ [out, B]
+            ChainProducts.Rows(scratch, batch, outputs, x, inputs, inputs, batch, Starts.None, false, destination, inputs);
+        }
+        else if (scratch is not null && outputs % ChainProducts.Columns == 0)
+        {
+            float* transposedResult = scratch + (long)inputs * batch;
+            ChainProducts.Transpose(x, batch, inputs, scratch);                                      // xᵀ [in, B]
+            ChainProducts.Rows(scratch, batch, inputs, delta, outputs, outputs, batch, Starts.None, false, transposedResult, outputs);
+            ChainProducts.Transpose(transposedResult, inputs, outputs, destination);
+        }
+        else
+            CpuBlas.Gemm(true, false, outputs, inputs, batch, 1f, delta, outputs, x, inputs, 0f, destination, inputs);
     }
 
     /// <summary>target[c] += values[c] for c &lt; <paramref name="count"/>, a multiple of 16.</summary>

@@ -36,14 +36,22 @@ public class DenoiserStepTests
         return t;
     }
 
+    /// <summary>
+    /// Both denoisers, several widths and depths, batches of 1 to 130 rows: on one thread (the weight gradients as the
+    /// blocks' products) and split between two (<paramref name="split"/>: at least 16 rows a thread, 37 rows as 19 + 18,
+    /// the weight gradients as MKL's).
+    /// </summary>
     [Theory]
-    [InlineData(false, 128, 4, 37)]
-    [InlineData(true, 128, 4, 37)]
-    [InlineData(false, 64, 1, 5)]
-    [InlineData(true, 64, 3, 1)]
-    [InlineData(false, 32, 2, 128)]
-    [InlineData(true, 32, 5, 24)]
-    public void StepKernelMatchesTheModulesInFloat32(bool conditioned, int hidden, int layers, int batch)
+    [InlineData(false, 128, 4, 37, false)]
+    [InlineData(true, 128, 4, 37, false)]
+    [InlineData(false, 128, 4, 37, true)]
+    [InlineData(true, 128, 4, 37, true)]
+    [InlineData(false, 64, 1, 5, false)]
+    [InlineData(true, 64, 3, 1, false)]
+    [InlineData(false, 32, 2, 128, true)]
+    [InlineData(true, 32, 5, 24, false)]
+    [InlineData(true, 64, 4, 130, false)]
+    public void StepKernelMatchesTheModulesInFloat32(bool conditioned, int hidden, int layers, int batch, bool split)
     {
         manual_seed(21);
         using var posterior = new ConditionalDenoiser(Steps, dataDim: 2, contextDim: 3, hidden: hidden, hiddenLayers: Math.Max(layers, 3));
@@ -57,10 +65,12 @@ public class DenoiserStepTests
 
         var results = new List<(float[] Output, float[] YGrad, float[] ContextGrad, Dictionary<string, double[]> Gradients)>();
         bool previous = DenoiserStepFunction.UseKernel;
-        int threadsBefore = get_num_threads();
+        int threadsBefore = get_num_threads(), minimumRowsBefore = DenoiserStepKernel.MinimumRowsPerThread;
         set_num_threads(2);
+        DenoiserStepKernel.MinimumRowsPerThread = split ? 16 : minimumRowsBefore;
         try
         {
+            if (OpenMpTeam.IsAvailable && split) Assert.Equal(2, DenoiserChainKernel.SplitRows(batch, DenoiserStepKernel.MinimumRowsPerThread).Chunks);
             foreach (bool useKernel in new[] { true, false })
             {
                 DenoiserStepFunction.UseKernel = useKernel;
@@ -88,6 +98,7 @@ public class DenoiserStepTests
         finally
         {
             DenoiserStepFunction.UseKernel = previous;
+            DenoiserStepKernel.MinimumRowsPerThread = minimumRowsBefore;
             set_num_threads(threadsBefore);
         }
 
